@@ -1,0 +1,28 @@
+# Three AZs, private subnets for nodes, public subnets for load balancers and a
+# single NAT gateway (the cheapest layout; see README.md for its cost).
+
+module "vpc" {
+  source  = "terraform-aws-modules/vpc/aws"
+  version = "~> 6.6"
+
+  name = local.name
+  cidr = var.vpc_cidr
+  azs  = local.azs
+
+  private_subnets = [for i, _ in local.azs : cidrsubnet(var.vpc_cidr, 4, i)]
+  public_subnets  = [for i, _ in local.azs : cidrsubnet(var.vpc_cidr, 8, i + 48)]
+
+  enable_nat_gateway = true
+  single_nat_gateway = true
+
+  enable_dns_hostnames = true
+  enable_dns_support   = true
+
+  public_subnet_tags = {
+    "kubernetes.io/role/elb" = 1
+  }
+
+  private_subnet_tags = merge(local.discovery_tags, {
+    "kubernetes.io/role/internal-elb" = 1
+  })
+}
