@@ -4,7 +4,8 @@
 
 module "karpenter" {
   source  = "terraform-aws-modules/eks/aws//modules/karpenter"
-  version = "~> 21.19"
+  version = "21.19.0"
+  #checkov:skip=CKV_TF_1:A Terraform Registry module pinned to an exact release; registry releases are immutable, and a git commit source would bypass the registry.
 
   cluster_name = module.eks.cluster_name
 

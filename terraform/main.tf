@@ -10,12 +10,13 @@ data "aws_iam_session_context" "current" {
   arn = data.aws_caller_identity.current.arn
 }
 
+# Three named zones, so the set never silently grows when AWS adds a zone.
 data "aws_availability_zones" "available" {
   state = "available"
 
   filter {
-    name   = "opt-in-status"
-    values = ["opt-in-not-required"]
+    name   = "zone-name"
+    values = [for suffix in var.availability_zone_suffixes : "${var.region}${suffix}"]
   }
 }
 
@@ -24,7 +25,7 @@ locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
   region     = data.aws_region.current.region
-  azs        = slice(data.aws_availability_zones.available.names, 0, 3)
+  azs        = data.aws_availability_zones.available.names
 
   # An access entry needs the role ARN, never an assumed-role session ARN.
   operator_role_arn = (

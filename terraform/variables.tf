@@ -38,6 +38,17 @@ variable "kubernetes_version" {
   default     = "1.34"
 }
 
+variable "availability_zone_suffixes" {
+  description = "The three availability zones of the VPC, as suffixes of the region name."
+  type        = list(string)
+  default     = ["a", "b", "c"]
+
+  validation {
+    condition     = length(var.availability_zone_suffixes) == 3
+    error_message = "The platform spans exactly three availability zones."
+  }
+}
+
 variable "vpc_cidr" {
   description = "CIDR of the VPC."
   type        = string
