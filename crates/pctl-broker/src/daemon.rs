@@ -1,0 +1,91 @@
+//! Runs the broker: hardening, socket, timers, signals, shutdown.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::broker::{Broker, LockReason};
+use crate::server::{self, ServeError};
+use crate::{dirs, platform};
+
+/// Where the daemon listens and what it reads.
+pub struct DaemonOptions {
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub audit_log: Option<PathBuf>,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        DaemonOptions {
+            socket: dirs::socket_path(),
+            config: dirs::config_path(),
+            audit_log: Some(dirs::state_dir().join("audit.log")),
+        }
+    }
+}
+
+/// Runs the daemon in the foreground until SIGTERM, SIGINT or `pctl stop`.
+pub fn run(opts: DaemonOptions) -> Result<(), ServeError> {
+    platform::harden_process()
+        .map_err(|e| ServeError::Io("cannot disable core dumps".into(), e))?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let dir = opts
+        .socket
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    server::prepare_dir(&dir)?;
+    let _lock = server::lock_socket(&opts.socket)?;
+    if let Some(log) = &opts.audit_log {
+        if let Some(d) = log.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError::Io("cannot start the async runtime".into(), e))?;
+    rt.block_on(async {
+        let listener = server::bind(&opts.socket)?;
+        tracing::info!(socket = %opts.socket.display(), pid = std::process::id(), version = pctl_protocol::VERSION, "pctl daemon listening");
+        let broker = Arc::new(Broker::new(opts.config.clone(), opts.audit_log.clone()));
+        if let Err(e) = broker.config() {
+            tracing::warn!("starting with a config problem (requests will report it): {e}");
+        }
+        let shutdown = Arc::new(Notify::new());
+        let timer = {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    broker.enforce_limits();
+                }
+            })
+        };
+        {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                    _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+                }
+                shutdown.notify_one();
+            });
+        }
+        server::serve(broker.clone(), listener, shutdown).await;
+        timer.abort();
+        broker.lock(LockReason::Manual);
+        let _ = std::fs::remove_file(&opts.socket);
+        tracing::info!("pctl daemon stopped");
+        Ok(())
+    })
+}

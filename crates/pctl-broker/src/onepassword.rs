@@ -1,0 +1,455 @@
+//! Reads the IAM user's keys, MFA serial, current TOTP and account ID from
+//! 1Password with a single `op item get --format json` call.
+//!
+//! `op` runs with an argv list (no shell), stdin from /dev/null, only the
+//! requesting client's forwarded environment, and a timeout. Its stdout is
+//! read into a buffer that is wiped after parsing; its errors are classified
+//! into actionable messages and never echoed raw.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::io::AsyncReadExt;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::config::OnePasswordConfig;
+use crate::secret::LockedString;
+
+/// What the item holds, in locked memory.
+pub struct ItemSecrets {
+    pub access_key_id: LockedString,
+    pub secret_access_key: LockedString,
+    pub account_id: String,
+    pub mfa: Option<Mfa>,
+}
+
+/// MFA device serial and the code that was current when the item was read.
+pub struct Mfa {
+    pub serial: String,
+    pub code: LockedString,
+}
+
+/// Why 1Password could not be read. Messages are safe to show and log.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum OpError {
+    #[error("`op` (the 1Password CLI) was not found on PATH: install it (https://developer.1password.com/docs/cli/get-started/) or set [onepassword] command in the pctl config")]
+    NotFound,
+    #[error("1Password is not signed in: run `op signin` (or unlock the 1Password desktop app with CLI integration on), then `pctl unlock`")]
+    NotSignedIn,
+    #[error("1Password item '{item}' not found in vault '{vault}': check [onepassword] item in the pctl config (name or ID)")]
+    ItemNotFound { item: String, vault: String },
+    #[error("1Password vault '{0}' not found: check [onepassword] vault in the pctl config (name or ID)")]
+    VaultNotFound(String),
+    #[error("more than one 1Password item matches '{0}': set [onepassword] item to the item's ID (`op item list` shows it)")]
+    Ambiguous(String),
+    #[error("the 1Password authorization prompt was dismissed: run `pctl unlock` and approve it")]
+    Dismissed,
+    #[error("1Password authorization timed out (nobody approved the prompt): run `pctl unlock` and approve it in the 1Password app")]
+    AuthTimeout,
+    #[error("cannot reach the 1Password desktop app: start and unlock it, enable Settings > Developer > Integrate with 1Password CLI, then `pctl unlock`")]
+    DesktopUnreachable,
+    #[error("1Password rate limit reached (service accounts have hourly read limits): wait a few minutes, then `pctl unlock`")]
+    RateLimited,
+    #[error("`op` did not answer within {0}: approve the 1Password prompt if one is open, then `pctl unlock`")]
+    Timeout(String),
+    #[error("`op item get` failed: {0}")]
+    Other(String),
+    #[error("1Password returned output that is not an item (is `op` the 1Password CLI 2.x?)")]
+    Malformed,
+    #[error("field '{field}' missing in 1Password item '{item}': add it, or set [onepassword.fields] {key} in the pctl config")]
+    MissingField {
+        field: String,
+        item: String,
+        key: &'static str,
+    },
+    #[error("field '{field}' in 1Password item '{item}' {what}")]
+    BadField {
+        field: String,
+        item: String,
+        what: String,
+    },
+}
+
+impl OpError {
+    /// Whether a retry might help (transient network trouble only; never a
+    /// refusal by the user).
+    pub fn transient(&self) -> bool {
+        matches!(self, OpError::Other(m) if m.contains("timed out") || m.contains("context deadline exceeded"))
+    }
+}
+
+/// Finds the `op` executable on the client's PATH.
+pub fn find_op(
+    cfg: &OnePasswordConfig,
+    env: &BTreeMap<String, String>,
+) -> Result<PathBuf, OpError> {
+    if let Some(cmd) = &cfg.command {
+        return Ok(cmd.clone());
+    }
+    let path = env
+        .get("PATH")
+        .map(String::as_str)
+        .unwrap_or("/usr/local/bin:/usr/bin:/bin");
+    std::env::split_paths(path)
+        .map(|d| d.join("op"))
+        .find(|p| is_executable(p))
+        .ok_or(OpError::NotFound)
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// The argv for one read of the item.
+pub fn op_args(cfg: &OnePasswordConfig) -> Vec<String> {
+    let mut args = vec![
+        "item".to_string(),
+        "get".into(),
+        cfg.item.clone(),
+        "--vault".into(),
+        cfg.vault.clone(),
+        "--format".into(),
+        "json".into(),
+    ];
+    if let Some(a) = &cfg.account {
+        args.push("--account".into());
+        args.push(a.clone());
+    }
+    args
+}
+
+/// Runs `op` once and extracts the secrets.
+pub async fn read_item(
+    cfg: &OnePasswordConfig,
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<ItemSecrets, OpError> {
+    let op = find_op(cfg, env)?;
+    let mut child = tokio::process::Command::new(&op)
+        .args(op_args(cfg))
+        .env_clear()
+        .envs(
+            env.iter()
+                .filter(|(k, _)| pctl_protocol::forwarded_env_name(k)),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => OpError::NotFound,
+            _ => OpError::Other(format!("cannot run {}: {e}", op.display())),
+        })?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let mut out = Zeroizing::new(Vec::with_capacity(16 * 1024));
+    let mut err = Vec::new();
+    let run = async {
+        let mut out_r = (&mut stdout).take(4 * 1024 * 1024);
+        let mut err_r = (&mut stderr).take(64 * 1024);
+        let (a, b) = tokio::join!(out_r.read_to_end(&mut out), err_r.read_to_end(&mut err));
+        a.and(b)?;
+        child.wait().await
+    };
+    let status = match tokio::time::timeout(timeout, run).await {
+        Err(_) => {
+            let _ = child.start_kill();
+            return Err(OpError::Timeout(
+                humantime::format_duration(timeout).to_string(),
+            ));
+        }
+        Ok(Err(e)) => return Err(OpError::Other(format!("reading op output: {e}"))),
+        Ok(Ok(s)) => s,
+    };
+    if !status.success() {
+        let text = String::from_utf8_lossy(&err).to_string();
+        return Err(classify_error(&text, cfg));
+    }
+    parse_item(&out, cfg)
+}
+
+/// Maps `op`'s stderr to an actionable error. Only known phrases are
+/// matched; unknown errors keep op's own first line without its prefix.
+pub fn classify_error(stderr: &str, cfg: &OnePasswordConfig) -> OpError {
+    let first = stderr
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let msg = strip_error_prefix(first);
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("not currently signed in") || lower.contains("account is not signed in") {
+        OpError::NotSignedIn
+    } else if lower.contains("isn't an item in the") {
+        OpError::ItemNotFound {
+            item: cfg.item.clone(),
+            vault: cfg.vault.clone(),
+        }
+    } else if lower.contains("isn't a vault in this account") {
+        OpError::VaultNotFound(cfg.vault.clone())
+    } else if lower.contains("more than one item matches") {
+        OpError::Ambiguous(cfg.item.clone())
+    } else if lower.contains("authorization prompt dismissed") {
+        OpError::Dismissed
+    } else if lower.contains("authorization timeout") {
+        OpError::AuthTimeout
+    } else if lower.contains("connecting to desktop app")
+        || lower.contains("couldn't connect to the 1password desktop app")
+    {
+        OpError::DesktopUnreachable
+    } else if lower.contains("(429)") || lower.contains("too many requests") {
+        OpError::RateLimited
+    } else if msg.is_empty() {
+        OpError::Other("op exited with an error and printed nothing".into())
+    } else {
+        let mut m: String = msg.chars().take(200).collect();
+        if msg.chars().count() > 200 {
+            m.push('…');
+        }
+        OpError::Other(m)
+    }
+}
+
+/// Removes `[ERROR] YYYY/MM/DD HH:MM:SS ` (the timestamp is optional).
+fn strip_error_prefix(line: &str) -> &str {
+    let Some(rest) = line.strip_prefix("[ERROR]") else {
+        return line;
+    };
+    let rest = rest.trim_start();
+    let b = rest.as_bytes();
+    let is_stamp = b.len() >= 19
+        && b[4] == b'/'
+        && b[7] == b'/'
+        && b[10] == b' '
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[..4].iter().all(u8::is_ascii_digit);
+    if is_stamp {
+        rest[19..].trim_start()
+    } else {
+        rest
+    }
+}
+
+#[derive(Deserialize)]
+struct Item {
+    #[serde(default)]
+    fields: Vec<Field>,
+}
+
+#[derive(Deserialize)]
+struct Field {
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    value: Option<Zeroizing<String>>,
+    #[serde(default)]
+    totp: Option<Zeroizing<String>>,
+}
+
+/// Extracts the secrets from `op item get --format json` output.
+pub fn parse_item(json: &[u8], cfg: &OnePasswordConfig) -> Result<ItemSecrets, OpError> {
+    let item: Item = serde_json::from_slice(json).map_err(|_| OpError::Malformed)?;
+    let labels = &cfg.fields;
+    let find = |label: &str| {
+        let mut matches = item.fields.iter().filter(|f| {
+            f.label
+                .as_deref()
+                .is_some_and(|l| l.eq_ignore_ascii_case(label))
+        });
+        let first = matches.next();
+        // Prefer a field that has a value when a label repeats across sections.
+        std::iter::once(first)
+            .flatten()
+            .chain(matches)
+            .find(|f| f.value.as_ref().is_some_and(|v| !v.trim().is_empty()) || f.totp.is_some())
+            .or(first)
+    };
+    let missing = |field: &str, key: &'static str| OpError::MissingField {
+        field: field.to_string(),
+        item: cfg.item.clone(),
+        key,
+    };
+    let value = |label: &str, key: &'static str| -> Result<Zeroizing<String>, OpError> {
+        let f = find(label).ok_or_else(|| missing(label, key))?;
+        match &f.value {
+            Some(v) if !v.trim().is_empty() => Ok(Zeroizing::new(v.trim().to_string())),
+            _ => Err(OpError::BadField {
+                field: label.into(),
+                item: cfg.item.clone(),
+                what: "is empty: fill it in 1Password".into(),
+            }),
+        }
+    };
+
+    let akid = value(&labels.access_key_id, "access_key_id")?;
+    if !(16..=128).contains(&akid.len()) || !akid.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(OpError::BadField {
+            field: labels.access_key_id.clone(),
+            item: cfg.item.clone(),
+            what: "does not look like an access key ID (AKIA...)".into(),
+        });
+    }
+    let secret = value(&labels.secret_access_key, "secret_access_key")?;
+    let account = value(&labels.account_id, "account_id")?;
+    let account_id: String = account
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .collect();
+    if account_id.len() != 12 || !account_id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(OpError::BadField {
+            field: labels.account_id.clone(),
+            item: cfg.item.clone(),
+            what: "is not a 12-digit AWS account ID".into(),
+        });
+    }
+
+    let serial = find(&labels.mfa_serial)
+        .and_then(|f| f.value.as_ref())
+        .filter(|v| !v.trim().is_empty());
+    let otp = find(&labels.totp);
+    let mfa = match (serial, otp) {
+        (None, None) => None,
+        (Some(_), None) => return Err(missing(&labels.totp, "totp")),
+        (None, Some(_)) => return Err(missing(&labels.mfa_serial, "mfa_serial")),
+        (Some(serial), Some(otp)) => {
+            let code = otp
+                .totp
+                .as_ref()
+                .or(if otp.kind.as_deref() == Some("OTP") {
+                    None
+                } else {
+                    otp.value.as_ref()
+                })
+                .filter(|c| c.len() == 6 && c.chars().all(|ch| ch.is_ascii_digit()))
+                .ok_or_else(|| OpError::BadField {
+                    field: labels.totp.clone(),
+                    item: cfg.item.clone(),
+                    what: "has no current 6-digit code: make it a one-time password field".into(),
+                })?;
+            Some(Mfa {
+                serial: serial.trim().to_string(),
+                code: LockedString::new(code),
+            })
+        }
+    };
+    Ok(ItemSecrets {
+        access_key_id: LockedString::new(&akid),
+        secret_access_key: LockedString::new(&secret),
+        account_id,
+        mfa,
+    })
+}
+
+impl Drop for ItemSecrets {
+    fn drop(&mut self) {
+        self.account_id.zeroize();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FieldLabels;
+
+    fn cfg() -> OnePasswordConfig {
+        OnePasswordConfig {
+            item: "AWS user key".into(),
+            vault: "Private".into(),
+            account: None,
+            command: None,
+            fields: FieldLabels::default(),
+        }
+    }
+
+    const ITEM: &str = r#"{
+  "id": "abc", "title": "AWS user key", "category": "LOGIN",
+  "vault": {"id": "v1", "name": "Private"},
+  "fields": [
+    {"id": "a", "type": "STRING", "label": "access key id", "value": "AKIAIOSFODNN7EXAMPLE"},
+    {"id": "b", "type": "CONCEALED", "label": "Secret Access Key", "value": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+    {"id": "c", "type": "STRING", "label": "MFA Serial", "value": "arn:aws:iam::ACCOUNT:mfa/dev"},
+    {"id": "d", "type": "OTP", "label": "One-Time Password", "value": "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP", "totp": "123456"},
+    {"id": "e", "type": "STRING", "label": "Account ID", "value": "1234-5678-9012"}
+  ]
+}"#;
+
+    #[test]
+    fn parses_the_aws_item() {
+        let s = parse_item(ITEM.as_bytes(), &cfg()).unwrap();
+        assert_eq!(s.access_key_id.expose(), "AKIAIOSFODNN7EXAMPLE");
+        assert_eq!(s.account_id, "1234-5678-9012".replace('-', ""));
+        let mfa = s.mfa.as_ref().unwrap();
+        assert_eq!(mfa.code.expose(), "123456");
+        assert_eq!(mfa.serial, "arn:aws:iam::ACCOUNT:mfa/dev");
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let no_secret = ITEM.replace("Secret Access Key", "Something");
+        let e = parse_item(no_secret.as_bytes(), &cfg()).err().unwrap();
+        assert!(e.to_string().contains("'Secret Access Key' missing"), "{e}");
+        let no_serial = ITEM.replace("MFA Serial", "Other");
+        let e = parse_item(no_serial.as_bytes(), &cfg()).err().unwrap();
+        assert!(e.to_string().contains("'MFA Serial' missing"), "{e}");
+    }
+
+    #[test]
+    fn malformed_output_does_not_echo_it() {
+        let e = parse_item(b"{\"fields\": [ {\"value\": \"wJalrXUtnFEMI", &cfg())
+            .err()
+            .unwrap();
+        assert_eq!(e, OpError::Malformed);
+        assert!(!e.to_string().contains("wJalr"));
+    }
+
+    #[test]
+    fn classifies_reference_errors() {
+        let c = cfg();
+        let cases = [
+            ("[ERROR] 2026/11/25 10:00:00 You are not currently signed in. Please run `op signin --help` for instructions", OpError::NotSignedIn),
+            ("[ERROR] account is not signed in", OpError::NotSignedIn),
+            ("[ERROR] 2026/11/25 10:00:00 \"AWS user key\" isn't an item in the \"Private\" vault. Specify the item with its UUID, name, or domain.", OpError::ItemNotFound { item: "AWS user key".into(), vault: "Private".into() }),
+            ("[ERROR] 2026/11/25 10:00:00 \"Private\" isn't a vault in this account. Specify the vault with its ID or name.", OpError::VaultNotFound("Private".into())),
+            ("[ERROR] 2026/11/25 10:00:00 More than one item matches \"AWS user key\". Try again and specify the item by its ID:\n\t* for the item \"AWS user key\" in vault Private: abc", OpError::Ambiguous("AWS user key".into())),
+            ("[ERROR] 2026/11/25 10:00:00 error initializing client: authorization prompt dismissed, please try again", OpError::Dismissed),
+            ("[ERROR] 2026/11/25 10:00:00 error initializing client: authorization timeout", OpError::AuthTimeout),
+            ("[ERROR] 2026/11/25 10:00:00 connecting to desktop app: 1Password CLI couldn't connect to the 1Password desktop app. ...", OpError::DesktopUnreachable),
+            ("[ERROR] 2026/11/25 10:00:00 (429) Too Many Requests", OpError::RateLimited),
+        ];
+        for (stderr, want) in cases {
+            assert_eq!(classify_error(stderr, &c), want, "{stderr}");
+        }
+        let other = classify_error("[ERROR] 2026/11/25 10:00:00 something new", &c);
+        assert_eq!(other, OpError::Other("something new".into()));
+        assert!(!other.to_string().contains("[ERROR]"));
+    }
+
+    #[test]
+    fn argv_has_no_shell_and_optional_account() {
+        let mut c = cfg();
+        assert_eq!(
+            op_args(&c),
+            [
+                "item",
+                "get",
+                "AWS user key",
+                "--vault",
+                "Private",
+                "--format",
+                "json"
+            ]
+        );
+        c.account = Some("my.1password.com".into());
+        assert_eq!(op_args(&c)[7..], ["--account", "my.1password.com"]);
+    }
+}

@@ -1,0 +1,122 @@
+//! Everything that differs between Linux and macOS: process hardening,
+//! memory locking and who is on the other end of a socket.
+//!
+//! macOS path (not testable on our Linux CI): `PT_DENY_ATTACH` via `ptrace`
+//! replaces `PR_SET_DUMPABLE`; `RLIMIT_CORE` and `mlock` are the same;
+//! `MADV_DONTDUMP` has no equivalent (core dumps are already off);
+//! peer credentials come from `getpeereid`/`LOCAL_PEERPID` (tokio's
+//! `peer_cred` does this) and the executable from `proc_pidpath`; the
+//! service unit is a launchd agent instead of a systemd user unit.
+
+use std::path::PathBuf;
+
+/// The memory page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}
+
+/// Keeps pages out of swap and out of core dumps. Best effort: a failure
+/// (for example `RLIMIT_MEMLOCK` exhausted) is logged once, not fatal.
+pub fn lock_pages(ptr: *mut u8, len: usize) {
+    // SAFETY: callers pass a live allocation of `len` bytes.
+    let rc = unsafe { libc::mlock(ptr as *const libc::c_void, len) };
+    if rc != 0 {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            tracing::warn!(
+                "mlock failed ({}): secrets may be swapped; raise RLIMIT_MEMLOCK",
+                std::io::Error::last_os_error()
+            )
+        });
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: advisory call on a live allocation.
+    unsafe {
+        libc::madvise(ptr as *mut libc::c_void, len, libc::MADV_DONTDUMP);
+    }
+}
+
+/// Undoes [`lock_pages`] before the memory is freed.
+pub fn unlock_pages(ptr: *mut u8, len: usize) {
+    // SAFETY: callers pass a live allocation of `len` bytes.
+    unsafe {
+        libc::munlock(ptr as *const libc::c_void, len);
+    }
+}
+
+/// Forbids core dumps and same-user debuggers for this process.
+///
+/// Linux: `RLIMIT_CORE = 0` and `PR_SET_DUMPABLE = 0`, which also makes
+/// `/proc/PID/mem` and `ptrace` unavailable to other processes of the same
+/// user. macOS: `RLIMIT_CORE = 0` and `ptrace(PT_DENY_ATTACH)`.
+pub fn harden_process() -> std::io::Result<()> {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointer to a local struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    #[cfg(target_os = "macos")]
+    // SAFETY: PT_DENY_ATTACH takes no address or data.
+    unsafe {
+        libc::ptrace(libc::PT_DENY_ATTACH, 0, std::ptr::null_mut(), 0);
+    }
+    Ok(())
+}
+
+/// Whether this process may be dumped or traced by its own user.
+pub fn is_dumpable() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl with integer arguments only.
+        (unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) }) != 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
+/// The executable of another process, for the audit log.
+pub fn exe_of(pid: i32) -> Option<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+    }
+    #[cfg(target_os = "macos")]
+    {
+        let mut buf = vec![0u8; libc::PROC_PIDPATHINFO_MAXSIZE as usize];
+        // SAFETY: buf is writable for its whole length.
+        let n = unsafe {
+            libc::proc_pidpath(pid, buf.as_mut_ptr() as *mut libc::c_void, buf.len() as u32)
+        };
+        if n <= 0 {
+            return None;
+        }
+        buf.truncate(n as usize);
+        String::from_utf8(buf).ok().map(PathBuf::from)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+/// This process's effective user ID.
+pub fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}

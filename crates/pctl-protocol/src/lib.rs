@@ -1,0 +1,394 @@
+//! Wire types and framing shared by the pctl daemon and its clients.
+//!
+//! A frame is a 4-byte big-endian length followed by that many bytes of UTF-8
+//! JSON. Frames larger than [`MAX_FRAME`] are refused before any allocation,
+//! so a hostile length prefix costs the daemon nothing.
+//!
+//! Every request carries the client's version; a daemon of another version
+//! answers [`ErrorKind::Version`] so the client can replace it.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Version of this crate, which is the version of the whole workspace.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Largest frame either side accepts, in bytes.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// Names of the client environment variables forwarded to `op`.
+///
+/// `op` needs the user's home, path and 1Password session pointers; nothing
+/// else of the client's environment reaches it.
+pub fn forwarded_env_name(name: &str) -> bool {
+    matches!(
+        name,
+        "PATH"
+            | "HOME"
+            | "USER"
+            | "LOGNAME"
+            | "OP_ACCOUNT"
+            | "OP_SERVICE_ACCOUNT_TOKEN"
+            | "OP_CACHE"
+    ) || name.starts_with("XDG_")
+        || name.starts_with("OP_SESSION_")
+        || name.starts_with("OP_CONNECT_")
+}
+
+/// One message from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// The client's [`VERSION`].
+    pub version: String,
+    pub request: Request,
+}
+
+/// What a client asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Liveness and version check.
+    Ping,
+    /// Read the 1Password item now.
+    Unlock { env: ClientEnv },
+    /// Drop every secret and session.
+    Lock,
+    /// Locked state, sessions and counters; never a secret.
+    Status,
+    /// Stop the daemon (secrets wiped, socket removed).
+    Stop,
+    /// Role session credentials.
+    Credentials { role: String, env: ClientEnv },
+    /// An EKS bearer token for a configured cluster.
+    EksToken {
+        cluster: String,
+        role: Option<String>,
+        env: ClientEnv,
+    },
+    /// Endpoint and CA of a configured cluster (EKS DescribeCluster).
+    DescribeCluster {
+        cluster: String,
+        role: Option<String>,
+        env: ClientEnv,
+    },
+    /// The configured roles and clusters, for generated config files.
+    Profiles,
+}
+
+/// The part of a client's environment the daemon may use to run `op`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClientEnv(pub BTreeMap<String, String>);
+
+impl ClientEnv {
+    /// Collects the forwarded variables from this process's environment.
+    pub fn from_current() -> Self {
+        ClientEnv(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .filter(|(k, _)| forwarded_env_name(k))
+                .collect(),
+        )
+    }
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Response {
+    Ok(Reply),
+    Error(ErrorReply),
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reply {
+    Pong { version: String, pid: u32 },
+    Done,
+    Status(Box<Status>),
+    Credentials(Credentials),
+    EksToken(EksToken),
+    Cluster(ClusterInfo),
+    Profiles(Profiles),
+}
+
+/// A failed answer: a class for scripts and one actionable line for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// Classes of failure a client may act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The daemon was locked with `pctl lock`.
+    Locked,
+    /// 1Password could not be read.
+    Op,
+    /// STS or EKS refused or failed.
+    Aws,
+    /// The configuration is missing or wrong.
+    Config,
+    /// The request itself is malformed.
+    BadRequest,
+    /// The daemon runs another version.
+    Version,
+    /// The daemon is shutting down or overloaded.
+    Unavailable,
+}
+
+/// Role session credentials. Zeroized when dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// RFC 3339, UTC.
+    pub expiration: String,
+    pub region: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An EKS bearer token and when kubectl should ask again.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct EksToken {
+    pub token: String,
+    /// RFC 3339, UTC.
+    pub expiration: String,
+}
+
+impl std::fmt::Debug for EksToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EksToken")
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a cluster's API server is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    /// The configured key (`[clusters.KEY]`).
+    pub key: String,
+    /// The EKS cluster name.
+    pub name: String,
+    pub role: String,
+    pub region: String,
+    pub endpoint: String,
+    /// Base64 PEM bundle, as EKS returns it.
+    pub certificate_authority_data: String,
+    pub arn: String,
+}
+
+/// Configured roles and clusters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profiles {
+    pub region: String,
+    pub roles: Vec<String>,
+    pub clusters: Vec<String>,
+}
+
+/// What `pctl status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub pid: u32,
+    pub locked: bool,
+    /// Why the daemon is locked: "never unlocked", "pctl lock", "idle", "lifetime".
+    pub lock_reason: Option<String>,
+    pub unlocked_at: Option<String>,
+    /// When the idle or lifetime limit will lock the daemon.
+    pub locks_at: Option<String>,
+    pub config: String,
+    pub roles: Vec<RoleStatus>,
+    pub tokens: Vec<TokenStatus>,
+    pub counters: Counters,
+    /// The most recent issuances, newest last.
+    pub recent: Vec<AuditRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleStatus {
+    pub role: String,
+    pub arn: String,
+    pub expiration: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenStatus {
+    pub cluster: String,
+    pub role: String,
+    pub expiration: String,
+}
+
+/// Calls made on behalf of clients since the daemon started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub requests: u64,
+    pub op_calls: u64,
+    pub get_session_token: u64,
+    pub assume_role: u64,
+    pub eks_tokens_minted: u64,
+    pub describe_cluster: u64,
+    pub refused_peers: u64,
+}
+
+/// One issuance, as written to the audit log. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub time: String,
+    pub pid: Option<i32>,
+    pub uid: Option<u32>,
+    pub exe: Option<String>,
+    /// "credentials", "eks_token", "describe_cluster", "unlock", ...
+    pub issued: String,
+    pub role: Option<String>,
+    pub cluster: Option<String>,
+    pub expiration: Option<String>,
+    /// Whether it came from the cache.
+    pub cached: bool,
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("connection closed")]
+    Closed,
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("malformed message: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Parses a frame's length prefix, refusing oversize frames.
+pub fn frame_len(header: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(header) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    Ok(len)
+}
+
+/// Decodes a request body (the bytes after the length prefix).
+pub fn decode_request(body: &[u8]) -> Result<Envelope, FrameError> {
+    Ok(serde_json::from_slice(body)?)
+}
+
+/// Encodes any message as a frame. The returned buffer is zeroized by the
+/// caller when it may hold secrets.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let mut out = vec![0u8; 4];
+    serde_json::to_writer(&mut out, msg)?;
+    let len = out.len() - 4;
+    if len > MAX_FRAME {
+        out.zeroize();
+        return Err(FrameError::TooLarge(len));
+    }
+    out[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(out)
+}
+
+/// Writes one frame (blocking).
+pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<(), FrameError> {
+    let mut buf = encode(msg)?;
+    let res = w.write_all(&buf).and_then(|()| w.flush());
+    buf.zeroize();
+    Ok(res?)
+}
+
+/// Reads one frame and decodes it (blocking). Wipes the raw bytes afterwards.
+pub fn read_frame<R: Read, T: for<'de> Deserialize<'de>>(r: &mut R) -> Result<T, FrameError> {
+    let mut header = [0u8; 4];
+    match r.read_exact(&mut header) {
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        other => other?,
+    }
+    let len = frame_len(header)?;
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    let res = serde_json::from_slice(&body);
+    body.zeroize();
+    Ok(res?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn round_trip_request() {
+        let env = Envelope {
+            version: VERSION.into(),
+            request: Request::EksToken {
+                cluster: "platform".into(),
+                role: None,
+                env: ClientEnv::default(),
+            },
+        };
+        let frame = encode(&env).unwrap();
+        let back: Envelope = read_frame(&mut &frame[..]).unwrap();
+        assert_eq!(back, env);
+    }
+
+    #[test]
+    fn oversize_prefix_is_refused_before_reading() {
+        let mut data = (100_000_000u32).to_be_bytes().to_vec();
+        data.extend_from_slice(b"{}");
+        let err = read_frame::<_, Envelope>(&mut &data[..]).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge(100_000_000)), "{err}");
+    }
+
+    #[test]
+    fn unknown_kind_is_an_error() {
+        let body = br#"{"version":"0","request":{"kind":"format_disk"}}"#;
+        assert!(decode_request(body).is_err());
+    }
+
+    #[test]
+    fn credentials_debug_hides_secrets() {
+        let c = Credentials {
+            access_key_id: "ASIAX".into(),
+            secret_access_key: "very-secret".into(),
+            session_token: "tok".into(),
+            expiration: "2026-01-01T00:00:00Z".into(),
+            region: "us-east-1".into(),
+        };
+        let s = format!("{c:?}");
+        assert!(!s.contains("very-secret") && !s.contains("tok\""), "{s}");
+    }
+
+    proptest! {
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = decode_request(&bytes);
+            let _ = read_frame::<_, Envelope>(&mut &bytes[..]);
+        }
+
+        #[test]
+        fn decoder_round_trips_any_role(role in ".{0,200}", cluster in "[a-z0-9-]{1,40}") {
+            let env = Envelope { version: VERSION.into(), request: Request::EksToken {
+                cluster, role: Some(role), env: ClientEnv::default() } };
+            let frame = encode(&env).unwrap();
+            let back: Envelope = read_frame(&mut &frame[..]).unwrap();
+            prop_assert_eq!(back, env);
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! `pctl`: the daemon and its thin clients in one binary.
+
+mod cli;
+mod client;
+mod output;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{CommandFactory, Parser};
+use pctl_broker::dirs;
+use pctl_protocol::{ClientEnv, Reply, Request};
+use zeroize::Zeroize;
+
+use cli::{Cli, Cmd, EksCmd};
+use client::Client;
+
+/// Every heap block is wiped before it is freed (see `pctl_broker::secret`).
+#[global_allocator]
+static ALLOC: pctl_broker::secret::ZeroizingAllocator = pctl_broker::secret::ZeroizingAllocator;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let mut msg = e.to_string();
+            // Show the cause chain on one line (context: cause).
+            for cause in e.chain().skip(1) {
+                msg.push_str(": ");
+                msg.push_str(&cause.to_string());
+            }
+            eprintln!("pctl: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let client = || Client::new(dirs::socket_path());
+    match cli.command {
+        Cmd::Daemon { log_file } => daemon(log_file),
+        Cmd::Shell { shell, profile } => {
+            let c = client();
+            let pong = c.request(Request::Ping)?;
+            let Reply::Pong { .. } = pong else {
+                bail!("unexpected answer to ping")
+            };
+            let sock = absolute(c.socket());
+            let mut out = output::export(shell, "PCTL_SOCK", &sock.display().to_string());
+            if let Ok(cfg) = std::env::var("PCTL_CONFIG") {
+                out.push_str(&output::export(
+                    shell,
+                    "PCTL_CONFIG",
+                    &absolute(&PathBuf::from(cfg)).display().to_string(),
+                ));
+            }
+            out.push_str(&output::export(shell, "KUBECONFIG", &kubeconfig_var()));
+            if let Some(role) = profile {
+                if !role
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_".contains(ch))
+                {
+                    bail!("--profile {role:?}: role names are letters, digits, - and _");
+                }
+                out.push_str(&output::export(
+                    shell,
+                    "AWS_PROFILE",
+                    &format!("pctl-{role}"),
+                ));
+            }
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Unlock => {
+            client().request(Request::Unlock {
+                env: ClientEnv::from_current(),
+            })?;
+            eprintln!("pctl: unlocked");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Lock => {
+            match client().request_if_running(Request::Lock)? {
+                Some(_) => eprintln!("pctl: locked: secrets and sessions dropped"),
+                None => eprintln!("pctl: no daemon running: nothing to lock"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Stop => {
+            match client().request_if_running(Request::Stop)? {
+                Some(_) => {
+                    let sock = dirs::socket_path();
+                    for _ in 0..500 {
+                        if !sock.exists() {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    eprintln!("pctl: daemon stopped");
+                }
+                None => eprintln!("pctl: no daemon running"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Status { json } => {
+            let Reply::Status(s) = client().request(Request::Status)? else {
+                bail!("unexpected answer to status")
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print_status(&s);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::CredentialProcess { role } => {
+            let c = credentials(&client(), role)?;
+            let mut out = output::credential_process(&c);
+            out.push('\n');
+            write_secret(out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Env { role, shell } => {
+            let c = credentials(&client(), role)?;
+            let mut out = String::new();
+            for (k, v) in output::credential_vars(&c) {
+                out.push_str(&output::export(shell, k, v));
+            }
+            write_secret(out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Exec { role, command } => exec(&client(), role, command),
+        Cmd::AwsConfig { write } => {
+            let Reply::Profiles(p) = client().request(Request::Profiles)? else {
+                bail!("unexpected answer")
+            };
+            let exe = std::env::current_exe().context("cannot find the pctl executable")?;
+            let text = output::aws_config(&exe, &p.region, &p.roles);
+            match write {
+                None => print!("{text}"),
+                Some(path) => {
+                    let path = if path.as_os_str().is_empty() {
+                        dirs::aws_config_path()
+                    } else {
+                        path
+                    };
+                    write_file(&path, text.as_bytes())?;
+                    eprintln!("pctl: wrote {} profile(s) to {}; use them with AWS_CONFIG_FILE={} or append the file to ~/.aws/config", p.roles.len(), path.display(), path.display());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Eks {
+            command: EksCmd::Token { cluster, role },
+        } => {
+            let api =
+                output::exec_api_version(std::env::var("KUBERNETES_EXEC_INFO").ok().as_deref())
+                    .map_err(|e| anyhow!(e))?;
+            let Reply::EksToken(t) = client().request(Request::EksToken {
+                cluster,
+                role,
+                env: ClientEnv::from_current(),
+            })?
+            else {
+                bail!("unexpected answer")
+            };
+            let mut out = output::exec_credential(&api, &t);
+            out.push('\n');
+            write_secret(out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Kubeconfig {
+            cluster,
+            role,
+            endpoint,
+            ca_file,
+            write,
+        } => kubeconfig(&client(), cluster, role, endpoint, ca_file, write),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "pctl", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn daemon(log_file: Option<PathBuf>) -> Result<ExitCode> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PCTL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    match log_file {
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            if let Some(dir) = path.parent() {
+                client::create_private_dir(dir)?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot open log file {}", path.display()))?;
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
+    match pctl_broker::daemon::run(pctl_broker::daemon::DaemonOptions::default()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            tracing::error!("{e}");
+            Err(anyhow!(e))
+        }
+    }
+}
+
+fn credentials(client: &Client, role: String) -> Result<pctl_protocol::Credentials> {
+    match client.request(Request::Credentials {
+        role,
+        env: ClientEnv::from_current(),
+    })? {
+        Reply::Credentials(c) => Ok(c),
+        _ => bail!("unexpected answer"),
+    }
+}
+
+/// Writes secret output to stdout and wipes the buffer.
+fn write_secret(mut out: String) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let r = stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush());
+    out.zeroize();
+    r.context("cannot write to stdout")
+}
+
+fn exec(client: &Client, role: String, command: Vec<String>) -> Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let c = credentials(client, role)?;
+    let mut cmd = std::process::Command::new(&command[0]);
+    cmd.args(&command[1..])
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_DEFAULT_PROFILE");
+    for (k, v) in output::credential_vars(&c) {
+        cmd.env(k, v);
+    }
+    drop(c);
+    let err = cmd.exec();
+    Err(anyhow!("cannot run {}: {err}", command[0]))
+}
+
+fn kubeconfig(
+    client: &Client,
+    cluster: String,
+    role: Option<String>,
+    endpoint: Option<String>,
+    ca_file: Option<PathBuf>,
+    write: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use base64::Engine;
+    let ca_override = match &ca_file {
+        Some(p) => {
+            let pem = std::fs::read(p)
+                .with_context(|| format!("cannot read --ca-file {}", p.display()))?;
+            if !pem.starts_with(b"-----BEGIN") {
+                bail!(
+                    "--ca-file {}: not a PEM certificate (expected -----BEGIN CERTIFICATE-----)",
+                    p.display()
+                );
+            }
+            Some(base64::engine::general_purpose::STANDARD.encode(pem))
+        }
+        None => None,
+    };
+    let Reply::Cluster(info) = client.request(Request::DescribeCluster {
+        cluster,
+        role,
+        env: ClientEnv::from_current(),
+    })?
+    else {
+        bail!("unexpected answer")
+    };
+    let server = endpoint.unwrap_or_else(|| info.endpoint.clone());
+    if !server.starts_with("https://") {
+        bail!("cluster endpoint {server:?} is not an https:// URL: pass --endpoint");
+    }
+    let ca = ca_override.unwrap_or_else(|| info.certificate_authority_data.clone());
+    let path = write.unwrap_or_else(dirs::kubeconfig_path);
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(t) if t.trim().is_empty() => None,
+        Ok(t) => Some(serde_json::from_str(&t).with_context(|| {
+            format!("{} is not a kubeconfig pctl wrote (JSON); pass --write with another file so nothing is lost", path.display())
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let exe = std::env::current_exe().context("cannot find the pctl executable")?;
+    let sock = std::env::var("PCTL_SOCK").ok();
+    let doc = output::merge_kubeconfig(existing, &info, &server, &ca, &exe, sock.as_deref());
+    write_file(&path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+    eprintln!(
+        "pctl: wrote context pctl-{} to {} (kubectl --kubeconfig {} or `eval \"$(pctl shell)\"`)",
+        info.key,
+        path.display(),
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a file atomically (temp file + rename), mode 0600.
+fn write_file(path: &std::path::Path, data: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        client::create_private_dir(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(data)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// KUBECONFIG with pctl's file appended once.
+fn kubeconfig_var() -> String {
+    let mine = dirs::kubeconfig_path().display().to_string();
+    let current = std::env::var("KUBECONFIG")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| {
+            std::env::var("HOME")
+                .map(|h| format!("{h}/.kube/config"))
+                .unwrap_or_default()
+        });
+    if current.split(':').any(|p| p == mine) {
+        current
+    } else if current.is_empty() {
+        mine
+    } else {
+        format!("{current}:{mine}")
+    }
+}
+
+fn print_status(s: &pctl_protocol::Status) {
+    println!("pctl {} (pid {}), config {}", s.version, s.pid, s.config);
+    if s.locked {
+        println!("locked ({})", s.lock_reason.as_deref().unwrap_or("?"));
+    } else {
+        println!(
+            "unlocked since {}; locks at {}",
+            s.unlocked_at.as_deref().unwrap_or("?"),
+            s.locks_at.as_deref().unwrap_or("?")
+        );
+    }
+    for r in &s.roles {
+        println!("role {:<12} {}  expires {}", r.role, r.arn, r.expiration);
+    }
+    for t in &s.tokens {
+        println!(
+            "token {:<11} role {}  expires {}",
+            t.cluster, t.role, t.expiration
+        );
+    }
+    let c = &s.counters;
+    println!(
+        "calls: op {}, GetSessionToken {}, AssumeRole {}, EKS tokens minted {}, DescribeCluster {}, requests {}, refused peers {}",
+        c.op_calls, c.get_session_token, c.assume_role, c.eks_tokens_minted, c.describe_cluster, c.requests, c.refused_peers
+    );
+}
