@@ -1,0 +1,386 @@
+"""Offline checks of terraform/: formatting, parsing, and the properties the
+platform promises, asserted on the parsed HCL (providers and modules cannot
+be downloaded here, so `terraform validate` is out of reach)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import stack_hcl  # noqa: E402
+import stack_tools  # noqa: E402
+from stack_hcl import block, blocks  # noqa: E402
+
+TF = stack_tools.TERRAFORM_DIR
+TF_FILES = sorted(TF.rglob("*.tf"))
+MODULE_META_ARGS = {"source", "version", "providers", "depends_on", "count", "for_each"}
+
+
+@pytest.fixture(scope="module")
+def stack() -> stack_hcl.Stack:
+    return stack_hcl.Stack(TF)
+
+
+@pytest.fixture(scope="module")
+def eks(stack):
+    return stack.modules["eks"]
+
+
+def inputs(name: str) -> set[str]:
+    path = Path(__file__).resolve().parent / "module_inputs" / name
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
+# --------------------------------------------------------------------------
+# format and syntax
+
+
+def test_terraform_fmt_check():
+    terraform = stack_tools.require_tool("terraform")
+    proc = stack_tools.run([terraform, "fmt", "-check", "-recursive", "-diff", str(TF)])
+    assert proc.returncode == 0, f"terraform fmt -check found unformatted files:\n{proc.stdout}{proc.stderr}"
+
+
+def test_stack_has_the_expected_files():
+    names = {p.name for p in TF_FILES}
+    assert {"versions.tf", "providers.tf", "variables.tf", "main.tf", "vpc.tf", "eks.tf",
+            "karpenter.tf", "cloudtrail.tf", "flux.tf", "outputs.tf"} <= names
+
+
+@pytest.mark.parametrize("path", TF_FILES, ids=lambda p: str(p.relative_to(TF)))
+def test_every_tf_file_parses(path):
+    doc = stack_hcl.parse_file(path)
+    assert doc, f"{path} parsed to nothing"
+
+
+# --------------------------------------------------------------------------
+# module inputs (the v20 -> v21 renames)
+
+
+@pytest.mark.parametrize(
+    "module, inputs_file",
+    [("eks", "eks-v21.txt"), ("vpc", "vpc-v6.txt"), ("karpenter", "eks-karpenter-v21.txt")],
+)
+def test_module_arguments_are_valid_inputs(stack, module, inputs_file):
+    unknown = set(stack.modules[module]) - inputs(inputs_file) - MODULE_META_ARGS
+    assert not unknown, f"module {module} has arguments that are not inputs of its pinned version: {unknown}"
+
+
+def test_node_group_attributes_are_valid(eks):
+    valid = inputs("eks-v21-node-group-attrs.txt")
+    for name, group in eks["eks_managed_node_groups"].items():
+        unknown = set(group) - valid
+        assert not unknown, f"node group {name}: unknown attributes {unknown}"
+
+
+def test_module_versions_are_current_majors(stack):
+    assert stack.modules["eks"]["source"] == "terraform-aws-modules/eks/aws"
+    assert stack.modules["eks"]["version"].startswith("21.")
+    assert stack.modules["karpenter"]["source"] == "terraform-aws-modules/eks/aws//modules/karpenter"
+    assert stack.modules["karpenter"]["version"] == stack.modules["eks"]["version"]
+    assert stack.modules["vpc"]["source"] == "terraform-aws-modules/vpc/aws"
+    assert stack.modules["vpc"]["version"].startswith("6.")
+
+
+def test_provider_versions(stack):
+    required = {}
+    for tf in stack.terraform:
+        for req in blocks(tf.get("required_providers")):
+            required.update(req)
+    assert required["aws"]["source"] == "hashicorp/aws"
+    assert re.match(r"~> ?6\.", required["aws"]["version"])
+    assert required["flux"]["source"] == "fluxcd/flux"
+    assert re.match(r"~> ?1\.8", required["flux"]["version"])
+
+
+# --------------------------------------------------------------------------
+# EKS
+
+
+def test_api_only_authentication(eks):
+    assert eks["authentication_mode"] == "API"
+    assert eks["enable_cluster_creator_admin_permissions"] is False
+
+
+def test_public_endpoint_restricted_and_private_on(eks):
+    assert eks["endpoint_public_access"] is True
+    assert eks["endpoint_public_access_cidrs"] == "${var.operator_cidrs}"
+    assert eks["endpoint_private_access"] is True
+
+
+def test_operator_cidrs_is_required_and_validated(stack):
+    var = stack.variables["operator_cidrs"]
+    assert "default" not in var, "operator_cidrs must be required (no default)"
+    conditions = " ".join(v["condition"] for v in var["validation"])
+    assert "cidrhost" in conditions
+    assert "length(var.operator_cidrs) > 0" in conditions
+
+
+def test_addons_v21_no_longer_installs(eks):
+    addons = eks["addons"]
+    assert {"vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent"} <= set(addons)
+    assert addons["vpc-cni"]["before_compute"] is True
+    assert addons["eks-pod-identity-agent"]["before_compute"] is True
+
+
+def test_system_node_group_is_spot_arm64_and_tainted(eks):
+    groups = eks["eks_managed_node_groups"]
+    assert len(groups) == 1
+    group = next(iter(groups.values()))
+    assert group["ami_type"] == "AL2023_ARM_64_STANDARD"
+    assert group["capacity_type"] == "SPOT"
+    assert group["min_size"] >= 2, "Karpenter's two replicas need two nodes"
+    taints = list(group["taints"].values())
+    assert {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"} in taints
+
+
+def test_system_instance_types_are_arm64(stack):
+    for itype in stack.variables["system_node_instance_types"]["default"]:
+        family = itype.split(".")[0]
+        assert re.match(r"^[a-z]+\d+g[a-z]*$", family), f"{itype} is not a Graviton (arm64) type"
+
+
+def test_operator_access_entry_is_cluster_admin(stack, eks):
+    entries = eks["access_entries"]
+    assert len(entries) == 1
+    entry = next(iter(entries.values()))
+    assert entry["principal_arn"] == "${local.operator_role_arn}"
+    policies = list(entry["policy_associations"].values())
+    assert any(
+        p["policy_arn"].endswith(":eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy")
+        and p["access_scope"] == {"type": "cluster"}
+        for p in policies
+    )
+    # A role ARN (from the session's issuer or the role name), never the session ARN.
+    arn_expr = stack.locals["operator_role_arn"]
+    assert "issuer_arn" in arn_expr and ":role/${var.operator_role_name}" in arn_expr
+    assert "aws_iam_session_context" in json.dumps(stack.data)
+
+
+# --------------------------------------------------------------------------
+# VPC and Karpenter discovery
+
+
+def test_vpc_three_azs_one_nat(stack):
+    vpc = stack.modules["vpc"]
+    assert vpc["enable_nat_gateway"] is True
+    assert vpc["single_nat_gateway"] is True
+    assert vpc["azs"] == "${local.azs}"
+    assert len(stack.variables["availability_zone_suffixes"]["default"]) == 3
+
+
+def test_discovery_tags_on_subnets_and_node_security_group(stack, eks):
+    assert stack.locals["discovery_tags"] == {"karpenter.sh/discovery": "${local.name}"}
+    assert eks["name"] == "${local.name}"
+    vpc = stack.modules["vpc"]
+    private = vpc["private_subnet_tags"]
+    assert "local.discovery_tags" in private and "kubernetes.io/role/internal-elb" in private
+    assert vpc["public_subnet_tags"] == {"kubernetes.io/role/elb": 1}
+    assert eks["node_security_group_tags"] == "${local.discovery_tags}"
+
+
+def test_karpenter_module(stack):
+    k = stack.modules["karpenter"]
+    assert k["cluster_name"] == "${module.eks.cluster_name}"
+    assert k["create_pod_identity_association"] is True
+    assert k["namespace"] == "kube-system"
+    assert k["service_account"] == "karpenter"
+    assert k["node_iam_role_use_name_prefix"] is False, "the EC2NodeClass names the role"
+    assert k["queue_name"]
+
+
+# --------------------------------------------------------------------------
+# CloudTrail
+
+
+def test_cloudtrail_wiring(stack):
+    trail = stack.resource("aws_cloudtrail", "this")
+    assert trail["s3_bucket_name"] == "${aws_s3_bucket.cloudtrail.id}"
+    assert "aws_cloudwatch_log_group.cloudtrail.arn" in trail["cloud_watch_logs_group_arn"]
+    assert trail["cloud_watch_logs_role_arn"] == "${aws_iam_role.cloudtrail.arn}"
+    assert trail["enable_log_file_validation"] is True
+    assert "${aws_s3_bucket_policy.cloudtrail}" in trail["depends_on"]
+
+    selectors = blocks(trail["advanced_event_selector"])
+    fields = [{f["field"]: f["equals"] for f in blocks(s["field_selector"])} for s in selectors]
+    assert {"eventCategory": ["Management"]} in fields
+    sqs = [f for f in fields if f.get("resources.type") == ["AWS::SQS::Queue"]]
+    assert sqs and sqs[0]["eventCategory"] == ["Data"]
+    assert sqs[0]["resources.ARN"] == ["${module.karpenter.queue_arn}"]
+
+
+def test_cloudtrail_bucket_is_private_encrypted_and_policed(stack):
+    pab = stack.resource("aws_s3_bucket_public_access_block", "cloudtrail")
+    for attr in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
+        assert pab[attr] is True, attr
+    sse = block(stack.resource("aws_s3_bucket_server_side_encryption_configuration", "cloudtrail")["rule"])
+    assert block(sse["apply_server_side_encryption_by_default"])["sse_algorithm"] in {"AES256", "aws:kms"}
+    policy = stack.resource("aws_s3_bucket_policy", "cloudtrail")
+    assert policy["bucket"] == "${aws_s3_bucket.cloudtrail.id}"
+    doc = stack.data["aws_iam_policy_document"]["cloudtrail_bucket"]
+    sids = {s.get("sid") for s in blocks(doc["statement"])}
+    assert {"AWSCloudTrailAclCheck", "AWSCloudTrailWrite"} <= sids
+    # The bucket name embeds the account ID from the caller, not a literal.
+    assert "${local.account_id}" in stack.resource("aws_s3_bucket", "cloudtrail")["bucket"]
+
+
+def test_cloudtrail_log_group_has_retention(stack):
+    group = stack.resource("aws_cloudwatch_log_group", "cloudtrail")
+    assert group["retention_in_days"] == "${var.log_retention_days}"
+    assert stack.variables["log_retention_days"]["default"] > 0
+
+
+# --------------------------------------------------------------------------
+# credentials only through pctl
+
+
+def test_aws_provider_uses_a_pctl_profile(stack):
+    aws = stack.provider("aws")
+    assert aws["profile"] == "${var.aws_profile}"
+    assert stack.variables["aws_profile"]["default"] == "pctl-admin"
+    for forbidden in ("access_key", "secret_key", "token", "shared_credentials_files", "assume_role"):
+        assert forbidden not in aws, f"provider aws must not set {forbidden}"
+
+
+def test_eks_token_args(stack):
+    args = stack.locals["pctl_eks_token_args"]
+    assert args[:2] == ["eks", "token"]
+    assert args[args.index("--cluster") + 1] == "${module.eks.cluster_name}"
+    assert "--role" in args
+
+
+def _check_exec(conn: dict, where: str) -> None:
+    assert conn["host"] == "${module.eks.cluster_endpoint}", where
+    assert conn["cluster_ca_certificate"] == "${base64decode(module.eks.cluster_certificate_authority_data)}", where
+    exec_ = block(conn["exec"])
+    assert exec_["command"] == "pctl", where
+    assert exec_["args"] == "${local.pctl_eks_token_args}", where
+    assert exec_["api_version"] == "client.authentication.k8s.io/v1beta1", where
+    for forbidden in ("token", "config_path", "config_paths", "client_key", "client_certificate", "password"):
+        assert forbidden not in conn, f"{where} must not set {forbidden}"
+
+
+def test_kubernetes_and_flux_providers_authenticate_with_pctl(stack):
+    _check_exec(stack.provider("kubernetes"), "provider kubernetes")
+    flux = stack.provider("flux")
+    _check_exec(flux["kubernetes"], "provider flux")
+    assert flux["git"]["http"]["password"] == "${var.git_token}"
+    assert stack.variables["git_token"]["sensitive"] is True
+    assert "default" not in stack.variables["git_token"]
+
+
+def test_no_other_credential_sources_in_terraform():
+    text = "\n".join(p.read_text() for p in TF.rglob("*") if p.is_file() and p.suffix in {".tf", ".sh", ".hcl", ".example"})
+    for needle in ("get-token", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "aws_access_key", "kubeconfig_path", "~/.kube/config"):
+        assert needle not in text, f"{needle!r} found in terraform/: credentials come only from pctl"
+
+
+# --------------------------------------------------------------------------
+# Flux
+
+
+def test_flux_bootstrap(stack):
+    boot = stack.resource("flux_bootstrap_git", "this")
+    assert boot["path"] == "${var.flux_path}"
+    assert stack.variables["flux_path"]["default"] == "kube/clusters/platform"
+    assert (stack_tools.REPO / "kube" / "clusters" / "platform").is_dir()
+    assert "CriticalAddonsOnly" in boot["toleration_keys"]
+    assert "${kubernetes_config_map_v1.cluster_settings}" in boot["depends_on"]
+
+
+def test_cluster_settings_come_from_module_outputs(stack):
+    data = stack.resource("kubernetes_config_map_v1", "cluster_settings")["data"]
+    assert data["cluster_name"] == "${module.eks.cluster_name}"
+    assert data["karpenter_queue_name"] == "${module.karpenter.queue_name}"
+    assert data["karpenter_node_role_name"] == "${module.karpenter.node_iam_role_name}"
+
+
+# --------------------------------------------------------------------------
+# backend
+
+
+def test_backend_is_partial_s3_with_lockfile(stack):
+    backends = [b for tf in stack.terraform for b in blocks(tf.get("backend"))]
+    assert len(backends) == 1 and "s3" in backends[0]
+    s3 = backends[0]["s3"]
+    assert s3.get("use_lockfile") is True
+    for attr in ("bucket", "key", "region", "profile", "access_key", "secret_key"):
+        assert attr not in s3, f"backend {attr} belongs in the uncommitted -backend-config file"
+    assert (TF / "backend.hcl.example").is_file()
+    assert "backend.hcl" in (TF / ".gitignore").read_text().splitlines()
+
+
+def test_backend_config_is_not_committed():
+    proc = stack_tools.run(["git", "ls-files", "terraform"], cwd=stack_tools.REPO)
+    tracked = set(proc.stdout.split())
+    assert "terraform/backend.hcl" not in tracked
+    assert not any(p.endswith(".tfvars") or p.endswith(".tfstate") for p in tracked)
+
+
+# --------------------------------------------------------------------------
+# variable validations, evaluated by terraform itself (variables need no
+# provider, so this part of the configuration can be planned offline)
+
+
+@pytest.fixture(scope="module")
+def variables_only(tmp_path_factory):
+    terraform = stack_tools.require_tool("terraform")
+    work = tmp_path_factory.mktemp("tfvars")
+    shutil.copy(TF / "variables.tf", work / "variables.tf")
+    proc = stack_tools.run([terraform, "init", "-input=false", "-backend=false"], cwd=work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return terraform, work
+
+
+def _plan(variables_only, **overrides):
+    terraform, work = variables_only
+    values = {
+        "operator_cidrs": '["203.0.113.10/32"]',
+        "git_url": "https://example.com/org/repo.git",
+        "git_token": "not-a-token",
+    }
+    values.update(overrides)
+    args = [terraform, "plan", "-input=false", "-lock=false", "-refresh=false"]
+    for key, value in values.items():
+        args += ["-var", f"{key}={value}"]
+    return stack_tools.run(args, cwd=work)
+
+
+def test_valid_variables_plan(variables_only):
+    proc = _plan(variables_only)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"operator_cidrs": '["0.0.0.0/0"]'},
+        {"operator_cidrs": "[]"},
+        {"operator_cidrs": '["not-a-cidr"]'},
+        {"operator_cidrs": '["10.0.0.0/8"]'},
+        {"aws_profile": "default"},
+        {"git_url": "git@github.com:org/repo.git"},
+    ],
+    ids=["world", "empty", "garbage", "too-wide", "non-pctl-profile", "ssh-url"],
+)
+def test_invalid_variables_are_rejected(variables_only, overrides):
+    proc = _plan(variables_only, **overrides)
+    assert proc.returncode != 0, f"{overrides} was accepted"
+    assert "Invalid value for variable" in proc.stderr + proc.stdout
+
+
+def test_operator_cidrs_is_required(variables_only):
+    terraform, work = variables_only
+    proc = stack_tools.run(
+        [terraform, "plan", "-input=false", "-lock=false", "-var", "git_url=https://example.com/r.git", "-var", "git_token=x"],
+        cwd=work,
+    )
+    assert proc.returncode != 0
+    assert "operator_cidrs" in proc.stderr + proc.stdout
