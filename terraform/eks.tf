@@ -17,7 +17,7 @@ module "eks" {
   endpoint_public_access_cidrs = var.operator_cidrs
   endpoint_private_access      = true
 
-  enabled_log_types                      = ["api", "audit", "authenticator"]
+  enabled_log_types                      = var.control_plane_log_types
   cloudwatch_log_group_retention_in_days = var.log_retention_days
 
   vpc_id                   = module.vpc.vpc_id

@@ -88,6 +88,12 @@ variable "system_node_instance_types" {
   default     = ["t4g.medium", "t4g.large", "m6g.medium", "m7g.medium", "c7g.large"]
 }
 
+variable "control_plane_log_types" {
+  description = "EKS control-plane log types sent to CloudWatch (audit is the largest; [] turns them off)."
+  type        = list(string)
+  default     = ["api", "audit", "authenticator"]
+}
+
 variable "log_retention_days" {
   description = "Retention of the CloudTrail and control-plane CloudWatch log groups."
   type        = number

@@ -384,3 +384,43 @@ def test_operator_cidrs_is_required(variables_only):
     )
     assert proc.returncode != 0
     assert "operator_cidrs" in proc.stderr + proc.stdout
+
+
+# --------------------------------------------------------------------------
+# teardown and documentation
+
+
+TEARDOWN = TF / "teardown.sh"
+
+
+def test_teardown_script_syntax():
+    assert TEARDOWN.is_file() and TEARDOWN.stat().st_mode & 0o111, "terraform/teardown.sh must be executable"
+    proc = stack_tools.run(["bash", "-n", str(TEARDOWN)])
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_teardown_order_leaves_no_karpenter_instances():
+    lines = [l.strip() for l in TEARDOWN.read_text().splitlines() if l.strip() and not l.strip().startswith("#")]
+
+    def first(pattern: str) -> int:
+        for i, line in enumerate(lines):
+            if re.search(pattern, line):
+                return i
+        raise AssertionError(f"teardown.sh never runs {pattern!r}")
+
+    flux = first(r"terraform destroy .*-target=flux_bootstrap_git\.this")
+    nodepools = first(r"kubectl delete nodepools --all")
+    nodeclasses = first(r"kubectl delete ec2nodeclasses --all")
+    leftovers = first(r"aws ec2 describe-instances")
+    everything = max(i for i, l in enumerate(lines) if re.search(r"terraform destroy", l) and "-target" not in l)
+    assert flux < nodepools < nodeclasses < leftovers < everything
+    assert "pctl" in TEARDOWN.read_text() and "eks\", \"token\"" in TEARDOWN.read_text()
+
+
+def test_readme_covers_bring_up_teardown_costs_and_pctl():
+    text = (TF / "README.md").read_text()
+    for heading in ("## Bring-up", "## Teardown", "## Costs", "### The 1Password item", "### The pctl config"):
+        assert heading in text, f"terraform/README.md lacks {heading}"
+    for needle in ("credential_process", "pctl eks token", "-backend-config=backend.hcl", "[clusters.platform]",
+                   "Account ID", "teardown.sh"):
+        assert needle in text, f"terraform/README.md does not mention {needle}"
