@@ -10,6 +10,7 @@ The pctl binary is `$PCTL_BIN`, else `<repo>/target/debug/pctl`; tests that
 need it fail (never skip) when it is missing.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -87,6 +88,11 @@ def moto_auth(tmp_path_factory):
     try:
         ident = rig.setup_identity(m)
         m.client("s3").create_bucket(Bucket="pctl-tfstate")
+        # a role that does NOT trust our user: AssumeRole must be refused (AccessDenied)
+        m.client("iam").create_role(RoleName="untrusting", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "sts:AssumeRole",
+                "Principal": {"AWS": f"arn:aws:iam::{rig.ACCOUNT_ID}:user/somebody-else"}}]}))
         m.set_auth(True)
         m.identity = ident
         yield m

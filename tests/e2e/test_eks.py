@@ -224,3 +224,38 @@ def test_cluster_info_from_exec_info(eks_env):
     r = env.ok("eks", "token", "--cluster", rig.CLUSTER, "--role", "admin",
                env={"KUBERNETES_EXEC_INFO": json.dumps(info)})
     assert json.loads(r.stdout)["apiVersion"] == V1
+
+
+def test_kubeconfig_from_describe_cluster(eks_env, kubectl_bin):
+    """Without --endpoint/--ca-file the kubeconfig carries what DescribeCluster returned."""
+    env = eks_env
+    cluster = env.moto.client("eks").describe_cluster(name=rig.CLUSTER)["cluster"]
+    path = os.path.join(env.home, "kc-describe")
+    env.ok("kubeconfig", "--cluster", rig.CLUSTER, "--write", path)
+    view = env.run_tool([kubectl_bin, "config", "view", "--kubeconfig", path, "--raw", "-o",
+                         "json"])
+    assert view.returncode == 0, view.stderr
+    c = json.loads(view.stdout)["clusters"][0]["cluster"]
+    assert c["server"] == cluster["endpoint"]
+    assert c["certificate-authority-data"] == cluster["certificateAuthority"]["data"]
+
+
+def test_concurrent_cold_eks_tokens_mint_once(eks_env):
+    env = eks_env
+    env.op_state(latency=0.5)
+    env.status()  # daemon up, still locked/empty
+    procs = [env.popen("eks", "token", "--cluster", rig.CLUSTER) for _ in range(50)]
+    outs = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=90)
+        except Exception:  # noqa: BLE001
+            p.kill()
+            out, err = p.communicate(timeout=10)
+        assert p.returncode == 0, err
+        outs.append(json.loads(out)["status"]["token"])
+    assert len(set(outs)) == 1
+    st = env.status()
+    assert st["counters"]["eks_tokens_minted"] == 1
+    assert st["counters"]["assume_role"] == 1
+    assert st["counters"]["op_calls"] == 1

@@ -172,3 +172,13 @@ def test_proxy_survives_s3_bodies(moto_open, recording_proxy):
     s3.put_object(Bucket="rig-proxy", Key="k", Body=b"x" * 100000)
     assert s3.get_object(Bucket="rig-proxy", Key="k")["Body"].read() == b"x" * 100000
     assert os.path.getsize(proxy.log) > 0
+
+
+def test_secret_scanner_finds_planted_values(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "log").write_bytes(b"prefix wJalrXUtnFEMI/K7MDENG suffix 1234567 at 123456\n")
+    (tmp_path / "skip").mkdir()
+    (tmp_path / "skip" / "x").write_text("wJalrXUtnFEMI/K7MDENG")
+    hits = rig.scan_tree_for([str(tmp_path)], {"s": "wJalrXUtnFEMI/K7MDENG"},
+                             exclude=[str(tmp_path / "skip")], numeric_codes=["123456", "234567"])
+    assert sorted(l for _, l in hits) == ["s", "totp code 123456"]
