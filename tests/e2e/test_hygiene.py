@@ -124,3 +124,16 @@ def test_shell_fish_and_zsh_syntax(auth_env):
     assert "PCTL_SOCK" in fish and ("set -gx" in fish or "set -x" in fish)
     zsh = env.ok("shell", "--shell", "zsh").stdout
     assert "export PCTL_SOCK=" in zsh
+
+
+def test_shell_keeps_existing_kubeconfig(auth_env):
+    env = auth_env
+    mine = os.path.join(env.home, "work-kubeconfig")
+    out = env.ok("shell", env={"KUBECONFIG": mine}).stdout
+    r = subprocess.run(["bash", "-c", 'eval "$1" && printf "%s" "$KUBECONFIG"', "_", out],
+                       env={"PATH": env.env["PATH"], "KUBECONFIG": mine}, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    parts = r.stdout.split(":")
+    assert mine in parts
+    assert os.path.join(env.xdg_config, "pctl", "kubeconfig") in parts
