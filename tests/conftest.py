@@ -30,8 +30,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "binary: needs the pctl binary")
 
 
+E2E_DIR = os.path.join(rig.TESTS, "e2e")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        if not str(item.fspath).startswith(E2E_DIR + os.sep):
+            continue  # other suites (tests/platform) keep their own settings
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
 
