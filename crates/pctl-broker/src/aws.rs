@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use aws_config::identity::IdentityCache;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -61,6 +62,11 @@ impl Aws {
         let c = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .no_credentials()
+            // Every call passes static credentials from locked memory. The SDK's
+            // default lazy identity cache lives in this shared SdkConfig and would
+            // keep a heap copy of every key and session it ever signed with (up to
+            // 64 partitions, never dropped by `pctl lock`): don't cache.
+            .identity_cache(IdentityCache::no_cache())
             .retry_config(
                 RetryConfig::standard()
                     .with_max_attempts(4)
