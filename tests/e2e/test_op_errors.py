@@ -135,3 +135,30 @@ def test_unknown_role_is_a_config_error(auth_env):
 def test_bad_usage_exit_2(auth_env):
     r = auth_env.run("credential-process")
     assert r.returncode == 2
+
+
+def test_error_reaches_the_user_through_aws_cli(auth_env, aws_cli):
+    """credential_process failures surface in the AWS CLI with pctl's message."""
+    cfg = os.path.join(auth_env.home, ".aws", "config")
+    os.makedirs(os.path.dirname(cfg), exist_ok=True)
+    auth_env.ok("aws-config", "--write", cfg)
+    auth_env.op_state(signed_in=False)
+    r = auth_env.run_tool([aws_cli, "sts", "get-caller-identity", "--profile", "pctl-admin"],
+                          env={"AWS_CONFIG_FILE": cfg})
+    assert r.returncode != 0
+    assert "op signin" in r.stderr and "[ERROR]" not in r.stderr, r.stderr
+
+
+def test_service_account_token_is_forwarded_and_never_stored(auth_env):
+    auth_env.op_state(signed_in=False)
+    sa = "ops_eyJzaWduSW5BZGRyZXNzIjoibXkuMXBhc3N3b3JkLmNvbSJ9.fake-service-account-token"
+    auth_env.ok("credential-process", "--role", "admin", env={"OP_SERVICE_ACCOUNT_TOKEN": sa})
+    assert "OP_SERVICE_ACCOUNT_TOKEN" in auth_env.op_calls("item get")[0]["env"]
+    hits = rig.scan_tree_for([auth_env.root], {"service account token": sa},
+                             exclude=[os.path.join(auth_env.home, ".op-fake")])
+    assert not hits, hits
+
+
+def test_unknown_cluster(auth_env):
+    r = auth_env.run("eks", "token", "--cluster", "nope-cluster")
+    rig.assert_pctl_error(r, "nope-cluster")
