@@ -1,0 +1,443 @@
+"""Helpers for pctl's security tests: /proc inspection, a raw socket client,
+a fault-injecting STS front, and running commands as another user.
+
+Everything binds to 127.0.0.1; every wait loop is bounded.
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import http.client
+
+import rig
+
+NOBODY = 65534
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+PROTO_VERSION = None  # filled lazily from `pctl --version`
+
+
+# --------------------------------------------------------------------------
+# /proc
+
+
+def proc_status(pid):
+    """/proc/PID/status as {key: value}."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k.strip()] = v.strip()
+    return out
+
+
+def rss_kb(pid):
+    return int(proc_status(pid)["VmRSS"].split()[0])
+
+
+def vmlck_kb(pid):
+    return int(proc_status(pid)["VmLck"].split()[0])
+
+
+def core_limit(pid):
+    """(soft, hard) of 'Max core file size' from /proc/PID/limits."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max core file size"):
+                parts = line[len("Max core file size"):].split()
+                return parts[0], parts[1]
+    raise AssertionError("no core limit line")
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def environ(pid):
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
+def daemons_for(sock):
+    """PIDs of live `pctl daemon` processes whose environment carries PCTL_SOCK=sock."""
+    mark = f"PCTL_SOCK={sock}".encode()
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        pid = int(p)
+        argv = cmdline(pid)
+        if len(argv) >= 2 and os.path.basename(argv[0]) == "pctl" and argv[1] == "daemon":
+            if mark in environ(pid) and alive(pid):
+                out.append(pid)
+    return sorted(out)
+
+
+def processes_with_env(mark):
+    """Live PIDs whose environment contains the exact entry `mark` (bytes)."""
+    me = os.getpid()
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) == me:
+            continue
+        if mark in environ(int(p)) and alive(int(p)):
+            out.append(int(p))
+    return out
+
+
+def op_processes(home):
+    """Live `op` stand-in processes run for this HOME."""
+    out = []
+    for pid in processes_with_env(f"HOME={home}".encode()):
+        argv = cmdline(pid)
+        if any(os.path.basename(a) == "op" for a in argv[:2]):
+            out.append(pid)
+    return out
+
+
+def maps(pid):
+    """[(start, end, perms, offset, path)] from /proc/PID/maps."""
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split(None, 5)
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            path = parts[5].strip() if len(parts) > 5 else ""
+            out.append((start, end, parts[1], int(parts[2], 16), path))
+    return out
+
+
+def smaps_flags(pid):
+    """{(start, end): set(VmFlags)} from /proc/PID/smaps."""
+    out = {}
+    cur = None
+    rx = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) ")
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            m = rx.match(line)
+            if m:
+                cur = (int(m.group(1), 16), int(m.group(2), 16))
+            elif line.startswith("VmFlags:") and cur:
+                out[cur] = set(line.split(":", 1)[1].split())
+    return out
+
+
+def _kind(idx, regions):
+    start, end, perms, off, path = regions[idx]
+    if path:
+        return path
+    prev = regions[idx - 1] if idx > 0 else None
+    # glibc thread stacks: an anonymous rw region right above a PROT_NONE guard page
+    if prev and prev[1] == start and prev[2].startswith("---") and not prev[4]:
+        return "[anon: thread stack?]"
+    return "[anon]"
+
+
+class Hit:
+    def __init__(self, label, addr, region, kind, flags, context):
+        self.label, self.addr, self.region, self.kind = label, addr, region, kind
+        self.flags, self.context = flags, context
+
+    def __repr__(self):
+        s, e = self.region
+        return (f"{self.label} @0x{self.addr:x} in {self.kind} 0x{s:x}-0x{e:x} "
+                f"({(e - s) // 1024} KiB, VmFlags {' '.join(sorted(self.flags))}) "
+                f"context={self.context!r}")
+
+
+def scan_memory(pid, needles, patterns=()):
+    """Search every readable mapping of pid (via /proc/PID/mem) for needles.
+
+    needles: {label: bytes}; patterns: [(label, compiled bytes regex)].
+    Returns (hits, bytes_scanned, unreadable_regions).
+    """
+    regions = maps(pid)
+    flags = smaps_flags(pid)
+    hits, scanned, unreadable = [], 0, []
+    needles = [(lab, n) for lab, n in needles.items() if n]
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for i, (start, end, perms, _off, path) in enumerate(regions):
+            if perms[0] != "r" or path in ("[vvar]", "[vsyscall]", "[vvar_vclock]"):
+                continue
+            try:
+                mem.seek(start)
+                data = mem.read(end - start)
+            except OSError as e:
+                unreadable.append((start, end, path, str(e)))
+                continue
+            if not data:
+                unreadable.append((start, end, path, "empty read"))
+                continue
+            scanned += len(data)
+            kind = _kind(i, regions)
+            vf = flags.get((start, end), set())
+
+            def add(label, pos, ln):
+                ctx = data[max(0, pos - 24):pos + ln + 24]
+                hits.append(Hit(label, start + pos, (start, end), kind, vf, ctx))
+
+            for label, n in needles:
+                pos = data.find(n)
+                count = 0
+                while pos != -1 and count < 64:
+                    add(label, pos, len(n))
+                    count += 1
+                    pos = data.find(n, pos + 1)
+            for label, rx in patterns:
+                for count, m in enumerate(rx.finditer(data)):
+                    if count >= 64:
+                        break
+                    add(label, m.start(), m.end() - m.start())
+    return hits, scanned, unreadable
+
+
+def by_label(hits):
+    out = {}
+    for h in hits:
+        out.setdefault(h.label, []).append(h)
+    return out
+
+
+# --------------------------------------------------------------------------
+# raw protocol client
+
+
+def frame(obj_or_bytes):
+    body = obj_or_bytes if isinstance(obj_or_bytes, bytes) else json.dumps(obj_or_bytes).encode()
+    return struct.pack(">I", len(body)) + body
+
+
+def pctl_version(pctl_bin):
+    global PROTO_VERSION
+    if PROTO_VERSION is None:
+        out = subprocess.run([pctl_bin, "--version"], capture_output=True, text=True,
+                             timeout=10).stdout.split()
+        PROTO_VERSION = out[-1]
+    return PROTO_VERSION
+
+
+def connect(sock_path, timeout=10.0):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sock_path)
+    return s
+
+
+def recv_exact(s, n):
+    buf = b""
+    for _ in range(100000):
+        if len(buf) >= n:
+            break
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def read_response(s):
+    """One response frame as a dict, or None when the daemon closed without answering."""
+    hdr = recv_exact(s, 4)
+    if len(hdr) < 4:
+        return None
+    (n,) = struct.unpack(">I", hdr)
+    assert n <= 64 * 1024, f"daemon sent an oversize frame ({n} bytes)"
+    body = recv_exact(s, n)
+    assert len(body) == n, "truncated response"
+    return json.loads(body)
+
+
+def exchange_raw(sock_path, payload, timeout=10.0, shut_wr=False):
+    """Send raw bytes; return (response dict or None, closed_after: bool)."""
+    s = connect(sock_path, timeout)
+    try:
+        if payload:
+            s.sendall(payload)
+        if shut_wr:
+            s.shutdown(socket.SHUT_WR)
+        resp = read_response(s)
+        try:
+            rest = s.recv(1)
+            closed = rest == b""
+        except socket.timeout:
+            closed = False
+        return resp, closed
+    finally:
+        s.close()
+
+
+def request(sock_path, req, version, timeout=10.0):
+    s = connect(sock_path, timeout)
+    try:
+        s.sendall(frame({"version": version, "request": req}))
+        return read_response(s)
+    finally:
+        s.close()
+
+
+# --------------------------------------------------------------------------
+# another user
+
+
+def as_nobody(argv):
+    return [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv]
+
+
+def chown_tree(path, uid, gid):
+    for dirpath, dirnames, filenames in os.walk(path):
+        os.chown(dirpath, uid, gid)
+        for n in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, n), uid, gid)
+
+
+def short_tmpdir(prefix="pctl-sec-", mode=0o700):
+    d = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.chmod(d, mode)
+    return d
+
+
+# --------------------------------------------------------------------------
+# a fault-injecting HTTP front for moto
+
+
+STS_ERROR = """<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>
+  <RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>
+</ErrorResponse>
+"""
+
+FAULTS = {
+    "throttle": (400, "Throttling", "Rate exceeded"),
+    "denied": (403, "AccessDenied",
+               "User: arn:aws:iam::123456789012:user/operator is not authorized to perform: "
+               "sts:AssumeRole on resource: arn:aws:iam::123456789012:role/x"),
+    "expired": (400, "ExpiredToken", "The security token included in the request is expired"),
+}
+
+
+class FaultFront:
+    """HTTP server in this process on 127.0.0.1 that forwards to `upstream` (moto) and,
+    for requests whose Action is in `actions`, answers an STS error instead:
+
+    mode = ("forward",) | (fault, count) where count is how many matching requests get
+    the fault before forwarding again (None = always).
+    """
+
+    def __init__(self, upstream, actions=("AssumeRole", "GetSessionToken")):
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.actions = set(actions)
+        self.lock = threading.Lock()
+        self.mode = ("forward", 0)
+        self.log = []  # (action, answered_with)
+        front = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _do(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                if "x-www-form-urlencoded" in self.headers.get("Content-Type", ""):
+                    params.update(urllib.parse.parse_qsl(body.decode("utf-8", "replace")))
+                action = params.get("Action")
+                fault = None
+                with front.lock:
+                    kind, left = front.mode
+                    if kind != "forward" and action in front.actions:
+                        if left is None or left > 0:
+                            fault = kind
+                            if left is not None:
+                                front.mode = (kind, left - 1)
+                    front.log.append((action, fault or "forward"))
+                if fault:
+                    status, code, msg = FAULTS[fault]
+                    data = STS_ERROR.format(code=code, message=msg).encode()
+                    self.send_response_only(status)
+                    self.send_header("Content-Type", "text/xml")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                conn = http.client.HTTPConnection(front.upstream.hostname, front.upstream.port,
+                                                  timeout=30)
+                try:
+                    conn.putrequest(self.command, self.path, skip_host=True,
+                                    skip_accept_encoding=True)
+                    for k, v in self.headers.items():
+                        if k.lower() not in ("connection", "keep-alive", "content-length",
+                                             "transfer-encoding"):
+                            conn.putheader(k, v)
+                    conn.putheader("Content-Length", str(len(body)))
+                    conn.endheaders(body)
+                    r = conn.getresponse()
+                    data, status, headers = r.read(), r.status, r.getheaders()
+                except OSError as e:
+                    data, status, headers = str(e).encode(), 502, [("Content-Type", "text/plain")]
+                finally:
+                    conn.close()
+                self.send_response_only(status)
+                for k, v in headers:
+                    if k.lower() not in ("connection", "keep-alive", "content-length",
+                                         "transfer-encoding", "date", "server"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _do
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def set(self, kind, count=None):
+        with self.lock:
+            self.mode = (kind, count)
+            self.log.clear()
+
+    def answered(self, action):
+        with self.lock:
+            return [a for act, a in self.log if act == action]
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def timed(fn, *a, **kw):
+    t0 = time.monotonic()
+    r = fn(*a, **kw)
+    return r, time.monotonic() - t0

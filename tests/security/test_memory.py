@@ -1,0 +1,206 @@
+"""Memory claims (issue 4): secrets live only in locked, non-dumpable memory and are
+gone from the daemon's address space after `pctl lock`.
+
+The scan reads every readable mapping of the daemon through /proc/PID/mem as root
+(the daemon is non-dumpable, so only CAP_SYS_PTRACE gets in); before `lock` it must
+find the secrets, which proves the scan sees the memory that holds them.
+"""
+
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+import rig
+import secutil
+
+SERIAL = f"arn:aws:iam::{rig.ACCOUNT_ID}:mfa/eks-operator"
+# moto's GetSessionToken always returns these example credentials (the MFA base session)
+MOTO_GST_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
+MOTO_GST_TOKEN = ("AQoEXAMPLEH4aoAH0gNCAPyJxz4BlCFFxWNE1OPTgk5TthT+FvwqnKwRcOIfrRh3c/LTo6UDdyJwOOvEVPv"
+                  "LXCrrrUtdnniCEXAMPLE/IvU1dYUg2RVAJBanLiHb4IgRmpRV3zrkuWJOgQs8IZZaIv2BXIa2R4Olg"
+                  "kBN9bkUDNCJiBeb/AXlzBBko7b15fjrBs2+cTQtpZ3CYWFXG8C5zqx37wnOE49mRl/+OtkIKGO7fAE")
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="reading another process's memory needs root "
+                                       "(CAP_SYS_PTRACE): the daemon is non-dumpable")
+
+
+def _exercise(env, describe=False):
+    """unlock, sessions, tokens; returns the secrets a client was handed."""
+    env.ok("unlock")
+    cp = json.loads(env.ok("credential-process", "--role", "admin").stdout)
+    env.ok("credential-process", "--role", "admin")  # cached path too
+    env.ok("env", "--role", "admin")
+    env.ok("exec", "--role", "admin", "--", "true")
+    tok = json.loads(env.ok("eks", "token", "--cluster", rig.CLUSTER).stdout)["status"]["token"]
+    env.ok("eks", "token", "--cluster", rig.CLUSTER)  # cached token
+    if describe:
+        # EKS DescribeCluster: the role session goes through an SDK client
+        env.ok("kubeconfig", "--cluster", rig.CLUSTER, "--write",
+               os.path.join(env.home, "kubeconfig"))
+    return {
+        "session secret (credential-process)": cp["SecretAccessKey"],
+        "session token (credential-process)": cp["SessionToken"],
+        "EKS token": tok,
+    }
+
+
+def _code_patterns(env):
+    """The TOTP codes op handed out (a window around each call), as whole numbers."""
+    codes = set()
+    for c in env.op_calls("item get"):
+        for dt in (-30, 0, 30):
+            codes.add(rig.totp(rig.TOTP_SEED, at=c["ts"] + dt))
+    return [(f"TOTP code {c}", re.compile(rb"(?<![0-9])" + c.encode() + rb"(?![0-9])"))
+            for c in sorted(codes)]
+
+
+def _report(hits):
+    return "\n".join(repr(h) for h in hits)
+
+
+def _scan(pid, needles, patterns=()):
+    hits, scanned, unreadable = secutil.scan_memory(
+        pid, {k: v.encode() for k, v in needles.items()}, patterns)
+    # the scan must really have read the process: heap and anonymous memory included
+    assert scanned > 1024 * 1024, f"only {scanned} bytes readable; unreadable={unreadable}"
+    return hits
+
+
+def _memory_flow(env, ident_secret, extra_before=(), totp=False):
+    captured = _exercise(env, describe=totp)
+    st = env.status()
+    pid = st["pid"]
+    assert not st["locked"]
+
+    needles = {"IAM secret access key": ident_secret, **captured}
+    if totp:
+        needles["TOTP seed"] = rig.TOTP_SEED
+        needles["MFA base session secret"] = MOTO_GST_SECRET
+        needles["MFA base session token"] = MOTO_GST_TOKEN
+    patterns = _code_patterns(env) if totp else []
+
+    before = secutil.by_label(_scan(pid, needles))
+    must_find = ["session secret (credential-process)", "session token (credential-process)",
+                 "EKS token", *extra_before]
+    for label in must_find:
+        assert before.get(label), (
+            f"scan did not find the {label} in the unlocked daemon: the scan is blind, "
+            "so a clean result after lock would prove nothing")
+        # the long-lived copy sits in an mlocked, MADV_DONTDUMP page
+        assert any({"lo", "dd"} <= h.flags for h in before[label]), (
+            f"no copy of the {label} is in a locked (lo) + dontdump (dd) mapping:\n"
+            + _report(before[label]))
+    assert secutil.vmlck_kb(pid) > 0, "unlocked daemon has no locked memory (VmLck 0)"
+
+    env.ok("lock")
+    assert env.status()["locked"]
+    time.sleep(0.3)
+    after = _scan(pid, needles, patterns)
+    assert not after, (
+        f"{len(after)} secret copies remain in daemon pid {pid} after `pctl lock`:\n"
+        + _report(after))
+    assert secutil.vmlck_kb(pid) == 0, "locked pages still held after lock (VmLck > 0)"
+
+
+@pytest.mark.timeout(120)
+def test_no_secret_in_daemon_memory_after_lock_keys(auth_env):
+    """IAM user keys (no MFA): the keys are the AssumeRole identity until lock."""
+    _memory_flow(auth_env, auth_env.ident["secret_access_key"],
+                 extra_before=["IAM secret access key"])
+
+
+@pytest.fixture
+def mfa_env(pctl_env, moto_open):
+    env = pctl_env(moto_open.url)
+    ident = moto_open.identity
+    env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
+                               mfa_serial=SERIAL, totp_seed=rig.TOTP_SEED)])
+    env.ident = ident
+    return env
+
+
+@pytest.mark.timeout(120)
+def test_no_secret_in_daemon_memory_after_lock_mfa(mfa_env):
+    """MFA path: the IAM keys, TOTP seed and code are used once for GetSessionToken; the
+    MFA session is the base identity until lock. None of them survive lock."""
+    _memory_flow(mfa_env, mfa_env.ident["secret_access_key"],
+                 extra_before=["MFA base session secret", "MFA base session token"], totp=True)
+
+
+@pytest.mark.timeout(60)
+def test_core_dumps_disabled(auth_env):
+    auth_env.ok("status")
+    pid = auth_env.status()["pid"]
+    assert secutil.core_limit(pid) == ("0", "0"), open(f"/proc/{pid}/limits").read()
+
+
+def _nobody_daemon(pctl_bin):
+    """A daemon running as uid 65534 in its own tree; returns (proc, root, sock)."""
+    root = secutil.short_tmpdir(mode=0o755)
+    home = os.path.join(root, "h")
+    os.makedirs(os.path.join(home, "run"), mode=0o700)
+    sock = os.path.join(home, "run", "s")
+    secutil.chown_tree(root, secutil.NOBODY, secutil.NOBODY)
+    env = rig.clean_base_env()
+    env.update(HOME=home, PCTL_SOCK=sock, PCTL_STATE_DIR=os.path.join(home, "state"),
+               PCTL_CONFIG=os.path.join(home, "none.toml"))
+    proc = subprocess.Popen(secutil.as_nobody([pctl_bin, "daemon"]), env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd="/")
+    rig.wait_until(lambda: os.path.exists(sock) or proc.poll() is not None, timeout=10,
+                   what="nobody daemon socket")
+    assert proc.poll() is None, proc.stderr.read().decode()
+    return proc, root, env
+
+
+@pytest.mark.timeout(60)
+def test_daemon_not_dumpable_by_its_own_user(pctl_bin):
+    """PR_SET_DUMPABLE=0: another process of the daemon's own user cannot read its memory
+    or environment (as it could for an ordinary process of that user)."""
+    proc, root, env = _nobody_daemon(pctl_bin)
+    control = subprocess.Popen(secutil.as_nobody(["sleep", "30"]), env=env)
+    try:
+        pid = proc.pid
+        # setpriv execs pctl in place, so proc.pid is the daemon
+        assert secutil.cmdline(pid)[1:2] == ["daemon"]
+        assert secutil.proc_status(pid)["Uid"].split()[0] == str(secutil.NOBODY)
+        rig.wait_until(lambda: secutil.cmdline(control.pid)[:1] == ["sleep"], timeout=5)
+
+        # non-dumpable: the kernel makes /proc/PID/* root-owned although the process is not
+        st = os.stat(f"/proc/{pid}/environ")
+        assert (st.st_uid, st.st_gid) == (0, 0), (st.st_uid, st.st_gid)
+        st_ctl = os.stat(f"/proc/{control.pid}/environ")
+        assert st_ctl.st_uid == secutil.NOBODY, "control process should be user-owned"
+
+        probe = ("import sys\n"
+                 "for t in sys.argv[1:]:\n"
+                 "    try:\n"
+                 "        f = open(f'/proc/{t}/mem', 'rb'); f.close()\n"
+                 "        g = open(f'/proc/{t}/environ', 'rb'); g.read(); g.close()\n"
+                 "        print(t, 'readable')\n"
+                 "    except OSError as e:\n"
+                 "        print(t, 'denied', e.errno)\n")
+        r = subprocess.run(secutil.as_nobody([rig.sys.executable, "-c", probe, str(pid),
+                                              str(control.pid)]),
+                           capture_output=True, text=True, timeout=20, env=env)
+        res = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+        assert res.get(str(control.pid)) == "readable", (
+            f"control: same-user /proc access should work, got {r.stdout!r} {r.stderr!r}")
+        assert res.get(str(pid), "").startswith("denied"), (
+            f"same-user process could open the daemon's /proc/PID/mem: {r.stdout!r}")
+        assert secutil.core_limit(pid) == ("0", "0")
+    finally:
+        control.kill()
+        control.wait(timeout=5)
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        secutil.shutil.rmtree(root, ignore_errors=True)
