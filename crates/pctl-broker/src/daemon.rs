@@ -27,6 +27,25 @@ impl Default for DaemonOptions {
     }
 }
 
+/// Takes the socket lock, waiting briefly for a daemon that is shutting
+/// down (a client replacing a stale daemon starts the new one right away).
+fn lock_with_patience(socket: &std::path::Path) -> Result<server::SocketLock, ServeError> {
+    let mut tries = 0;
+    loop {
+        match server::lock_socket(socket) {
+            Err(ServeError::AlreadyRunning(_)) if tries < 60 && !answers(socket) => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn answers(socket: &std::path::Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket).is_ok()
+}
+
 /// Runs the daemon in the foreground until SIGTERM, SIGINT or `pctl stop`.
 pub fn run(opts: DaemonOptions) -> Result<(), ServeError> {
     platform::harden_process()
@@ -38,7 +57,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), ServeError> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     server::prepare_dir(&dir)?;
-    let _lock = server::lock_socket(&opts.socket)?;
+    let _lock = lock_with_patience(&opts.socket)?;
     if let Some(log) = &opts.audit_log {
         if let Some(d) = log.parent() {
             let _ = std::fs::create_dir_all(d);

@@ -112,6 +112,10 @@ impl Client {
             create_private_dir(dir)?;
         }
         let mut cmd = Command::new(exe);
+        // The daemon outlives this client: give it only what it needs, never
+        // a credential that happens to be in the caller's environment.
+        cmd.env_clear()
+            .envs(std::env::vars_os().filter(|(k, _)| k.to_str().is_some_and(daemon_env)));
         cmd.arg("daemon")
             .arg("--log-file")
             .arg(&log)
@@ -148,6 +152,35 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// Variables an auto-started daemon inherits: paths, locale, proxies and
+/// TLS settings, AWS endpoint overrides, pctl's own settings.
+fn daemon_env(name: &str) -> bool {
+    matches!(
+        name,
+        "PATH"
+            | "HOME"
+            | "USER"
+            | "LOGNAME"
+            | "LANG"
+            | "TZ"
+            | "TMPDIR"
+            | "SSL_CERT_FILE"
+            | "SSL_CERT_DIR"
+            | "HTTPS_PROXY"
+            | "https_proxy"
+            | "HTTP_PROXY"
+            | "http_proxy"
+            | "NO_PROXY"
+            | "no_proxy"
+            | "AWS_CA_BUNDLE"
+            | "AWS_USE_FIPS_ENDPOINT"
+            | "AWS_USE_DUALSTACK_ENDPOINT"
+    ) || name.starts_with("LC_")
+        || name.starts_with("XDG_")
+        || name.starts_with("PCTL_")
+        || name.starts_with("AWS_ENDPOINT_URL")
 }
 
 fn is_absent(e: &std::io::Error) -> bool {

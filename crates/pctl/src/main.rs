@@ -187,7 +187,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn daemon(log_file: Option<PathBuf>) -> Result<ExitCode> {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("PCTL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // PCTL_LOG sets the level of pctl's own messages only; dependencies stay
+    // at `warn` so no HTTP wire trace (which could carry a session token)
+    // is ever written.
+    let level = match std::env::var("PCTL_LOG").unwrap_or_default().as_str() {
+        l @ ("error" | "warn" | "info" | "debug" | "trace") => l.to_string(),
+        _ => "info".into(),
+    };
+    let filter = EnvFilter::new(format!("warn,pctl={level},pctl_broker={level}"));
     match log_file {
         Some(path) => {
             use std::os::unix::fs::OpenOptionsExt;
