@@ -281,10 +281,16 @@ def exchange_raw(sock_path, payload, timeout=10.0, shut_wr=False):
             s.sendall(payload)
         if shut_wr:
             s.shutdown(socket.SHUT_WR)
-        resp = read_response(s)
+        try:
+            resp = read_response(s)
+        except ConnectionResetError:
+            # the daemon closed with our unread bytes in its queue (Linux: ECONNRESET)
+            return None, True
         try:
             rest = s.recv(1)
             closed = rest == b""
+        except ConnectionResetError:
+            closed = True
         except socket.timeout:
             closed = False
         return resp, closed
