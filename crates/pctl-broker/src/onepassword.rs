@@ -209,8 +209,21 @@ pub fn classify_error(stderr: &str, cfg: &OnePasswordConfig) -> OpError {
     } else if msg.is_empty() {
         OpError::Other("op exited with an error and printed nothing".into())
     } else {
-        let mut m: String = msg.chars().take(200).collect();
-        if msg.chars().count() > 200 {
+        // op's text reaches the user's terminal and the daemon log: no control
+        // characters (escape sequences, CR, other line breaks) and one line.
+        let clean: String = msg
+            .chars()
+            .map(|c| {
+                if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let clean = clean.trim();
+        let mut m: String = clean.chars().take(200).collect();
+        if clean.chars().count() > 200 {
             m.push('…');
         }
         OpError::Other(m)
@@ -429,6 +442,18 @@ mod tests {
         for (stderr, want) in cases {
             assert_eq!(classify_error(stderr, &c), want, "{stderr}");
         }
+        let hostile = classify_error(
+            "[ERROR] 2026/11/25 10:00:00 bad\x1b]0;pwned\x07 \rX\u{2028}Y\x0bZ",
+            &c,
+        );
+        let OpError::Other(m) = &hostile else {
+            panic!("{hostile:?}")
+        };
+        assert!(
+            !m.chars().any(|ch| ch.is_control() || ch == '\u{2028}'),
+            "{m:?}"
+        );
+        assert!(m.starts_with("bad") && m.ends_with('Z'), "{m:?}");
         let other = classify_error("[ERROR] 2026/11/25 10:00:00 something new", &c);
         assert_eq!(other, OpError::Other("something new".into()));
         assert!(!other.to_string().contains("[ERROR]"));
