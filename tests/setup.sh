@@ -21,4 +21,4 @@ fi
 if [[ "${PCTL_SKIP_PLATFORM_TOOLS:-}" != 1 ]]; then
   tests/platform/install-tools.sh
 fi
-cargo build --quiet -p pctl
+cargo build --quiet --workspace --bins

@@ -10,8 +10,9 @@ pub mod aws;
 pub mod broker;
 pub mod config;
 pub mod daemon;
-pub mod dirs;
 pub mod onepassword;
 pub mod platform;
 pub mod secret;
 pub mod server;
+
+pub use pctl_protocol::dirs;

@@ -7,6 +7,8 @@
 //! Every request carries the client's version; a daemon of another version
 //! answers [`ErrorKind::Version`] so the client can replace it.
 
+pub mod dirs;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 

@@ -106,7 +106,7 @@ impl Client {
 
     fn start_daemon(&self) -> Result<()> {
         use std::os::unix::process::CommandExt;
-        let exe = std::env::current_exe().context("cannot find the pctl executable")?;
+        let exe = daemon_exe()?;
         let log = log_path();
         if let Some(dir) = log.parent() {
             create_private_dir(dir)?;
@@ -116,8 +116,7 @@ impl Client {
         // a credential that happens to be in the caller's environment.
         cmd.env_clear()
             .envs(std::env::vars_os().filter(|(k, _)| k.to_str().is_some_and(daemon_env)));
-        cmd.arg("daemon")
-            .arg("--log-file")
+        cmd.arg("--log-file")
             .arg(&log)
             .env("PCTL_SOCK", &self.socket)
             .stdin(Stdio::null())
@@ -200,9 +199,26 @@ fn exchange(stream: &mut UnixStream, env: &Envelope) -> Result<Response> {
     })
 }
 
+/// The `pctl-daemon` executable: next to this one, else on PATH.
+pub fn daemon_exe() -> Result<PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.canonicalize().ok())
+        .and_then(|p| p.parent().map(|d| d.join("pctl-daemon")));
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("pctl-daemon"));
+    beside
+        .into_iter()
+        .chain(on_path)
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow!("pctl-daemon not found next to pctl or on PATH: install it (cargo install --path crates/pctl-broker)"))
+}
+
 /// Where an auto-started daemon logs.
 pub fn log_path() -> PathBuf {
-    pctl_broker::dirs::state_dir().join("daemon.log")
+    pctl_protocol::dirs::state_dir().join("daemon.log")
 }
 
 /// Creates a directory readable only by its owner.

@@ -10,16 +10,12 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{CommandFactory, Parser};
-use pctl_broker::dirs;
+use pctl_protocol::dirs;
 use pctl_protocol::{ClientEnv, Reply, Request};
 use zeroize::Zeroize;
 
 use cli::{Cli, Cmd, EksCmd};
 use client::Client;
-
-/// Every heap block is wiped before it is freed (see `pctl_broker::secret`).
-#[global_allocator]
-static ALLOC: pctl_broker::secret::ZeroizingAllocator = pctl_broker::secret::ZeroizingAllocator;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -185,46 +181,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// `pctl daemon`: runs `pctl-daemon` in the foreground, in place of this process.
 fn daemon(log_file: Option<PathBuf>) -> Result<ExitCode> {
-    use tracing_subscriber::EnvFilter;
-    // PCTL_LOG sets the level of pctl's own messages only; dependencies stay
-    // at `warn` so no HTTP wire trace (which could carry a session token)
-    // is ever written.
-    let level = match std::env::var("PCTL_LOG").unwrap_or_default().as_str() {
-        l @ ("error" | "warn" | "info" | "debug" | "trace") => l.to_string(),
-        _ => "info".into(),
-    };
-    let filter = EnvFilter::new(format!("warn,pctl={level},pctl_broker={level}"));
-    match log_file {
-        Some(path) => {
-            use std::os::unix::fs::OpenOptionsExt;
-            if let Some(dir) = path.parent() {
-                client::create_private_dir(dir)?;
-            }
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("cannot open log file {}", path.display()))?;
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
-                .init();
-        }
-        None => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init(),
+    use std::os::unix::process::CommandExt;
+    let exe = client::daemon_exe()?;
+    let mut cmd = std::process::Command::new(&exe);
+    if let Some(f) = log_file {
+        cmd.arg("--log-file").arg(f);
     }
-    match pctl_broker::daemon::run(pctl_broker::daemon::DaemonOptions::default()) {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) => {
-            tracing::error!("{e}");
-            Err(anyhow!(e))
-        }
-    }
+    let err = cmd.exec();
+    Err(anyhow!("cannot run {}: {err}", exe.display()))
 }
 
 fn credentials(client: &Client, role: String) -> Result<pctl_protocol::Credentials> {

@@ -1,4 +1,5 @@
-//! Every path pctl uses, in one place.
+//! Every path pctl uses, in one place (shared by the daemon and its clients,
+//! which must agree on them).
 
 use std::path::PathBuf;
 
@@ -20,7 +21,7 @@ pub fn socket_path() -> PathBuf {
     }
     match env_path("XDG_RUNTIME_DIR") {
         Some(dir) => dir.join("pctl").join("pctl.sock"),
-        None => PathBuf::from(format!("/tmp/pctl-{}", crate::platform::euid())).join("pctl.sock"),
+        None => PathBuf::from(format!("/tmp/pctl-{}", euid())).join("pctl.sock"),
     }
 }
 
@@ -58,4 +59,9 @@ pub fn kubeconfig_path() -> PathBuf {
 /// The AWS shared-config file pctl owns.
 pub fn aws_config_path() -> PathBuf {
     config_dir().join("aws-config")
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }

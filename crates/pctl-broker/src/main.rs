@@ -1,0 +1,74 @@
+//! `pctl-daemon`: the broker process. Clients (`pctl ...`) start it on
+//! demand; run it yourself only to watch its log (`pctl daemon` does that).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Every heap block is wiped before it is freed (see `pctl_broker::secret`).
+#[global_allocator]
+static ALLOC: pctl_broker::secret::ZeroizingAllocator = pctl_broker::secret::ZeroizingAllocator;
+
+/// The pctl credential broker daemon (normally started by `pctl`).
+#[derive(Parser, Debug)]
+#[command(name = "pctl-daemon", version)]
+struct Args {
+    /// Log to this file (0600) instead of stderr.
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(e) = init_logging(args.log_file.as_deref()) {
+        eprintln!("pctl-daemon: {e}");
+        return ExitCode::FAILURE;
+    }
+    match pctl_broker::daemon::run(pctl_broker::daemon::DaemonOptions::default()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("pctl-daemon: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// PCTL_LOG sets the level of pctl's own messages only; dependencies stay at
+/// `warn` so no HTTP wire trace (which could carry a session token) is ever
+/// written.
+fn init_logging(file: Option<&std::path::Path>) -> std::io::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let level = match std::env::var("PCTL_LOG").unwrap_or_default().as_str() {
+        l @ ("error" | "warn" | "info" | "debug" | "trace") => l.to_string(),
+        _ => "info".into(),
+    };
+    let filter = EnvFilter::new(format!("warn,pctl_daemon={level},pctl_broker={level}"));
+    match file {
+        Some(path) => {
+            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+            if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
+            }
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)?;
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .init();
+        }
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
+    Ok(())
+}
