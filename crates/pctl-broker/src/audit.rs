@@ -14,6 +14,8 @@ const RECENT: usize = 50;
 /// Appends audit records to a file and keeps the last few in memory.
 pub struct Audit {
     path: Option<PathBuf>,
+    /// Opened on first use and kept open: a cached token costs no `open`.
+    file: Mutex<Option<std::fs::File>>,
     recent: Mutex<VecDeque<AuditRecord>>,
 }
 
@@ -22,6 +24,7 @@ impl Audit {
     pub fn new(path: Option<PathBuf>) -> Self {
         Audit {
             path,
+            file: Mutex::new(None),
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
         }
     }
@@ -29,15 +32,20 @@ impl Audit {
     /// Records one event.
     pub fn record(&self, rec: AuditRecord) {
         if let Some(path) = &self.path {
-            let line = serde_json::to_string(&rec).unwrap_or_default();
-            let res = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(path)
-                .and_then(|mut f| writeln!(f, "{line}"));
-            if let Err(e) = res {
-                tracing::warn!("cannot write audit log {}: {e}", path.display());
+            let mut line = serde_json::to_vec(&rec).unwrap_or_default();
+            line.push(b'\n');
+            let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            if file.is_none() {
+                match std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path) {
+                    Ok(f) => *file = Some(f),
+                    Err(e) => tracing::warn!("cannot open audit log {}: {e}", path.display()),
+                }
+            }
+            if let Some(f) = file.as_mut() {
+                if let Err(e) = f.write_all(&line) {
+                    tracing::warn!("cannot write audit log {}: {e}", path.display());
+                    *file = None;
+                }
             }
         }
         let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
