@@ -36,7 +36,12 @@ impl Audit {
             line.push(b'\n');
             let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
             if file.is_none() {
-                match std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path) {
+                match std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o600)
+                    .open(path)
+                {
                     Ok(f) => *file = Some(f),
                     Err(e) => tracing::warn!("cannot open audit log {}: {e}", path.display()),
                 }

@@ -50,13 +50,24 @@ pub struct AwsError(pub String);
 /// Builds and caches one base SDK configuration per region.
 #[derive(Default)]
 pub struct Aws {
-    base: tokio::sync::Mutex<HashMap<String, SdkConfig>>,
+    base: std::sync::Mutex<HashMap<String, SdkConfig>>,
 }
 
 impl Aws {
+    /// Drops the cached configurations and with them the HTTP connection
+    /// pools, whose read buffers may still hold the last STS response.
+    pub fn reset(&self) {
+        let old = std::mem::take(&mut *self.base.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(old);
+    }
+
     async fn sdk(&self, region: &str) -> SdkConfig {
-        let mut map = self.base.lock().await;
-        if let Some(c) = map.get(region) {
+        if let Some(c) = self
+            .base
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(region)
+        {
             return c.clone();
         }
         let c = aws_config::defaults(BehaviorVersion::latest())
@@ -81,7 +92,10 @@ impl Aws {
             )
             .load()
             .await;
-        map.insert(region.to_string(), c.clone());
+        self.base
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(region.to_string(), c.clone());
         c
     }
 

@@ -238,10 +238,9 @@ impl Broker {
             st.epoch += 1;
             st.unlocked.take()
         };
-        if dropped.is_some() {
-            tracing::info!("locked ({}): secrets and sessions dropped", reason.as_str());
-        }
         drop(dropped);
+        self.aws.reset();
+        tracing::info!("locked ({}): secrets and sessions dropped", reason.as_str());
     }
 
     /// Locks when the idle or lifetime limit has passed. Called by a timer.
