@@ -84,6 +84,15 @@ def environ(pid):
         return []
 
 
+def is_daemon(pid):
+    """`pctl-daemon` (auto-started or exec'd by `pctl daemon`), or an older `pctl daemon`."""
+    argv = cmdline(pid)
+    if not argv:
+        return False
+    name = os.path.basename(argv[0])
+    return name == "pctl-daemon" or (name == "pctl" and argv[1:2] == ["daemon"])
+
+
 def daemons_for(sock):
     """PIDs of live `pctl daemon` processes whose environment carries PCTL_SOCK=sock."""
     mark = f"PCTL_SOCK={sock}".encode()
@@ -92,8 +101,7 @@ def daemons_for(sock):
         if not p.isdigit():
             continue
         pid = int(p)
-        argv = cmdline(pid)
-        if len(argv) >= 2 and os.path.basename(argv[0]) == "pctl" and argv[1] == "daemon":
+        if is_daemon(pid):
             if mark in environ(pid) and alive(pid):
                 out.append(pid)
     return sorted(out)

@@ -166,8 +166,8 @@ def test_daemon_not_dumpable_by_its_own_user(pctl_bin):
     control = subprocess.Popen(secutil.as_nobody(["sleep", "30"]), env=env)
     try:
         pid = proc.pid
-        # setpriv execs pctl in place, so proc.pid is the daemon
-        assert secutil.cmdline(pid)[1:2] == ["daemon"]
+        # setpriv execs pctl, which execs pctl-daemon in place: proc.pid is the daemon
+        assert secutil.is_daemon(pid), secutil.cmdline(pid)
         assert secutil.proc_status(pid)["Uid"].split()[0] == str(secutil.NOBODY)
         rig.wait_until(lambda: secutil.cmdline(control.pid)[:1] == ["sleep"], timeout=5)
 
