@@ -19,6 +19,15 @@ pub struct Audit {
     recent: Mutex<VecDeque<AuditRecord>>,
 }
 
+/// Whether the open `file` is still the one at `path` (one `stat`, no `open`).
+fn same_file(file: &std::fs::File, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 impl Audit {
     /// `path` of `None` keeps records in memory only.
     pub fn new(path: Option<PathBuf>) -> Self {
@@ -35,6 +44,11 @@ impl Audit {
             let mut line = serde_json::to_vec(&rec).unwrap_or_default();
             line.push(b'\n');
             let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            if file.as_ref().is_some_and(|f| !same_file(f, path)) {
+                // Rotated or deleted since we opened it: records must land in the
+                // file at `path`, not in one nobody can find any more.
+                *file = None;
+            }
             if file.is_none() {
                 match std::fs::OpenOptions::new()
                     .create(true)
@@ -68,5 +82,43 @@ impl Audit {
             .iter()
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(issued: &str) -> AuditRecord {
+        AuditRecord {
+            time: "2026-01-01T00:00:00Z".into(),
+            pid: Some(1),
+            uid: Some(0),
+            exe: None,
+            issued: issued.into(),
+            role: None,
+            cluster: None,
+            expiration: None,
+            cached: false,
+        }
+    }
+
+    #[test]
+    fn follows_rotation_and_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let audit = Audit::new(Some(path.clone()));
+        audit.record(rec("one"));
+        std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
+        audit.record(rec("two"));
+        assert!(std::fs::read_to_string(&path).unwrap().contains("\"two\""));
+        std::fs::remove_file(&path).unwrap();
+        audit.record(rec("three"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\"three\"") && !text.contains("\"two\""),
+            "{text}"
+        );
+        assert_eq!(audit.recent().len(), 3);
     }
 }
