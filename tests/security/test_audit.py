@@ -127,3 +127,24 @@ def test_failed_requests_are_not_audited_as_issuance(auth_env):
     assert r.returncode == 1 and "locked" in r.stderr
     lines = rig.read_jsonl(os.path.join(env.state_dir, "audit.log"))
     assert [x["issued"] for x in lines] == ["unlock", "credentials"], lines
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["rotated", "deleted"])
+def test_audit_survives_log_rotation(auth_env, how):
+    """Records after logrotate (rename) or deletion of audit.log land in a new audit.log,
+    not in a file nobody can find any more."""
+    env = auth_env
+    env.ok("unlock")
+    env.ok("credential-process", "--role", "admin")
+    path = os.path.join(env.state_dir, "audit.log")
+    assert len(rig.read_jsonl(path)) == 2
+    if how == "rotated":
+        os.rename(path, path + ".1")
+    else:
+        os.remove(path)
+    pid, _ = _run_recorded(env, "credential-process", "--role", "admin")
+    lines = rig.read_jsonl(path)
+    assert [(x["issued"], x["pid"]) for x in lines] == [("credentials", pid)], (
+        f"issuance after the log was {how} is missing from {path}: {lines}")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
