@@ -22,6 +22,9 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// How long a client may take to send a whole request.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a client may take to read an answer.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Longest a request may run (an `op` prompt is the slow case).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -189,6 +192,8 @@ async fn read_request(stream: &mut UnixStream) -> Result<Envelope, FrameError> {
     res
 }
 
+/// Writes one answer; a client that does not read it within [`WRITE_TIMEOUT`]
+/// loses the connection instead of pinning a slot forever.
 async fn write_response(stream: &mut UnixStream, resp: &Response) -> std::io::Result<()> {
     let mut buf = pctl_protocol::encode(resp).unwrap_or_else(|e| {
         pctl_protocol::encode(&Response::Error(ErrorReply {
@@ -197,7 +202,13 @@ async fn write_response(stream: &mut UnixStream, resp: &Response) -> std::io::Re
         }))
         .unwrap_or_default()
     });
-    let r = stream.write_all(&buf).await;
+    let r = match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&buf)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "client did not read its answer",
+        )),
+    };
     buf.zeroize();
     r
 }
