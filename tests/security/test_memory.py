@@ -71,7 +71,13 @@ def _scan(pid, needles, patterns=()):
     return hits
 
 
-def _memory_flow(env, ident_secret, extra_before=(), totp=False):
+def _manual_lock(env):
+    env.ok("lock")
+    st = env.status()
+    assert st["locked"] and st["lock_reason"] == "pctl lock", st
+
+
+def _memory_flow(env, ident_secret, extra_before=(), totp=False, lock=_manual_lock):
     captured = _exercise(env, describe=totp)
     st = env.status()
     pid = st["pid"]
@@ -97,12 +103,11 @@ def _memory_flow(env, ident_secret, extra_before=(), totp=False):
             + _report(before[label]))
     assert secutil.vmlck_kb(pid) > 0, "unlocked daemon has no locked memory (VmLck 0)"
 
-    env.ok("lock")
-    assert env.status()["locked"]
+    lock(env)
     time.sleep(0.3)
     after = _scan(pid, needles, patterns)
     assert not after, (
-        f"{len(after)} secret copies remain in daemon pid {pid} after `pctl lock`:\n"
+        f"{len(after)} secret copies remain in daemon pid {pid} after lock:\n"
         + _report(after))
     assert secutil.vmlck_kb(pid) == 0, "locked pages still held after lock (VmLck > 0)"
 
@@ -112,6 +117,24 @@ def test_no_secret_in_daemon_memory_after_lock_keys(auth_env):
     """IAM user keys (no MFA): the keys are the AssumeRole identity until lock."""
     _memory_flow(auth_env, auth_env.ident["secret_access_key"],
                  extra_before=["IAM secret access key"])
+
+
+@pytest.mark.timeout(120)
+def test_no_secret_in_daemon_memory_after_idle_lock(auth_env):
+    """The idle timer drops secrets just as thoroughly as `pctl lock`."""
+    text = rig.CONFIG_TEMPLATE.format(region=rig.REGION, op_timeout="20s", item=rig.ITEM_TITLE,
+                                      vault=rig.VAULT, role=rig.ROLE_NAME, cluster=rig.CLUSTER)
+    assert 'idle_lock = "15m"' in text
+    auth_env.write_config(text=text.replace('idle_lock = "15m"', 'idle_lock = "4s"'))
+
+    def idle(env):
+        def locked_idle():
+            st = env.status()  # status does not count as use
+            return st["locked"] and st["lock_reason"] == "idle"
+        rig.wait_until(locked_idle, timeout=15, interval=0.5, what="idle lock")
+
+    _memory_flow(auth_env, auth_env.ident["secret_access_key"],
+                 extra_before=["IAM secret access key"], lock=idle)
 
 
 @pytest.fixture
