@@ -147,7 +147,7 @@ def test_socket_dir_owned_by_another_user_is_refused(pctl_bin):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("mode", [0o770, 0o730, 0o703, 0o777, 0o1777])
+@pytest.mark.parametrize("mode", [0o770, 0o730, 0o703, 0o777, 0o1777], ids=oct)
 def test_socket_dir_writable_by_others_is_refused(pctl_bin, mode):
     d = secutil.short_tmpdir(prefix="pctl-mode-")
     try:
