@@ -124,7 +124,7 @@ unsafe impl GlobalAlloc for ZeroizingAllocator {
 unsafe fn wipe(ptr: *mut u8, len: usize) {
     let words = len / 8;
     let wp = ptr as *mut u64;
-    if (ptr as usize) % 8 == 0 {
+    if (ptr as usize).is_multiple_of(8) {
         for i in 0..words {
             std::ptr::write_volatile(wp.add(i), 0);
         }

@@ -1,5 +1,6 @@
 //! Command-line interface definition.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -124,6 +125,91 @@ impl ShellKind {
             Some("fish") => ShellKind::Fish,
             Some("zsh") => ShellKind::Zsh,
             _ => ShellKind::Bash,
+        }
+    }
+}
+
+/// Parses the kubectl exec plugin's command line (`pctl eks token --cluster C
+/// [--role R]`) without building clap's command tree. Anything else, or
+/// anything unusual, returns `None` and goes through clap.
+pub fn parse_fast(args: &[OsString]) -> Option<Cli> {
+    let mut it = args.iter().skip(1).map(|a| a.to_str());
+    if it.next()?? != "eks" || it.next()?? != "token" {
+        return None;
+    }
+    let (mut cluster, mut role) = (None, None);
+    while let Some(arg) = it.next() {
+        let arg = arg?;
+        let (name, value) = match arg.split_once('=') {
+            Some((n, v)) => (n, v),
+            None => (arg, it.next()??),
+        };
+        let slot = match name {
+            "--cluster" => &mut cluster,
+            "--role" => &mut role,
+            _ => return None,
+        };
+        if slot.is_some() || value.is_empty() || value.starts_with('-') {
+            return None;
+        }
+        *slot = Some(value.to_string());
+    }
+    Some(Cli {
+        command: Cmd::Eks {
+            command: EksCmd::Token {
+                cluster: cluster?,
+                role,
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
+    }
+
+    fn both(s: &str) -> (Option<String>, String) {
+        let fast = parse_fast(&args(s)).map(|c| format!("{c:?}"));
+        let slow = Cli::try_parse_from(args(s))
+            .map(|c| format!("{c:?}"))
+            .unwrap_or_else(|e| format!("error: {}", e.kind()));
+        (fast, slow)
+    }
+
+    #[test]
+    fn fast_parser_agrees_with_clap() {
+        for ok in [
+            "pctl eks token --cluster platform",
+            "pctl eks token --cluster platform --role admin",
+            "pctl eks token --role admin --cluster=platform",
+        ] {
+            let (fast, slow) = both(ok);
+            assert_eq!(fast.as_deref(), Some(slow.as_str()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn fast_parser_defers_to_clap_on_anything_else() {
+        for other in [
+            "pctl eks token",
+            "pctl eks token --cluster",
+            "pctl eks token --cluster a --cluster b",
+            "pctl eks token --cluster a --verbose",
+            "pctl eks token --cluster --role",
+            "pctl eks token --help",
+            "pctl status",
+            "pctl",
+        ] {
+            assert_eq!(
+                parse_fast(&args(other)).map(|c| format!("{c:?}")),
+                None,
+                "{other}"
+            );
         }
     }
 }

@@ -1,4 +1,15 @@
-//! `pctl`: the daemon and its thin clients in one binary.
+//! `pctl`: the thin client of the pctl daemon (`pctl-daemon`).
+//!
+//! kubectl runs `pctl eks token` for every command, so start-up is kept to a
+//! minimum: no AWS SDK and no async runtime in this binary, a hand parser for
+//! that one hot command line (clap for everything else), and a C `main`
+//! that skips std's runtime set-up (which reads /proc/self/maps to place a
+//! stack guard this short-lived process does not need). SIGPIPE keeps its
+//! default action, as in any C command-line tool.
+#![cfg_attr(not(test), no_main)]
+// Unit tests run under the test harness's own main, so the entry point and
+// what only it reaches are unused there.
+#![cfg_attr(test, allow(dead_code, unused_imports))]
 
 mod cli;
 mod client;
@@ -17,10 +28,17 @@ use zeroize::Zeroize;
 use cli::{Cli, Cmd, EksCmd};
 use client::Client;
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// The process entry point (see the module comment for why not `fn main`).
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = cli::parse_fast(&args).unwrap_or_else(|| Cli::parse_from(&args));
     match run(cli) {
-        Ok(code) => code,
+        Ok(_) => 0,
         Err(e) => {
             let mut msg = e.to_string();
             // Show the cause chain on one line (context: cause).
@@ -29,7 +47,7 @@ fn main() -> ExitCode {
                 msg.push_str(&cause.to_string());
             }
             eprintln!("pctl: {msg}");
-            ExitCode::FAILURE
+            1
         }
     }
 }
