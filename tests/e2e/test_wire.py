@@ -13,7 +13,6 @@ import pytest
 
 import rig
 
-KINDS = {"locked", "op", "sts", "config", "bad_request", "version", "unavailable"}
 
 
 def recv_exact(s, n):
@@ -82,8 +81,8 @@ def test_oversize_frame_refused_without_harm(running):
     assert running.status()["counters"]["requests"] >= 1
 
 
-def test_credentials_over_the_wire_need_no_secret_in_request(running):
-    """Error replies carry a kind from the contract and one human line."""
+def test_locked_error_over_the_wire(running):
+    """A locked daemon answers kind "locked" with one human line naming `pctl unlock`."""
     running.ok("lock")
     r = running.run("credential-process", "--role", "admin")
     rig.assert_pctl_error(r, "pctl unlock")
