@@ -115,8 +115,8 @@ def test_sts_refusal_error_kind(auth_env):
                                      "request": {"kind": "credentials", "role": "admin",
                                                  "env": {k: v for k, v in auth_env.env.items()
                                                          if k in ("PATH", "HOME")}}})
-    assert resp.get("error", {}).get("kind") == "sts", (
-        f"docs/interface.md lists error kinds locked|op|sts|config|bad_request|version|...; "
+    assert resp.get("error", {}).get("kind") == "aws", (
+        f"docs/interface.md lists error kinds locked|op|aws|config|bad_request|version|unavailable; "
         f"got {resp}")
 
 

@@ -166,12 +166,12 @@ impl Aws {
             .build();
         let client = aws_sdk_eks::Client::from_conf(conf);
         let out = client.describe_cluster().name(name).send().await.map_err(|e| {
-            let code = e.code().unwrap_or("").to_string();
+            let code = code_and_message(&e).0.unwrap_or_default();
             match code.as_str() {
                 "ResourceNotFoundException" => AwsError(format!(
                     "EKS cluster \"{name}\" not found in {region}: check the cluster's name and region in the pctl config"
                 )),
-                "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" => AwsError(format!(
+                "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" | "HTTP 403" => AwsError(format!(
                     "EKS DescribeCluster on \"{name}\" was denied for this role: allow eks:DescribeCluster, or pass --endpoint and --ca-file"
                 )),
                 _ => AwsError(format!("EKS DescribeCluster on \"{name}\" failed: {}", describe(&e))),
@@ -203,8 +203,40 @@ fn session_from(c: Option<&aws_sdk_sts::types::Credentials>) -> Result<Session, 
     })
 }
 
-fn describe<E: ProvideErrorMetadata + std::error::Error, R: std::fmt::Debug>(
-    e: &SdkError<E, R>,
+/// The AWS error code and message: from the SDK's parsed metadata, or read
+/// from the raw XML body when the SDK could not parse it (some endpoints
+/// wrap errors in `<Errors>`), or the HTTP status.
+fn code_and_message<E: ProvideErrorMetadata + std::error::Error>(
+    e: &SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> (Option<String>, Option<String>) {
+    if let Some(code) = e.code() {
+        return (Some(code.to_string()), e.message().map(str::to_string));
+    }
+    let Some(raw) = e.raw_response() else {
+        return (None, None);
+    };
+    let body = raw
+        .body()
+        .bytes()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = body.find(&open)? + open.len();
+        let len = body[start..].find(&format!("</{name}>"))?;
+        Some(
+            body[start..start + len]
+                .chars()
+                .take(300)
+                .collect::<String>(),
+        )
+    };
+    let code = tag("Code").or_else(|| Some(format!("HTTP {}", raw.status().as_u16())));
+    (code, tag("Message"))
+}
+
+fn describe<E: ProvideErrorMetadata + std::error::Error>(
+    e: &SdkError<E, aws_smithy_runtime_api::http::Response>,
 ) -> String {
     match e {
         SdkError::DispatchFailure(d) => {
@@ -219,22 +251,24 @@ fn describe<E: ProvideErrorMetadata + std::error::Error, R: std::fmt::Debug>(
             "AWS did not answer in time: check the network and retry".into()
         }
         SdkError::ResponseError(_) => "AWS sent a response pctl could not read".into(),
-        _ => match (e.code(), e.message()) {
+        _ => match code_and_message(e) {
             (Some(c), Some(m)) => format!("{c}: {m}"),
-            (Some(c), None) => c.to_string(),
+            (Some(c), None) => c,
             _ => e.to_string(),
         },
     }
 }
 
-fn sts_error<E: ProvideErrorMetadata + std::error::Error, R: std::fmt::Debug>(
+fn sts_error<E: ProvideErrorMetadata + std::error::Error>(
     call: &str,
     role_arn: &str,
-    e: SdkError<E, R>,
+    e: SdkError<E, aws_smithy_runtime_api::http::Response>,
 ) -> AwsError {
-    let msg = match e.code().unwrap_or("") {
-        "AccessDenied" => format!(
-            "STS {call} {role_arn} was denied: the role's trust policy must allow your IAM user{}",
+    let (code, message) = code_and_message(&e);
+    let detail = message.map(|m| format!(" ({m})")).unwrap_or_default();
+    let msg = match code.as_deref().unwrap_or("") {
+        "AccessDenied" | "HTTP 403" => format!(
+            "STS {call} {role_arn} was denied (AccessDenied){detail}: the role's trust policy must allow your IAM user{}",
             if call.starts_with("AssumeRole") { " (and MFA, if it requires it)" } else { "" }
         ),
         "InvalidClientTokenId" => format!(
@@ -243,11 +277,11 @@ fn sts_error<E: ProvideErrorMetadata + std::error::Error, R: std::fmt::Debug>(
         "SignatureDoesNotMatch" => format!(
             "STS {call} rejected the secret access key from 1Password (SignatureDoesNotMatch): check the item, then `pctl unlock`"
         ),
-        "ExpiredToken" => format!("STS {call}: the session has expired: run `pctl unlock`"),
+        "ExpiredToken" => format!("STS {call}: the session has expired (ExpiredToken): run `pctl unlock`"),
         "Throttling" | "ThrottlingException" | "RequestLimitExceeded" => {
-            format!("STS {call} is throttled and retries did not get through: wait a moment and retry")
+            format!("STS {call} is throttled ({}) and retries did not get through: wait a moment and retry", code.as_deref().unwrap_or(""))
         }
-        "RegionDisabledException" => format!("STS {call}: STS is not activated in this region: activate it in IAM or change region"),
+        "RegionDisabledException" => format!("STS {call}: STS is not activated in this region (RegionDisabledException): activate it in IAM or change region"),
         _ => format!("STS {call} failed: {}", describe(&e)),
     };
     AwsError(msg.replace("  ", " "))
