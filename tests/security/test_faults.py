@@ -276,7 +276,7 @@ def test_sts_denied_and_expired_are_clear_and_not_cached(sts_env):
 
     # a real refusal by moto: a role whose trust policy does not name this user. moto
     # wraps this error as <ErrorResponse><Errors><Error> (real STS: no <Errors>), which
-    # the Rust SDK cannot read, so pctl only knows "AssumeRole failed": still one line.
+    # the Rust SDK cannot parse; pctl reads the code from the raw body.
     m.set_auth(False)
     iam = m.client("iam")
     trust = {"Version": "2012-10-17", "Statement": [{
@@ -287,7 +287,7 @@ def test_sts_denied_and_expired_are_clear_and_not_cached(sts_env):
     env.write_config(text=config_text(extra='\n[roles.untrusted]\nname = "untrusted"\n'))
     front.set("forward")
     r, _ = cp(env, "untrusted")
-    assert_clear_error(r, "AssumeRole")
+    assert_clear_error(r, "AssumeRole", "denied")
 
     responsive(env, pid)
     env.ok("credential-process", "--role", "a")  # failures were not cached
