@@ -147,6 +147,10 @@ pub struct Broker {
     aws: Aws,
     stats: Stats,
     audit: Audit,
+    /// The 30-second TOTP step of the last one-time password sent to STS.
+    /// AWS refuses a code twice, so an unlock in the same step waits for the
+    /// next code. Only the step number is kept, never the code.
+    last_totp_step: Mutex<Option<u64>>,
 }
 
 fn now_rfc3339(t: SystemTime) -> String {
@@ -176,6 +180,7 @@ impl Broker {
             aws: Aws::default(),
             stats: Stats::default(),
             audit: Audit::new(audit_log),
+            last_totp_step: Mutex::new(None),
         }
     }
 
@@ -296,6 +301,7 @@ impl Broker {
     async fn do_unlock(&self, env: &ClientEnv, peer: &Peer) -> Result<Arc<Unlocked>, Failure> {
         let cfg = self.config()?;
         let epoch = self.state().epoch;
+        self.wait_for_fresh_totp().await;
         self.stats.op_calls.fetch_add(1, Ordering::Relaxed);
         tracing::info!("reading 1Password item (op item get)");
         let mut item =
@@ -359,6 +365,21 @@ impl Broker {
         );
         self.audit(peer, "unlock", None, None, Some(u.at + u.max_unlock), false);
         Ok(u)
+    }
+
+    /// Waits for the next TOTP step when the last code was sent in this one.
+    async fn wait_for_fresh_totp(&self) {
+        let Some(last) = *self.last_totp_step.lock().unwrap_or_else(|p| p.into_inner()) else {
+            return;
+        };
+        let now = SystemTime::now();
+        if totp_step(now) > last {
+            return;
+        }
+        let next = SystemTime::UNIX_EPOCH + Duration::from_secs((last + 1) * 30) + Duration::from_millis(500);
+        let wait = next.duration_since(now).unwrap_or_default().min(Duration::from_secs(31));
+        tracing::info!("waiting {}s for a fresh one-time password (AWS refuses a code twice)", wait.as_secs());
+        tokio::time::sleep(wait).await;
     }
 
     /// The cached session of `role` with at least `min_left` to live,
@@ -642,6 +663,10 @@ impl Broker {
             recent: self.audit.recent(),
         }
     }
+}
+
+fn totp_step(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() / 30
 }
 
 fn locked_failure() -> Failure {
