@@ -321,7 +321,9 @@ impl Broker {
             None => user,
             Some(mfa) => {
                 self.stats.get_session_token.fetch_add(1, Ordering::Relaxed);
-                self.aws
+                let step = totp_step(SystemTime::now());
+                let session = self
+                    .aws
                     .mfa_session(
                         &cfg.region,
                         &user,
@@ -329,8 +331,12 @@ impl Broker {
                         &mfa.code,
                         cfg.daemon.mfa_session,
                     )
-                    .await
-                    .inspect_err(|e| tracing::warn!("unlock failed: {e}"))?
+                    .await;
+                *self
+                    .last_totp_step
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(step);
+                session.inspect_err(|e| tracing::warn!("unlock failed: {e}"))?
             }
         };
         let u = Arc::new(Unlocked {
@@ -369,16 +375,28 @@ impl Broker {
 
     /// Waits for the next TOTP step when the last code was sent in this one.
     async fn wait_for_fresh_totp(&self) {
-        let Some(last) = *self.last_totp_step.lock().unwrap_or_else(|p| p.into_inner()) else {
+        let Some(last) = *self
+            .last_totp_step
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+        else {
             return;
         };
         let now = SystemTime::now();
         if totp_step(now) > last {
             return;
         }
-        let next = SystemTime::UNIX_EPOCH + Duration::from_secs((last + 1) * 30) + Duration::from_millis(500);
-        let wait = next.duration_since(now).unwrap_or_default().min(Duration::from_secs(31));
-        tracing::info!("waiting {}s for a fresh one-time password (AWS refuses a code twice)", wait.as_secs());
+        let next = SystemTime::UNIX_EPOCH
+            + Duration::from_secs((last + 1) * 30)
+            + Duration::from_millis(500);
+        let wait = next
+            .duration_since(now)
+            .unwrap_or_default()
+            .min(Duration::from_secs(31));
+        tracing::info!(
+            "waiting {}s for a fresh one-time password (AWS refuses a code twice)",
+            wait.as_secs()
+        );
         tokio::time::sleep(wait).await;
     }
 
@@ -666,7 +684,10 @@ impl Broker {
 }
 
 fn totp_step(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() / 30
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        / 30
 }
 
 fn locked_failure() -> Failure {
