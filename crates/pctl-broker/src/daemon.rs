@@ -63,8 +63,10 @@ pub fn run(opts: DaemonOptions) -> Result<(), ServeError> {
             let _ = std::fs::create_dir_all(d);
         }
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: every request is a short state lookup or waits on I/O
+    // (op, STS), and a single thread answers a cached token with no
+    // cross-thread wake-up.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| ServeError::Io("cannot start the async runtime".into(), e))?;
