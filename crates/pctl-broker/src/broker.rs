@@ -496,8 +496,7 @@ impl Broker {
         peer: &Peer,
     ) -> Result<EksToken, Failure> {
         let cfg = self.config()?;
-        let c = cfg.cluster(cluster)?;
-        let role = cfg.role(Some(role.unwrap_or(&c.role)))?;
+        let (c, role) = cfg.cluster_and_role(cluster, role)?;
         let u = self.unlocked(env, peer).await?;
         let slot = u
             .tokens
@@ -563,8 +562,7 @@ impl Broker {
         peer: &Peer,
     ) -> Result<ClusterInfo, Failure> {
         let cfg = self.config()?;
-        let c = cfg.cluster(cluster)?;
-        let role = cfg.role(Some(role.unwrap_or(&c.role)))?;
+        let (c, role) = cfg.cluster_and_role(cluster, role)?;
         let u = self.unlocked(env, peer).await?;
         let (rs, _) = self
             .role_session(&u, &cfg, role, Self::credentials_margin(role))

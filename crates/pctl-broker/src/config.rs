@@ -388,6 +388,18 @@ impl Config {
         })
     }
 
+    /// A configured cluster and the role to use for it: `role` when given,
+    /// else the cluster's own.
+    pub fn cluster_and_role(
+        &self,
+        cluster: &str,
+        role: Option<&str>,
+    ) -> Result<(&ClusterConfig, &RoleConfig), ConfigError> {
+        let c = self.cluster(cluster)?;
+        let r = self.role(Some(role.unwrap_or(&c.role)))?;
+        Ok((c, r))
+    }
+
     fn list<'a>(&self, keys: impl Iterator<Item = &'a String>) -> String {
         let v: Vec<&str> = keys.map(String::as_str).collect();
         if v.is_empty() {
