@@ -153,11 +153,16 @@ pub async fn serve(broker: Arc<Broker>, listener: UnixListener, shutdown: Arc<No
         if peer.uid() != my_uid {
             broker.count_refused_peer();
             tracing::warn!("refused a connection from uid {} (pid {:?}): only uid {my_uid} may use this daemon", peer.uid(), peer.pid());
+            refuse(&stream, format!("this pctl daemon serves uid {my_uid} only; you are uid {}: start your own (unset PCTL_SOCK)", peer.uid()));
             continue;
         }
         if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
             active.fetch_sub(1, Ordering::SeqCst);
             tracing::warn!("refused a connection: {MAX_CONNECTIONS} connections already open");
+            refuse(
+                &stream,
+                format!("the pctl daemon is busy ({MAX_CONNECTIONS} connections open): retry"),
+            );
             continue;
         }
         let peer = Peer {
@@ -175,6 +180,18 @@ pub async fn serve(broker: Arc<Broker>, listener: UnixListener, shutdown: Arc<No
             handle(broker, stream, peer, shutdown).await;
             active.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+}
+
+/// Tells a refused client why, without waiting for it: one non-blocking
+/// write of an error frame, then the connection is dropped.
+fn refuse(stream: &UnixStream, message: String) {
+    let resp = Response::Error(ErrorReply {
+        kind: ErrorKind::Unavailable,
+        message,
+    });
+    if let Ok(buf) = pctl_protocol::encode(&resp) {
+        let _ = stream.try_write(&buf);
     }
 }
 

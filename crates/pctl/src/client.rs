@@ -188,8 +188,11 @@ fn is_absent(e: &std::io::Error) -> bool {
 
 fn exchange(stream: &mut UnixStream, env: &Envelope) -> Result<Response> {
     stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
-    pctl_protocol::write_frame(stream, env)
-        .map_err(|e| anyhow!("cannot talk to the pctl daemon: {e}"))?;
+    if let Err(e) = pctl_protocol::write_frame(stream, env) {
+        // A daemon that refuses us says why before closing: read that first.
+        return pctl_protocol::read_frame(stream)
+            .map_err(|_| anyhow!("cannot talk to the pctl daemon: {e}"));
+    }
     pctl_protocol::read_frame(stream).map_err(|e| match e {
         pctl_protocol::FrameError::Closed => anyhow!(
             "the pctl daemon closed the connection (see {})",
