@@ -120,6 +120,17 @@ def moto_auth(tmp_path_factory):
         m.stop()
 
 
+@pytest.fixture
+def mfa_open_env(pctl_env, moto_open):
+    """pctl against moto without auth, op item with the user's keys, MFA serial and TOTP seed."""
+    env = pctl_env(moto_open.url)
+    ident = moto_open.identity
+    env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
+                               mfa_serial=rig.MFA_SERIAL, totp_seed=rig.TOTP_SEED)])
+    env.ident = ident
+    return env
+
+
 @pytest.fixture(scope="session")
 def moto_open(tmp_path_factory, aws_cli):
     """moto without authentication (MFA path, EKS): a user, a role, and EKS cluster `platform`

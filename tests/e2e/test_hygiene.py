@@ -8,9 +8,6 @@ import pytest
 
 import rig
 
-SERIAL = f"arn:aws:iam::{rig.ACCOUNT_ID}:mfa/eks-operator"
-# moto's GetSessionToken always returns these example credentials
-MOTO_GST_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
 
 
 @pytest.fixture
@@ -19,7 +16,7 @@ def flow_env(pctl_env, moto_open, eks_server, recording_proxy):
     env = pctl_env(proxy.url)
     ident = moto_open.identity
     env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
-                               mfa_serial=SERIAL, totp_seed=rig.TOTP_SEED)])
+                               mfa_serial=rig.MFA_SERIAL, totp_seed=rig.TOTP_SEED)])
     env.moto, env.ident, env.proxy = moto_open, ident, proxy
     env.server = eks_server(moto_open.url, proxy.url)
     return env
@@ -27,7 +24,7 @@ def flow_env(pctl_env, moto_open, eks_server, recording_proxy):
 
 def secrets_for(env, captured):
     s = {"IAM secret key": env.ident["secret_access_key"], "TOTP seed": rig.TOTP_SEED,
-         "moto GetSessionToken secret": MOTO_GST_SECRET}
+         "moto GetSessionToken secret": rig.MOTO_GST_SECRET}
     s.update(env.moto.secrets())  # every session secret/token moto ever issued
     s.update(captured)
     return s

@@ -10,7 +10,6 @@ import pytest
 
 import rig
 
-SERIAL = f"arn:aws:iam::{rig.ACCOUNT_ID}:mfa/eks-operator"
 
 
 @pytest.fixture
@@ -19,7 +18,7 @@ def mfa_env(pctl_env, moto_open, recording_proxy):
     env = pctl_env(proxy.url)
     ident = moto_open.identity
     env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
-                               mfa_serial=SERIAL, totp_seed=rig.TOTP_SEED)])
+                               mfa_serial=rig.MFA_SERIAL, totp_seed=rig.TOTP_SEED)])
     env.proxy, env.ident, env.moto = proxy, ident, moto_open
     return env
 
@@ -39,7 +38,7 @@ def test_mfa_session_then_assume_role(mfa_env):
 
     # GetSessionToken: signed with the IAM user's key, carrying the serial and current code
     assert gst["access_key"] == ident["access_key_id"]
-    assert gst["params"].get("SerialNumber") == SERIAL
+    assert gst["params"].get("SerialNumber") == rig.MFA_SERIAL
     code = gst["params"].get("TokenCode")
     assert code and len(code) == 6 and code.isdigit()
     op_calls = env.op_calls("item get")

@@ -68,12 +68,7 @@ def alive(pid):
         return False
 
 
-def cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return []
+cmdline = rig.cmdline
 
 
 def environ(pid):

@@ -12,8 +12,6 @@ import pytest
 
 import rig
 
-SERIAL = f"arn:aws:iam::{rig.ACCOUNT_ID}:mfa/eks-operator"
-MOTO_GST_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
 
 
 def _run_recorded(env, *args):
@@ -28,19 +26,10 @@ def _close(a, b, slack=2):
     return abs((rig.parse_rfc3339(a) - rig.parse_rfc3339(b)).total_seconds()) <= slack
 
 
-@pytest.fixture
-def mfa_env(pctl_env, moto_open):
-    env = pctl_env(moto_open.url)
-    ident = moto_open.identity
-    env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
-                               mfa_serial=SERIAL, totp_seed=rig.TOTP_SEED)])
-    env.ident = ident
-    return env
-
 
 @pytest.mark.timeout(120)
-def test_every_issuance_is_audited_without_secrets(mfa_env, pctl_bin):
-    env = mfa_env
+def test_every_issuance_is_audited_without_secrets(mfa_open_env, pctl_bin):
+    env = mfa_open_env
     t0 = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     steps = []  # (issued, client pid, role, cluster, expiration or None, cached)
 
@@ -97,7 +86,7 @@ def test_every_issuance_is_audited_without_secrets(mfa_env, pctl_bin):
         "IAM secret": env.ident["secret_access_key"],
         "IAM access key id": env.ident["access_key_id"],
         "TOTP seed": rig.TOTP_SEED,
-        "MFA session secret": MOTO_GST_SECRET,
+        "MFA session secret": rig.MOTO_GST_SECRET,
         "session secret": cp1["SecretAccessKey"],
         "session token": cp1["SessionToken"],
         "session token (tail)": cp1["SessionToken"][-40:],

@@ -17,9 +17,7 @@ import pytest
 import rig
 import secutil
 
-SERIAL = f"arn:aws:iam::{rig.ACCOUNT_ID}:mfa/eks-operator"
 # moto's GetSessionToken always returns these example credentials (the MFA base session)
-MOTO_GST_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
 MOTO_GST_TOKEN = ("AQoEXAMPLEH4aoAH0gNCAPyJxz4BlCFFxWNE1OPTgk5TthT+FvwqnKwRcOIfrRh3c/LTo6UDdyJwOOvEVPv"
                   "LXCrrrUtdnniCEXAMPLE/IvU1dYUg2RVAJBanLiHb4IgRmpRV3zrkuWJOgQs8IZZaIv2BXIa2R4Olg"
                   "kBN9bkUDNCJiBeb/AXlzBBko7b15fjrBs2+cTQtpZ3CYWFXG8C5zqx37wnOE49mRl/+OtkIKGO7fAE")
@@ -86,7 +84,7 @@ def _memory_flow(env, ident_secret, extra_before=(), totp=False, lock=_manual_lo
     needles = {"IAM secret access key": ident_secret, **captured}
     if totp:
         needles["TOTP seed"] = rig.TOTP_SEED
-        needles["MFA base session secret"] = MOTO_GST_SECRET
+        needles["MFA base session secret"] = rig.MOTO_GST_SECRET
         needles["MFA base session token"] = MOTO_GST_TOKEN
     patterns = _code_patterns(env) if totp else []
 
@@ -137,21 +135,12 @@ def test_no_secret_in_daemon_memory_after_idle_lock(auth_env):
                  extra_before=["IAM secret access key"], lock=idle)
 
 
-@pytest.fixture
-def mfa_env(pctl_env, moto_open):
-    env = pctl_env(moto_open.url)
-    ident = moto_open.identity
-    env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
-                               mfa_serial=SERIAL, totp_seed=rig.TOTP_SEED)])
-    env.ident = ident
-    return env
-
 
 @pytest.mark.timeout(120)
-def test_no_secret_in_daemon_memory_after_lock_mfa(mfa_env):
+def test_no_secret_in_daemon_memory_after_lock_mfa(mfa_open_env):
     """MFA path: the IAM keys, TOTP seed and code are used once for GetSessionToken; the
     MFA session is the base identity until lock. None of them survive lock."""
-    _memory_flow(mfa_env, mfa_env.ident["secret_access_key"],
+    _memory_flow(mfa_open_env, mfa_open_env.ident["secret_access_key"],
                  extra_before=["MFA base session secret", "MFA base session token"], totp=True)
 
 
