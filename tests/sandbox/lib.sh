@@ -8,6 +8,17 @@ say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 PCTL="${PCTL:-$repo/target/debug/pctl}"
 AWS="$repo/.venv/bin/aws"
 
+# http_post URL BODY: GET when BODY is empty, else POST it as text/plain (no curl needed).
+http_post() {
+  "$repo/.venv/bin/python" - "$1" "$2" <<'PY'
+import sys, urllib.request
+url, body = sys.argv[1], sys.argv[2]
+req = urllib.request.Request(url, data=body.encode() if body else None,
+                             headers={"Content-Type": "text/plain"})
+print(urllib.request.urlopen(req, timeout=5).read().decode())
+PY
+}
+
 sandbox_up() {
   sandbox="$(mktemp -d /tmp/pctl-sandbox.XXXXXX)"
   port="$("$repo/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -35,7 +46,7 @@ sandbox_up() {
   "$repo/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$sandbox/moto.log" 2>&1 &
   moto_pid=$!
   for _ in $(seq 100); do
-    curl -fsS "$AWS_ENDPOINT_URL/moto-api/" >/dev/null 2>&1 && break
+    http_post "$AWS_ENDPOINT_URL/moto-api/" "" >/dev/null 2>&1 && break
     sleep 0.1
   done
 
@@ -73,7 +84,12 @@ PY
   rm -f "$sandbox/key.json"
 
   say "switching moto's IAM authentication on: from now on only real, signed credentials work"
-  curl -fsS -X POST -H 'Content-Type: text/plain' --data-binary 0 "$AWS_ENDPOINT_URL/moto-api/reset-auth" >/dev/null
+  http_post "$AWS_ENDPOINT_URL/moto-api/reset-auth" 0 >/dev/null
+  if admin sts get-caller-identity >/dev/null 2>&1; then
+    echo "moto still accepts made-up keys: authentication did not switch on" >&2
+    exit 1
+  fi
+  echo "a made-up key is now refused by moto"
 
   cat >"$XDG_CONFIG_HOME/pctl/config.toml" <<'TOML'
 region = "us-east-1"
