@@ -509,3 +509,30 @@ role = "admin"
         assert!(e.contains("[clusters.prod]"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text gives a config or one error naming the file; never a panic.
+        #[test]
+        fn config_parse_never_panics(text in "(?s).{0,600}") {
+            if let Err(e) = Config::parse(Path::new("/cfg/config.toml"), &text) {
+                prop_assert!(e.0.starts_with("config /cfg/config.toml"), "{}", e.0);
+            }
+        }
+
+        /// Mutating a valid config's values gives a config or an error naming the key.
+        #[test]
+        fn bad_values_name_their_key(dur in "[a-z0-9 ]{0,6}", region in "[a-zA-Z0-9_ -]{0,12}") {
+            let text = format!(
+                "region = \"{region}\"\n[onepassword]\nitem = \"i\"\nvault = \"v\"\n[roles.admin]\nname = \"r\"\nduration = \"{dur}\"\n"
+            );
+            if let Err(e) = Config::parse(Path::new("/cfg/config.toml"), &text) {
+                prop_assert!(e.0.contains("region") || e.0.contains("roles.admin.duration"), "{}", e.0);
+            }
+        }
+    }
+}
