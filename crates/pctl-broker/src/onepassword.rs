@@ -237,17 +237,19 @@ fn strip_error_prefix(line: &str) -> &str {
     };
     let rest = rest.trim_start();
     let b = rest.as_bytes();
+    // `YYYY/MM/DD HH:MM:SS`: digits and separators only, so byte 19 is a
+    // character boundary (found by fuzzing: a multi-byte character there
+    // used to panic).
     let is_stamp = b.len() >= 19
-        && b[4] == b'/'
-        && b[7] == b'/'
-        && b[10] == b' '
-        && b[13] == b':'
-        && b[16] == b':'
-        && b[..4].iter().all(u8::is_ascii_digit);
-    if is_stamp {
-        rest[19..].trim_start()
-    } else {
-        rest
+        && b[..19].iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'/',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        });
+    match rest.get(19..) {
+        Some(after) if is_stamp => after.trim_start(),
+        _ => rest,
     }
 }
 
@@ -457,6 +459,18 @@ mod tests {
         let other = classify_error("[ERROR] 2026/11/25 10:00:00 something new", &c);
         assert_eq!(other, OpError::Other("something new".into()));
         assert!(!other.to_string().contains("[ERROR]"));
+    }
+
+    #[test]
+    fn timestamp_prefix_with_multibyte_garbage_does_not_panic() {
+        // fuzz/artifacts: a stamp whose seconds are U+FFFD straddling byte 19
+        let line = "[ERROR] 2026/11/25 10:00:\u{fffd}\u{fffd} than one item";
+        assert!(matches!(classify_error(line, &cfg()), OpError::Other(_)));
+        assert_eq!(
+            strip_error_prefix("[ERROR] 2026/11/25 10:00:00 boom"),
+            "boom"
+        );
+        assert_eq!(strip_error_prefix("[ERROR] boom"), "boom");
     }
 
     #[test]
