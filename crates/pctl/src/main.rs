@@ -285,9 +285,16 @@ fn kubeconfig(
     let path = write.unwrap_or_else(dirs::kubeconfig_path);
     let existing = match std::fs::read_to_string(&path) {
         Ok(t) if t.trim().is_empty() => None,
-        Ok(t) => Some(serde_json::from_str(&t).with_context(|| {
-            format!("{} is not a kubeconfig pctl wrote (JSON); pass --write with another file so nothing is lost", path.display())
-        })?),
+        Ok(t) => {
+            let not_ours = || {
+                format!("{} is not a kubeconfig pctl wrote (a JSON object); pass --write with another file so nothing is lost", path.display())
+            };
+            let doc: serde_json::Value = serde_json::from_str(&t).with_context(not_ours)?;
+            if !doc.is_object() {
+                bail!(not_ours());
+            }
+            Some(doc)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };

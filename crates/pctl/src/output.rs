@@ -99,7 +99,8 @@ fn shell_word(s: &str) -> String {
 }
 
 /// Merges one cluster, user and context into a kubeconfig document, keeping
-/// every other entry as it was.
+/// every other entry as it was. `existing` must be a JSON object (the caller
+/// refuses anything else); entries that are not objects are left alone.
 pub fn merge_kubeconfig(
     existing: Option<serde_json::Value>,
     info: &ClusterInfo,
@@ -109,7 +110,7 @@ pub fn merge_kubeconfig(
     socket: Option<&str>,
 ) -> serde_json::Value {
     let name = format!("pctl-{}", info.key);
-    let mut doc = existing.unwrap_or_else(|| {
+    let mut doc = existing.filter(serde_json::Value::is_object).unwrap_or_else(|| {
         json!({"apiVersion": "v1", "kind": "Config", "preferences": {}, "clusters": [], "users": [], "contexts": []})
     });
     let mut exec = json!({
@@ -179,6 +180,38 @@ mod tests {
         ))
         .is_err());
         assert!(exec_api_version(Some("{nope")).is_err());
+    }
+
+    #[test]
+    fn merge_survives_odd_documents() {
+        let info = ClusterInfo {
+            key: "p".into(),
+            name: "p".into(),
+            role: "admin".into(),
+            region: "us-east-1".into(),
+            endpoint: String::new(),
+            certificate_authority_data: String::new(),
+            arn: String::new(),
+        };
+        for odd in [
+            json!([]),
+            json!("x"),
+            json!({"clusters": {"a": 1}, "users": 3, "contexts": [1, "two", null]}),
+            json!({"current-context": 7}),
+        ] {
+            let doc = merge_kubeconfig(
+                Some(odd),
+                &info,
+                "https://x",
+                "",
+                Path::new("/bin/pctl"),
+                None,
+            );
+            assert_eq!(
+                doc["contexts"].as_array().unwrap().last().unwrap()["name"],
+                "pctl-p"
+            );
+        }
     }
 
     #[test]
