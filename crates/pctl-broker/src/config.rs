@@ -208,6 +208,18 @@ impl Config {
             op_timeout: dur("daemon.op_timeout", raw.daemon.op_timeout, "2m")?,
             mfa_session: dur("daemon.mfa_session", raw.daemon.mfa_session, "12h")?,
         };
+        if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&daemon.op_timeout) {
+            return Err(err(
+                "daemon.op_timeout",
+                "must be between 1s and 10m (time to answer the 1Password prompt)".into(),
+            ));
+        }
+        if daemon.idle_lock < Duration::from_secs(1) || daemon.max_unlock < Duration::from_secs(1) {
+            return Err(err(
+                "daemon",
+                "idle_lock and max_unlock must be at least 1s".into(),
+            ));
+        }
         if !(Duration::from_secs(900)..=Duration::from_secs(36 * 3600))
             .contains(&daemon.mfa_session)
         {
