@@ -90,6 +90,30 @@ impl From<Failure> for ErrorReply {
 }
 
 type Slot<T> = Arc<tokio::sync::Mutex<Option<T>>>;
+type Slots<K, T> = Mutex<HashMap<K, Slot<T>>>;
+
+/// The single-flight slot for `key`, created empty on first use.
+fn slot<K: std::hash::Hash + Eq, T>(slots: &Slots<K, T>, key: K) -> Slot<T> {
+    slots
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(key)
+        .or_default()
+        .clone()
+}
+
+/// The filled slots that no request is updating right now (for `status`).
+fn settled<K: Clone, T, R>(slots: &Slots<K, T>, mut view: impl FnMut(K, &T) -> R) -> Vec<R> {
+    let all: Vec<(K, Slot<T>)> = slots
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    all.into_iter()
+        .filter_map(|(k, slot)| slot.try_lock().ok()?.as_ref().map(|t| view(k, t)))
+        .collect()
+}
 
 /// Secrets and caches of one unlock.
 struct Unlocked {
@@ -100,8 +124,8 @@ struct Unlocked {
     account_id: String,
     /// The identity AssumeRole is called with: the MFA session, or the user keys.
     base: Session,
-    roles: Mutex<HashMap<String, Slot<Arc<RoleSession>>>>,
-    tokens: Mutex<HashMap<(String, String), Slot<CachedToken>>>,
+    roles: Slots<String, Arc<RoleSession>>,
+    tokens: Slots<(String, String), CachedToken>,
 }
 
 struct RoleSession {
@@ -310,14 +334,19 @@ impl Broker {
             self.stats.op_calls.fetch_add(1, Ordering::Relaxed);
             item = onepassword::read_item(&cfg.onepassword, &env.0, cfg.daemon.op_timeout).await;
         }
-        let item = item.inspect_err(|e| tracing::warn!("unlock failed: {e}"))?;
+        let onepassword::ItemSecrets {
+            access_key_id,
+            secret_access_key,
+            account_id,
+            mfa,
+        } = item.inspect_err(|e| tracing::warn!("unlock failed: {e}"))?;
         let user = Session {
-            access_key_id: item.access_key_id.expose().to_string(),
-            secret_access_key: item.secret_access_key.clone(),
+            access_key_id: access_key_id.expose().to_string(),
+            secret_access_key,
             session_token: None,
             expiration: SystemTime::now() + Duration::from_secs(100 * 365 * 86400),
         };
-        let base = match &item.mfa {
+        let base = match &mfa {
             None => user,
             Some(mfa) => {
                 self.stats.get_session_token.fetch_add(1, Ordering::Relaxed);
@@ -344,12 +373,12 @@ impl Broker {
             at_instant: Instant::now(),
             idle_lock: cfg.daemon.idle_lock,
             max_unlock: cfg.daemon.max_unlock,
-            account_id: item.account_id.clone(),
+            account_id,
             base,
             roles: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
         });
-        drop(item);
+        drop(mfa);
         {
             let mut st = self.state();
             if st.epoch != epoch {
@@ -409,13 +438,7 @@ impl Broker {
         role: &RoleConfig,
         min_left: Duration,
     ) -> Result<(Arc<RoleSession>, bool), Failure> {
-        let slot = u
-            .roles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(role.key.clone())
-            .or_default()
-            .clone();
+        let slot = slot(&u.roles, role.key.clone());
         let mut guard = slot.lock().await;
         if let Some(s) = &*guard {
             if s.session.remaining(SystemTime::now()) > min_left {
@@ -498,13 +521,7 @@ impl Broker {
         let cfg = self.config()?;
         let (c, role) = cfg.cluster_and_role(cluster, role)?;
         let u = self.unlocked(env, peer).await?;
-        let slot = u
-            .tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((c.key.clone(), role.key.clone()))
-            .or_default()
-            .clone();
+        let slot = slot(&u.tokens, (c.key.clone(), role.key.clone()));
         let mut guard = slot.lock().await;
         let now = SystemTime::now();
         if let Some(t) = &*guard {
@@ -603,56 +620,27 @@ impl Broker {
 
     /// What `pctl status` shows. Never a secret.
     pub fn status(&self) -> Status {
-        let (unlocked, reason) = {
+        let (unlocked, reason, idle) = {
             let st = self.state();
-            (st.unlocked.clone(), st.reason)
+            (st.unlocked.clone(), st.reason, st.last_use.elapsed())
         };
         let mut roles = Vec::new();
         let mut tokens = Vec::new();
         let mut locks_at = None;
         if let Some(u) = &unlocked {
-            let idle_left = {
-                let st = self.state();
-                u.idle_lock.saturating_sub(st.last_use.elapsed())
-            };
+            let idle_left = u.idle_lock.saturating_sub(idle);
             let life_left = u.max_unlock.saturating_sub(u.at_instant.elapsed());
             locks_at = Some(now_rfc3339(SystemTime::now() + idle_left.min(life_left)));
-            let slots: Vec<_> = u
-                .roles
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            for (role, slot) in slots {
-                if let Ok(g) = slot.try_lock() {
-                    if let Some(s) = &*g {
-                        roles.push(RoleStatus {
-                            role,
-                            arn: s.arn.clone(),
-                            expiration: now_rfc3339(s.session.expiration),
-                        });
-                    }
-                }
-            }
-            let slots: Vec<_> = u
-                .tokens
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            for ((cluster, role), slot) in slots {
-                if let Ok(g) = slot.try_lock() {
-                    if let Some(t) = &*g {
-                        tokens.push(TokenStatus {
-                            cluster,
-                            role,
-                            expiration: now_rfc3339(t.expiration),
-                        });
-                    }
-                }
-            }
+            roles = settled(&u.roles, |role, s| RoleStatus {
+                role,
+                arn: s.arn.clone(),
+                expiration: now_rfc3339(s.session.expiration),
+            });
+            tokens = settled(&u.tokens, |(cluster, role), t| TokenStatus {
+                cluster,
+                role,
+                expiration: now_rfc3339(t.expiration),
+            });
             roles.sort_by(|a, b| a.role.cmp(&b.role));
             tokens.sort_by(|a, b| (&a.cluster, &a.role).cmp(&(&b.cluster, &b.role)));
         }

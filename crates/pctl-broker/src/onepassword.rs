@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::config::OnePasswordConfig;
 use crate::secret::LockedString;
@@ -365,18 +365,12 @@ pub fn parse_item(json: &[u8], cfg: &OnePasswordConfig) -> Result<ItemSecrets, O
     })
 }
 
-impl Drop for ItemSecrets {
-    fn drop(&mut self) {
-        self.account_id.zeroize();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::FieldLabels;
 
-    fn cfg() -> OnePasswordConfig {
+    pub(super) fn cfg() -> OnePasswordConfig {
         OnePasswordConfig {
             item: "AWS user key".into(),
             vault: "Private".into(),
@@ -497,19 +491,9 @@ mod tests {
 mod props {
     //! Property tests: `op` output is input pctl does not control (a wrong
     //! `op` on PATH, a future CLI version, a hostile binary).
+    use super::tests::cfg;
     use super::*;
-    use crate::config::FieldLabels;
     use proptest::prelude::*;
-
-    fn cfg() -> OnePasswordConfig {
-        OnePasswordConfig {
-            item: "AWS user key".into(),
-            vault: "Private".into(),
-            account: None,
-            command: None,
-            fields: FieldLabels::default(),
-        }
-    }
 
     fn field() -> impl Strategy<Value = serde_json::Value> {
         let labels = prop::sample::select(vec![

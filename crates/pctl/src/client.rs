@@ -145,11 +145,27 @@ impl Client {
                 },
             );
         }
+        self.wait_until_gone();
+        Ok(())
+    }
+
+    /// Stops a running daemon and waits until its socket is gone (it wipes
+    /// its secrets first). `false` when no daemon was running.
+    pub fn stop(&self) -> Result<bool> {
+        match self.request_if_running(Request::Stop)? {
+            Some(_) => {
+                self.wait_until_gone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn wait_until_gone(&self) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.socket.exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        Ok(())
     }
 }
 

@@ -103,18 +103,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Stop => {
-            match client().request_if_running(Request::Stop)? {
-                Some(_) => {
-                    let sock = dirs::socket_path();
-                    for _ in 0..500 {
-                        if !sock.exists() {
-                            break;
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(10));
-                    }
-                    eprintln!("pctl: daemon stopped");
-                }
-                None => eprintln!("pctl: no daemon running"),
+            if client().stop()? {
+                eprintln!("pctl: daemon stopped");
+            } else {
+                eprintln!("pctl: no daemon running");
             }
             Ok(ExitCode::SUCCESS)
         }
