@@ -297,7 +297,11 @@ impl Broker {
     }
 
     /// The unlocked state, unlocking on demand unless locked by `pctl lock`.
-    async fn unlocked(&self, env: &ClientEnv, peer: &Peer) -> Result<Arc<Unlocked>, Failure> {
+    async fn unlocked(
+        &self,
+        env: Option<&ClientEnv>,
+        peer: &Peer,
+    ) -> Result<Arc<Unlocked>, Failure> {
         {
             let mut st = self.state();
             st.last_use = Instant::now();
@@ -319,6 +323,9 @@ impl Broker {
                 return Err(locked_failure());
             }
         }
+        let Some(env) = env else {
+            return Err(needs_env());
+        };
         self.do_unlock(env, peer).await
     }
 
@@ -478,7 +485,7 @@ impl Broker {
     pub async fn credentials(
         &self,
         role: &str,
-        env: &ClientEnv,
+        env: Option<&ClientEnv>,
         peer: &Peer,
     ) -> Result<Credentials, Failure> {
         let cfg = self.config()?;
@@ -515,7 +522,7 @@ impl Broker {
         &self,
         cluster: &str,
         role: Option<&str>,
-        env: &ClientEnv,
+        env: Option<&ClientEnv>,
         peer: &Peer,
     ) -> Result<EksToken, Failure> {
         let cfg = self.config()?;
@@ -575,7 +582,7 @@ impl Broker {
         &self,
         cluster: &str,
         role: Option<&str>,
-        env: &ClientEnv,
+        env: Option<&ClientEnv>,
         peer: &Peer,
     ) -> Result<ClusterInfo, Failure> {
         let cfg = self.config()?;
@@ -674,6 +681,14 @@ fn totp_step(t: SystemTime) -> u64 {
         .unwrap_or_default()
         .as_secs()
         / 30
+}
+
+/// The request must unlock and carried no 1Password environment.
+fn needs_env() -> Failure {
+    Failure(
+        ErrorKind::NeedsEnv,
+        "1Password must be read: resend the request with the 1Password environment".into(),
+    )
 }
 
 fn locked_failure() -> Failure {

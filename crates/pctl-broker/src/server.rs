@@ -309,16 +309,16 @@ async fn dispatch(
             Reply::Done
         }
         Request::Credentials { role, env } => {
-            Reply::Credentials(broker.credentials(&role, &env, peer).await?)
+            Reply::Credentials(broker.credentials(&role, env.as_ref(), peer).await?)
         }
         Request::EksToken { cluster, role, env } => Reply::EksToken(
             broker
-                .eks_token(&cluster, role.as_deref(), &env, peer)
+                .eks_token(&cluster, role.as_deref(), env.as_ref(), peer)
                 .await?,
         ),
         Request::DescribeCluster { cluster, role, env } => Reply::Cluster(
             broker
-                .describe_cluster(&cluster, role.as_deref(), &env, peer)
+                .describe_cluster(&cluster, role.as_deref(), env.as_ref(), peer)
                 .await?,
         ),
         Request::Profiles => Reply::Profiles(broker.profiles()?),

@@ -64,18 +64,27 @@ pub enum Request {
     /// Stop the daemon (secrets wiped, socket removed).
     Stop,
     /// Role session credentials.
-    Credentials { role: String, env: ClientEnv },
+    ///
+    /// `env` (the 1Password environment) is sent only when the daemon asked
+    /// for it with [`ErrorKind::NeedsEnv`]: a warm daemon never sees it.
+    Credentials {
+        role: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        env: Option<ClientEnv>,
+    },
     /// An EKS bearer token for a configured cluster.
     EksToken {
         cluster: String,
         role: Option<String>,
-        env: ClientEnv,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        env: Option<ClientEnv>,
     },
     /// Endpoint and CA of a configured cluster (EKS DescribeCluster).
     DescribeCluster {
         cluster: String,
         role: Option<String>,
-        env: ClientEnv,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        env: Option<ClientEnv>,
     },
     /// The configured roles and clusters, for generated config files.
     Profiles,
@@ -144,6 +153,9 @@ pub enum ErrorKind {
     Version,
     /// The daemon is shutting down or overloaded.
     Unavailable,
+    /// The daemon must read 1Password for this request and it carried no
+    /// 1Password environment: the client resends it with `env`.
+    NeedsEnv,
 }
 
 /// Role session credentials. Zeroized when dropped.
@@ -342,7 +354,7 @@ mod tests {
             request: Request::EksToken {
                 cluster: "platform".into(),
                 role: None,
-                env: ClientEnv::default(),
+                env: Some(ClientEnv::default()),
             },
         };
         let frame = encode(&env).unwrap();
@@ -387,7 +399,7 @@ mod tests {
         #[test]
         fn decoder_round_trips_any_role(role in ".{0,200}", cluster in "[a-z0-9-]{1,40}") {
             let env = Envelope { version: VERSION.into(), request: Request::EksToken {
-                cluster, role: Some(role), env: ClientEnv::default() } };
+                cluster, role: Some(role), env: Some(ClientEnv::default()) } };
             let frame = encode(&env).unwrap();
             let back: Envelope = read_frame(&mut &frame[..]).unwrap();
             prop_assert_eq!(back, env);

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use pctl_protocol::{Envelope, ErrorKind, Reply, Request, Response, VERSION};
+use pctl_protocol::{ClientEnv, Envelope, ErrorKind, Reply, Request, Response, VERSION};
 
 /// How long a reply may take (an `op` prompt waits for a person).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(200);
@@ -34,11 +34,11 @@ impl Client {
 
     /// Sends one request, starting (or replacing) the daemon as needed.
     pub fn request(&self, request: Request) -> Result<Reply> {
-        let env = Envelope {
+        let mut env = Envelope {
             version: VERSION.into(),
             request,
         };
-        for attempt in 0..2 {
+        for attempt in 0..3 {
             let mut stream = self.connect_or_start()?;
             let resp = exchange(&mut stream, &env)?;
             match resp {
@@ -49,6 +49,11 @@ impl Client {
                         e.message
                     );
                     self.stop_and_wait()?;
+                }
+                Response::Error(e) if e.kind == ErrorKind::NeedsEnv => {
+                    if !attach_env(&mut env.request) {
+                        bail!("the daemon asked twice for the 1Password environment");
+                    }
                 }
                 Response::Error(e) => return Err(anyhow!(e.message)),
             }
@@ -200,6 +205,22 @@ fn daemon_env(name: &str) -> bool {
 
 fn is_absent(e: &std::io::Error) -> bool {
     matches!(e.kind(), IoKind::NotFound | IoKind::ConnectionRefused)
+}
+
+/// Adds the 1Password environment to a request that may unlock; false when
+/// it has no place for one or already carries it.
+fn attach_env(request: &mut Request) -> bool {
+    match request {
+        Request::Credentials { env, .. }
+        | Request::EksToken { env, .. }
+        | Request::DescribeCluster { env, .. }
+            if env.is_none() =>
+        {
+            *env = Some(ClientEnv::from_current());
+            true
+        }
+        _ => false,
+    }
 }
 
 fn exchange(stream: &mut UnixStream, env: &Envelope) -> Result<Response> {

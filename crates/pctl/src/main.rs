@@ -167,7 +167,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let Reply::EksToken(t) = client().request(Request::EksToken {
                 cluster,
                 role,
-                env: ClientEnv::from_current(),
+                env: None,
             })?
             else {
                 bail!("unexpected answer")
@@ -204,10 +204,7 @@ fn daemon(log_file: Option<PathBuf>) -> Result<ExitCode> {
 }
 
 fn credentials(client: &Client, role: String) -> Result<pctl_protocol::Credentials> {
-    match client.request(Request::Credentials {
-        role,
-        env: ClientEnv::from_current(),
-    })? {
+    match client.request(Request::Credentials { role, env: None })? {
         Reply::Credentials(c) => Ok(c),
         _ => bail!("unexpected answer"),
     }
@@ -264,7 +261,7 @@ fn kubeconfig(
     let Reply::Cluster(info) = client.request(Request::DescribeCluster {
         cluster,
         role,
-        env: ClientEnv::from_current(),
+        env: None,
     })?
     else {
         bail!("unexpected answer")
