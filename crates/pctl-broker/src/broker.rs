@@ -269,6 +269,7 @@ impl Broker {
         };
         drop(dropped);
         self.aws.reset();
+        crate::secret::scrub_stack();
         tracing::info!("locked ({}): secrets and sessions dropped", reason.as_str());
     }
 
@@ -660,6 +661,9 @@ impl Broker {
             unlocked_at: unlocked.as_ref().map(|u| now_rfc3339(u.at)),
             locks_at,
             config: self.config_path.display().to_string(),
+            op_path: None,
+            mfa_session_expires: None,
+            mlock: crate::platform::mlock_failure().map(str::to_string),
             roles,
             tokens,
             counters: Counters {

@@ -27,12 +27,11 @@ pub fn lock_pages(ptr: *mut u8, len: usize) {
     // SAFETY: callers pass a live allocation of `len` bytes.
     let rc = unsafe { libc::mlock(ptr as *const libc::c_void, len) };
     if rc != 0 {
-        static WARNED: std::sync::Once = std::sync::Once::new();
-        WARNED.call_once(|| {
-            tracing::warn!(
-                "mlock failed ({}): secrets may be swapped; raise RLIMIT_MEMLOCK",
-                std::io::Error::last_os_error()
-            )
+        let err = std::io::Error::last_os_error();
+        MLOCK_FAILURE.get_or_init(|| {
+            let msg = format!("mlock failed ({err}): secrets may be swapped; raise RLIMIT_MEMLOCK");
+            tracing::warn!("{msg}");
+            msg
         });
     }
     #[cfg(target_os = "linux")]
@@ -40,6 +39,14 @@ pub fn lock_pages(ptr: *mut u8, len: usize) {
     unsafe {
         libc::madvise(ptr as *mut libc::c_void, len, libc::MADV_DONTDUMP);
     }
+}
+
+static MLOCK_FAILURE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The first `mlock` failure of this process, for `status`; `None` while
+/// every secret page has been locked.
+pub fn mlock_failure() -> Option<&'static str> {
+    MLOCK_FAILURE.get().map(String::as_str)
 }
 
 /// Undoes [`lock_pages`] before the memory is freed.

@@ -139,6 +139,23 @@ unsafe fn wipe(ptr: *mut u8, len: usize) {
     std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
 }
 
+/// Overwrites `STACK_SCRUB` bytes of this thread's stack below the caller.
+///
+/// Key material derived while signing (the SigV4 signing key, HMAC state)
+/// lives in stack frames that are popped, not wiped. Calling this after
+/// the work that signed, from a frame no deeper than the one that started
+/// it, overwrites those dead frames.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut buf = [0u8; STACK_SCRUB];
+    // Volatile-ish: black_box keeps the compiler from eliding the writes.
+    buf.zeroize();
+    std::hint::black_box(&mut buf);
+}
+
+/// How much stack [`scrub_stack`] overwrites.
+pub const STACK_SCRUB: usize = 256 * 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -229,6 +229,15 @@ pub struct Status {
     /// When the idle or lifetime limit will lock the daemon.
     pub locks_at: Option<String>,
     pub config: String,
+    /// The `op` executable the last unlock ran (absolute path).
+    #[serde(default)]
+    pub op_path: Option<String>,
+    /// When the MFA session (GetSessionToken) ends, if unlocked with MFA.
+    #[serde(default)]
+    pub mfa_session_expires: Option<String>,
+    /// Why secret pages could not be locked in RAM; `None` when they are.
+    #[serde(default)]
+    pub mlock: Option<String>,
     pub roles: Vec<RoleStatus>,
     pub tokens: Vec<TokenStatus>,
     pub counters: Counters,

@@ -362,6 +362,15 @@ fn print_status(s: &pctl_protocol::Status) {
             s.locks_at.as_deref().unwrap_or("?")
         );
     }
+    if let Some(exp) = &s.mfa_session_expires {
+        println!("MFA session expires {exp}");
+    }
+    if let Some(op) = &s.op_path {
+        println!("op: {op}");
+    }
+    if let Some(m) = &s.mlock {
+        println!("warning: {m}");
+    }
     for r in &s.roles {
         println!("role {:<12} {}  expires {}", r.role, r.arn, r.expiration);
     }
