@@ -154,6 +154,13 @@ resource "aws_cloudwatch_log_group" "cloudtrail" {
   retention_in_days = var.log_retention_days
 }
 
+# Trust policy of the role CloudTrail assumes to write to CloudWatch Logs, in
+# the form AWS documents for it: the service principal and sts:AssumeRole, no
+# condition. CloudTrail is not documented to send aws:SourceArn when it
+# assumes this role (only for the S3 bucket and SNS topic policies), and
+# CreateTrail fails if it cannot assume the role. The permissions policy
+# below follows the same page:
+# https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-required-policy-for-cloudwatch-logs.html
 data "aws_iam_policy_document" "cloudtrail_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -161,12 +168,6 @@ data "aws_iam_policy_document" "cloudtrail_assume" {
     principals {
       type        = "Service"
       identifiers = ["cloudtrail.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceArn"
-      values   = [local.trail_arn]
     }
   }
 }

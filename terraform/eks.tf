@@ -56,12 +56,29 @@ module "eks" {
   }
 
   # Nodes launched by Karpenter join this security group through the tag.
+  # Only here: the module copies `tags` onto the cluster security group and
+  # (create_primary_security_group_tags) the EKS-created primary one, so a
+  # discovery tag in `tags` would make securityGroupSelectorTerms match three
+  # groups. Upstream's examples/karpenter tags node_security_group_tags alone.
   node_security_group_tags = local.discovery_tags
 
   eks_managed_node_groups = {
     # Reserved for add-ons, Flux and Karpenter: everything else is kept off by
     # the CriticalAddonsOnly taint and runs on Karpenter capacity. Two nodes
     # so Karpenter's two replicas can spread across hosts.
+    #
+    # Sizing. Pods on these nodes:
+    #   per node (DaemonSets): aws-node, kube-proxy, eks-pod-identity-agent  = 3
+    #   per cluster: coredns 2 + karpenter 2 + Flux source, kustomize, helm
+    #                and notification controllers 4                          = 8
+    # Two nodes: 2 x 3 + 8 = 14 pods. A 1-vCPU m6g/m7g.medium allows 8 pods
+    # (ENI limit), 16 on two nodes: full after one rollout surge, and when spot
+    # reclaims one node the survivor needs 3 + 8 = 11 > 8, so CoreDNS, Flux
+    # or Karpenter (which would replace the node) stays Pending. Hence every
+    # type in var.system_node_instance_types has 2 vCPU and max-pods >= 17
+    # (t4g.medium 17), so one node alone holds all 11; its ~1.9 allocatable
+    # vCPU also covers Karpenter's 2 x 250m requests plus the add-ons.
+    # tests/platform/test_platform_terraform.py redoes this arithmetic.
     system = {
       ami_type       = "AL2023_ARM_64_STANDARD"
       capacity_type  = "SPOT"
@@ -83,5 +100,6 @@ module "eks" {
     }
   }
 
-  tags = local.discovery_tags
+  # No `tags` argument: the provider's default_tags (local.tags) reach every
+  # resource, and the Karpenter discovery tag must not (see above).
 }

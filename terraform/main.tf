@@ -6,8 +6,17 @@ data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 
 # The role behind the current (pctl-issued) session, without the session part.
+# It gets the cluster-admin access entry, and the kubernetes and flux providers
+# authenticate as the same role (local.pctl_role), so the two always agree.
 data "aws_iam_session_context" "current" {
   arn = data.aws_caller_identity.current.arn
+
+  lifecycle {
+    postcondition {
+      condition     = var.operator_role_name == null || self.issuer_name == var.operator_role_name
+      error_message = "operator_role_name is \"${coalesce(var.operator_role_name, "-")}\" but profile ${var.aws_profile} runs as role \"${self.issuer_name}\". The access entry and Terraform's own Kubernetes/Flux token (pctl eks token --role ${local.pctl_role}) both use the role of that profile: set aws_profile to the pctl-<role> profile of ${coalesce(var.operator_role_name, "-")}, or unset operator_role_name."
+    }
+  }
 }
 
 # Three named zones, so the set never silently grows when AWS adds a zone.
@@ -27,16 +36,19 @@ locals {
   region     = data.aws_region.current.region
   azs        = data.aws_availability_zones.available.names
 
-  # An access entry needs the role ARN, never an assumed-role session ARN.
-  operator_role_arn = (
-    var.operator_role_name == null
-    ? data.aws_iam_session_context.current.issuer_arn
-    : "arn:${local.partition}:iam::${local.account_id}:role/${var.operator_role_name}"
-  )
+  # The pctl role behind var.aws_profile: `pctl aws-config` names the profile
+  # of role R "pctl-R" (its credential_process runs `pctl credential-process
+  # --role R`). Derived, not a second setting, so the AWS provider and the
+  # Kubernetes/Flux token can never use different roles.
+  pctl_role = trimprefix(var.aws_profile, "pctl-")
+
+  # An access entry needs the role ARN, never an assumed-role session ARN: the
+  # role Terraform runs as, which is also the role of local.pctl_role.
+  operator_role_arn = data.aws_iam_session_context.current.issuer_arn
 
   # Argument list of the exec credential plugin used by the kubernetes and flux
   # providers (and by the kubeconfig written in teardown.sh).
-  pctl_eks_token_args = ["eks", "token", "--cluster", module.eks.cluster_name, "--role", var.pctl_role]
+  pctl_eks_token_args = ["eks", "token", "--cluster", module.eks.cluster_name, "--role", local.pctl_role]
 
   # Karpenter discovers subnets and security groups by this tag.
   discovery_tags = {

@@ -20,8 +20,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-pctl_role="${PCTL_ROLE:-admin}"
 aws_profile="${AWS_PROFILE:-pctl-admin}"
+# The pctl role of the profile (pctl-<role>), as in terraform/main.tf.
+pctl_role="${aws_profile#pctl-}"
 wait_timeout="${TEARDOWN_TIMEOUT:-15m}"
 
 for tool in terraform kubectl pctl aws; do

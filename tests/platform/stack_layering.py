@@ -65,12 +65,15 @@ BUILTIN_GROUPS = {
 # Installed by the Flux bootstrap itself, before anything in the tree.
 FLUX_GROUP_SUFFIXES = (".toolkit.fluxcd.io", ".extensions.fluxcd.io")
 
-# CRDs shipped by the charts the tree installs, as (group, kind).
+# CRDs shipped by the charts the tree installs, as (group, kind). Karpenter
+# 1.14.1 ships five (charts/karpenter/crds, recorded in crd_schemas/).
 KARPENTER_CRDS = frozenset(
     {
         ("karpenter.sh", "NodePool"),
         ("karpenter.sh", "NodeClaim"),
+        ("karpenter.sh", "NodeOverlay"),
         ("karpenter.k8s.aws", "EC2NodeClass"),
+        ("autoscaling.x-k8s.io", "CapacityBuffer"),
     }
 )
 CHART_CRDS: dict[str, frozenset] = {

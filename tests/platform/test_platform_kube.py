@@ -272,3 +272,33 @@ def test_readme_documents_each_worked_example():
     for path in ("apps/platform/kustomization.yaml", "patches/ubuntu-resources.yaml",
                  "patches/ubuntu-node-selection.yaml", "patches/gpu-check-tolerations.yaml"):
         assert path in text, f"kube/README.md does not point at {path}"
+
+
+# --------------------------------------------------------------------------
+# the in-cluster dev shell can write files
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Pod"])
+def test_dev_shell_has_a_writable_work_volume(apps_platform, kind):
+    obj = one(apps_platform, kind, "ubuntu")
+    spec = _podspec(obj)
+    container = _container(obj)
+    # Root stays read-only; the writable places are emptyDir volumes.
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    home = env.get("HOME")
+    assert home and home in mounts, "HOME must be on a writable volume"
+    for path in (home, "/tmp"):
+        mount = mounts.get(path)
+        assert mount and not mount.get("readOnly"), f"{path} is not writable"
+        volume = volumes[mount["name"]]
+        assert "emptyDir" in volume and volume["emptyDir"].get("sizeLimit"), f"{path}: bounded emptyDir expected"
+    assert container.get("workingDir") == home
+
+
+def test_nvidia_device_plugin_chart_is_current(controllers):
+    # 0.20.0 is the current release (NVIDIA/k8s-device-plugin tag v0.20.0).
+    release = one(controllers, "HelmRelease", "nvidia-device-plugin")
+    assert release["spec"]["chart"]["spec"]["version"] == "0.20.0"

@@ -138,3 +138,22 @@ def test_unknown_chart_is_reported(tmp_path):
     )
     problems = stack_layering.check(root, cluster)
     assert any("mystery-operator" in p and "CHART_CRDS" in p for p in problems), problems
+
+
+def test_node_overlay_and_capacity_buffer_are_known_karpenter_crds(tmp_path):
+    # Karpenter 1.14 ships NodeOverlay and CapacityBuffer too; a NodeOverlay in
+    # infra-configs must not be flagged as a kind nobody installs.
+    root = _copy_tree(tmp_path)
+    configs = root / "kube" / "infra" / "configs"
+    (configs / "nodeoverlay.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "karpenter.sh/v1alpha1", "kind": "NodeOverlay", "metadata": {"name": "spot-discount"},
+        "spec": {"requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]}],
+                 "priceAdjustment": "-10%"}}))
+    (configs / "capacitybuffer.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "autoscaling.x-k8s.io/v1beta1", "kind": "CapacityBuffer", "metadata": {"name": "warm"},
+        "spec": {"replicas": 1}}))
+    kust = configs / "kustomization.yaml"
+    data = yaml.safe_load(kust.read_text())
+    data["resources"] += ["nodeoverlay.yaml", "capacitybuffer.yaml"]
+    kust.write_text(yaml.safe_dump(data))
+    assert stack_layering.check(root, root / "kube" / "clusters" / "platform") == []

@@ -4,9 +4,11 @@ be downloaded here, so `terraform validate` is out of reach)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -141,6 +143,49 @@ def test_system_node_group_is_spot_arm64_and_tainted(eks):
     assert {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"} in taints
 
 
+# vCPUs and max pods (ENI limit, aws/amazon-vpc-cni-k8s misc/eni-max-pods.txt)
+# of the Graviton types the system node group may use.
+INSTANCE_FACTS = {
+    "t4g.medium": (2, 17), "t4g.large": (2, 35),
+    "m6g.medium": (1, 8), "m6g.large": (2, 29),
+    "m7g.medium": (1, 8), "m7g.large": (2, 29),
+}
+# Pods on the system nodes (see the sizing comment in eks.tf).
+SYSTEM_DAEMONSETS = ["aws-node", "kube-proxy", "eks-pod-identity-agent"]
+SYSTEM_DEPLOYMENT_PODS = {"coredns": 2, "karpenter": 2, "source-controller": 1, "kustomize-controller": 1,
+                          "helm-controller": 1, "notification-controller": 1}
+
+
+def system_pool_problems(instance_types: list[str]) -> list[str]:
+    """Each node must hold every system pod alone: spot can reclaim the other."""
+    need = len(SYSTEM_DAEMONSETS) + sum(SYSTEM_DEPLOYMENT_PODS.values())
+    problems = []
+    for itype in instance_types:
+        if itype not in INSTANCE_FACTS:
+            problems.append(f"{itype}: record its vCPUs and max pods in INSTANCE_FACTS")
+            continue
+        vcpu, max_pods = INSTANCE_FACTS[itype]
+        if vcpu < 2:
+            problems.append(f"{itype}: {vcpu} vCPU cannot run Karpenter's 2 x 250m next to the add-ons")
+        if max_pods < need:
+            problems.append(f"{itype}: max-pods {max_pods} < {need} system pods on one node")
+    return problems
+
+
+def test_system_node_group_holds_the_system_pods(stack, eks):
+    types = stack.variables["system_node_instance_types"]["default"]
+    assert len(types) >= 3, "several types, for spot capacity"
+    assert system_pool_problems(types) == []
+    group = eks["eks_managed_node_groups"]["system"]
+    assert group["instance_types"] == "${var.system_node_instance_types}"
+    assert "2 x 3 + 8 = 14" in (TF / "eks.tf").read_text(), "keep the arithmetic next to the node group"
+
+
+def test_system_pool_check_rejects_one_vcpu_types():
+    problems = system_pool_problems(["t4g.medium", "m6g.medium"])
+    assert len(problems) == 2 and all(p.startswith("m6g.medium") for p in problems)
+
+
 def test_system_instance_types_are_arm64(stack):
     for itype in stack.variables["system_node_instance_types"]["default"]:
         family = itype.split(".")[0]
@@ -158,10 +203,20 @@ def test_operator_access_entry_is_cluster_admin(stack, eks):
         and p["access_scope"] == {"type": "cluster"}
         for p in policies
     )
-    # A role ARN (from the session's issuer or the role name), never the session ARN.
-    arn_expr = stack.locals["operator_role_arn"]
-    assert "issuer_arn" in arn_expr and ":role/${var.operator_role_name}" in arn_expr
-    assert "aws_iam_session_context" in json.dumps(stack.data)
+    # The role ARN of the session (issuer), never the session ARN itself.
+    assert stack.locals["operator_role_arn"] == "${data.aws_iam_session_context.current.issuer_arn}"
+
+
+def test_one_role_for_access_entry_and_provider_tokens(stack):
+    # The access entry goes to the role Terraform runs as (aws_profile), and
+    # the kubernetes/flux providers mint tokens for the pctl role of that same
+    # profile: no second setting that could name another role.
+    assert "pctl_role" not in stack.variables, "pctl_role must be derived from aws_profile, not set separately"
+    assert stack.locals["pctl_role"] == '${trimprefix(var.aws_profile, "pctl-")}'
+    args = stack.locals["pctl_eks_token_args"]
+    assert args[args.index("--role") + 1] == "${local.pctl_role}"
+    teardown = (TF / "teardown.sh").read_text()
+    assert 'pctl_role="${aws_profile#pctl-}"' in teardown and "PCTL_ROLE" not in teardown
 
 
 # --------------------------------------------------------------------------
@@ -174,6 +229,50 @@ def test_vpc_three_azs_one_nat(stack):
     assert vpc["single_nat_gateway"] is True
     assert vpc["azs"] == "${local.azs}"
     assert len(stack.variables["availability_zone_suffixes"]["default"]) == 3
+
+
+def discovery_tag_sites(stack) -> set[str]:
+    """Where the Karpenter discovery tag (or local.discovery_tags) is used:
+    'module.<m>.<argument>', 'provider.<p>', 'resource.<type>.<name>',
+    'locals.<name>'. Karpenter selects every security group and subnet that
+    carries the tag, so the set of places is the property to check."""
+    def mentions(value) -> bool:
+        text = json.dumps(value)
+        return "discovery_tags" in text or "karpenter.sh/discovery" in text
+
+    sites = set()
+    for mname, body in stack.modules.items():
+        for arg, value in body.items():
+            if mentions(value):
+                sites.add(f"module.{mname}.{arg}")
+    for pname, bodies in stack.providers.items():
+        if any(mentions(b) for b in bodies):
+            sites.add(f"provider.{pname}")
+    for rtype, by_name in stack.resources.items():
+        for rname, body in by_name.items():
+            if mentions(body):
+                sites.add(f"resource.{rtype}.{rname}")
+    for lname, value in stack.locals.items():
+        if lname != "discovery_tags" and mentions(value):
+            sites.add(f"locals.{lname}")
+    return sites
+
+
+def test_discovery_tag_only_on_private_subnets_and_node_security_group(stack):
+    # The EKS module copies `tags` onto the cluster security group and the
+    # EKS-created primary one: a discovery tag there makes Karpenter's
+    # securityGroupSelectorTerms match three groups (upstream's karpenter
+    # example sets it in node_security_group_tags only).
+    assert discovery_tag_sites(stack) == {"module.vpc.private_subnet_tags", "module.eks.node_security_group_tags"}
+
+
+def test_discovery_tag_check_catches_module_wide_tags(stack):
+    broken = copy.deepcopy(stack)
+    broken.modules["eks"]["tags"] = "${local.discovery_tags}"
+    assert "module.eks.tags" in discovery_tag_sites(broken)
+    broken = copy.deepcopy(stack)
+    block(broken.provider("aws")["default_tags"])["tags"] = "${merge(local.tags, local.discovery_tags)}"
+    assert "provider.aws" in discovery_tag_sites(broken)
 
 
 def test_discovery_tags_on_subnets_and_node_security_group(stack, eks):
@@ -229,6 +328,27 @@ def test_cloudtrail_bucket_is_private_encrypted_and_policed(stack):
     assert {"AWSCloudTrailAclCheck", "AWSCloudTrailWrite"} <= sids
     # The bucket name embeds the account ID from the caller, not a literal.
     assert "${local.account_id}" in stack.resource("aws_s3_bucket", "cloudtrail")["bucket"]
+
+
+CLOUDTRAIL_CWL_DOC = "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-required-policy-for-cloudwatch-logs.html"
+
+
+def test_cloudtrail_logs_role_trust_is_the_documented_form(stack):
+    # AWS documents this trust policy as principal cloudtrail.amazonaws.com
+    # with sts:AssumeRole; an aws:SourceArn condition CloudTrail may not send
+    # makes CreateTrail fail. At most an aws:SourceAccount condition.
+    doc = stack.data["aws_iam_policy_document"]["cloudtrail_assume"]
+    statements = blocks(doc["statement"])
+    assert len(statements) == 1
+    st = statements[0]
+    assert st["actions"] == ["sts:AssumeRole"]
+    principal = block(st["principals"])
+    assert principal == {"type": "Service", "identifiers": ["cloudtrail.amazonaws.com"]}
+    for cond in blocks(st.get("condition")):
+        assert cond["variable"] == "aws:SourceAccount", f"undocumented condition {cond['variable']} on the logs role"
+    assert stack.resource("aws_iam_role", "cloudtrail")["assume_role_policy"] == (
+        "${data.aws_iam_policy_document.cloudtrail_assume.json}")
+    assert CLOUDTRAIL_CWL_DOC in (TF / "cloudtrail.tf").read_text(), "cite the AWS page next to the policy"
 
 
 def test_cloudtrail_log_group_has_retention(stack):
@@ -424,3 +544,68 @@ def test_readme_covers_bring_up_teardown_costs_and_pctl():
     for needle in ("credential_process", "pctl eks token", "-backend-config=backend.hcl", "[clusters.platform]",
                    "Account ID", "teardown.sh"):
         assert needle in text, f"terraform/README.md does not mention {needle}"
+
+
+# --------------------------------------------------------------------------
+# operator_role_name guard, evaluated by terraform itself: the postcondition
+# of data.aws_iam_session_context.current, copied verbatim onto a
+# terraform_data stand-in whose output plays the session context.
+
+
+def _session_guard_source() -> tuple[str, str]:
+    text = (TF / "main.tf").read_text()
+    start = text.index('data "aws_iam_session_context" "current"')
+    body = text[start:text.index("\n}\n", start)]
+    condition = re.search(r"^\s*condition\s*=\s*(.+)$", body, re.M).group(1)
+    message = re.search(r"^\s*error_message\s*=\s*(.+)$", body, re.M).group(1)
+    return condition, message
+
+
+@pytest.fixture(scope="module")
+def session_guard(tmp_path_factory):
+    terraform = stack_tools.require_tool("terraform")
+    stack = stack_hcl.Stack(TF)
+    condition, message = _session_guard_source()
+    work = tmp_path_factory.mktemp("guard")
+    shutil.copy(TF / "variables.tf", work / "variables.tf")
+    (work / "guard.tf").write_text(
+        'variable "session_issuer_name" {\n  type = string\n}\n\n'
+        "locals {\n"
+        f"  pctl_role = {stack.locals['pctl_role'][2:-1]}\n"
+        "}\n\n"
+        'resource "terraform_data" "session" {\n'
+        "  input = { issuer_name = var.session_issuer_name }\n"
+        "  lifecycle {\n    postcondition {\n"
+        f"      condition     = {condition.replace('self.issuer_name', 'self.output.issuer_name')}\n"
+        f"      error_message = {message.replace('self.issuer_name', 'self.output.issuer_name')}\n"
+        "    }\n  }\n}\n"
+    )
+    proc = stack_tools.run([terraform, "init", "-input=false", "-backend=false"], cwd=work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return terraform, work
+
+
+def _apply_guard(session_guard, issuer: str, **overrides) -> subprocess.CompletedProcess:
+    terraform, work = session_guard
+    values = {"operator_cidrs": '["203.0.113.10/32"]', "git_url": "https://example.com/r.git",
+              "git_token": "x", "session_issuer_name": issuer}
+    values.update(overrides)
+    args = [terraform, "apply", "-auto-approve", "-input=false", "-lock=false", "-no-color",
+            f"-state={work}/{issuer}-{len(overrides)}.tfstate"]
+    for key, value in values.items():
+        args += ["-var", f"{key}={value}"]
+    return stack_tools.run(args, cwd=work)
+
+
+def test_operator_role_guard_accepts_matching_or_unset_role(session_guard):
+    assert _apply_guard(session_guard, "platform-admin").returncode == 0
+    proc = _apply_guard(session_guard, "platform-admin", operator_role_name="platform-admin")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_operator_role_guard_rejects_another_role_with_a_clear_message(session_guard):
+    proc = _apply_guard(session_guard, "platform-admin", operator_role_name="platform-ops", aws_profile="pctl-admin")
+    assert proc.returncode != 0
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert 'operator_role_name is "platform-ops" but profile pctl-admin runs as role "platform-admin"' in out, out
+    assert "pctl eks token --role admin" in out, out
