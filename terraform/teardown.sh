@@ -21,6 +21,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 aws_profile="${AWS_PROFILE:-pctl-admin}"
+[[ "$aws_profile" =~ ^pctl-[A-Za-z0-9_-]+$ ]] || {
+  echo "teardown: AWS_PROFILE '$aws_profile' is not a pctl profile (pctl-<role>)" >&2
+  exit 1
+}
 # The pctl role of the profile (pctl-<role>), as in terraform/main.tf.
 pctl_role="${aws_profile#pctl-}"
 wait_timeout="${TEARDOWN_TIMEOUT:-15m}"

@@ -162,7 +162,8 @@ def test_bad_input_is_one_clear_line(workspace, args, message):
 
 def test_unreachable_credentials_say_what_to_do(workspace):
     tfdir, env = workspace
-    env = dict(env, AWS_ENDPOINT_URL="http://127.0.0.1:9")  # nothing listens there
+    # Nothing listens there; one attempt, no retries.
+    env = dict(env, AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_MAX_ATTEMPTS="1", AWS_RETRY_MODE="standard")
     proc = subprocess.run(["bash", str(tfdir / SCRIPT.name)], env=env, capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode != 0
