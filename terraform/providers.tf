@@ -46,5 +46,10 @@ provider "flux" {
       username = var.git_username
       password = var.git_token
     }
+    # Signing of the bootstrap commits: off unless git_gpg_key_ring is set.
+    author_email   = var.git_author_email
+    gpg_key_ring   = var.git_gpg_key_ring
+    gpg_key_id     = var.git_gpg_key_id
+    gpg_passphrase = var.git_gpg_passphrase
   }
 }

@@ -136,3 +136,47 @@ variable "flux_path" {
   type        = string
   default     = "kube/clusters/platform"
 }
+
+# Optional GPG signing of the commits Flux's bootstrap makes (the seed kept a
+# GPG key associated with its GitHub account in 1Password). Off by default.
+variable "git_gpg_key_ring" {
+  description = "Path to an armored GPG private key ring that signs Flux's bootstrap commits; null leaves them unsigned. Export the key from 1Password to a private tmpfs file for the apply, e.g. $XDG_RUNTIME_DIR/flux-gpg.asc, and delete it afterwards."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.git_gpg_key_ring == null || try(length(trimspace(var.git_gpg_key_ring)) > 0, false)
+    error_message = "git_gpg_key_ring is a file path; leave it unset (null) to commit unsigned."
+  }
+}
+
+variable "git_gpg_key_id" {
+  description = "16-hex-digit ID of the key in git_gpg_key_ring to sign with (optional: the provider takes the first key otherwise)."
+  type        = string
+  default     = null
+
+  validation {
+    condition = var.git_gpg_key_id == null || (
+      var.git_gpg_key_ring != null && can(regex("^(0x)?[0-9A-Fa-f]{16}$", var.git_gpg_key_id))
+    )
+    error_message = "git_gpg_key_id needs git_gpg_key_ring and must be a 16-hex-digit long key ID, e.g. 3AA5C34371567BD2."
+  }
+}
+
+variable "git_gpg_passphrase" {
+  description = "Passphrase of the signing key, if it has one. Export it from 1Password: TF_VAR_git_gpg_passphrase=$(op read ...)."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.git_gpg_passphrase == null || var.git_gpg_key_ring != null
+    error_message = "git_gpg_passphrase is set but git_gpg_key_ring is not: give the key ring too, or unset both."
+  }
+}
+
+variable "git_author_email" {
+  description = "Author e-mail of Flux's bootstrap commits; GitHub shows them as Verified when it matches the signing key's identity. Null: the provider's default."
+  type        = string
+  default     = null
+}

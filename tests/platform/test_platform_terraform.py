@@ -609,3 +609,93 @@ def test_operator_role_guard_rejects_another_role_with_a_clear_message(session_g
     out = " ".join((proc.stdout + proc.stderr).split())
     assert 'operator_role_name is "platform-ops" but profile pctl-admin runs as role "platform-admin"' in out, out
     assert "pctl eks token --role admin" in out, out
+
+
+# --------------------------------------------------------------------------
+# flux provider and resource attributes against the provider's own docs
+# (fluxcd/terraform-provider-flux v1.8.5 docs/index.md and
+# docs/resources/bootstrap_git.md, recorded in provider_schemas/)
+
+META_ARGS = {"depends_on", "lifecycle", "count", "for_each", "provider"}
+
+
+def _attr_paths(body: dict, prefix: str) -> list[str]:
+    paths = []
+    for key, value in body.items():
+        if key in META_ARGS:
+            continue
+        path = f"{prefix}.{key}"
+        paths.append(path)
+        if isinstance(value, dict):
+            paths += _attr_paths(value, path)
+    return paths
+
+
+def unknown_flux_attributes(stack) -> list[str]:
+    known = set(inputs_from("provider_schemas", "flux-1.8.5.txt"))
+    used = _attr_paths(stack.provider("flux"), "provider.flux")
+    for name, body in stack.resources.get("flux_bootstrap_git", {}).items():
+        used += _attr_paths(body, "resource.flux_bootstrap_git")
+    return [p for p in used if p not in known]
+
+
+def inputs_from(directory: str, name: str) -> list[str]:
+    path = Path(__file__).resolve().parent / directory / name
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_flux_attributes_exist_in_the_pinned_provider(stack):
+    assert unknown_flux_attributes(stack) == []
+
+
+def test_misspelt_flux_attribute_is_caught(stack):
+    broken = copy.deepcopy(stack)
+    broken.provider("flux")["git"]["gpg_keyring"] = "${var.git_gpg_key_ring}"
+    broken.resources["flux_bootstrap_git"]["this"]["tolerations_keys"] = ["CriticalAddonsOnly"]
+    assert sorted(unknown_flux_attributes(broken)) == [
+        "provider.flux.git.gpg_keyring", "resource.flux_bootstrap_git.tolerations_keys"]
+
+
+# --------------------------------------------------------------------------
+# optional GPG signing of Flux's bootstrap commits
+
+
+def test_gpg_signing_is_wired_and_off_by_default(stack):
+    git = stack.provider("flux")["git"]
+    assert git["gpg_key_ring"] == "${var.git_gpg_key_ring}"
+    assert git["gpg_key_id"] == "${var.git_gpg_key_id}"
+    assert git["gpg_passphrase"] == "${var.git_gpg_passphrase}"
+    for name in ("git_gpg_key_ring", "git_gpg_key_id", "git_gpg_passphrase"):
+        assert stack.variables[name]["default"] is None, f"{name}: signing must be off by default"
+    assert stack.variables["git_gpg_passphrase"]["sensitive"] is True
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"git_gpg_key_ring": "/run/user/1000/flux-gpg.asc"},
+        {"git_gpg_key_ring": "/run/user/1000/flux-gpg.asc", "git_gpg_key_id": "3AA5C34371567BD2",
+         "git_gpg_passphrase": "x"},
+        {"git_gpg_key_ring": "k.asc", "git_gpg_key_id": "0x3AA5C34371567BD2"},
+    ],
+    ids=["ring-only", "ring-id-passphrase", "0x-id"],
+)
+def test_gpg_settings_accepted(variables_only, overrides):
+    proc = _plan(variables_only, **overrides)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"git_gpg_key_id": "3AA5C34371567BD2"}, "git_gpg_key_id needs git_gpg_key_ring"),
+        ({"git_gpg_key_ring": "k.asc", "git_gpg_key_id": "3AA5C343"}, "16-hex-digit"),
+        ({"git_gpg_passphrase": "x"}, "git_gpg_key_ring is not"),
+        ({"git_gpg_key_ring": " "}, "is a file path"),
+    ],
+    ids=["id-without-ring", "short-id", "passphrase-without-ring", "blank-ring"],
+)
+def test_gpg_settings_rejected(variables_only, overrides, message):
+    proc = _plan(variables_only, **overrides)
+    assert proc.returncode != 0, f"{overrides} was accepted"
+    assert message in " ".join((proc.stdout + proc.stderr).split())
