@@ -6,6 +6,7 @@ clone or a release asset) and it rewrites the data under tests/platform/.
   record_upstream.py crd FILE...            -> crd_schemas/<group>_<plural>.json
   record_upstream.py values NAME FILE       -> chart_values/NAME.txt
   record_upstream.py outputs NAME FILE      -> module_outputs/NAME.txt
+  record_upstream.py attrs NAME FILE...     -> provider_schemas/NAME.txt
 
 crd: the openAPIV3Schema of every served version, descriptions dropped (they
 are most of the bytes and no check reads them).
@@ -13,6 +14,12 @@ values: every key path of the chart's default values.yaml, one per line. A
 path ending in `.*` is a free-form map (an empty map by default, or one whose
 keys are label-like, such as nodeSelector), under which any key is valid.
 outputs: every `output "NAME"` of a module's outputs.tf.
+attrs: argument and block names of provider resources and data sources, as
+`resource.TYPE.NAME` / `data.TYPE.NAME` lines, read from the registry-docs
+links in the index.d.ts files of the prebuilt CDK for Terraform bindings
+(npm @cdktf/provider-aws, @cdktf/provider-kubernetes), which are generated
+from the provider's schema. Nested block attributes are listed under their
+resource without the block path.
 """
 
 from __future__ import annotations
@@ -79,6 +86,22 @@ def record_outputs(name: str, path: Path) -> Path:
     return target
 
 
+_DOC_LINK = re.compile(
+    r"registry\.terraform\.io/providers/hashicorp/([a-z]+)/[0-9.]+/docs/(resources|data-sources)/([a-z0-9_]+)#([a-z0-9_]+)"
+)
+
+
+def record_attrs(name: str, paths: list[Path]) -> Path:
+    found = set()
+    for path in paths:
+        for provider, kind, rtype, attr in _DOC_LINK.findall(path.read_text()):
+            prefix = "resource" if kind == "resources" else "data"
+            found.add(f"{prefix}.{provider}_{rtype}.{attr}")
+    target = HERE / "provider_schemas" / f"{name}.txt"
+    target.write_text("\n".join(sorted(found)) + "\n")
+    return target
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -86,6 +109,8 @@ def main(argv: list[str]) -> int:
     what = argv[1]
     if what == "crd":
         written = [record_crd(Path(p)) for p in argv[2:]]
+    elif what == "attrs" and len(argv) >= 4:
+        written = [record_attrs(argv[2], [Path(p) for p in argv[3:]])]
     elif what in ("values", "outputs") and len(argv) == 4:
         fn = record_values if what == "values" else record_outputs
         written = [fn(argv[2], Path(argv[3]))]

@@ -699,3 +699,61 @@ def test_gpg_settings_rejected(variables_only, overrides, message):
     proc = _plan(variables_only, **overrides)
     assert proc.returncode != 0, f"{overrides} was accepted"
     assert message in " ".join((proc.stdout + proc.stderr).split())
+
+
+# --------------------------------------------------------------------------
+# aws and kubernetes resource arguments against the providers' schemas
+# (argument and block names from the prebuilt CDK for Terraform bindings of
+# hashicorp/aws 6.25.0 and hashicorp/kubernetes 2.38.0, see
+# provider_schemas/; the stack requires aws ~> 6.28, whose schema only adds
+# to 6.25 within the major version)
+
+
+def _argument_names(body: dict) -> list[str]:
+    """Argument and nested-block names; map-valued attributes (tags, data)
+    hold user keys and are not descended into. Blocks parse as lists of
+    dicts, attributes as plain values or dicts."""
+    names = []
+    for key, value in body.items():
+        if key in META_ARGS:
+            continue
+        names.append(key)
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for sub in value:
+                names += _argument_names(sub)
+    return names
+
+
+def unknown_resource_arguments(stack) -> list[str]:
+    known = set(inputs_from("provider_schemas", "aws-6.25.0.txt")) | set(
+        inputs_from("provider_schemas", "kubernetes-2.38.0.txt"))
+    bad = []
+    for kind, table in (("resource", stack.resources), ("data", stack.data)):
+        for rtype, by_name in table.items():
+            if not rtype.startswith(("aws_", "kubernetes_")):
+                continue
+            types_known = {k for k in known if k.startswith(f"{kind}.{rtype}.")}
+            if not types_known:
+                bad.append(f"{kind}.{rtype}: no recorded schema (add it to provider_schemas/)")
+                continue
+            for rname, body in by_name.items():
+                for arg in _argument_names(body):
+                    if f"{kind}.{rtype}.{arg}" not in known:
+                        bad.append(f"{kind}.{rtype}.{rname}: unknown argument {arg}")
+    return bad
+
+
+def test_resource_arguments_exist_in_the_provider_schemas(stack):
+    assert unknown_resource_arguments(stack) == []
+
+
+def test_misspelt_resource_argument_is_caught(stack):
+    broken = copy.deepcopy(stack)
+    trail = broken.resources["aws_cloudtrail"]["this"]
+    trail["enable_log_file_validations"] = trail.pop("enable_log_file_validation")
+    sse = broken.resources["aws_s3_bucket_server_side_encryption_configuration"]["cloudtrail"]
+    block(block(sse["rule"])["apply_server_side_encryption_by_default"])["sse_algorythm"] = "AES256"
+    assert sorted(unknown_resource_arguments(broken)) == [
+        "resource.aws_cloudtrail.this: unknown argument enable_log_file_validations",
+        "resource.aws_s3_bucket_server_side_encryption_configuration.cloudtrail: unknown argument sse_algorythm",
+    ]
