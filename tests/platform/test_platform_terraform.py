@@ -757,3 +757,30 @@ def test_misspelt_resource_argument_is_caught(stack):
         "resource.aws_cloudtrail.this: unknown argument enable_log_file_validations",
         "resource.aws_s3_bucket_server_side_encryption_configuration.cloudtrail: unknown argument sse_algorythm",
     ]
+
+
+# --------------------------------------------------------------------------
+# the stack's shell scripts
+
+SCRIPTS = sorted(TF.glob("*.sh")) + [stack_tools.REPO / ".github" / "ci" / "pctl"]
+SIGPIPE_PRONE = re.compile(r"\|\s*(head|tail)\b|\|\s*grep\s+(-[a-zA-Z]*q|--quiet)")
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_script_is_strict_and_passes_shellcheck(script):
+    text = script.read_text()
+    assert "set -euo pipefail" in text, f"{script.name}: missing set -euo pipefail"
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.lstrip().startswith("#"):
+            assert not SIGPIPE_PRONE.search(line), f"{script.name}:{lineno}: capture output before head/tail/grep -q"
+    shellcheck = stack_tools.require_tool("shellcheck")
+    proc = stack_tools.run([shellcheck, "-x", str(script)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_shellcheck_and_sigpipe_checks_can_fail(tmp_path):
+    bad = tmp_path / "bad.sh"
+    bad.write_text("#!/usr/bin/env bash\nset -euo pipefail\nrm -rf $1/tmp\n")
+    proc = stack_tools.run([stack_tools.require_tool("shellcheck"), str(bad)])
+    assert proc.returncode != 0 and "SC2086" in proc.stdout
+    assert SIGPIPE_PRONE.search("aws s3 ls | head -1") and SIGPIPE_PRONE.search("kubectl get ns | grep -q x")
