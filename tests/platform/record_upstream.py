@@ -7,6 +7,7 @@ clone or a release asset) and it rewrites the data under tests/platform/.
   record_upstream.py values NAME FILE       -> chart_values/NAME.txt
   record_upstream.py outputs NAME FILE      -> module_outputs/NAME.txt
   record_upstream.py attrs NAME FILE...     -> provider_schemas/NAME.txt
+  record_upstream.py resources NAME FILE... -> module_resources/NAME.txt
 
 crd: the openAPIV3Schema of every served version, descriptions dropped (they
 are most of the bytes and no check reads them).
@@ -14,6 +15,8 @@ values: every key path of the chart's default values.yaml, one per line. A
 path ending in `.*` is a free-form map (an empty map by default, or one whose
 keys are label-like, such as nodeSelector), under which any key is valid.
 outputs: every `output "NAME"` of a module's outputs.tf.
+resources: every `resource "TYPE" "NAME"` of a module's root .tf files, as
+TYPE.NAME (addresses a script may -target inside the module).
 attrs: argument and block names of provider resources and data sources, as
 `resource.TYPE.NAME` / `data.TYPE.NAME` lines, read from the registry-docs
 links in the index.d.ts files of the prebuilt CDK for Terraform bindings
@@ -102,6 +105,16 @@ def record_attrs(name: str, paths: list[Path]) -> Path:
     return target
 
 
+def record_resources(name: str, paths: list[Path]) -> Path:
+    found = set()
+    for path in paths:
+        found |= {f"{t}.{n}" for t, n in re.findall(r'^resource\s+"([^"]+)"\s+"([^"]+)"', path.read_text(), flags=re.M)}
+    target = HERE / "module_resources" / f"{name}.txt"
+    target.parent.mkdir(exist_ok=True)
+    target.write_text("\n".join(sorted(found)) + "\n")
+    return target
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -109,6 +122,8 @@ def main(argv: list[str]) -> int:
     what = argv[1]
     if what == "crd":
         written = [record_crd(Path(p)) for p in argv[2:]]
+    elif what == "resources" and len(argv) >= 4:
+        written = [record_resources(argv[2], [Path(p) for p in argv[3:]])]
     elif what == "attrs" and len(argv) >= 4:
         written = [record_attrs(argv[2], [Path(p) for p in argv[3:]])]
     elif what in ("values", "outputs") and len(argv) == 4:

@@ -142,3 +142,15 @@ def test_readme_points_at_the_script():
     assert "update-allowed-cidr.sh" in text
     # The old advice (apply again with the new TF_VAR) cannot work.
     assert "update `TF_VAR_operator_cidrs` and apply again" not in text
+
+
+def test_target_is_a_resource_of_the_pinned_eks_module():
+    # -target on an address the module does not declare applies nothing and
+    # leaves the operator locked out.
+    text = SCRIPT.read_text()
+    target = next(line.split('"')[1] for line in text.splitlines() if line.startswith("target="))
+    module, address = target.split(".", 2)[1], target.split(".", 2)[2]
+    assert module == "eks"
+    listed = (Path(__file__).resolve().parent / "module_resources" / "eks-v21.txt").read_text().split()
+    assert address in listed
+    assert stack_tools.REPO.joinpath("terraform", "eks.tf").read_text().count('version = "21.19.0"') == 1
