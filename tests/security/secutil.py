@@ -227,6 +227,97 @@ def by_label(hits):
     return out
 
 
+def scan(pid, needles, patterns=(), min_bytes=1024 * 1024):
+    """scan_memory with str or bytes needles, asserting the scan really read the process
+    (heap and anonymous memory included). Returns the hits."""
+    hits, scanned, unreadable = scan_memory(
+        pid, {k: v.encode() if isinstance(v, str) else v for k, v in needles.items()}, patterns)
+    assert scanned > min_bytes, f"only {scanned} bytes readable; unreadable={unreadable}"
+    return hits
+
+
+def report(hits):
+    return "\n".join(repr(h) for h in hits)
+
+
+# --------------------------------------------------------------------------
+# key material derived from secrets (what a scan must also look for)
+
+
+def hmac_pads(key, block=64):
+    """The two key blocks an HMAC implementation builds from `key` (key XOR ipad / opad,
+    zero-padded to the hash's block): they sit on the stack while the MAC runs and are
+    as good as the key itself."""
+    import hashlib
+
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def sigv4_chain(secret, date, region, service):
+    """SigV4 derived keys for one day/region/service: {name: 32 bytes}.
+
+    kDate = HMAC("AWS4" + secret, yyyymmdd), kRegion = HMAC(kDate, region),
+    kService = HMAC(kRegion, service), kSigning = HMAC(kService, "aws4_request").
+    Every one of them signs requests (kDate: any region and service that day).
+    """
+    import hashlib
+    import hmac
+
+    def h(k, m):
+        return hmac.new(k, m.encode(), hashlib.sha256).digest()
+
+    k_date = h(("AWS4" + secret).encode(), date)
+    k_region = h(k_date, region)
+    k_service = h(k_region, service)
+    return {"kDate": k_date, "kRegion": k_region, "kService": k_service,
+            "kSigning": h(k_service, "aws4_request")}
+
+
+def sigv4_dates(now=None):
+    """Today's and yesterday's UTC dates (yyyymmdd): a test may straddle midnight."""
+    import datetime
+
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return sorted({(now - datetime.timedelta(days=d)).strftime("%Y%m%d") for d in (0, 1)})
+
+
+def sigv4_needles(secrets, regions, services, dates=None):
+    """Needles for every SigV4 key derived from `secrets` ({label: secret access key}):
+    the four chain keys, the HMAC pad blocks of kSigning and of "AWS4"+secret.
+    Returns {label: bytes}; labels name the secret's label, never the secret."""
+    out = {}
+    for label, secret in secrets.items():
+        ipad, opad = hmac_pads(("AWS4" + secret).encode())
+        out[f"HMAC ipad block of AWS4+{label}"] = ipad[:len(secret) + 4]
+        out[f"HMAC opad block of AWS4+{label}"] = opad[:len(secret) + 4]
+        for date in dates or sigv4_dates():
+            for region in regions:
+                for service in services:
+                    chain = sigv4_chain(secret, date, region, service)
+                    where = f"{date}/{region}/{service} of {label}"
+                    for name, key in chain.items():
+                        out[f"{name} {where}"] = key
+                    ipad, opad = hmac_pads(chain["kSigning"])
+                    out[f"kSigning XOR ipad {where}"] = ipad[:32]
+                    out[f"kSigning XOR opad {where}"] = opad[:32]
+    return out
+
+
+def totp_needles(seed):
+    """The TOTP seed as 1Password stores it (base32), decoded (the HMAC-SHA1 key) and as
+    the HMAC's ipad/opad blocks."""
+    import base64
+
+    s = seed.replace(" ", "").upper()
+    raw = base64.b32decode(s + "=" * (-len(s) % 8))
+    ipad, opad = hmac_pads(raw)
+    return {"TOTP seed (base32)": s.encode(), "TOTP seed (raw key)": raw,
+            "TOTP seed (HMAC ipad)": ipad[:len(raw)], "TOTP seed (HMAC opad)": opad[:len(raw)]}
+
+
 # --------------------------------------------------------------------------
 # raw protocol client
 

@@ -57,16 +57,26 @@ def _code_patterns(env):
             for c in sorted(codes)]
 
 
-def _report(hits):
-    return "\n".join(repr(h) for h in hits)
+_report = secutil.report
+_scan = secutil.scan
 
 
-def _scan(pid, needles, patterns=()):
-    hits, scanned, unreadable = secutil.scan_memory(
-        pid, {k: v.encode() for k, v in needles.items()}, patterns)
-    # the scan must really have read the process: heap and anonymous memory included
-    assert scanned > 1024 * 1024, f"only {scanned} bytes readable; unreadable={unreadable}"
-    return hits
+def _role_sessions(env):
+    """{label: secret access key} of every role session moto handed out (the daemon signs
+    EKS tokens and DescribeCluster with them)."""
+    data = rig.http_json("GET", env.endpoint_url + "/moto-api/data.json")
+    return {f"role session {r['access_key_id']}": r["secret_access_key"]
+            for r in data.get("sts", {}).get("AssumedRole", [])}
+
+
+def _derived_keys(env, ident_secret, mfa, describe):
+    """SigV4 keys the daemon derived while signing: STS calls (AssumeRole, GetSessionToken)
+    and the EKS token presign use service `sts`; DescribeCluster uses `eks`."""
+    signers = {"IAM user secret": ident_secret, **_role_sessions(env)}
+    if mfa:
+        signers["MFA base session secret"] = rig.MOTO_GST_SECRET
+    services = ["sts", "eks"] if describe else ["sts"]
+    return secutil.sigv4_needles(signers, [rig.REGION], services)
 
 
 def _manual_lock(env):
@@ -83,7 +93,7 @@ def _memory_flow(env, ident_secret, extra_before=(), totp=False, lock=_manual_lo
 
     needles = {"IAM secret access key": ident_secret, **captured}
     if totp:
-        needles["TOTP seed"] = rig.TOTP_SEED
+        needles.update(secutil.totp_needles(rig.TOTP_SEED))
         needles["MFA base session secret"] = rig.MOTO_GST_SECRET
         needles["MFA base session token"] = MOTO_GST_TOKEN
     patterns = _code_patterns(env) if totp else []
@@ -103,6 +113,8 @@ def _memory_flow(env, ident_secret, extra_before=(), totp=False, lock=_manual_lo
 
     lock(env)
     time.sleep(0.3)
+    # derived keys are computed now: moto has handed out every role session by this point
+    needles.update(_derived_keys(env, ident_secret, mfa=totp, describe=totp))
     after = _scan(pid, needles, patterns)
     assert not after, (
         f"{len(after)} secret copies remain in daemon pid {pid} after lock:\n"

@@ -57,6 +57,44 @@ pub fn unlock_pages(ptr: *mut u8, len: usize) {
     }
 }
 
+/// The stack below a thread's current frame: how many bytes lie between
+/// `sp` and the lowest address of its stack mapping, and whether that
+/// mapping grows on demand (the main thread's `[stack]`, whose low end is
+/// the deepest page the thread ever touched) or is a fixed thread stack
+/// above a guard page.
+pub struct StackRoom {
+    pub bytes: usize,
+    pub grows: bool,
+}
+
+/// Where `sp` lives, from `/proc/self/maps` (a process may always read its
+/// own, dumpable or not). `None` when it cannot be told.
+///
+/// macOS: no `/proc`; `pthread_get_stackaddr_np` and
+/// `pthread_get_stacksize_np` give the whole reserved stack, not the used
+/// part, so callers fall back to a fixed depth there.
+pub fn stack_below(sp: usize) -> Option<StackRoom> {
+    #[cfg(target_os = "linux")]
+    {
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        maps.lines().find_map(|line| {
+            let mut parts = line.split_whitespace();
+            let (lo, hi) = parts.next()?.split_once('-')?;
+            let lo = usize::from_str_radix(lo, 16).ok()?;
+            let hi = usize::from_str_radix(hi, 16).ok()?;
+            (lo..hi).contains(&sp).then(|| StackRoom {
+                bytes: sp - lo,
+                grows: parts.nth(4) == Some("[stack]"),
+            })
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = sp;
+        None
+    }
+}
+
 /// Forbids core dumps and same-user debuggers for this process.
 ///
 /// Linux: `RLIMIT_CORE = 0` and `PR_SET_DUMPABLE = 0`, which also makes
