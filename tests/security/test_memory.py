@@ -27,9 +27,10 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                        "(CAP_SYS_PTRACE): the daemon is non-dumpable")
 
 
-def _exercise(env, describe=False):
+def _exercise(env, describe=False, unlock=True):
     """unlock, sessions, tokens; returns the secrets a client was handed."""
-    env.ok("unlock")
+    if unlock:
+        env.ok("unlock")
     cp = json.loads(env.ok("credential-process", "--role", "admin").stdout)
     env.ok("credential-process", "--role", "admin")  # cached path too
     env.ok("env", "--role", "admin")
@@ -154,6 +155,32 @@ def test_no_secret_in_daemon_memory_after_lock_mfa(mfa_open_env):
     MFA session is the base identity until lock. None of them survive lock."""
     _memory_flow(mfa_open_env, mfa_open_env.ident["secret_access_key"],
                  extra_before=["MFA base session secret", "MFA base session token"], totp=True)
+
+
+@pytest.mark.timeout(120)
+def test_totp_seed_not_in_daemon_memory_while_unlocked(mfa_open_env):
+    """The TOTP seed arrives in op's JSON (the OTP field's otpauth:// URI) next to the code
+    op computed from it. The daemon needs only the code: the seed must be gone as soon as
+    the item is parsed, not merely at lock. Scanned while unlocked, right after the unlock
+    and again after sessions, tokens and DescribeCluster."""
+    env = mfa_open_env
+    env.ok("unlock")
+    # pid from /proc, not `pctl status`: no other request runs between unlock and scan
+    (pid,) = secutil.daemons_for(env.sock)
+    seed = secutil.totp_needles(rig.TOTP_SEED)
+    needles = {**seed, "MFA base session secret": rig.MOTO_GST_SECRET}
+
+    hits = secutil.by_label(_scan(pid, needles))
+    assert hits.get("MFA base session secret"), (
+        "scan did not find the MFA session in the unlocked daemon: the scan is blind")
+    held = [h for label in seed for h in hits.get(label, [])]
+    assert not held, f"TOTP seed held by the unlocked daemon after unlock:\n{_report(held)}"
+
+    _exercise(env, describe=True, unlock=False)  # a second unlock would wait for a new code
+    st = env.status()
+    assert not st["locked"] and st["pid"] == pid, st
+    held = _scan(pid, seed)
+    assert not held, f"TOTP seed held by the unlocked daemon after use:\n{_report(held)}"
 
 
 @pytest.mark.timeout(60)
