@@ -51,12 +51,7 @@ def vmlck_kb(pid):
 
 def core_limit(pid):
     """(soft, hard) of 'Max core file size' from /proc/PID/limits."""
-    with open(f"/proc/{pid}/limits") as f:
-        for line in f:
-            if line.startswith("Max core file size"):
-                parts = line[len("Max core file size"):].split()
-                return parts[0], parts[1]
-    raise AssertionError("no core limit line")
+    return proc_limit(pid, "Max core file size")
 
 
 def alive(pid):
@@ -414,6 +409,40 @@ def chown_tree(path, uid, gid):
         os.chown(dirpath, uid, gid)
         for n in dirnames + filenames:
             os.lchown(os.path.join(dirpath, n), uid, gid)
+
+
+def without_ipc_lock(argv):
+    """argv run as root but without CAP_IPC_LOCK (dropped from the bounding and inheritable
+    sets, so neither it nor a daemon it starts gets it back): RLIMIT_MEMLOCK then binds
+    as it does for an ordinary user."""
+    return [SETPRIV, "--bounding-set=-ipc_lock", "--inh-caps=-ipc_lock", *argv]
+
+
+def memlock_limit(nbytes):
+    """A preexec_fn that sets RLIMIT_MEMLOCK (soft and hard) to nbytes, as `ulimit -l`."""
+    import resource
+
+    def apply():
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (nbytes, nbytes))
+    return apply
+
+
+def proc_limit(pid, name):
+    """(soft, hard) of one line of /proc/PID/limits, e.g. 'Max locked memory'."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith(name):
+                parts = line[len(name):].split()
+                return parts[0], parts[1]
+    raise AssertionError(f"no {name!r} line in /proc/{pid}/limits")
+
+
+def has_cap(pid, bit):
+    """Whether capability number `bit` is in the process's effective set."""
+    return bool(int(proc_status(pid)["CapEff"], 16) >> bit & 1)
+
+
+CAP_IPC_LOCK = 14
 
 
 def short_tmpdir(prefix="pctl-sec-", mode=0o700):

@@ -111,6 +111,7 @@ def _memory_flow(env, ident_secret, extra_before=(), totp=False, lock=_manual_lo
             f"no copy of the {label} is in a locked (lo) + dontdump (dd) mapping:\n"
             + _report(before[label]))
     assert secutil.vmlck_kb(pid) > 0, "unlocked daemon has no locked memory (VmLck 0)"
+    assert st["mlock"] is None, st["mlock"]
 
     lock(env)
     time.sleep(0.3)
@@ -181,6 +182,46 @@ def test_totp_seed_not_in_daemon_memory_while_unlocked(mfa_open_env):
     assert not st["locked"] and st["pid"] == pid, st
     held = _scan(pid, seed)
     assert not held, f"TOTP seed held by the unlocked daemon after use:\n{_report(held)}"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("limit", [0, 8192], ids=["memlock-0", "memlock-8KiB"])
+def test_mlock_failure_is_reported_and_the_daemon_keeps_serving(auth_env, limit):
+    """Decision (SECURITY.md, memory): when secret pages cannot be locked in RAM the daemon
+    warns and keeps serving, and says so in `pctl status` (a `warning:` line) and in
+    `status --json` (`mlock`). RLIMIT_MEMLOCK 0 (EPERM) and 8 KiB (two pages: ENOMEM once
+    more secrets arrive) are what a tight laptop or container limit looks like."""
+    env = auth_env
+    r = subprocess.run(secutil.without_ipc_lock([env.bin, "status", "--json"]), env=env.env,
+                       capture_output=True, text=True, timeout=60, cwd=env.home,
+                       stdin=subprocess.DEVNULL, preexec_fn=secutil.memlock_limit(limit))
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)
+    pid = st["pid"]
+    # the auto-started daemon inherited the limit and cannot lift it
+    assert secutil.proc_limit(pid, "Max locked memory") == (str(limit), str(limit))
+    assert not secutil.has_cap(pid, secutil.CAP_IPC_LOCK)
+    assert st["mlock"] is None, "nothing was locked yet, so nothing can have failed"
+
+    # warn, not fail closed: everything still works
+    cp = json.loads(env.ok("credential-process", "--role", "admin").stdout)
+    assert cp["SecretAccessKey"]
+    env.ok("eks", "token", "--cluster", rig.CLUSTER)
+
+    st = env.status()
+    assert not st["locked"], st
+    assert st["mlock"] and "mlock failed" in st["mlock"] and "RLIMIT_MEMLOCK" in st["mlock"], st
+    assert secutil.vmlck_kb(pid) * 1024 <= limit
+    text = env.ok("status").stdout
+    warn = [line for line in text.splitlines() if line.startswith("warning: ")]
+    assert warn == [f"warning: {st['mlock']}"], text
+    # the reason names no secret
+    assert cp["SecretAccessKey"] not in st["mlock"]
+    assert st["mlock"] in open(env.daemon_log, errors="replace").read()
+
+    # the failure is sticky: lock and unlock do not hide it
+    env.ok("lock")
+    assert env.status()["mlock"] == st["mlock"]
 
 
 @pytest.mark.timeout(60)

@@ -21,15 +21,23 @@ pub fn page_size() -> usize {
     }
 }
 
-/// Keeps pages out of swap and out of core dumps. Best effort: a failure
-/// (for example `RLIMIT_MEMLOCK` exhausted) is logged once, not fatal.
+/// Keeps pages out of swap and out of core dumps.
+///
+/// An `mlock` failure (a low `RLIMIT_MEMLOCK`: EPERM at 0, ENOMEM once it
+/// is used up) warns instead of failing closed: the page is still excluded
+/// from core dumps, the process is still non-dumpable, and the only loss
+/// is that the page may be swapped. The first failure is logged once and
+/// kept for `status` ([`mlock_failure`]); SECURITY.md (memory) says why.
 pub fn lock_pages(ptr: *mut u8, len: usize) {
     // SAFETY: callers pass a live allocation of `len` bytes.
     let rc = unsafe { libc::mlock(ptr as *const libc::c_void, len) };
     if rc != 0 {
         let err = std::io::Error::last_os_error();
         MLOCK_FAILURE.get_or_init(|| {
-            let msg = format!("mlock failed ({err}): secrets may be swapped; raise RLIMIT_MEMLOCK");
+            let msg = format!(
+                "mlock failed ({err}): secrets may be written to swap; raise RLIMIT_MEMLOCK \
+                 (`ulimit -l`, LimitMEMLOCK= for a service), then restart the daemon with `pctl stop`"
+            );
             tracing::warn!("{msg}");
             msg
         });
