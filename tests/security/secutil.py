@@ -566,6 +566,43 @@ class FaultFront:
         self.server.server_close()
 
 
+# --------------------------------------------------------------------------
+# TLS in front of moto
+
+
+class TlsTerminator:
+    """tests/fixtures/tls_proxy.py as a subprocess: https://127.0.0.1:PORT relayed to a
+    plain-HTTP upstream (moto), with a server certificate signed by a test CA. Point the
+    daemon at `url` and let it trust `ca` (SSL_CERT_FILE)."""
+
+    def __init__(self, upstream, workdir):
+        from certs import make_ca_and_leaf
+
+        os.makedirs(workdir, exist_ok=True)
+        self.upstream, self.workdir = upstream, workdir
+        self.ca, self.cert, self.key = make_ca_and_leaf(os.path.join(workdir, "pki"))
+        self.log = os.path.join(workdir, "tls.jsonl")
+        self.proc = None
+
+    def start(self):
+        port_file = os.path.join(self.workdir, "tls.port")
+        self.proc, self.port = rig.start_server(
+            [sys.executable, os.path.join(rig.FIXTURES, "tls_proxy.py"), "--upstream",
+             self.upstream, "--cert", self.cert, "--key", self.key, "--log", self.log,
+             "--port-file", port_file],
+            port_file, os.path.join(self.workdir, "tls.out"), env=rig.clean_base_env(),
+            what="TLS terminator")
+        self.url = f"https://127.0.0.1:{self.port}"
+        return self
+
+    def connections(self):
+        """One record per finished connection: tls_version, cipher, byte counts."""
+        return rig.read_jsonl(self.log)
+
+    def stop(self):
+        rig.stop_process(self.proc)
+
+
 def timed(fn, *a, **kw):
     t0 = time.monotonic()
     r = fn(*a, **kw)

@@ -65,7 +65,8 @@ _scan = secutil.scan
 def _role_sessions(env):
     """{label: secret access key} of every role session moto handed out (the daemon signs
     EKS tokens and DescribeCluster with them)."""
-    data = rig.http_json("GET", env.endpoint_url + "/moto-api/data.json")
+    moto_url = getattr(env, "moto_url", env.endpoint_url)  # moto itself, not a TLS front
+    data = rig.http_json("GET", moto_url + "/moto-api/data.json")
     return {f"role session {r['access_key_id']}": r["secret_access_key"]
             for r in data.get("sts", {}).get("AssumedRole", [])}
 
@@ -156,6 +157,44 @@ def test_no_secret_in_daemon_memory_after_lock_mfa(mfa_open_env):
     MFA session is the base identity until lock. None of them survive lock."""
     _memory_flow(mfa_open_env, mfa_open_env.ident["secret_access_key"],
                  extra_before=["MFA base session secret", "MFA base session token"], totp=True)
+
+
+@pytest.fixture
+def tls_front(moto_open, tmp_path):
+    t = secutil.TlsTerminator(moto_open.url, str(tmp_path / "tls")).start()
+    yield t
+    t.stop()
+
+
+@pytest.mark.timeout(180)
+def test_no_secret_in_daemon_memory_after_lock_over_tls(pctl_env, moto_open, tls_front):
+    """The MFA flow once more with every AWS call over TLS (moto behind a local TLS
+    terminator, the daemon trusting its test CA through SSL_CERT_FILE): rustls's record
+    buffers and hyper's connection buffers hold the STS answers in plaintext, and none of
+    it, nor any key or derived key, may survive lock."""
+    ident = moto_open.identity
+    item = rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
+                        mfa_serial=rig.MFA_SERIAL, totp_seed=rig.TOTP_SEED)
+
+    # the daemon verifies the server: without the CA, nothing is unlocked
+    untrusting = pctl_env(tls_front.url)
+    untrusting.op_store([item])
+    r = untrusting.run("unlock")
+    assert r.returncode != 0, "the daemon accepted a certificate it does not trust"
+    assert untrusting.status()["locked"]
+
+    env = pctl_env(tls_front.url, extra_env={"SSL_CERT_FILE": tls_front.ca})
+    env.op_store([item])
+    env.ident = ident
+    env.moto_url = moto_open.url
+    _memory_flow(env, ident["secret_access_key"],
+                 extra_before=["MFA base session secret", "MFA base session token"], totp=True)
+
+    # the calls really went over TLS (lock closed the pooled connections)
+    def closed():
+        return [c for c in tls_front.connections() if c["down_bytes"] > 0]
+    conns = rig.wait_until(closed, timeout=10, what="TLS connections closed by lock")
+    assert all(c["tls_version"] in ("TLSv1.2", "TLSv1.3") for c in conns), conns
 
 
 @pytest.mark.timeout(120)
