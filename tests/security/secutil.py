@@ -215,6 +215,17 @@ def scan_memory(pid, needles, patterns=()):
     return hits, scanned, unreadable
 
 
+def stack_bytes(pid):
+    """The main thread's [stack] mapping as (low address, bytes); its low end is the
+    deepest page the thread has ever touched."""
+    for start, end, _perms, _off, path in maps(pid):
+        if path == "[stack]":
+            with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+                mem.seek(start)
+                return start, mem.read(end - start)
+    raise AssertionError(f"no [stack] mapping in /proc/{pid}/maps")
+
+
 def by_label(hits):
     out = {}
     for h in hits:

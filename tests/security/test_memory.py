@@ -263,6 +263,36 @@ def test_mlock_failure_is_reported_and_the_daemon_keeps_serving(auth_env, limit)
     assert env.status()["mlock"] == st["mlock"]
 
 
+@pytest.mark.timeout(120)
+def test_lock_wipes_the_daemons_dead_stack_and_does_not_grow_it(mfa_open_env):
+    """Keys that only ever live on the stack (the SigV4 key chain, HMAC pads) sit in dead
+    frames once signing returns. Lock scrubs the daemon's stack down to the deepest page it
+    ever touched: afterwards the deepest 64 KiB (where the SDK's signing frames were) are
+    almost all zero — a fixed 256 KiB scrub left a debug daemon's deepest ~140 KiB as they
+    were. And the scrub never goes past that page: otherwise every lock would push it
+    deeper (the stack, and the time each lock spends wiping it, growing without end)."""
+    env = mfa_open_env
+    _exercise(env, describe=True)
+    pid = env.status()["pid"]
+    _low, before = secutil.stack_bytes(pid)
+    deep = 64 * 1024
+    assert sum(1 for b in before[:deep] if b) > deep // 8, (
+        "the daemon's deepest stack is already empty before lock: nothing to prove")
+
+    env.ok("lock")
+    _low, after = secutil.stack_bytes(pid)
+    left = sum(1 for b in after[:deep] if b)
+    # what stays: return addresses and saved registers of the scrubber's own frames and
+    # the ~1 KiB it leaves above the floor for its calls
+    assert left <= 4096, (
+        f"{left} of the deepest {deep} stack bytes still hold data after lock")
+
+    size = len(after)
+    for _ in range(30):
+        env.ok("lock")
+    assert len(secutil.stack_bytes(pid)[1]) == size, "the stack grew with every lock"
+
+
 @pytest.mark.timeout(60)
 def test_core_dumps_disabled(auth_env):
     auth_env.ok("status")

@@ -153,30 +153,45 @@ unsafe fn wipe(ptr: *mut u8, len: usize) {
 pub fn scrub_stack() {
     let here = 0u8;
     let sp = std::hint::black_box(&here) as *const u8 as usize;
-    let chunks = match platform::stack_below(sp) {
-        // The main thread's stack grows on demand: go one chunk past the
-        // deepest page ever touched.
-        Some(room) if room.grows => room.bytes.div_ceil(SCRUB_CHUNK) + 1,
+    let floor = match platform::stack_below(sp) {
+        // The main thread's stack grows on demand and its mapping ends at
+        // the deepest page ever touched: scrub down to it, never past it
+        // (going past would push that mark deeper on every lock).
+        Some(room) if room.grows => sp - room.bytes,
         // A thread stack is a fixed mapping above a guard page: stop short.
-        Some(room) => room.bytes.saturating_sub(SCRUB_MARGIN) / SCRUB_CHUNK,
-        None => STACK_SCRUB / SCRUB_CHUNK,
+        Some(room) => sp - room.bytes.saturating_sub(SCRUB_MARGIN),
+        None => sp.saturating_sub(STACK_SCRUB),
     };
-    scrub_chunks(chunks.min(STACK_SCRUB_MAX / SCRUB_CHUNK));
+    scrub_down_to(floor.max(sp.saturating_sub(STACK_SCRUB_MAX)));
 }
 
-/// One `SCRUB_CHUNK` frame per level; recursion reaches any depth without
-/// a variable-sized stack array.
+/// Zeroes one `SCRUB_CHUNK` frame and recurses until the next would reach
+/// `floor`; then [`scrub_tail`] finishes in small frames. Recursion reaches
+/// any depth without a variable-sized stack array.
 #[inline(never)]
-fn scrub_chunks(n: usize) {
-    if n == 0 {
-        return;
-    }
+fn scrub_down_to(floor: usize) {
     let mut buf = [0u8; SCRUB_CHUNK];
     // zeroize writes volatile: the stores are not dropped as dead.
     buf.zeroize();
     std::hint::black_box(&mut buf);
-    scrub_chunks(n - 1);
+    let low = buf.as_ptr() as usize;
+    if low > floor + SCRUB_CHUNK + SCRUB_TAIL {
+        scrub_down_to(floor);
+    } else {
+        scrub_tail(floor);
+    }
     // Keep the frame (and its buffer) alive across the call: no tail call.
+    std::hint::black_box(&buf);
+}
+
+#[inline(never)]
+fn scrub_tail(floor: usize) {
+    let mut buf = [0u8; SCRUB_FINE];
+    buf.zeroize();
+    std::hint::black_box(&mut buf);
+    if buf.as_ptr() as usize > floor + SCRUB_FINE + SCRUB_TAIL {
+        scrub_tail(floor);
+    }
     std::hint::black_box(&buf);
 }
 
@@ -186,8 +201,13 @@ pub const STACK_SCRUB: usize = 1024 * 1024;
 /// Never scrub more than this (the default main-thread stack is 8 MiB).
 pub const STACK_SCRUB_MAX: usize = 6 * 1024 * 1024;
 const SCRUB_CHUNK: usize = 16 * 1024;
-/// Room left above a thread stack's guard page for the scrubber's own calls.
-const SCRUB_MARGIN: usize = 2 * SCRUB_CHUNK;
+const SCRUB_FINE: usize = 512;
+/// Left untouched just above the floor: room for the calls each scrub frame
+/// makes (a deeper stack than the floor is never touched).
+const SCRUB_TAIL: usize = 512;
+/// Room left above a thread stack's guard page for the scrubber's own calls
+/// and a signal handler.
+const SCRUB_MARGIN: usize = 32 * 1024;
 
 #[cfg(test)]
 mod tests {
