@@ -51,12 +51,7 @@ def vmlck_kb(pid):
 
 def core_limit(pid):
     """(soft, hard) of 'Max core file size' from /proc/PID/limits."""
-    with open(f"/proc/{pid}/limits") as f:
-        for line in f:
-            if line.startswith("Max core file size"):
-                parts = line[len("Max core file size"):].split()
-                return parts[0], parts[1]
-    raise AssertionError("no core limit line")
+    return proc_limit(pid, "Max core file size")
 
 
 def alive(pid):
@@ -220,11 +215,113 @@ def scan_memory(pid, needles, patterns=()):
     return hits, scanned, unreadable
 
 
+def stack_bytes(pid):
+    """The main thread's [stack] mapping as (low address, bytes); its low end is the
+    deepest page the thread has ever touched."""
+    for start, end, _perms, _off, path in maps(pid):
+        if path == "[stack]":
+            with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+                mem.seek(start)
+                return start, mem.read(end - start)
+    raise AssertionError(f"no [stack] mapping in /proc/{pid}/maps")
+
+
 def by_label(hits):
     out = {}
     for h in hits:
         out.setdefault(h.label, []).append(h)
     return out
+
+
+def scan(pid, needles, patterns=(), min_bytes=1024 * 1024):
+    """scan_memory with str or bytes needles, asserting the scan really read the process
+    (heap and anonymous memory included). Returns the hits."""
+    hits, scanned, unreadable = scan_memory(
+        pid, {k: v.encode() if isinstance(v, str) else v for k, v in needles.items()}, patterns)
+    assert scanned > min_bytes, f"only {scanned} bytes readable; unreadable={unreadable}"
+    return hits
+
+
+def report(hits):
+    return "\n".join(repr(h) for h in hits)
+
+
+# --------------------------------------------------------------------------
+# key material derived from secrets (what a scan must also look for)
+
+
+def hmac_pads(key, block=64):
+    """The two key blocks an HMAC implementation builds from `key` (key XOR ipad / opad,
+    zero-padded to the hash's block): they sit on the stack while the MAC runs and are
+    as good as the key itself."""
+    import hashlib
+
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def sigv4_chain(secret, date, region, service):
+    """SigV4 derived keys for one day/region/service: {name: 32 bytes}.
+
+    kDate = HMAC("AWS4" + secret, yyyymmdd), kRegion = HMAC(kDate, region),
+    kService = HMAC(kRegion, service), kSigning = HMAC(kService, "aws4_request").
+    Every one of them signs requests (kDate: any region and service that day).
+    """
+    import hashlib
+    import hmac
+
+    def h(k, m):
+        return hmac.new(k, m.encode(), hashlib.sha256).digest()
+
+    k_date = h(("AWS4" + secret).encode(), date)
+    k_region = h(k_date, region)
+    k_service = h(k_region, service)
+    return {"kDate": k_date, "kRegion": k_region, "kService": k_service,
+            "kSigning": h(k_service, "aws4_request")}
+
+
+def sigv4_dates(now=None):
+    """Today's and yesterday's UTC dates (yyyymmdd): a test may straddle midnight."""
+    import datetime
+
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return sorted({(now - datetime.timedelta(days=d)).strftime("%Y%m%d") for d in (0, 1)})
+
+
+def sigv4_needles(secrets, regions, services, dates=None):
+    """Needles for every SigV4 key derived from `secrets` ({label: secret access key}):
+    the four chain keys, the HMAC pad blocks of kSigning and of "AWS4"+secret.
+    Returns {label: bytes}; labels name the secret's label, never the secret."""
+    out = {}
+    for label, secret in secrets.items():
+        ipad, opad = hmac_pads(("AWS4" + secret).encode())
+        out[f"HMAC ipad block of AWS4+{label}"] = ipad[:len(secret) + 4]
+        out[f"HMAC opad block of AWS4+{label}"] = opad[:len(secret) + 4]
+        for date in dates or sigv4_dates():
+            for region in regions:
+                for service in services:
+                    chain = sigv4_chain(secret, date, region, service)
+                    where = f"{date}/{region}/{service} of {label}"
+                    for name, key in chain.items():
+                        out[f"{name} {where}"] = key
+                    ipad, opad = hmac_pads(chain["kSigning"])
+                    out[f"kSigning XOR ipad {where}"] = ipad[:32]
+                    out[f"kSigning XOR opad {where}"] = opad[:32]
+    return out
+
+
+def totp_needles(seed):
+    """The TOTP seed as 1Password stores it (base32), decoded (the HMAC-SHA1 key) and as
+    the HMAC's ipad/opad blocks."""
+    import base64
+
+    s = seed.replace(" ", "").upper()
+    raw = base64.b32decode(s + "=" * (-len(s) % 8))
+    ipad, opad = hmac_pads(raw)
+    return {"TOTP seed (base32)": s.encode(), "TOTP seed (raw key)": raw,
+            "TOTP seed (HMAC ipad)": ipad[:len(raw)], "TOTP seed (HMAC opad)": opad[:len(raw)]}
 
 
 # --------------------------------------------------------------------------
@@ -323,6 +420,40 @@ def chown_tree(path, uid, gid):
         os.chown(dirpath, uid, gid)
         for n in dirnames + filenames:
             os.lchown(os.path.join(dirpath, n), uid, gid)
+
+
+def without_ipc_lock(argv):
+    """argv run as root but without CAP_IPC_LOCK (dropped from the bounding and inheritable
+    sets, so neither it nor a daemon it starts gets it back): RLIMIT_MEMLOCK then binds
+    as it does for an ordinary user."""
+    return [SETPRIV, "--bounding-set=-ipc_lock", "--inh-caps=-ipc_lock", *argv]
+
+
+def memlock_limit(nbytes):
+    """A preexec_fn that sets RLIMIT_MEMLOCK (soft and hard) to nbytes, as `ulimit -l`."""
+    import resource
+
+    def apply():
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (nbytes, nbytes))
+    return apply
+
+
+def proc_limit(pid, name):
+    """(soft, hard) of one line of /proc/PID/limits, e.g. 'Max locked memory'."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith(name):
+                parts = line[len(name):].split()
+                return parts[0], parts[1]
+    raise AssertionError(f"no {name!r} line in /proc/{pid}/limits")
+
+
+def has_cap(pid, bit):
+    """Whether capability number `bit` is in the process's effective set."""
+    return bool(int(proc_status(pid)["CapEff"], 16) >> bit & 1)
+
+
+CAP_IPC_LOCK = 14
 
 
 def short_tmpdir(prefix="pctl-sec-", mode=0o700):
@@ -444,6 +575,43 @@ class FaultFront:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+# --------------------------------------------------------------------------
+# TLS in front of moto
+
+
+class TlsTerminator:
+    """tests/fixtures/tls_proxy.py as a subprocess: https://127.0.0.1:PORT relayed to a
+    plain-HTTP upstream (moto), with a server certificate signed by a test CA. Point the
+    daemon at `url` and let it trust `ca` (SSL_CERT_FILE)."""
+
+    def __init__(self, upstream, workdir):
+        from certs import make_ca_and_leaf
+
+        os.makedirs(workdir, exist_ok=True)
+        self.upstream, self.workdir = upstream, workdir
+        self.ca, self.cert, self.key = make_ca_and_leaf(os.path.join(workdir, "pki"))
+        self.log = os.path.join(workdir, "tls.jsonl")
+        self.proc = None
+
+    def start(self):
+        port_file = os.path.join(self.workdir, "tls.port")
+        self.proc, self.port = rig.start_server(
+            [sys.executable, os.path.join(rig.FIXTURES, "tls_proxy.py"), "--upstream",
+             self.upstream, "--cert", self.cert, "--key", self.key, "--log", self.log,
+             "--port-file", port_file],
+            port_file, os.path.join(self.workdir, "tls.out"), env=rig.clean_base_env(),
+            what="TLS terminator")
+        self.url = f"https://127.0.0.1:{self.port}"
+        return self
+
+    def connections(self):
+        """One record per finished connection: tls_version, cipher, byte counts."""
+        return rig.read_jsonl(self.log)
+
+    def stop(self):
+        rig.stop_process(self.proc)
 
 
 def timed(fn, *a, **kw):

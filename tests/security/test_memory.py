@@ -27,9 +27,10 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                        "(CAP_SYS_PTRACE): the daemon is non-dumpable")
 
 
-def _exercise(env, describe=False):
+def _exercise(env, describe=False, unlock=True):
     """unlock, sessions, tokens; returns the secrets a client was handed."""
-    env.ok("unlock")
+    if unlock:
+        env.ok("unlock")
     cp = json.loads(env.ok("credential-process", "--role", "admin").stdout)
     env.ok("credential-process", "--role", "admin")  # cached path too
     env.ok("env", "--role", "admin")
@@ -57,16 +58,27 @@ def _code_patterns(env):
             for c in sorted(codes)]
 
 
-def _report(hits):
-    return "\n".join(repr(h) for h in hits)
+_report = secutil.report
+_scan = secutil.scan
 
 
-def _scan(pid, needles, patterns=()):
-    hits, scanned, unreadable = secutil.scan_memory(
-        pid, {k: v.encode() for k, v in needles.items()}, patterns)
-    # the scan must really have read the process: heap and anonymous memory included
-    assert scanned > 1024 * 1024, f"only {scanned} bytes readable; unreadable={unreadable}"
-    return hits
+def _role_sessions(env):
+    """{label: secret access key} of every role session moto handed out (the daemon signs
+    EKS tokens and DescribeCluster with them)."""
+    moto_url = getattr(env, "moto_url", env.endpoint_url)  # moto itself, not a TLS front
+    data = rig.http_json("GET", moto_url + "/moto-api/data.json")
+    return {f"role session {r['access_key_id']}": r["secret_access_key"]
+            for r in data.get("sts", {}).get("AssumedRole", [])}
+
+
+def _derived_keys(env, ident_secret, mfa, describe):
+    """SigV4 keys the daemon derived while signing: STS calls (AssumeRole, GetSessionToken)
+    and the EKS token presign use service `sts`; DescribeCluster uses `eks`."""
+    signers = {"IAM user secret": ident_secret, **_role_sessions(env)}
+    if mfa:
+        signers["MFA base session secret"] = rig.MOTO_GST_SECRET
+    services = ["sts", "eks"] if describe else ["sts"]
+    return secutil.sigv4_needles(signers, [rig.REGION], services)
 
 
 def _manual_lock(env):
@@ -83,7 +95,7 @@ def _memory_flow(env, ident_secret, extra_before=(), totp=False, lock=_manual_lo
 
     needles = {"IAM secret access key": ident_secret, **captured}
     if totp:
-        needles["TOTP seed"] = rig.TOTP_SEED
+        needles.update(secutil.totp_needles(rig.TOTP_SEED))
         needles["MFA base session secret"] = rig.MOTO_GST_SECRET
         needles["MFA base session token"] = MOTO_GST_TOKEN
     patterns = _code_patterns(env) if totp else []
@@ -100,9 +112,12 @@ def _memory_flow(env, ident_secret, extra_before=(), totp=False, lock=_manual_lo
             f"no copy of the {label} is in a locked (lo) + dontdump (dd) mapping:\n"
             + _report(before[label]))
     assert secutil.vmlck_kb(pid) > 0, "unlocked daemon has no locked memory (VmLck 0)"
+    assert st["mlock"] is None, st["mlock"]
 
     lock(env)
     time.sleep(0.3)
+    # derived keys are computed now: moto has handed out every role session by this point
+    needles.update(_derived_keys(env, ident_secret, mfa=totp, describe=totp))
     after = _scan(pid, needles, patterns)
     assert not after, (
         f"{len(after)} secret copies remain in daemon pid {pid} after lock:\n"
@@ -142,6 +157,140 @@ def test_no_secret_in_daemon_memory_after_lock_mfa(mfa_open_env):
     MFA session is the base identity until lock. None of them survive lock."""
     _memory_flow(mfa_open_env, mfa_open_env.ident["secret_access_key"],
                  extra_before=["MFA base session secret", "MFA base session token"], totp=True)
+
+
+@pytest.fixture
+def tls_front(moto_open, tmp_path):
+    t = secutil.TlsTerminator(moto_open.url, str(tmp_path / "tls")).start()
+    yield t
+    t.stop()
+
+
+@pytest.mark.timeout(180)
+def test_no_secret_in_daemon_memory_after_lock_over_tls(pctl_env, moto_open, tls_front):
+    """The MFA flow once more with every AWS call over TLS (moto behind a local TLS
+    terminator, the daemon trusting its test CA through SSL_CERT_FILE): rustls's record
+    buffers and hyper's connection buffers hold the STS answers in plaintext, and none of
+    it, nor any key or derived key, may survive lock."""
+    ident = moto_open.identity
+    item = rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
+                        mfa_serial=rig.MFA_SERIAL, totp_seed=rig.TOTP_SEED)
+
+    # the daemon verifies the server: without the CA, nothing is unlocked
+    untrusting = pctl_env(tls_front.url)
+    untrusting.op_store([item])
+    r = untrusting.run("unlock")
+    assert r.returncode != 0, "the daemon accepted a certificate it does not trust"
+    assert untrusting.status()["locked"]
+
+    env = pctl_env(tls_front.url, extra_env={"SSL_CERT_FILE": tls_front.ca})
+    env.op_store([item])
+    env.ident = ident
+    env.moto_url = moto_open.url
+    _memory_flow(env, ident["secret_access_key"],
+                 extra_before=["MFA base session secret", "MFA base session token"], totp=True)
+
+    # the calls really went over TLS (lock closed the pooled connections)
+    def closed():
+        return [c for c in tls_front.connections() if c["down_bytes"] > 0]
+    conns = rig.wait_until(closed, timeout=10, what="TLS connections closed by lock")
+    assert all(c["tls_version"] in ("TLSv1.2", "TLSv1.3") for c in conns), conns
+
+
+@pytest.mark.timeout(120)
+def test_totp_seed_not_in_daemon_memory_while_unlocked(mfa_open_env):
+    """The TOTP seed arrives in op's JSON (the OTP field's otpauth:// URI) next to the code
+    op computed from it. The daemon needs only the code: the seed must be gone as soon as
+    the item is parsed, not merely at lock. Scanned while unlocked, right after the unlock
+    and again after sessions, tokens and DescribeCluster."""
+    env = mfa_open_env
+    env.ok("unlock")
+    # pid from /proc, not `pctl status`: no other request runs between unlock and scan
+    (pid,) = secutil.daemons_for(env.sock)
+    seed = secutil.totp_needles(rig.TOTP_SEED)
+    needles = {**seed, "MFA base session secret": rig.MOTO_GST_SECRET}
+
+    hits = secutil.by_label(_scan(pid, needles))
+    assert hits.get("MFA base session secret"), (
+        "scan did not find the MFA session in the unlocked daemon: the scan is blind")
+    held = [h for label in seed for h in hits.get(label, [])]
+    assert not held, f"TOTP seed held by the unlocked daemon after unlock:\n{_report(held)}"
+
+    _exercise(env, describe=True, unlock=False)  # a second unlock would wait for a new code
+    st = env.status()
+    assert not st["locked"] and st["pid"] == pid, st
+    held = _scan(pid, seed)
+    assert not held, f"TOTP seed held by the unlocked daemon after use:\n{_report(held)}"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("limit", [0, 8192], ids=["memlock-0", "memlock-8KiB"])
+def test_mlock_failure_is_reported_and_the_daemon_keeps_serving(auth_env, limit):
+    """Decision (SECURITY.md, memory): when secret pages cannot be locked in RAM the daemon
+    warns and keeps serving, and says so in `pctl status` (a `warning:` line) and in
+    `status --json` (`mlock`). RLIMIT_MEMLOCK 0 (EPERM) and 8 KiB (two pages: ENOMEM once
+    more secrets arrive) are what a tight laptop or container limit looks like."""
+    env = auth_env
+    r = subprocess.run(secutil.without_ipc_lock([env.bin, "status", "--json"]), env=env.env,
+                       capture_output=True, text=True, timeout=60, cwd=env.home,
+                       stdin=subprocess.DEVNULL, preexec_fn=secutil.memlock_limit(limit))
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)
+    pid = st["pid"]
+    # the auto-started daemon inherited the limit and cannot lift it
+    assert secutil.proc_limit(pid, "Max locked memory") == (str(limit), str(limit))
+    assert not secutil.has_cap(pid, secutil.CAP_IPC_LOCK)
+    assert st["mlock"] is None, "nothing was locked yet, so nothing can have failed"
+
+    # warn, not fail closed: everything still works
+    cp = json.loads(env.ok("credential-process", "--role", "admin").stdout)
+    assert cp["SecretAccessKey"]
+    env.ok("eks", "token", "--cluster", rig.CLUSTER)
+
+    st = env.status()
+    assert not st["locked"], st
+    assert st["mlock"] and "mlock failed" in st["mlock"] and "RLIMIT_MEMLOCK" in st["mlock"], st
+    assert secutil.vmlck_kb(pid) * 1024 <= limit
+    text = env.ok("status").stdout
+    warn = [line for line in text.splitlines() if line.startswith("warning: ")]
+    assert warn == [f"warning: {st['mlock']}"], text
+    # the reason names no secret
+    assert cp["SecretAccessKey"] not in st["mlock"]
+    assert st["mlock"] in open(env.daemon_log, errors="replace").read()
+
+    # the failure is sticky: lock and unlock do not hide it
+    env.ok("lock")
+    assert env.status()["mlock"] == st["mlock"]
+
+
+@pytest.mark.timeout(120)
+def test_lock_wipes_the_daemons_dead_stack_and_does_not_grow_it(mfa_open_env):
+    """Keys that only ever live on the stack (the SigV4 key chain, HMAC pads) sit in dead
+    frames once signing returns. Lock scrubs the daemon's stack down to the deepest page it
+    ever touched: afterwards the deepest 64 KiB (where the SDK's signing frames were) are
+    almost all zero — a fixed 256 KiB scrub left a debug daemon's deepest ~140 KiB as they
+    were. And the scrub never goes past that page: otherwise every lock would push it
+    deeper (the stack, and the time each lock spends wiping it, growing without end)."""
+    env = mfa_open_env
+    _exercise(env, describe=True)
+    pid = env.status()["pid"]
+    _low, before = secutil.stack_bytes(pid)
+    deep = 64 * 1024
+    assert sum(1 for b in before[:deep] if b) > deep // 8, (
+        "the daemon's deepest stack is already empty before lock: nothing to prove")
+
+    env.ok("lock")
+    _low, after = secutil.stack_bytes(pid)
+    left = sum(1 for b in after[:deep] if b)
+    # what stays: return addresses and saved registers of the scrubber's own frames and
+    # the ~1 KiB it leaves above the floor for its calls
+    assert left <= 4096, (
+        f"{left} of the deepest {deep} stack bytes still hold data after lock")
+
+    size = len(after)
+    for _ in range(30):
+        env.ok("lock")
+    assert len(secutil.stack_bytes(pid)[1]) == size, "the stack grew with every lock"
 
 
 @pytest.mark.timeout(60)

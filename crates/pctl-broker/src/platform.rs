@@ -21,15 +21,23 @@ pub fn page_size() -> usize {
     }
 }
 
-/// Keeps pages out of swap and out of core dumps. Best effort: a failure
-/// (for example `RLIMIT_MEMLOCK` exhausted) is logged once, not fatal.
+/// Keeps pages out of swap and out of core dumps.
+///
+/// An `mlock` failure (a low `RLIMIT_MEMLOCK`: EPERM at 0, ENOMEM once it
+/// is used up) warns instead of failing closed: the page is still excluded
+/// from core dumps, the process is still non-dumpable, and the only loss
+/// is that the page may be swapped. The first failure is logged once and
+/// kept for `status` ([`mlock_failure`]); SECURITY.md (memory) says why.
 pub fn lock_pages(ptr: *mut u8, len: usize) {
     // SAFETY: callers pass a live allocation of `len` bytes.
     let rc = unsafe { libc::mlock(ptr as *const libc::c_void, len) };
     if rc != 0 {
         let err = std::io::Error::last_os_error();
         MLOCK_FAILURE.get_or_init(|| {
-            let msg = format!("mlock failed ({err}): secrets may be swapped; raise RLIMIT_MEMLOCK");
+            let msg = format!(
+                "mlock failed ({err}): secrets may be written to swap; raise RLIMIT_MEMLOCK \
+                 (`ulimit -l`, LimitMEMLOCK= for a service), then restart the daemon with `pctl stop`"
+            );
             tracing::warn!("{msg}");
             msg
         });
@@ -54,6 +62,44 @@ pub fn unlock_pages(ptr: *mut u8, len: usize) {
     // SAFETY: callers pass a live allocation of `len` bytes.
     unsafe {
         libc::munlock(ptr as *const libc::c_void, len);
+    }
+}
+
+/// The stack below a thread's current frame: how many bytes lie between
+/// `sp` and the lowest address of its stack mapping, and whether that
+/// mapping grows on demand (the main thread's `[stack]`, whose low end is
+/// the deepest page the thread ever touched) or is a fixed thread stack
+/// above a guard page.
+pub struct StackRoom {
+    pub bytes: usize,
+    pub grows: bool,
+}
+
+/// Where `sp` lives, from `/proc/self/maps` (a process may always read its
+/// own, dumpable or not). `None` when it cannot be told.
+///
+/// macOS: no `/proc`; `pthread_get_stackaddr_np` and
+/// `pthread_get_stacksize_np` give the whole reserved stack, not the used
+/// part, so callers fall back to a fixed depth there.
+pub fn stack_below(sp: usize) -> Option<StackRoom> {
+    #[cfg(target_os = "linux")]
+    {
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        maps.lines().find_map(|line| {
+            let mut parts = line.split_whitespace();
+            let (lo, hi) = parts.next()?.split_once('-')?;
+            let lo = usize::from_str_radix(lo, 16).ok()?;
+            let hi = usize::from_str_radix(hi, 16).ok()?;
+            (lo..hi).contains(&sp).then(|| StackRoom {
+                bytes: sp - lo,
+                grows: parts.nth(4) == Some("[stack]"),
+            })
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = sp;
+        None
     }
 }
 
