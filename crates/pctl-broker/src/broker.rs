@@ -299,6 +299,7 @@ impl Broker {
         };
         let u = Unlocked {
             epoch,
+            serial: 0,
             at: self.clock.now(),
             at_boot: self.clock.boot(),
             idle_lock: cfg.daemon.idle_lock,
@@ -314,6 +315,9 @@ impl Broker {
                 "pctl was locked while 1Password was being read: run `pctl unlock`".into(),
             ));
         };
+        // An explicit unlock replaces the previous one: what it built is
+        // keyed by its identity and will never be asked for again.
+        self.issuer.clear();
         tracing::info!(
             "unlocked{}",
             if u.mfa_expires.is_some() {

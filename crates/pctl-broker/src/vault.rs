@@ -49,6 +49,8 @@ impl LockReason {
 pub struct Unlocked {
     /// The vault epoch this unlock belongs to.
     pub epoch: u64,
+    /// Which unlock of this daemon this is (set by [`Vault::install`]).
+    pub serial: u64,
     pub at: SystemTime,
     /// Boot-clock time of the unlock.
     pub at_boot: Duration,
@@ -66,7 +68,7 @@ pub struct Unlocked {
 impl Unlocked {
     /// A name for the base identity, for cache keys: unique per unlock.
     pub fn identity(&self) -> String {
-        format!("{}#{}", self.base.access_key_id, self.epoch)
+        format!("{}#{}", self.base.access_key_id, self.serial)
     }
 
     /// How long after unlocking the vault must lock: `max_unlock`, or
@@ -99,6 +101,8 @@ struct State {
     /// Boot-clock time of the last request.
     last_use: Duration,
     epoch: u64,
+    /// Unlocks installed so far.
+    unlocks: u64,
     /// What the last unlock ran, kept across locks for `status`.
     origin: Option<String>,
 }
@@ -125,6 +129,7 @@ impl Vault {
                 reason: LockReason::Never,
                 last_use: clock.boot(),
                 epoch: 0,
+                unlocks: 0,
                 origin: None,
             }),
         }
@@ -183,11 +188,13 @@ impl Vault {
 
     /// Installs a fresh unlock made in `u.epoch`; refused when a lock
     /// happened meanwhile.
-    pub fn install(&self, u: Unlocked, clock: &dyn Clock) -> Option<Arc<Unlocked>> {
+    pub fn install(&self, mut u: Unlocked, clock: &dyn Clock) -> Option<Arc<Unlocked>> {
         let mut st = self.state();
         if st.epoch != u.epoch {
             return None;
         }
+        st.unlocks += 1;
+        u.serial = st.unlocks;
         st.origin = u.origin.clone();
         let u = Arc::new(u);
         st.unlocked = Some(u.clone());
