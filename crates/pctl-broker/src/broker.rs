@@ -213,7 +213,7 @@ impl Broker {
             if let Some(f) = &*flight {
                 return Err(f.clone());
             }
-            if self.vault.current(self.clock.as_ref())?.is_some() {
+            if let Ok(Some(_)) = self.vault.current(self.clock.as_ref()) {
                 return Ok(());
             }
         }

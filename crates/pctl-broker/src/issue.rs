@@ -447,7 +447,7 @@ impl Issuer {
         expiry: fn(&V) -> SystemTime,
     ) where
         V: Send + Sync + 'static,
-        B: Fn(Arc<Self>, Arc<Unlocked>) -> crate::aws::sts::BoxFuture<'static, Result<V, Failure>>
+        B: Fn(Arc<Self>, Arc<Unlocked>) -> crate::BoxFuture<'static, Result<V, Failure>>
             + Send
             + 'static,
     {

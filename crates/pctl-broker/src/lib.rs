@@ -2,11 +2,12 @@
 //! only in locked memory, and hands out STS role sessions and EKS tokens to
 //! its own user over a Unix socket.
 //!
-//! Data flows one way: [`server`] decodes a request → [`broker`] (the API)
-//! → [`issue`] (caches, single-flight, refresh-ahead) → [`vault`] (locked or
-//! unlocked, unlocking through [`source`]) → [`aws`] → the reply goes back.
-//! [`clock`], [`config`], [`audit`], [`status`], [`secret`] and [`platform`]
-//! are leaves any layer may use.
+//! Data flows one way: [`server`] decodes a request → [`broker`] (the API:
+//! enforces limits, unlocks through [`source`] into the [`vault`], audits)
+//! → [`issue`] (caches, single-flight, refresh-ahead; reads the [`vault`]
+//! epoch) → [`aws`] → the reply goes back. Nothing below calls back up.
+//! [`clock`], [`config`], [`failure`], [`audit`], [`status`], [`secret`] and
+//! [`platform`] are leaves any layer may use.
 
 pub mod audit;
 pub mod aws;
@@ -24,3 +25,7 @@ pub mod status;
 pub mod vault;
 
 pub use pctl_protocol::dirs;
+
+/// A boxed future, so the seams tests replace ([`aws::sts::Sts`],
+/// [`source::CredentialSource`]) can be trait objects.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -2,8 +2,6 @@
 //! AssumeRole. The broker only sees [`Sts`], so tests run it against a
 //! fake that counts calls; [`SdkSts`] is the real one.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,8 +10,7 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use super::{code_and_message, describe, AwsError, Sdk, Session};
 use crate::secret::LockedString;
 
-/// A boxed future, so [`Sts`] can be a trait object.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::BoxFuture;
 
 /// The STS calls the broker makes.
 pub trait Sts: Send + Sync {

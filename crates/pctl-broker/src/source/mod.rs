@@ -8,9 +8,9 @@ pub mod onepassword;
 
 use pctl_protocol::ClientEnv;
 
-pub use crate::aws::sts::BoxFuture;
 use crate::config::Config;
 use crate::secret::LockedString;
+pub use crate::BoxFuture;
 
 /// What a source holds, in locked memory.
 pub struct ItemSecrets {
