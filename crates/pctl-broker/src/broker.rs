@@ -9,7 +9,7 @@
 //! that lands mid-request means nothing is issued.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -17,15 +17,15 @@ use pctl_protocol::{AuditRecord, ClientEnv, ClusterInfo, Credentials, EksToken, 
 
 use crate::audit::Audit;
 use crate::aws::sts::{SdkSts, Sts};
-use crate::aws::{eks, Sdk, Session, OPERATION_TIMEOUT};
+use crate::aws::{eks, Sdk, OPERATION_TIMEOUT};
 use crate::clock::{rfc3339, Clock, SystemClock};
 use crate::config::{Config, ConfigError};
-use crate::failure::{locked_meanwhile, needs_env};
+use crate::failure::locked_meanwhile;
 use crate::issue::{ClusterSpec, Issuer, RoleSpec};
-use crate::source::mfa::{CodeSource, NeverTwice};
 use crate::source::onepassword::OnePassword;
 use crate::source::CredentialSource;
 use crate::status::{self, Stats};
+use crate::unlock::Unlocker;
 use crate::vault::{Unlocked, Vault};
 
 pub use crate::failure::Failure;
@@ -58,16 +58,9 @@ pub struct Broker {
     config: Mutex<ConfigCache>,
     clock: Arc<dyn Clock>,
     vault: Arc<Vault>,
-    source: Arc<dyn CredentialSource>,
-    code_source: CodeSource,
-    never_twice: NeverTwice,
-    sts: Arc<dyn Sts>,
+    unlocker: Unlocker,
     sdk: Arc<Sdk>,
     issuer: Arc<Issuer>,
-    /// One unlock at a time; holds the last attempt's failure, which every
-    /// request queued behind that attempt receives (one prompt, one answer).
-    unlock_flight: tokio::sync::Mutex<Option<Failure>>,
-    unlock_attempts: AtomicU64,
     stats: Stats,
     audit: Audit,
 }
@@ -103,16 +96,11 @@ impl Broker {
                 stamp: None,
                 loaded: Err(ConfigError("config not loaded yet".into())),
             }),
+            unlocker: Unlocker::new(parts.clock.clone(), vault.clone(), parts.source, parts.sts),
             clock: parts.clock,
             vault,
-            source: parts.source,
-            code_source: CodeSource::default(),
-            never_twice: NeverTwice::default(),
-            sts: parts.sts,
             sdk,
             issuer,
-            unlock_flight: tokio::sync::Mutex::new(None),
-            unlock_attempts: AtomicU64::new(0),
             stats: Stats::default(),
             audit: Audit::new(audit_log),
         }
@@ -206,134 +194,33 @@ impl Broker {
 
     /// Reads 1Password now (explicit `pctl unlock`), replacing any unlock.
     pub async fn unlock(&self, env: &ClientEnv, peer: &Peer) -> Result<(), Failure> {
-        let seen = self.unlock_attempts.load(Ordering::Acquire);
-        let mut flight = self.unlock_flight.lock().await;
-        if self.unlock_attempts.load(Ordering::Acquire) != seen {
-            // Someone unlocked (or failed to) while this waited: one prompt.
-            if let Some(f) = &*flight {
-                return Err(f.clone());
-            }
-            if let Ok(Some(_)) = self.vault.current(self.clock.as_ref()) {
-                return Ok(());
-            }
+        let cfg = self.config()?;
+        if let Some(u) = self.unlocker.now(&cfg, env).await? {
+            self.unlocked_fresh(&u.unlocked, peer);
         }
-        let r = self.do_unlock(env, peer).await;
-        self.finish_attempt(&mut flight, &r);
-        r.map(drop)
-    }
-
-    fn finish_attempt(&self, flight: &mut Option<Failure>, r: &Result<Arc<Unlocked>, Failure>) {
-        *flight = r.as_ref().err().cloned();
-        self.unlock_attempts.fetch_add(1, Ordering::Release);
+        Ok(())
     }
 
     /// The unlocked state, unlocking on demand unless locked by `pctl lock`.
     async fn unlocked(
         &self,
+        cfg: &Config,
         env: Option<&ClientEnv>,
         peer: &Peer,
     ) -> Result<Arc<Unlocked>, Failure> {
         self.enforce_limits();
-        if let Some(u) = self.vault.current(self.clock.as_ref())? {
-            return Ok(u);
+        let u = self.unlocker.on_demand(cfg, env).await?;
+        if u.fresh {
+            self.unlocked_fresh(&u.unlocked, peer);
         }
-        let seen = self.unlock_attempts.load(Ordering::Acquire);
-        let mut flight = self.unlock_flight.lock().await;
-        if let Some(u) = self.vault.current(self.clock.as_ref())? {
-            return Ok(u);
-        }
-        if self.unlock_attempts.load(Ordering::Acquire) != seen {
-            if let Some(f) = &*flight {
-                return Err(f.clone());
-            }
-        }
-        let Some(env) = env else {
-            return Err(needs_env());
-        };
-        let r = self.do_unlock(env, peer).await;
-        self.finish_attempt(&mut flight, &r);
-        r
+        Ok(u.unlocked)
     }
 
-    async fn do_unlock(&self, env: &ClientEnv, peer: &Peer) -> Result<Arc<Unlocked>, Failure> {
-        let cfg = self.config()?;
-        let epoch = self.vault.epoch();
-        if let Some(wait) = self.never_twice.wait(self.clock.now()) {
-            tracing::info!(
-                "waiting {}s for a fresh one-time password (AWS refuses a code twice)",
-                wait.as_secs()
-            );
-            tokio::time::sleep(wait).await;
-        }
-        let read = self.source.read(&cfg, env).await.inspect_err(|e| {
-            tracing::warn!("unlock failed: {}", e.message);
-            self.vault.set_origin(e.origin.clone());
-        })?;
-        let secrets = read.secrets;
-        let user = Session {
-            access_key_id: secrets.access_key_id.expose().to_string(),
-            secret_access_key: secrets.secret_access_key,
-            session_token: None,
-            expiration: self.clock.now() + Duration::from_secs(100 * 365 * 86400),
-        };
-        let (base, mfa_expires) = match self.code_source.code(secrets.mfa) {
-            None => (user, None),
-            Some(mfa) => {
-                self.stats.get_session_token.fetch_add(1, Ordering::Relaxed);
-                let sent = self.clock.now();
-                let session = self
-                    .sts
-                    .get_session_token(
-                        &cfg.region,
-                        &user,
-                        &mfa.serial,
-                        &mfa.code,
-                        cfg.daemon.mfa_session,
-                    )
-                    .await;
-                self.never_twice.sent(sent);
-                let s = session.inspect_err(|e| tracing::warn!("unlock failed: {e}"))?;
-                let exp = s.expiration;
-                (s, Some(exp))
-            }
-        };
-        let u = Unlocked {
-            epoch,
-            serial: 0,
-            at: self.clock.now(),
-            at_boot: self.clock.boot(),
-            idle_lock: cfg.daemon.idle_lock,
-            max_unlock: cfg.daemon.max_unlock,
-            account_id: secrets.account_id,
-            base,
-            mfa_expires,
-            origin: read.origin,
-        };
-        let Some(u) = self.vault.install(u, self.clock.as_ref()) else {
-            return Err(Failure(
-                pctl_protocol::ErrorKind::Locked,
-                "pctl was locked while 1Password was being read: run `pctl unlock`".into(),
-            ));
-        };
-        // An explicit unlock replaces the previous one: what it built is
-        // keyed by its identity and will never be asked for again.
+    /// After a fresh unlock: what the previous unlock built is keyed by its
+    /// identity and will never be asked for again (drop it), and the unlock
+    /// is audited with the `op` that ran.
+    fn unlocked_fresh(&self, u: &Unlocked, peer: &Peer) {
         self.issuer.clear();
-        tracing::info!(
-            "unlocked{}",
-            if u.mfa_expires.is_some() {
-                " with an MFA session"
-            } else {
-                ""
-            }
-        );
-        if let Some(exp) = u.mfa_expires {
-            if u.lifetime() < u.max_unlock {
-                tracing::info!(
-                    "STS granted an MFA session until {}: pctl unlocks again then",
-                    rfc3339(exp)
-                );
-            }
-        }
         let rec = self.record(
             peer,
             "unlock",
@@ -343,7 +230,6 @@ impl Broker {
             },
         );
         self.audit.record_with(rec, u.origin.as_deref());
-        Ok(u)
     }
 
     fn role_spec(cfg: &Config, role: &crate::config::RoleConfig, u: &Unlocked) -> RoleSpec {
@@ -365,7 +251,7 @@ impl Broker {
     ) -> Result<Credentials, Failure> {
         let cfg = self.config()?;
         let role = cfg.role(Some(role))?;
-        let u = self.unlocked(env, peer).await?;
+        let u = self.unlocked(&cfg, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
         let (rs, cached) = self
             .issuer
@@ -407,7 +293,7 @@ impl Broker {
     ) -> Result<EksToken, Failure> {
         let cfg = self.config()?;
         let (c, role) = cfg.cluster_and_role(cluster, role)?;
-        let u = self.unlocked(env, peer).await?;
+        let u = self.unlocked(&cfg, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
         let cluster = ClusterSpec {
             key: c.key.clone(),
@@ -442,7 +328,7 @@ impl Broker {
     ) -> Result<ClusterInfo, Failure> {
         let cfg = self.config()?;
         let (c, role) = cfg.cluster_and_role(cluster, role)?;
-        let u = self.unlocked(env, peer).await?;
+        let u = self.unlocked(&cfg, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
         let (rs, _) = self
             .issuer
@@ -486,6 +372,7 @@ impl Broker {
     pub fn status(&self) -> Status {
         self.enforce_limits();
         let s = &self.issuer.stats;
+        let (op_calls, get_session_token) = self.unlocker.counts();
         status::build(
             status::Parts {
                 vault: self.vault.snapshot(self.clock.as_ref()),
@@ -493,7 +380,8 @@ impl Broker {
                 roles: self.issuer.role_statuses(),
                 tokens: self.issuer.token_statuses(),
                 stats: &self.stats,
-                op_calls: self.source.runs(),
+                op_calls,
+                get_session_token,
                 assume_role: s.assume_role.load(Ordering::Relaxed),
                 eks_tokens_minted: s.eks_tokens_minted.load(Ordering::Relaxed),
                 recent: self.audit.recent(),

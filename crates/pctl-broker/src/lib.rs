@@ -3,8 +3,8 @@
 //! its own user over a Unix socket.
 //!
 //! Data flows one way: [`server`] decodes a request → [`broker`] (the API:
-//! enforces limits, unlocks through [`source`] into the [`vault`], audits)
-//! → [`issue`] (caches, single-flight, refresh-ahead; reads the [`vault`]
+//! enforces limits, audits) → [`unlock`] (reads a [`source`] into the
+//! [`vault`]) → [`issue`] (caches, single-flight, refresh-ahead; reads the [`vault`]
 //! epoch) → [`aws`] → the reply goes back. Nothing below calls back up.
 //! [`clock`], [`config`], [`failure`], [`audit`], [`status`], [`secret`] and
 //! [`platform`] are leaves any layer may use.
@@ -22,6 +22,7 @@ pub mod secret;
 pub mod server;
 pub mod source;
 pub mod status;
+pub mod unlock;
 pub mod vault;
 
 pub use pctl_protocol::dirs;

@@ -8,12 +8,10 @@ use pctl_protocol::{AuditRecord, Counters, RoleStatus, Status, TokenStatus};
 use crate::clock::{rfc3339, Clock};
 use crate::vault::Snapshot;
 
-/// Calls made on behalf of clients since the daemon started (the ones the
-/// broker itself makes; issuance and the source count their own).
+/// Counts the broker keeps itself (unlocking and issuance count their own).
 #[derive(Default)]
 pub struct Stats {
     pub requests: AtomicU64,
-    pub get_session_token: AtomicU64,
     pub describe_cluster: AtomicU64,
     pub refused_peers: AtomicU64,
 }
@@ -26,6 +24,7 @@ pub struct Parts<'a> {
     pub tokens: Vec<TokenStatus>,
     pub stats: &'a Stats,
     pub op_calls: u64,
+    pub get_session_token: u64,
     pub assume_role: u64,
     pub eks_tokens_minted: u64,
     pub recent: Vec<AuditRecord>,
@@ -51,7 +50,7 @@ pub fn build(p: Parts<'_>, clock: &dyn Clock) -> Status {
         counters: Counters {
             requests: p.stats.requests.load(Ordering::Relaxed),
             op_calls: p.op_calls,
-            get_session_token: p.stats.get_session_token.load(Ordering::Relaxed),
+            get_session_token: p.get_session_token,
             assume_role: p.assume_role,
             eks_tokens_minted: p.eks_tokens_minted,
             describe_cluster: p.stats.describe_cluster.load(Ordering::Relaxed),
