@@ -465,8 +465,7 @@ impl Issuer {
             return;
         };
         rt.spawn(async move {
-            let expires = || entry.upgrade()?.settled().map(|v| expiry(&v));
-            while let Some(exp) = expires() {
+            while let Some(exp) = current_expiry(&entry, expiry).await {
                 let Some(at) = this.upgrade().map(|t| t.refresh_at(exp, lead, &exp)) else {
                     break;
                 };
@@ -529,6 +528,17 @@ impl Issuer {
         v.sort_by(|a, b| (&a.cluster, &a.role).cmp(&(&b.cluster, &b.role)));
         v
     }
+}
+
+/// When the entry's value expires (waits for a request holding it), or
+/// `None` when the entry or its value is gone.
+async fn current_expiry<V>(
+    entry: &Weak<Entry<V>>,
+    expiry: fn(&V) -> SystemTime,
+) -> Option<SystemTime> {
+    let e = entry.upgrade()?;
+    let slot = e.slot.lock().await;
+    slot.value.as_deref().map(expiry)
 }
 
 /// Sleeps until wall-clock `at` in short steps; false when the issuer or
