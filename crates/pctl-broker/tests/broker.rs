@@ -551,3 +551,61 @@ async fn request_timeout_covers_op_timeout() {
     );
     assert!(r.broker.request_timeout() > Duration::from_secs(2 * 600));
 }
+
+/// A lock stops background refreshes: the tasks hold no secrets and make
+/// no STS call afterwards.
+#[tokio::test(start_paused = true)]
+async fn lock_stops_background_refreshes() {
+    let r = rig();
+    r.creds(true).await.unwrap();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    r.creds(false).await.unwrap(); // in use: a refresh task is armed
+    r.broker.lock(LockReason::Manual);
+    tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+    assert_eq!(r.sts.calls("assume").len(), 1);
+    assert!(r.broker.status().roles.is_empty());
+}
+
+/// Concurrent `pctl unlock`s queued behind one read share it.
+#[tokio::test(start_paused = true)]
+async fn concurrent_explicit_unlocks_read_once() {
+    let mut s = source();
+    s.delay = Duration::from_secs(3);
+    let r = rig_with(&config_text("platform-admin", "platform", ""), s);
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let b = r.broker.clone();
+        tasks.push(tokio::spawn(async move { b.unlock(&env(), &peer()).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(r.source.runs(), 1);
+    let unlocks = r
+        .broker
+        .status()
+        .recent
+        .iter()
+        .filter(|a| a.issued == "unlock")
+        .count();
+    assert_eq!(unlocks, 1);
+}
+
+/// A lock while the source is being read: the read is discarded.
+#[tokio::test(start_paused = true)]
+async fn lock_during_unlock_discards_the_read() {
+    let mut s = source();
+    s.delay = Duration::from_secs(3);
+    let r = rig_with(&config_text("platform-admin", "platform", ""), s);
+    let b = r.broker.clone();
+    let req = tokio::spawn(async move {
+        let e = env();
+        b.credentials("admin", Some(&e), &peer()).await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    r.broker.lock(LockReason::Manual);
+    assert_eq!(req.await.unwrap().unwrap_err().0, ErrorKind::Locked);
+    let st = r.broker.status();
+    assert!(st.locked && st.recent.is_empty(), "{st:?}");
+    assert!(r.sts.calls("assume").is_empty());
+}
