@@ -451,6 +451,9 @@ impl Issuer {
             + Send
             + 'static,
     {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         if entry.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -461,9 +464,6 @@ impl Issuer {
             Arc::downgrade(entry),
             Arc::downgrade(u),
         );
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         rt.spawn(async move {
             while let Some(exp) = current_expiry(&entry, expiry).await {
                 let Some(at) = this.upgrade().map(|t| t.refresh_at(exp, lead, &exp)) else {
