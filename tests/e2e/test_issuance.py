@@ -1,6 +1,7 @@
 """Issue 8 §2, §4, §6 against real peers: caches keyed by what built them (config edits
 under an unlocked daemon), one `op` prompt for many waiters, and which `op` runs and how."""
 
+import datetime
 import json
 import os
 import shutil
@@ -127,3 +128,16 @@ def test_item_name_starting_with_a_dash_is_not_a_flag(auth_env):
     auth_env.ok("credential-process", "--role", "admin")
     argv = auth_env.op_calls("item get")[0]["argv"]
     assert argv[-2:] == ["--", title], argv
+
+
+def test_mfa_session_end_is_shown(mfa_open_env):
+    """`status` shows when the MFA session STS granted ends (issue 8 §3), and the
+    lock time never lies past it."""
+    env = mfa_open_env
+    env.ok("credential-process", "--role", "admin")
+    st = env.status()
+    assert st["mfa_session_expires"], st
+    ends = rig.parse_rfc3339(st["mfa_session_expires"])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert now < ends <= now + datetime.timedelta(hours=12, minutes=1), st
+    assert rig.parse_rfc3339(st["locks_at"]) <= ends, st
