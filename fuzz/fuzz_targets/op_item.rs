@@ -11,7 +11,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pctl_broker::config::{FieldLabels, OnePasswordConfig};
-use pctl_broker::onepassword::{classify_error, parse_item};
+use pctl_broker::source::onepassword::{classify_error, parse_item};
 
 const MARKER: &str = "qZ7xSECRETx7Zq";
 

@@ -107,9 +107,8 @@ def test_op_gets_only_client_env(auth_env):
     assert not extra, f"op received unexpected environment variables: {sorted(extra)}"
     assert {"PATH", "HOME", "OP_ACCOUNT", "OP_SESSION_abc"} <= names
     argv = auth_env.op_calls("item get")[0]["argv"]
-    assert argv[:3] == ["item", "get", rig.ITEM_TITLE] and "--vault" in argv
-    assert argv[argv.index("--vault") + 1] == rig.VAULT
-    assert "json" in argv or "--format=json" in argv
+    # values ride as --flag=value and the item comes after `--` (issue 8 §6)
+    assert argv == ["item", "get", f"--vault={rig.VAULT}", "--format=json", "--", rig.ITEM_TITLE]
 
 
 def _run_parallel(env, n, args):

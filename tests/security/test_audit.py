@@ -79,6 +79,9 @@ def test_every_issuance_is_audited_without_secrets(mfa_open_env, pctl_bin):
     assert last["expiration"] and _close(last["expiration"], cp1["Expiration"])
 
     st = json.loads(env.ok("status", "--json").stdout)
+    # the file's unlock record also names the `op` that ran; status shows it as .op_path
+    assert unlock["op_path"] == st["op_path"] == os.path.realpath(os.path.join(rig.FIXTURES, "op"))
+    lines = [{k: v for k, v in rec.items() if k != "op_path"} for rec in lines]
     assert st["recent"] == lines[-len(st["recent"]):], (st["recent"], lines)
     assert len(st["recent"]) == len(lines)
 

@@ -40,8 +40,18 @@ impl Audit {
 
     /// Records one event.
     pub fn record(&self, rec: AuditRecord) {
+        self.record_with(rec, None);
+    }
+
+    /// Records one event; the file's line also names the `op` that ran
+    /// (unlock records), which `status` shows on its own line.
+    pub fn record_with(&self, rec: AuditRecord, op_path: Option<&str>) {
         if let Some(path) = &self.path {
-            let mut line = serde_json::to_vec(&rec).unwrap_or_default();
+            let mut value = serde_json::to_value(&rec).unwrap_or_default();
+            if let (Some(op), Some(obj)) = (op_path, value.as_object_mut()) {
+                obj.insert("op_path".into(), op.into());
+            }
+            let mut line = serde_json::to_vec(&value).unwrap_or_default();
             line.push(b'\n');
             let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
             if file.as_ref().is_some_and(|f| !same_file(f, path)) {
@@ -120,5 +130,17 @@ mod tests {
             "{text}"
         );
         assert_eq!(audit.recent().len(), 3);
+    }
+
+    #[test]
+    fn unlock_records_name_the_op_that_ran() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let audit = Audit::new(Some(path.clone()));
+        audit.record_with(rec("unlock"), Some("/usr/bin/op"));
+        let line: serde_json::Value =
+            serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
+        assert_eq!(line["op_path"], "/usr/bin/op");
+        assert_eq!(line["issued"], "unlock");
     }
 }

@@ -1,33 +1,36 @@
-//! The broker's state: locked or unlocked, the cached role sessions and EKS
-//! tokens, counters, and the rules for when to ask 1Password or STS again.
+//! The broker: the API the server calls. It wires the pieces together and
+//! owns none of their rules: [`crate::vault`] (locked/unlocked, limits),
+//! [`crate::source`] (1Password, MFA code), [`crate::issue`] (caches,
+//! single-flight, refresh-ahead), [`crate::aws`] (STS, EKS) and
+//! [`crate::status`].
 //!
-//! Everything secret hangs off one [`Unlocked`] value behind an `Arc`;
-//! locking drops it, and with it every key, session and token (requests in
-//! flight finish with their own reference, then it is wiped).
+//! Every request first enforces the idle and lifetime limits (boot clock),
+//! and checks the vault epoch before it audits or answers: a `pctl lock`
+//! that lands mid-request means nothing is issued.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use pctl_protocol::{
-    AuditRecord, ClientEnv, ClusterInfo, Counters, Credentials, EksToken, ErrorKind, ErrorReply,
-    Profiles, RoleStatus, Status, TokenStatus,
-};
+use pctl_protocol::{AuditRecord, ClientEnv, ClusterInfo, Credentials, EksToken, Profiles, Status};
 
 use crate::audit::Audit;
-use crate::aws::{self, Aws, AwsError, Session};
-use crate::config::{Config, ConfigError, RoleConfig};
-use crate::onepassword::{self, OpError};
-use crate::secret::LockedString;
+use crate::aws::sts::{SdkSts, Sts};
+use crate::aws::{eks, Sdk, OPERATION_TIMEOUT};
+use crate::clock::{rfc3339, Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::failure::locked_meanwhile;
+use crate::issue::{ClusterSpec, Issuer, RoleSpec};
+use crate::source::onepassword::OnePassword;
+use crate::source::CredentialSource;
+use crate::status::{self, Stats};
+use crate::unlock::Unlocker;
+use crate::vault::{Unlocked, Vault};
 
-/// An EKS token is minted only from a role session with at least this much
-/// left: STS accepts the presigned URL for 15 minutes after signing.
-pub const TOKEN_SESSION_MIN: Duration = Duration::from_secs(16 * 60);
-
-/// A cached token is handed out until this long before its expiry.
-const TOKEN_REUSE_MARGIN: Duration = Duration::from_secs(60);
+pub use crate::failure::Failure;
+pub use crate::issue::TOKEN_SESSION_MIN;
+pub use crate::vault::LockReason;
 
 /// Who asked, as the kernel reported it.
 #[derive(Debug, Clone, Default)]
@@ -37,179 +40,70 @@ pub struct Peer {
     pub exe: Option<String>,
 }
 
-/// Why the broker holds no secrets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockReason {
-    /// Not unlocked since start: unlocks on demand.
-    Never,
-    /// `pctl lock`: stays locked until `pctl unlock`.
-    Manual,
-    /// Idle timer: unlocks on demand.
-    Idle,
-    /// Maximum unlock lifetime: unlocks on demand.
-    Lifetime,
-}
-
-impl LockReason {
-    fn as_str(self) -> &'static str {
-        match self {
-            LockReason::Never => "never unlocked",
-            LockReason::Manual => "pctl lock",
-            LockReason::Idle => "idle",
-            LockReason::Lifetime => "lifetime",
-        }
-    }
-}
-
-/// A request failure, as sent to the client.
-#[derive(Debug, Clone)]
-pub struct Failure(pub ErrorKind, pub String);
-
-impl From<ConfigError> for Failure {
-    fn from(e: ConfigError) -> Self {
-        Failure(ErrorKind::Config, e.0)
-    }
-}
-impl From<OpError> for Failure {
-    fn from(e: OpError) -> Self {
-        Failure(ErrorKind::Op, e.to_string())
-    }
-}
-impl From<AwsError> for Failure {
-    fn from(e: AwsError) -> Self {
-        Failure(ErrorKind::Aws, e.0)
-    }
-}
-impl From<Failure> for ErrorReply {
-    fn from(f: Failure) -> Self {
-        ErrorReply {
-            kind: f.0,
-            message: f.1,
-        }
-    }
-}
-
-type Slot<T> = Arc<tokio::sync::Mutex<Option<T>>>;
-type Slots<K, T> = Mutex<HashMap<K, Slot<T>>>;
-
-/// The single-flight slot for `key`, created empty on first use.
-fn slot<K: std::hash::Hash + Eq, T>(slots: &Slots<K, T>, key: K) -> Slot<T> {
-    slots
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(key)
-        .or_default()
-        .clone()
-}
-
-/// The filled slots that no request is updating right now (for `status`).
-fn settled<K: Clone, T, R>(slots: &Slots<K, T>, mut view: impl FnMut(K, &T) -> R) -> Vec<R> {
-    let all: Vec<(K, Slot<T>)> = slots
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    all.into_iter()
-        .filter_map(|(k, slot)| slot.try_lock().ok()?.as_ref().map(|t| view(k, t)))
-        .collect()
-}
-
-/// Secrets and caches of one unlock.
-struct Unlocked {
-    at: SystemTime,
-    at_instant: Instant,
-    idle_lock: Duration,
-    max_unlock: Duration,
-    account_id: String,
-    /// The identity AssumeRole is called with: the MFA session, or the user keys.
-    base: Session,
-    roles: Slots<String, Arc<RoleSession>>,
-    tokens: Slots<(String, String), CachedToken>,
-}
-
-struct RoleSession {
-    arn: String,
-    session: Session,
-}
-
-struct CachedToken {
-    token: LockedString,
-    expiration: SystemTime,
-}
-
-struct VaultState {
-    unlocked: Option<Arc<Unlocked>>,
-    reason: LockReason,
-    last_use: Instant,
-    /// Bumped on every lock, so an unlock that raced a lock is discarded.
-    epoch: u64,
-}
-
 struct ConfigCache {
     stamp: Option<(SystemTime, u64)>,
     loaded: Result<Arc<Config>, ConfigError>,
 }
 
-#[derive(Default)]
-struct Stats {
-    requests: AtomicU64,
-    op_calls: AtomicU64,
-    get_session_token: AtomicU64,
-    assume_role: AtomicU64,
-    eks_tokens_minted: AtomicU64,
-    describe_cluster: AtomicU64,
-    refused_peers: AtomicU64,
+/// The parts a broker is built from; tests swap in fakes.
+pub struct Parts {
+    pub clock: Arc<dyn Clock>,
+    pub source: Arc<dyn CredentialSource>,
+    pub sts: Arc<dyn Sts>,
 }
 
 /// The daemon's state. Cheap to share (`Arc<Broker>`).
 pub struct Broker {
     config_path: PathBuf,
     config: Mutex<ConfigCache>,
-    state: Mutex<VaultState>,
-    unlock_flight: tokio::sync::Mutex<()>,
-    aws: Aws,
+    clock: Arc<dyn Clock>,
+    vault: Arc<Vault>,
+    unlocker: Unlocker,
+    sdk: Arc<Sdk>,
+    issuer: Arc<Issuer>,
     stats: Stats,
     audit: Audit,
-    /// The 30-second TOTP step of the last one-time password sent to STS.
-    /// AWS refuses a code twice, so an unlock in the same step waits for the
-    /// next code. Only the step number is kept, never the code.
-    last_totp_step: Mutex<Option<u64>>,
-}
-
-fn now_rfc3339(t: SystemTime) -> String {
-    let dt = time::OffsetDateTime::from(t)
-        .replace_nanosecond(0)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    dt.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 impl Broker {
     /// A locked broker reading `config_path` and auditing to `audit_log`.
     pub fn new(config_path: PathBuf, audit_log: Option<PathBuf>) -> Self {
+        let sdk = Arc::new(Sdk::default());
+        let parts = Parts {
+            clock: Arc::new(SystemClock),
+            source: Arc::new(OnePassword::default()),
+            sts: Arc::new(SdkSts::new(sdk.clone())),
+        };
+        Self::with_parts(config_path, audit_log, parts, sdk)
+    }
+
+    /// A locked broker built from the given parts.
+    pub fn with_parts(
+        config_path: PathBuf,
+        audit_log: Option<PathBuf>,
+        parts: Parts,
+        sdk: Arc<Sdk>,
+    ) -> Self {
+        let vault = Arc::new(Vault::new(parts.clock.as_ref()));
+        let issuer = Arc::new(Issuer::new(
+            parts.sts.clone(),
+            parts.clock.clone(),
+            vault.clone(),
+        ));
         Broker {
             config_path,
             config: Mutex::new(ConfigCache {
                 stamp: None,
                 loaded: Err(ConfigError("config not loaded yet".into())),
             }),
-            state: Mutex::new(VaultState {
-                unlocked: None,
-                reason: LockReason::Never,
-                last_use: Instant::now(),
-                epoch: 0,
-            }),
-            unlock_flight: tokio::sync::Mutex::new(()),
-            aws: Aws::default(),
+            unlocker: Unlocker::new(parts.clock.clone(), vault.clone(), parts.source, parts.sts),
+            clock: parts.clock,
+            vault,
+            sdk,
+            issuer,
             stats: Stats::default(),
             audit: Audit::new(audit_log),
-            last_totp_step: Mutex::new(None),
         }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, VaultState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The current config, re-read when the file changed.
@@ -227,6 +121,18 @@ impl Broker {
         cache.loaded.clone()
     }
 
+    /// The longest a request may run: two `op` runs (one retry), a wait for
+    /// a fresh one-time password, and the STS/EKS calls after it. The
+    /// server's per-request timeout uses this, so it never cuts short an
+    /// `op_timeout` the config accepts.
+    pub fn request_timeout(&self) -> Duration {
+        let op = self
+            .config()
+            .map(|c| c.daemon.op_timeout)
+            .unwrap_or(Duration::from_secs(120));
+        op * 2 + Duration::from_secs(31) + OPERATION_TIMEOUT * 3 + Duration::from_secs(10)
+    }
+
     /// Counts a connection refused for its peer UID.
     pub fn count_refused_peer(&self) {
         self.stats.refused_peers.fetch_add(1, Ordering::Relaxed);
@@ -237,249 +143,103 @@ impl Broker {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn audit(
-        &self,
-        peer: &Peer,
-        issued: &str,
-        role: Option<&str>,
-        cluster: Option<&str>,
-        exp: Option<SystemTime>,
-        cached: bool,
-    ) {
-        self.audit.record(AuditRecord {
-            time: now_rfc3339(SystemTime::now()),
+    fn record(&self, peer: &Peer, issued: &str, what: Issued<'_>) -> AuditRecord {
+        AuditRecord {
+            time: rfc3339(self.clock.now()),
             pid: peer.pid,
             uid: peer.uid,
             exe: peer.exe.clone(),
             issued: issued.into(),
-            role: role.map(Into::into),
-            cluster: cluster.map(Into::into),
-            expiration: exp.map(now_rfc3339),
-            cached,
-        });
+            role: what.role.map(Into::into),
+            cluster: what.cluster.map(Into::into),
+            expiration: what.expiration.map(rfc3339),
+            cached: what.cached,
+        }
+    }
+
+    /// Audits an issuance made under `u`, unless a lock came in between:
+    /// then nothing is audited and the request fails.
+    fn issue(
+        &self,
+        u: &Unlocked,
+        peer: &Peer,
+        issued: &str,
+        what: Issued<'_>,
+    ) -> Result<(), Failure> {
+        if !self.vault.is_current(u.epoch) {
+            return Err(locked_meanwhile());
+        }
+        self.audit.record(self.record(peer, issued, what));
+        Ok(())
     }
 
     /// Drops every secret. `pctl lock` passes [`LockReason::Manual`].
     pub fn lock(&self, reason: LockReason) {
-        let dropped = {
-            let mut st = self.state();
-            st.reason = reason;
-            st.epoch += 1;
-            st.unlocked.take()
-        };
+        let dropped = self.vault.lock(reason);
+        self.issuer.clear();
         drop(dropped);
-        self.aws.reset();
+        self.sdk.reset();
         crate::secret::scrub_stack();
         tracing::info!("locked ({}): secrets and sessions dropped", reason.as_str());
     }
 
-    /// Locks when the idle or lifetime limit has passed. Called by a timer.
+    /// Locks when the idle, lifetime or MFA-session limit has passed (boot
+    /// clock: suspended time counts). Called by a timer and at the start of
+    /// every request.
     pub fn enforce_limits(&self) {
-        let reason = {
-            let st = self.state();
-            let Some(u) = &st.unlocked else { return };
-            if u.at_instant.elapsed() >= u.max_unlock {
-                Some(LockReason::Lifetime)
-            } else if st.last_use.elapsed() >= u.idle_lock {
-                Some(LockReason::Idle)
-            } else {
-                None
-            }
-        };
-        if let Some(r) = reason {
+        if let Some(r) = self.vault.expired(self.clock.as_ref()) {
             self.lock(r);
         }
     }
 
     /// Reads 1Password now (explicit `pctl unlock`), replacing any unlock.
     pub async fn unlock(&self, env: &ClientEnv, peer: &Peer) -> Result<(), Failure> {
-        let _flight = self.unlock_flight.lock().await;
-        self.do_unlock(env, peer).await.map(drop)
+        let cfg = self.config()?;
+        if let Some(u) = self.unlocker.now(&cfg, env).await? {
+            self.unlocked_fresh(&u.unlocked, peer);
+        }
+        Ok(())
     }
 
     /// The unlocked state, unlocking on demand unless locked by `pctl lock`.
     async fn unlocked(
         &self,
+        cfg: &Config,
         env: Option<&ClientEnv>,
         peer: &Peer,
     ) -> Result<Arc<Unlocked>, Failure> {
-        {
-            let mut st = self.state();
-            st.last_use = Instant::now();
-            if let Some(u) = &st.unlocked {
-                return Ok(u.clone());
-            }
-            if st.reason == LockReason::Manual {
-                return Err(locked_failure());
-            }
+        self.enforce_limits();
+        let u = self.unlocker.on_demand(cfg, env).await?;
+        if u.fresh {
+            self.unlocked_fresh(&u.unlocked, peer);
         }
-        // One unlock at a time; whoever waited gets the winner's result.
-        let _flight = self.unlock_flight.lock().await;
-        {
-            let st = self.state();
-            if let Some(u) = &st.unlocked {
-                return Ok(u.clone());
-            }
-            if st.reason == LockReason::Manual {
-                return Err(locked_failure());
-            }
-        }
-        let Some(env) = env else {
-            return Err(needs_env());
-        };
-        self.do_unlock(env, peer).await
+        Ok(u.unlocked)
     }
 
-    async fn do_unlock(&self, env: &ClientEnv, peer: &Peer) -> Result<Arc<Unlocked>, Failure> {
-        let cfg = self.config()?;
-        let epoch = self.state().epoch;
-        self.wait_for_fresh_totp().await;
-        self.stats.op_calls.fetch_add(1, Ordering::Relaxed);
-        tracing::info!("reading 1Password item (op item get)");
-        let mut item =
-            onepassword::read_item(&cfg.onepassword, &env.0, cfg.daemon.op_timeout).await;
-        if matches!(&item, Err(e) if e.transient()) {
-            self.stats.op_calls.fetch_add(1, Ordering::Relaxed);
-            item = onepassword::read_item(&cfg.onepassword, &env.0, cfg.daemon.op_timeout).await;
-        }
-        let onepassword::ItemSecrets {
-            access_key_id,
-            secret_access_key,
-            account_id,
-            mfa,
-        } = item.inspect_err(|e| tracing::warn!("unlock failed: {e}"))?;
-        let user = Session {
-            access_key_id: access_key_id.expose().to_string(),
-            secret_access_key,
-            session_token: None,
-            expiration: SystemTime::now() + Duration::from_secs(100 * 365 * 86400),
-        };
-        let base = match &mfa {
-            None => user,
-            Some(mfa) => {
-                self.stats.get_session_token.fetch_add(1, Ordering::Relaxed);
-                let step = totp_step(SystemTime::now());
-                let session = self
-                    .aws
-                    .mfa_session(
-                        &cfg.region,
-                        &user,
-                        &mfa.serial,
-                        &mfa.code,
-                        cfg.daemon.mfa_session,
-                    )
-                    .await;
-                *self
-                    .last_totp_step
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(step);
-                session.inspect_err(|e| tracing::warn!("unlock failed: {e}"))?
-            }
-        };
-        let u = Arc::new(Unlocked {
-            at: SystemTime::now(),
-            at_instant: Instant::now(),
-            idle_lock: cfg.daemon.idle_lock,
-            max_unlock: cfg.daemon.max_unlock,
-            account_id,
-            base,
-            roles: Mutex::new(HashMap::new()),
-            tokens: Mutex::new(HashMap::new()),
-        });
-        drop(mfa);
-        {
-            let mut st = self.state();
-            if st.epoch != epoch {
-                return Err(Failure(
-                    ErrorKind::Locked,
-                    "pctl was locked while 1Password was being read: run `pctl unlock`".into(),
-                ));
-            }
-            st.unlocked = Some(u.clone());
-            st.last_use = Instant::now();
-        }
-        tracing::info!(
-            "unlocked{}",
-            if u.base.session_token.is_some() {
-                " with an MFA session"
-            } else {
-                ""
-            }
+    /// After a fresh unlock: what the previous unlock built is keyed by its
+    /// identity and will never be asked for again (drop it), and the unlock
+    /// is audited with the `op` that ran.
+    fn unlocked_fresh(&self, u: &Unlocked, peer: &Peer) {
+        self.issuer.clear();
+        let rec = self.record(
+            peer,
+            "unlock",
+            Issued {
+                expiration: Some(u.at + u.lifetime()),
+                ..Issued::default()
+            },
         );
-        self.audit(peer, "unlock", None, None, Some(u.at + u.max_unlock), false);
-        Ok(u)
+        self.audit.record_with(rec, u.origin.as_deref());
     }
 
-    /// Waits for the next TOTP step when the last code was sent in this one.
-    async fn wait_for_fresh_totp(&self) {
-        let Some(last) = *self
-            .last_totp_step
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-        else {
-            return;
-        };
-        let now = SystemTime::now();
-        if totp_step(now) > last {
-            return;
+    fn role_spec(cfg: &Config, role: &crate::config::RoleConfig, u: &Unlocked) -> RoleSpec {
+        RoleSpec {
+            key: role.key.clone(),
+            arn: role.arn(&u.account_id),
+            session_name: role.session_name.clone(),
+            duration: role.duration,
+            region: cfg.region.clone(),
         }
-        let next = SystemTime::UNIX_EPOCH
-            + Duration::from_secs((last + 1) * 30)
-            + Duration::from_millis(500);
-        let wait = next
-            .duration_since(now)
-            .unwrap_or_default()
-            .min(Duration::from_secs(31));
-        tracing::info!(
-            "waiting {}s for a fresh one-time password (AWS refuses a code twice)",
-            wait.as_secs()
-        );
-        tokio::time::sleep(wait).await;
-    }
-
-    /// The cached session of `role` with at least `min_left` to live,
-    /// assuming the role when needed. Concurrent callers share one AssumeRole.
-    async fn role_session(
-        &self,
-        u: &Unlocked,
-        cfg: &Config,
-        role: &RoleConfig,
-        min_left: Duration,
-    ) -> Result<(Arc<RoleSession>, bool), Failure> {
-        let slot = slot(&u.roles, role.key.clone());
-        let mut guard = slot.lock().await;
-        if let Some(s) = &*guard {
-            if s.session.remaining(SystemTime::now()) > min_left {
-                return Ok((s.clone(), true));
-            }
-        }
-        let arn = role.arn(&u.account_id);
-        self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
-        let session = self
-            .aws
-            .assume_role(
-                &cfg.region,
-                &u.base,
-                &arn,
-                &role.session_name,
-                role.duration,
-            )
-            .await?;
-        if session.remaining(SystemTime::now()) <= min_left {
-            return Err(Failure(
-                ErrorKind::Aws,
-                format!("STS gave role {arn} a session shorter than {}: raise roles.{}.duration or the role's MaxSessionDuration", humantime::format_duration(min_left), role.key),
-            ));
-        }
-        let rs = Arc::new(RoleSession { arn, session });
-        *guard = Some(rs.clone());
-        Ok((rs, false))
-    }
-
-    /// Refresh margin for credentials handed to clients: a quarter of the
-    /// session, at most 15 minutes, so SDKs never get nearly expired keys.
-    fn credentials_margin(role: &RoleConfig) -> Duration {
-        (role.duration / 4).min(Duration::from_secs(15 * 60))
     }
 
     /// Role credentials for credential_process, `pctl env` and `pctl exec`.
@@ -491,18 +251,23 @@ impl Broker {
     ) -> Result<Credentials, Failure> {
         let cfg = self.config()?;
         let role = cfg.role(Some(role))?;
-        let u = self.unlocked(env, peer).await?;
+        let u = self.unlocked(&cfg, env, peer).await?;
+        let spec = Self::role_spec(&cfg, role, &u);
         let (rs, cached) = self
-            .role_session(&u, &cfg, role, Self::credentials_margin(role))
+            .issuer
+            .role_session(&u, &spec, spec.credentials_margin())
             .await?;
-        self.audit(
+        self.issue(
+            &u,
             peer,
             "credentials",
-            Some(&role.key),
-            None,
-            Some(rs.session.expiration),
-            cached,
-        );
+            Issued {
+                role: Some(&role.key),
+                expiration: Some(rs.session.expiration),
+                cached,
+                ..Issued::default()
+            },
+        )?;
         Ok(Credentials {
             access_key_id: rs.session.access_key_id.clone(),
             secret_access_key: rs.session.secret_access_key.expose().to_string(),
@@ -512,7 +277,7 @@ impl Broker {
                 .as_ref()
                 .map(|t| t.expose().to_string())
                 .unwrap_or_default(),
-            expiration: now_rfc3339(rs.session.expiration),
+            expiration: rfc3339(rs.session.expiration),
             region: cfg.region.clone(),
         })
     }
@@ -528,54 +293,29 @@ impl Broker {
     ) -> Result<EksToken, Failure> {
         let cfg = self.config()?;
         let (c, role) = cfg.cluster_and_role(cluster, role)?;
-        let u = self.unlocked(env, peer).await?;
-        let slot = slot(&u.tokens, (c.key.clone(), role.key.clone()));
-        let mut guard = slot.lock().await;
-        let now = SystemTime::now();
-        if let Some(t) = &*guard {
-            if t.expiration > now + TOKEN_REUSE_MARGIN {
-                self.audit(
-                    peer,
-                    "eks_token",
-                    Some(&role.key),
-                    Some(&c.key),
-                    Some(t.expiration),
-                    true,
-                );
-                return Ok(EksToken {
-                    token: t.token.expose().to_string(),
-                    expiration: now_rfc3339(t.expiration),
-                });
-            }
-        }
-        let (rs, _) = self.role_session(&u, &cfg, role, TOKEN_SESSION_MIN).await?;
-        let now = SystemTime::now();
-        let token = aws::eks_token(
-            &rs.session,
-            &c.region,
-            &aws::sts_endpoint(&c.region),
-            &c.name,
-            now,
-        )?;
-        let expiration = now + aws::TOKEN_LIFETIME;
-        self.stats.eks_tokens_minted.fetch_add(1, Ordering::Relaxed);
-        self.audit(
+        let u = self.unlocked(&cfg, env, peer).await?;
+        let spec = Self::role_spec(&cfg, role, &u);
+        let cluster = ClusterSpec {
+            key: c.key.clone(),
+            name: c.name.clone(),
+            region: c.region.clone(),
+        };
+        let (t, cached) = self.issuer.eks_token(&u, &cluster, &spec).await?;
+        self.issue(
+            &u,
             peer,
             "eks_token",
-            Some(&role.key),
-            Some(&c.key),
-            Some(expiration),
-            false,
-        );
-        let reply = EksToken {
-            token: token.clone(),
-            expiration: now_rfc3339(expiration),
-        };
-        *guard = Some(CachedToken {
-            token: LockedString::from_string(token),
-            expiration,
-        });
-        Ok(reply)
+            Issued {
+                role: Some(&role.key),
+                cluster: Some(&c.key),
+                expiration: Some(t.expiration),
+                cached,
+            },
+        )?;
+        Ok(EksToken {
+            token: t.token.expose().to_string(),
+            expiration: rfc3339(t.expiration),
+        })
     }
 
     /// Endpoint and CA of a configured cluster.
@@ -588,23 +328,25 @@ impl Broker {
     ) -> Result<ClusterInfo, Failure> {
         let cfg = self.config()?;
         let (c, role) = cfg.cluster_and_role(cluster, role)?;
-        let u = self.unlocked(env, peer).await?;
+        let u = self.unlocked(&cfg, env, peer).await?;
+        let spec = Self::role_spec(&cfg, role, &u);
         let (rs, _) = self
-            .role_session(&u, &cfg, role, Self::credentials_margin(role))
+            .issuer
+            .role_session(&u, &spec, spec.credentials_margin())
             .await?;
         self.stats.describe_cluster.fetch_add(1, Ordering::Relaxed);
-        let (endpoint, ca, arn) = self
-            .aws
-            .describe_cluster(&c.region, &rs.session, &c.name)
-            .await?;
-        self.audit(
+        let (endpoint, ca, arn) =
+            eks::describe_cluster(&self.sdk, &c.region, &rs.session, &c.name).await?;
+        self.issue(
+            &u,
             peer,
             "describe_cluster",
-            Some(&role.key),
-            Some(&c.key),
-            None,
-            false,
-        );
+            Issued {
+                role: Some(&role.key),
+                cluster: Some(&c.key),
+                ..Issued::default()
+            },
+        )?;
         Ok(ClusterInfo {
             key: c.key.clone(),
             name: c.name.clone(),
@@ -628,76 +370,32 @@ impl Broker {
 
     /// What `pctl status` shows. Never a secret.
     pub fn status(&self) -> Status {
-        let (unlocked, reason, idle) = {
-            let st = self.state();
-            (st.unlocked.clone(), st.reason, st.last_use.elapsed())
-        };
-        let mut roles = Vec::new();
-        let mut tokens = Vec::new();
-        let mut locks_at = None;
-        if let Some(u) = &unlocked {
-            let idle_left = u.idle_lock.saturating_sub(idle);
-            let life_left = u.max_unlock.saturating_sub(u.at_instant.elapsed());
-            locks_at = Some(now_rfc3339(SystemTime::now() + idle_left.min(life_left)));
-            roles = settled(&u.roles, |role, s| RoleStatus {
-                role,
-                arn: s.arn.clone(),
-                expiration: now_rfc3339(s.session.expiration),
-            });
-            tokens = settled(&u.tokens, |(cluster, role), t| TokenStatus {
-                cluster,
-                role,
-                expiration: now_rfc3339(t.expiration),
-            });
-            roles.sort_by(|a, b| a.role.cmp(&b.role));
-            tokens.sort_by(|a, b| (&a.cluster, &a.role).cmp(&(&b.cluster, &b.role)));
-        }
-        let s = &self.stats;
-        Status {
-            version: pctl_protocol::VERSION.into(),
-            pid: std::process::id(),
-            locked: unlocked.is_none(),
-            lock_reason: unlocked.is_none().then(|| reason.as_str().to_string()),
-            unlocked_at: unlocked.as_ref().map(|u| now_rfc3339(u.at)),
-            locks_at,
-            config: self.config_path.display().to_string(),
-            op_path: None,
-            mfa_session_expires: None,
-            mlock: crate::platform::mlock_failure().map(str::to_string),
-            roles,
-            tokens,
-            counters: Counters {
-                requests: s.requests.load(Ordering::Relaxed),
-                op_calls: s.op_calls.load(Ordering::Relaxed),
-                get_session_token: s.get_session_token.load(Ordering::Relaxed),
+        self.enforce_limits();
+        let s = &self.issuer.stats;
+        let (op_calls, get_session_token) = self.unlocker.counts();
+        status::build(
+            status::Parts {
+                vault: self.vault.snapshot(self.clock.as_ref()),
+                config: self.config_path.display().to_string(),
+                roles: self.issuer.role_statuses(),
+                tokens: self.issuer.token_statuses(),
+                stats: &self.stats,
+                op_calls,
+                get_session_token,
                 assume_role: s.assume_role.load(Ordering::Relaxed),
                 eks_tokens_minted: s.eks_tokens_minted.load(Ordering::Relaxed),
-                describe_cluster: s.describe_cluster.load(Ordering::Relaxed),
-                refused_peers: s.refused_peers.load(Ordering::Relaxed),
+                recent: self.audit.recent(),
             },
-            recent: self.audit.recent(),
-        }
+            self.clock.as_ref(),
+        )
     }
 }
 
-fn totp_step(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-        / 30
-}
-
-/// The request must unlock and carried no 1Password environment.
-fn needs_env() -> Failure {
-    Failure(
-        ErrorKind::NeedsEnv,
-        "1Password must be read: resend the request with the 1Password environment".into(),
-    )
-}
-
-fn locked_failure() -> Failure {
-    Failure(
-        ErrorKind::Locked,
-        "pctl is locked (by `pctl lock`): run `pctl unlock`".into(),
-    )
+/// What an audit record says was issued.
+#[derive(Default)]
+struct Issued<'a> {
+    role: Option<&'a str>,
+    cluster: Option<&'a str>,
+    expiration: Option<SystemTime>,
+    cached: bool,
 }

@@ -2,17 +2,31 @@
 //! only in locked memory, and hands out STS role sessions and EKS tokens to
 //! its own user over a Unix socket.
 //!
-//! Data flows one way: [`server`] decodes a request → [`broker`] decides from
-//! its state what to fetch ([`onepassword`], [`aws`]) → the reply goes back.
+//! Data flows one way: [`server`] decodes a request → [`broker`] (the API:
+//! enforces limits, audits) → [`unlock`] (reads a [`source`] into the
+//! [`vault`]) → [`issue`] (caches, single-flight, refresh-ahead; reads the [`vault`]
+//! epoch) → [`aws`] → the reply goes back. Nothing below calls back up.
+//! [`clock`], [`config`], [`failure`], [`audit`], [`status`], [`secret`] and
+//! [`platform`] are leaves any layer may use.
 
 pub mod audit;
 pub mod aws;
 pub mod broker;
+pub mod clock;
 pub mod config;
 pub mod daemon;
-pub mod onepassword;
+pub mod failure;
+pub mod issue;
 pub mod platform;
 pub mod secret;
 pub mod server;
+pub mod source;
+pub mod status;
+pub mod unlock;
+pub mod vault;
 
 pub use pctl_protocol::dirs;
+
+/// A boxed future, so the seams tests replace ([`aws::sts::Sts`],
+/// [`source::CredentialSource`]) can be trait objects.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

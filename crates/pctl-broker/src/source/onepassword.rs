@@ -9,34 +9,25 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use pctl_protocol::ClientEnv;
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 use zeroize::Zeroizing;
 
-use crate::config::OnePasswordConfig;
+use super::{BoxFuture, CredentialSource, ItemSecrets, Mfa, SourceError, SourceRead};
+use crate::config::{Config, OnePasswordConfig};
 use crate::secret::LockedString;
-
-/// What the item holds, in locked memory.
-pub struct ItemSecrets {
-    pub access_key_id: LockedString,
-    pub secret_access_key: LockedString,
-    pub account_id: String,
-    pub mfa: Option<Mfa>,
-}
-
-/// MFA device serial and the code that was current when the item was read.
-pub struct Mfa {
-    pub serial: String,
-    pub code: LockedString,
-}
 
 /// Why 1Password could not be read. Messages are safe to show and log.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum OpError {
-    #[error("`op` (the 1Password CLI) was not found on PATH: install it (https://developer.1password.com/docs/cli/get-started/) or set [onepassword] command in the pctl config")]
+    #[error("`op` (the 1Password CLI) was not found on PATH: install it (https://developer.1password.com/docs/cli/get-started/) or set [onepassword] op_path in the pctl config")]
     NotFound,
+    #[error("refusing to run `op` at {path}: {why}, so another account or program could replace it: fix it (chmod go-w, chown) or set [onepassword] op_path to a safe copy")]
+    Unsafe { path: String, why: String },
     #[error("1Password is not signed in: run `op signin` (or unlock the 1Password desktop app with CLI integration on), then `pctl unlock`")]
     NotSignedIn,
     #[error("1Password item '{item}' not found in vault '{vault}': check [onepassword] item in the pctl config (name or ID)")]
@@ -81,22 +72,116 @@ impl OpError {
     }
 }
 
-/// Finds the `op` executable on the client's PATH.
-pub fn find_op(
+/// 1Password as a [`CredentialSource`]: one `op item get` per unlock
+/// (two when the first fails with transient network trouble).
+#[derive(Default)]
+pub struct OnePassword {
+    runs: AtomicU64,
+}
+
+impl CredentialSource for OnePassword {
+    fn read<'a>(
+        &'a self,
+        cfg: &'a Config,
+        env: &'a ClientEnv,
+    ) -> BoxFuture<'a, Result<SourceRead, SourceError>> {
+        Box::pin(async move {
+            let op = resolve_op(&cfg.onepassword, &env.0).map_err(SourceError::from)?;
+            let origin = op.display().to_string();
+            let wrap = |e: OpError| SourceError {
+                message: e.to_string(),
+                origin: Some(origin.clone()),
+            };
+            tracing::info!("reading 1Password item ({origin} item get)");
+            self.runs.fetch_add(1, Ordering::Relaxed);
+            let mut item = read_item(&op, &cfg.onepassword, &env.0, cfg.daemon.op_timeout).await;
+            if matches!(&item, Err(e) if e.transient()) {
+                self.runs.fetch_add(1, Ordering::Relaxed);
+                item = read_item(&op, &cfg.onepassword, &env.0, cfg.daemon.op_timeout).await;
+            }
+            let secrets = item.map_err(wrap)?;
+            Ok(SourceRead {
+                secrets,
+                origin: Some(origin),
+            })
+        })
+    }
+
+    fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+}
+
+/// The `op` to run, as an absolute path with symlinks resolved: `op_path`
+/// from the config, else the first `op` on the client's PATH (absolute
+/// entries only: a relative entry such as `.` would make the answer depend
+/// on the daemon's working directory). Refused when others could replace
+/// it: the file or its directory writable by group or others, or owned by
+/// someone other than you or root. Resolved once per unlock, so a project
+/// directory's `op` is never picked up between unlocks.
+pub fn resolve_op(
     cfg: &OnePasswordConfig,
     env: &BTreeMap<String, String>,
 ) -> Result<PathBuf, OpError> {
-    if let Some(cmd) = &cfg.command {
-        return Ok(cmd.clone());
+    let candidate = match &cfg.command {
+        Some(cmd) if cmd.is_absolute() => cmd.clone(),
+        Some(cmd) => {
+            return Err(OpError::Unsafe {
+                path: cmd.display().to_string(),
+                why: "is not an absolute path".into(),
+            })
+        }
+        None => {
+            let path = env
+                .get("PATH")
+                .map(String::as_str)
+                .unwrap_or("/usr/local/bin:/usr/bin:/bin");
+            std::env::split_paths(path)
+                .filter(|d| d.is_absolute())
+                .map(|d| d.join("op"))
+                .find(|p| is_executable(p))
+                .ok_or(OpError::NotFound)?
+        }
+    };
+    let real = std::fs::canonicalize(&candidate).map_err(|_| OpError::NotFound)?;
+    if !is_executable(&real) {
+        return Err(OpError::Unsafe {
+            path: real.display().to_string(),
+            why: "is not an executable file".into(),
+        });
     }
-    let path = env
-        .get("PATH")
-        .map(String::as_str)
-        .unwrap_or("/usr/local/bin:/usr/bin:/bin");
-    std::env::split_paths(path)
-        .map(|d| d.join("op"))
-        .find(|p| is_executable(p))
-        .ok_or(OpError::NotFound)
+    check_owner_and_mode(&real, "it")?;
+    if let Some(dir) = real.parent() {
+        check_owner_and_mode(dir, "its directory")?;
+    }
+    Ok(real)
+}
+
+fn check_owner_and_mode(p: &Path, what: &str) -> Result<(), OpError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(p).map_err(|_| OpError::NotFound)?;
+    let unsafe_because = if meta.mode() & 0o022 != 0 {
+        Some(format!(
+            "{what} is writable by {} (mode {:o})",
+            if meta.mode() & 0o002 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            },
+            meta.mode() & 0o7777
+        ))
+    } else if meta.uid() != 0 && meta.uid() != crate::platform::euid() {
+        Some(format!("{what} is owned by uid {}", meta.uid()))
+    } else {
+        None
+    };
+    match unsafe_because {
+        Some(why) => Err(OpError::Unsafe {
+            path: p.display().to_string(),
+            why,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -106,32 +191,33 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The argv for one read of the item.
+/// The argv for one read of the item. Values ride in `--flag=value` form
+/// and the item comes after `--`, so a vault, account or item name that
+/// starts with `-` is never read as a flag (op parses flags with cobra,
+/// which honours both).
 pub fn op_args(cfg: &OnePasswordConfig) -> Vec<String> {
     let mut args = vec![
         "item".to_string(),
         "get".into(),
-        cfg.item.clone(),
-        "--vault".into(),
-        cfg.vault.clone(),
-        "--format".into(),
-        "json".into(),
+        format!("--vault={}", cfg.vault),
+        "--format=json".into(),
     ];
     if let Some(a) = &cfg.account {
-        args.push("--account".into());
-        args.push(a.clone());
+        args.push(format!("--account={a}"));
     }
+    args.push("--".into());
+    args.push(cfg.item.clone());
     args
 }
 
 /// Runs `op` once and extracts the secrets.
 pub async fn read_item(
+    op: &Path,
     cfg: &OnePasswordConfig,
     env: &BTreeMap<String, String>,
     timeout: Duration,
 ) -> Result<ItemSecrets, OpError> {
-    let op = find_op(cfg, env)?;
-    let mut child = tokio::process::Command::new(&op)
+    let mut child = tokio::process::Command::new(op)
         .args(op_args(cfg))
         .env_clear()
         .envs(
@@ -475,15 +561,94 @@ mod tests {
             [
                 "item",
                 "get",
-                "AWS user key",
-                "--vault",
-                "Private",
-                "--format",
-                "json"
+                "--vault=Private",
+                "--format=json",
+                "--",
+                "AWS user key"
             ]
         );
         c.account = Some("my.1password.com".into());
-        assert_eq!(op_args(&c)[7..], ["--account", "my.1password.com"]);
+        assert_eq!(op_args(&c)[4], "--account=my.1password.com");
+    }
+
+    #[test]
+    fn names_starting_with_a_dash_stay_values() {
+        let mut c = cfg();
+        c.item = "--help".into();
+        c.vault = "-v".into();
+        c.account = Some("--format=text".into());
+        let a = op_args(&c);
+        let dd = a.iter().position(|x| x == "--").unwrap();
+        // Before `--`: only flags of the form --name=value; the item after it.
+        assert!(
+            a[2..dd]
+                .iter()
+                .all(|x| x.starts_with("--") && x.contains('=')),
+            "{a:?}"
+        );
+        assert_eq!(a[dd + 1..], ["--help"]);
+        assert!(a.contains(&"--vault=-v".to_string()));
+        assert!(a.contains(&"--account=--format=text".to_string()));
+    }
+
+    fn write_exe(dir: &Path, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("op");
+        std::fs::write(&p, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    fn env_path(dirs: &[&Path]) -> BTreeMap<String, String> {
+        let joined = std::env::join_paths(dirs).unwrap();
+        BTreeMap::from([("PATH".to_string(), joined.into_string().unwrap())])
+    }
+
+    #[test]
+    fn resolves_op_to_an_absolute_path_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let op = write_exe(t.path(), 0o755);
+        let got = resolve_op(&cfg(), &env_path(&[Path::new("relative"), t.path()])).unwrap();
+        assert_eq!(got, std::fs::canonicalize(op).unwrap());
+        assert!(got.is_absolute());
+    }
+
+    #[test]
+    fn refuses_a_writable_op_or_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        write_exe(t.path(), 0o777);
+        let e = resolve_op(&cfg(), &env_path(&[t.path()])).unwrap_err();
+        assert!(
+            matches!(&e, OpError::Unsafe { why, .. } if why.contains("everyone")),
+            "{e}"
+        );
+        assert!(e.to_string().contains("op_path"), "{e}");
+
+        let t2 = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(t2.path(), std::fs::Permissions::from_mode(0o775)).unwrap();
+        write_exe(t2.path(), 0o755);
+        let e = resolve_op(&cfg(), &env_path(&[t2.path()])).unwrap_err();
+        assert!(
+            matches!(&e, OpError::Unsafe { why, .. } if why.contains("directory")),
+            "{e}"
+        );
+
+        // op_path from the config is checked the same way, and must be absolute.
+        let mut c = cfg();
+        c.command = Some(t2.path().join("op"));
+        assert!(matches!(
+            resolve_op(&c, &BTreeMap::new()),
+            Err(OpError::Unsafe { .. })
+        ));
+        c.command = Some(PathBuf::from("bin/op"));
+        assert!(matches!(
+            resolve_op(&c, &BTreeMap::new()),
+            Err(OpError::Unsafe { .. })
+        ));
     }
 }
 

@@ -1,0 +1,147 @@
+//! STS behind a trait: GetSessionToken with MFA (the base session) and
+//! AssumeRole. The broker only sees [`Sts`], so tests run it against a
+//! fake that counts calls; [`SdkSts`] is the real one.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+
+use super::{code_and_message, describe, AwsError, Sdk, Session};
+use crate::secret::LockedString;
+
+pub use crate::BoxFuture;
+
+/// The STS calls the broker makes.
+pub trait Sts: Send + Sync {
+    /// GetSessionToken with the MFA device: the base session for every role.
+    fn get_session_token<'a>(
+        &'a self,
+        region: &'a str,
+        user: &'a Session,
+        serial: &'a str,
+        code: &'a LockedString,
+        duration: Duration,
+    ) -> BoxFuture<'a, Result<Session, AwsError>>;
+
+    /// AssumeRole with the given credentials.
+    fn assume_role<'a>(
+        &'a self,
+        region: &'a str,
+        from: &'a Session,
+        role_arn: &'a str,
+        session_name: &'a str,
+        duration: Duration,
+    ) -> BoxFuture<'a, Result<Session, AwsError>>;
+}
+
+/// STS through the AWS SDK.
+pub struct SdkSts {
+    sdk: Arc<Sdk>,
+}
+
+impl SdkSts {
+    pub fn new(sdk: Arc<Sdk>) -> Self {
+        SdkSts { sdk }
+    }
+
+    async fn client(
+        &self,
+        region: &str,
+        creds: aws_credential_types::Credentials,
+    ) -> aws_sdk_sts::Client {
+        let sdk = self.sdk.config(region).await;
+        let conf = aws_sdk_sts::config::Builder::from(&sdk)
+            .credentials_provider(creds)
+            .build();
+        aws_sdk_sts::Client::from_conf(conf)
+    }
+}
+
+impl Sts for SdkSts {
+    fn get_session_token<'a>(
+        &'a self,
+        region: &'a str,
+        user: &'a Session,
+        serial: &'a str,
+        code: &'a LockedString,
+        duration: Duration,
+    ) -> BoxFuture<'a, Result<Session, AwsError>> {
+        Box::pin(async move {
+            let client = self.client(region, user.provider()).await;
+            let out = client
+                .get_session_token()
+                .serial_number(serial)
+                .token_code(code.expose())
+                .duration_seconds(duration.as_secs() as i32)
+                .send()
+                .await
+                .map_err(|e| sts_error("GetSessionToken (MFA)", "", e))?;
+            session_from(out.credentials())
+        })
+    }
+
+    fn assume_role<'a>(
+        &'a self,
+        region: &'a str,
+        from: &'a Session,
+        role_arn: &'a str,
+        session_name: &'a str,
+        duration: Duration,
+    ) -> BoxFuture<'a, Result<Session, AwsError>> {
+        Box::pin(async move {
+            let client = self.client(region, from.provider()).await;
+            let out = client
+                .assume_role()
+                .role_arn(role_arn)
+                .role_session_name(session_name)
+                .duration_seconds(duration.as_secs() as i32)
+                .send()
+                .await
+                .map_err(|e| sts_error("AssumeRole", role_arn, e))?;
+            session_from(out.credentials())
+        })
+    }
+}
+
+fn session_from(c: Option<&aws_sdk_sts::types::Credentials>) -> Result<Session, AwsError> {
+    let c = c.ok_or_else(|| AwsError("STS answered without credentials".into()))?;
+    let expiration = SystemTime::try_from(*c.expiration())
+        .map_err(|_| AwsError("STS answered with an invalid expiration".into()))?;
+    Ok(Session {
+        access_key_id: c.access_key_id().to_string(),
+        secret_access_key: LockedString::new(c.secret_access_key()),
+        session_token: Some(LockedString::new(c.session_token())),
+        expiration,
+    })
+}
+
+/// A failed STS call as one line: the AWS error code is kept (it is what
+/// the user searches for), AWS's own message is cleaned and capped.
+pub(crate) fn sts_error<E: ProvideErrorMetadata + std::error::Error>(
+    call: &str,
+    role_arn: &str,
+    e: SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> AwsError {
+    let (code, message) = code_and_message(&e);
+    let detail = message.map(|m| format!(" ({m})")).unwrap_or_default();
+    let msg = match code.as_deref().unwrap_or("") {
+        "AccessDenied" | "HTTP 403" => format!(
+            "STS {call} {role_arn} was denied (AccessDenied){detail}: the role's trust policy must allow your IAM user{}",
+            if call.starts_with("AssumeRole") { " (and MFA, if it requires it)" } else { "" }
+        ),
+        "InvalidClientTokenId" => format!(
+            "STS {call} rejected the access key from 1Password (InvalidClientTokenId): check or rotate the key in the item, then `pctl unlock`"
+        ),
+        "SignatureDoesNotMatch" => format!(
+            "STS {call} rejected the secret access key from 1Password (SignatureDoesNotMatch): check the item, then `pctl unlock`"
+        ),
+        "ExpiredToken" => format!("STS {call}: the session has expired (ExpiredToken): run `pctl unlock`"),
+        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" => {
+            format!("STS {call} is throttled ({}) and retries did not get through: wait a moment and retry", code.as_deref().unwrap_or(""))
+        }
+        "RegionDisabledException" => format!("STS {call}: STS is not activated in this region (RegionDisabledException): activate it in IAM or change region"),
+        _ => format!("STS {call} failed: {}", describe(&e)),
+    };
+    AwsError(msg.replace("  ", " "))
+}

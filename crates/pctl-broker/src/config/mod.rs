@@ -1,0 +1,8 @@
+//! The TOML configuration: [`model`] is what the rest of the daemon reads,
+//! [`parse`] turns the file into it (errors name the file, the key and
+//! what is wrong).
+
+mod model;
+mod parse;
+
+pub use model::*;

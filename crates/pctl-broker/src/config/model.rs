@@ -1,0 +1,158 @@
+//! The typed configuration: what to read from 1Password, which roles to
+//! assume, which clusters exist, and lookups that name what is configured.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub path: PathBuf,
+    pub region: String,
+    pub daemon: DaemonConfig,
+    pub onepassword: OnePasswordConfig,
+    pub roles: BTreeMap<String, RoleConfig>,
+    pub clusters: BTreeMap<String, ClusterConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonConfig {
+    /// Lock after this long without a credential request.
+    pub idle_lock: Duration,
+    /// Lock this long after unlocking, whatever happens.
+    pub max_unlock: Duration,
+    /// How long `op` may take (it may be waiting for a person).
+    pub op_timeout: Duration,
+    /// Duration of the MFA session from GetSessionToken.
+    pub mfa_session: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnePasswordConfig {
+    pub item: String,
+    pub vault: String,
+    pub account: Option<String>,
+    /// `[onepassword] op_path`: absolute path of `op`; default: the first
+    /// `op` on the requesting client's PATH, resolved at unlock.
+    pub command: Option<PathBuf>,
+    pub fields: FieldLabels,
+}
+
+/// Labels of the item's fields, matched case-insensitively.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FieldLabels {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub mfa_serial: String,
+    pub totp: String,
+    pub account_id: String,
+}
+
+impl Default for FieldLabels {
+    fn default() -> Self {
+        FieldLabels {
+            access_key_id: "Access Key ID".into(),
+            secret_access_key: "Secret Access Key".into(),
+            mfa_serial: "MFA Serial".into(),
+            totp: "One-Time Password".into(),
+            account_id: "Account ID".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleConfig {
+    pub key: String,
+    /// Role name (with optional path), joined with the account ID from 1Password.
+    pub name: Option<String>,
+    /// Full ARN, used as is.
+    pub arn: Option<String>,
+    pub duration: Duration,
+    pub session_name: String,
+}
+
+impl RoleConfig {
+    /// The role ARN, given the account ID read from 1Password.
+    pub fn arn(&self, account_id: &str) -> String {
+        match (&self.arn, &self.name) {
+            (Some(arn), _) => arn.clone(),
+            (None, Some(name)) => {
+                let name = name.trim_start_matches('/');
+                let name = name.strip_prefix("role/").unwrap_or(name);
+                format!("arn:aws:iam::{account_id}:role/{name}")
+            }
+            (None, None) => unreachable!("validated: roles have a name or an arn"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    pub key: String,
+    /// The EKS cluster name.
+    pub name: String,
+    pub role: String,
+    pub region: String,
+}
+
+/// A configuration problem, already phrased for the user.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// The role to use for `role`, or the only role when `role` is `None`.
+    pub fn role(&self, role: Option<&str>) -> Result<&RoleConfig, ConfigError> {
+        match role {
+            Some(r) => self.roles.get(r).ok_or_else(|| {
+                ConfigError(format!(
+                    "unknown role \"{r}\": configured roles in {} are: {}",
+                    self.path.display(),
+                    self.list(self.roles.keys())
+                ))
+            }),
+            None if self.roles.len() == 1 => Ok(self.roles.values().next().expect("one role")),
+            None => Err(ConfigError(format!(
+                "several roles are configured ({}): pass --role",
+                self.list(self.roles.keys())
+            ))),
+        }
+    }
+
+    /// The configured cluster `key`.
+    pub fn cluster(&self, key: &str) -> Result<&ClusterConfig, ConfigError> {
+        self.clusters.get(key).ok_or_else(|| {
+            ConfigError(format!(
+                "unknown cluster \"{key}\": add [clusters.{key}] with role = \"...\" to {} \
+                 (configured: {})",
+                self.path.display(),
+                self.list(self.clusters.keys())
+            ))
+        })
+    }
+
+    /// A configured cluster and the role to use for it: `role` when given,
+    /// else the cluster's own.
+    pub fn cluster_and_role(
+        &self,
+        cluster: &str,
+        role: Option<&str>,
+    ) -> Result<(&ClusterConfig, &RoleConfig), ConfigError> {
+        let c = self.cluster(cluster)?;
+        let r = self.role(Some(role.unwrap_or(&c.role)))?;
+        Ok((c, r))
+    }
+
+    fn list<'a>(&self, keys: impl Iterator<Item = &'a String>) -> String {
+        let v: Vec<&str> = keys.map(String::as_str).collect();
+        if v.is_empty() {
+            "none".into()
+        } else {
+            v.join(", ")
+        }
+    }
+}

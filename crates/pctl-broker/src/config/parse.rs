@@ -1,0 +1,472 @@
+//! TOML text → [`Config`]: every error names the file, the key and what
+//! is wrong.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::model::*;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    region: Option<String>,
+    #[serde(default)]
+    daemon: RawDaemon,
+    onepassword: Option<RawOnePassword>,
+    #[serde(default)]
+    roles: BTreeMap<String, RawRole>,
+    #[serde(default)]
+    clusters: BTreeMap<String, RawCluster>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    idle_lock: Option<String>,
+    max_unlock: Option<String>,
+    op_timeout: Option<String>,
+    mfa_session: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOnePassword {
+    item: String,
+    vault: String,
+    account: Option<String>,
+    /// Absolute path of `op`; `command` is its former name.
+    #[serde(alias = "command")]
+    op_path: Option<PathBuf>,
+    #[serde(default)]
+    fields: FieldLabels,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    name: Option<String>,
+    arn: Option<String>,
+    duration: Option<String>,
+    session_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    name: Option<String>,
+    role: String,
+    region: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates the file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                ConfigError(format!(
+                    "config {}: file not found: create it (see `pctl --help` and README \
+                     \"Real-world setup\") or set PCTL_CONFIG",
+                    path.display()
+                ))
+            } else {
+                ConfigError(format!("config {}: cannot read: {e}", path.display()))
+            }
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates TOML text; `path` is only used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim().to_string();
+            let at = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            ConfigError(format!("config {file}{at}: {msg}"))
+        })?;
+        let err = Errors { file: &file };
+        let region = raw
+            .region
+            .ok_or_else(|| err.at("region", "missing: set e.g. region = \"us-east-1\""))?;
+        check_region(&region).map_err(|w| err.at("region", w))?;
+        let daemon = daemon(&err, raw.daemon)?;
+        let onepassword = onepassword(&err, raw.onepassword)?;
+        let roles = roles(&err, raw.roles)?;
+        let clusters = clusters(&err, raw.clusters, &roles, &region)?;
+        Ok(Config {
+            path: path.to_path_buf(),
+            region,
+            daemon,
+            onepassword,
+            roles,
+            clusters,
+        })
+    }
+}
+
+/// Builds errors that name the file and the key.
+struct Errors<'a> {
+    file: &'a str,
+}
+
+impl Errors<'_> {
+    fn at(&self, key: &str, what: impl Into<String>) -> ConfigError {
+        ConfigError(format!("config {}: {key}: {}", self.file, what.into()))
+    }
+
+    fn duration(
+        &self,
+        key: &str,
+        v: Option<String>,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
+        let s = v.unwrap_or_else(|| default.to_string());
+        humantime::parse_duration(&s).map_err(|_| {
+            self.at(
+                key,
+                format!("\"{s}\" is not a duration: use e.g. \"15m\", \"1h\", \"12h\""),
+            )
+        })
+    }
+}
+
+fn daemon(err: &Errors<'_>, raw: RawDaemon) -> Result<DaemonConfig, ConfigError> {
+    let daemon = DaemonConfig {
+        idle_lock: err.duration("daemon.idle_lock", raw.idle_lock, "1h")?,
+        max_unlock: err.duration("daemon.max_unlock", raw.max_unlock, "12h")?,
+        op_timeout: err.duration("daemon.op_timeout", raw.op_timeout, "2m")?,
+        mfa_session: err.duration("daemon.mfa_session", raw.mfa_session, "12h")?,
+    };
+    if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&daemon.op_timeout) {
+        return Err(err.at(
+            "daemon.op_timeout",
+            "must be between 1s and 10m (time to answer the 1Password prompt)",
+        ));
+    }
+    if daemon.idle_lock < Duration::from_secs(1) || daemon.max_unlock < Duration::from_secs(1) {
+        return Err(err.at("daemon", "idle_lock and max_unlock must be at least 1s"));
+    }
+    if !(Duration::from_secs(900)..=Duration::from_secs(36 * 3600)).contains(&daemon.mfa_session) {
+        return Err(err.at(
+            "daemon.mfa_session",
+            "must be between 15m and 36h (STS GetSessionToken limits)",
+        ));
+    }
+    if daemon.max_unlock > daemon.mfa_session {
+        return Err(err.at(
+            "daemon.max_unlock",
+            format!(
+                "{} is longer than daemon.mfa_session ({}): the MFA session would expire \
+                 while unlocked; lower max_unlock or raise mfa_session",
+                humantime::format_duration(daemon.max_unlock),
+                humantime::format_duration(daemon.mfa_session)
+            ),
+        ));
+    }
+    Ok(daemon)
+}
+
+fn onepassword(
+    err: &Errors<'_>,
+    raw: Option<RawOnePassword>,
+) -> Result<OnePasswordConfig, ConfigError> {
+    let op = raw.ok_or_else(|| {
+        err.at(
+            "onepassword",
+            "missing: add [onepassword] with item = \"...\" and vault = \"...\"",
+        )
+    })?;
+    if op.item.trim().is_empty() {
+        return Err(err.at("onepassword.item", "must not be empty"));
+    }
+    if op.vault.trim().is_empty() {
+        return Err(err.at("onepassword.vault", "must not be empty"));
+    }
+    if let Some(p) = &op.op_path {
+        if !p.is_absolute() {
+            return Err(err.at(
+                "onepassword.op_path",
+                format!(
+                    "\"{}\" is not an absolute path: give the full path of `op` (e.g. \"/usr/local/bin/op\")",
+                    p.display()
+                ),
+            ));
+        }
+    }
+    Ok(OnePasswordConfig {
+        item: op.item,
+        vault: op.vault,
+        account: op.account,
+        command: op.op_path,
+        fields: op.fields,
+    })
+}
+
+fn roles(
+    err: &Errors<'_>,
+    raw: BTreeMap<String, RawRole>,
+) -> Result<BTreeMap<String, RoleConfig>, ConfigError> {
+    let mut roles = BTreeMap::new();
+    for (key, r) in raw {
+        let k = format!("roles.{key}");
+        match (&r.name, &r.arn) {
+            (None, None) => {
+                return Err(err.at(
+                    &k,
+                    "needs name = \"role-name\" (ARN built from the account ID in 1Password) \
+                     or arn = \"arn:aws:iam::...:role/...\"",
+                ))
+            }
+            (Some(_), Some(_)) => return Err(err.at(&k, "set either name or arn, not both")),
+            (None, Some(arn)) if !arn.starts_with("arn:aws") || !arn.contains(":role/") => {
+                return Err(err.at(
+                    &format!("{k}.arn"),
+                    format!("\"{arn}\" is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
+                ))
+            }
+            (Some(name), None) if name.is_empty() || name.contains(':') => {
+                return Err(err.at(
+                    &format!("{k}.name"),
+                    format!("\"{name}\" is not a role name: use the name only, or set arn"),
+                ))
+            }
+            _ => {}
+        }
+        let duration = err.duration(&format!("{k}.duration"), r.duration, "1h")?;
+        if !(Duration::from_secs(900)..=Duration::from_secs(12 * 3600)).contains(&duration) {
+            return Err(err.at(
+                &format!("{k}.duration"),
+                "must be between 15m and 12h (STS AssumeRole limits)",
+            ));
+        }
+        let session_name = r.session_name.unwrap_or_else(|| "pctl".into());
+        if session_name.len() < 2
+            || session_name.len() > 64
+            || !session_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "=,.@-_".contains(c))
+        {
+            return Err(err.at(
+                &format!("{k}.session_name"),
+                "2-64 characters of letters, digits and =,.@-_",
+            ));
+        }
+        roles.insert(
+            key.clone(),
+            RoleConfig {
+                key,
+                name: r.name,
+                arn: r.arn,
+                duration,
+                session_name,
+            },
+        );
+    }
+    Ok(roles)
+}
+
+fn clusters(
+    err: &Errors<'_>,
+    raw: BTreeMap<String, RawCluster>,
+    roles: &BTreeMap<String, RoleConfig>,
+    default_region: &str,
+) -> Result<BTreeMap<String, ClusterConfig>, ConfigError> {
+    let mut clusters = BTreeMap::new();
+    for (key, c) in raw {
+        let k = format!("clusters.{key}");
+        let Some(role) = roles.get(&c.role) else {
+            let known: Vec<_> = roles.keys().map(String::as_str).collect();
+            return Err(err.at(
+                &format!("{k}.role"),
+                format!(
+                    "no role \"{}\" in [roles] (configured: {})",
+                    c.role,
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        };
+        if role.duration < Duration::from_secs(30 * 60) {
+            return Err(err.at(
+                &format!("{k}.role"),
+                format!(
+                    "role \"{}\" has duration {}: EKS tokens need sessions of at least 30m",
+                    c.role,
+                    humantime::format_duration(role.duration)
+                ),
+            ));
+        }
+        let region = c.region.unwrap_or_else(|| default_region.to_string());
+        check_region(&region).map_err(|w| err.at(&format!("{k}.region"), w))?;
+        clusters.insert(
+            key.clone(),
+            ClusterConfig {
+                name: c.name.unwrap_or_else(|| key.clone()),
+                key,
+                role: c.role,
+                region,
+            },
+        );
+    }
+    Ok(clusters)
+}
+
+fn check_region(r: &str) -> Result<(), String> {
+    let ok = !r.is_empty()
+        && r.len() <= 32
+        && r.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && r.contains('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{r}\" is not an AWS region name (e.g. us-east-1)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+region = "us-east-1"
+
+[onepassword]
+item = "AWS user key"   # name or ID
+vault = "Private"
+
+[roles.admin]
+name = "platform-admin"
+duration = "1h"
+
+[clusters.platform]
+role = "admin"
+"#;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/cfg/config.toml"), s)
+    }
+
+    #[test]
+    fn issue_example_parses() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(
+            c.roles["admin"].arn("ACCT"),
+            "arn:aws:iam::ACCT:role/platform-admin"
+        );
+        assert_eq!(c.clusters["platform"].name, "platform");
+        assert_eq!(c.onepassword.fields.secret_access_key, "Secret Access Key");
+        assert_eq!(c.roles["admin"].duration, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn errors_name_file_key_and_problem() {
+        let e = parse(&GOOD.replace("\"1h\"", "\"1x\"")).unwrap_err().0;
+        assert!(
+            e.contains("/cfg/config.toml")
+                && e.contains("roles.admin.duration")
+                && e.contains("\"1x\""),
+            "{e}"
+        );
+        let e = parse(&GOOD.replace("role = \"admin\"", "role = \"nope\""))
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("clusters.platform.role") && e.contains("nope") && e.contains("admin"),
+            "{e}"
+        );
+        let e = parse(&GOOD.replace("vault = ", "vualt = ")).unwrap_err().0;
+        assert!(
+            e.contains("/cfg/config.toml") && e.contains("vualt") && e.contains("line"),
+            "{e}"
+        );
+        let e = parse(&GOOD.replace("region = \"us-east-1\"", ""))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("region") && e.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn role_with_path_and_explicit_arn() {
+        let c = parse(&GOOD.replace("name = \"platform-admin\"", "name = \"ops/admin\"")).unwrap();
+        assert_eq!(c.roles["admin"].arn("1"), "arn:aws:iam::1:role/ops/admin");
+        let c = parse(&GOOD.replace(
+            "name = \"platform-admin\"",
+            "arn = \"arn:aws:iam::ACCT:role/x\"",
+        ))
+        .unwrap();
+        assert_eq!(c.roles["admin"].arn("other"), "arn:aws:iam::ACCT:role/x");
+    }
+
+    #[test]
+    fn op_path_is_absolute_and_command_is_its_old_name() {
+        let with = |line: &str| {
+            parse(&GOOD.replace("[onepassword]\n", &format!("[onepassword]\n{line}\n")))
+        };
+        let c = with("op_path = \"/opt/1p/op\"").unwrap();
+        assert_eq!(
+            c.onepassword.command.as_deref(),
+            Some(Path::new("/opt/1p/op"))
+        );
+        let c = with("command = \"/opt/1p/op\"").unwrap();
+        assert_eq!(
+            c.onepassword.command.as_deref(),
+            Some(Path::new("/opt/1p/op"))
+        );
+        let e = with("op_path = \"bin/op\"").unwrap_err().0;
+        assert!(
+            e.contains("onepassword.op_path") && e.contains("absolute"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn role_lookup_messages() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.role(None).unwrap().key, "admin");
+        let e = c.role(Some("dev")).unwrap_err().0;
+        assert!(e.contains("dev") && e.contains("admin"), "{e}");
+        let e = c.cluster("prod").unwrap_err().0;
+        assert!(e.contains("[clusters.prod]"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text gives a config or one error naming the file; never a panic.
+        #[test]
+        fn config_parse_never_panics(text in "(?s).{0,600}") {
+            if let Err(e) = Config::parse(Path::new("/cfg/config.toml"), &text) {
+                prop_assert!(e.0.starts_with("config /cfg/config.toml"), "{}", e.0);
+            }
+        }
+
+        /// Mutating a valid config's values gives a config or an error naming the key.
+        #[test]
+        fn bad_values_name_their_key(dur in "[a-z0-9 ]{0,6}", region in "[a-zA-Z0-9_ -]{0,12}") {
+            let text = format!(
+                "region = \"{region}\"\n[onepassword]\nitem = \"i\"\nvault = \"v\"\n[roles.admin]\nname = \"r\"\nduration = \"{dur}\"\n"
+            );
+            if let Err(e) = Config::parse(Path::new("/cfg/config.toml"), &text) {
+                prop_assert!(e.0.contains("region") || e.0.contains("roles.admin.duration"), "{}", e.0);
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! A request failure as the client will see it: a class and one line.
+
+use pctl_protocol::{ErrorKind, ErrorReply};
+
+use crate::aws::AwsError;
+use crate::config::ConfigError;
+use crate::source::SourceError;
+
+/// A request failure, as sent to the client. Cloned to every request that
+/// waited on the same attempt (single-flight shares failures too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure(pub ErrorKind, pub String);
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure(ErrorKind::Config, e.0)
+    }
+}
+impl From<SourceError> for Failure {
+    fn from(e: SourceError) -> Self {
+        Failure(ErrorKind::Op, e.message)
+    }
+}
+impl From<AwsError> for Failure {
+    fn from(e: AwsError) -> Self {
+        Failure(ErrorKind::Aws, e.0)
+    }
+}
+impl From<Failure> for ErrorReply {
+    fn from(f: Failure) -> Self {
+        ErrorReply {
+            kind: f.0,
+            message: f.1,
+        }
+    }
+}
+
+/// The request must unlock and carried no 1Password environment.
+pub fn needs_env() -> Failure {
+    Failure(
+        ErrorKind::NeedsEnv,
+        "1Password must be read: resend the request with the 1Password environment".into(),
+    )
+}
+
+/// Locked by `pctl lock`.
+pub fn locked() -> Failure {
+    Failure(
+        ErrorKind::Locked,
+        "pctl is locked (by `pctl lock`): run `pctl unlock`".into(),
+    )
+}
+
+/// A lock happened while this request was running: nothing was issued.
+pub fn locked_meanwhile() -> Failure {
+    Failure(
+        ErrorKind::Locked,
+        "pctl was locked while this request ran, so nothing was issued: run `pctl unlock`".into(),
+    )
+}

@@ -1,0 +1,565 @@
+//! Issuance: role sessions and EKS tokens, cached by what built them,
+//! built once for all concurrent askers (single-flight, failures shared
+//! too), and refreshed ahead in the background while they are in use.
+//!
+//! A session is keyed by (role ARN, session name, duration, base identity)
+//! and a token by (cluster name, region, role ARN, base identity): after a
+//! config edit the next request simply misses the cache, and nothing built
+//! for the old config is handed out.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use pctl_protocol::{ErrorKind, RoleStatus, TokenStatus};
+
+use crate::aws::sts::Sts;
+use crate::aws::{eks, Session};
+use crate::clock::{rfc3339, Clock};
+use crate::failure::{locked_meanwhile, Failure};
+use crate::secret::LockedString;
+use crate::vault::{Unlocked, Vault};
+
+/// An EKS token is minted only from a role session with at least this much
+/// left: STS accepts the presigned URL for 15 minutes after signing.
+pub const TOKEN_SESSION_MIN: Duration = Duration::from_secs(16 * 60);
+
+/// A cached token is handed out until this long before its expiry.
+pub const TOKEN_REUSE_MARGIN: Duration = Duration::from_secs(60);
+
+/// Background refreshes happen this long before a request would refresh.
+const REFRESH_LEAD: Duration = Duration::from_secs(120);
+
+/// Longest single sleep of a refresh task, so it notices a lock or a
+/// suspend (which stops tokio's timers but not the wall clock) soon.
+const REFRESH_TICK: Duration = Duration::from_secs(30);
+
+/// A role as the config describes it, resolved against the account.
+#[derive(Debug, Clone)]
+pub struct RoleSpec {
+    /// The config key (`[roles.KEY]`), for messages and `status`.
+    pub key: String,
+    pub arn: String,
+    pub session_name: String,
+    pub duration: Duration,
+    pub region: String,
+}
+
+impl RoleSpec {
+    /// Refresh margin for credentials handed to clients: a quarter of the
+    /// session, at most 15 minutes, so SDKs never get nearly expired keys.
+    pub fn credentials_margin(&self) -> Duration {
+        (self.duration / 4).min(Duration::from_secs(15 * 60))
+    }
+}
+
+/// An EKS cluster as the config describes it.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub key: String,
+    pub name: String,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SessionKey {
+    role_arn: String,
+    session_name: String,
+    duration: Duration,
+    identity: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TokenKey {
+    cluster: String,
+    region: String,
+    role_arn: String,
+    identity: String,
+}
+
+/// A cached role session.
+pub struct RoleSession {
+    pub role_key: String,
+    pub arn: String,
+    pub session: Session,
+}
+
+/// A cached EKS token.
+pub struct CachedToken {
+    pub cluster_key: String,
+    pub role_key: String,
+    pub token: LockedString,
+    pub expiration: SystemTime,
+}
+
+struct Slot<V> {
+    value: Option<Arc<V>>,
+    /// The last attempt's failure, for the requests that waited on it.
+    failed: Option<Failure>,
+}
+
+/// One cached value and its single-flight lock.
+struct Entry<V> {
+    slot: tokio::sync::Mutex<Slot<V>>,
+    /// Completed build attempts; a waiter that saw N and finds N+1 got its
+    /// answer from that attempt, success or failure.
+    attempts: AtomicU64,
+    /// Asked for since the last background refresh.
+    used: AtomicBool,
+    /// A refresh task runs for this entry.
+    refreshing: AtomicBool,
+}
+
+impl<V> Default for Entry<V> {
+    fn default() -> Self {
+        Entry {
+            slot: tokio::sync::Mutex::new(Slot {
+                value: None,
+                failed: None,
+            }),
+            attempts: AtomicU64::new(0),
+            used: AtomicBool::new(false),
+            refreshing: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<V> Entry<V> {
+    /// The value when `fresh`, else built once for every concurrent caller.
+    /// Returns whether it came from the cache.
+    async fn get<F>(&self, fresh: impl Fn(&V) -> bool, build: F) -> Result<(Arc<V>, bool), Failure>
+    where
+        F: std::future::Future<Output = Result<V, Failure>>,
+    {
+        self.used.store(true, Ordering::Relaxed);
+        let seen = self.attempts.load(Ordering::Acquire);
+        let mut slot = self.slot.lock().await;
+        if let Some(v) = &slot.value {
+            if fresh(v) {
+                return Ok((v.clone(), true));
+            }
+        }
+        if self.attempts.load(Ordering::Acquire) != seen {
+            if let Some(f) = &slot.failed {
+                return Err(f.clone());
+            }
+        }
+        let r = build.await;
+        self.attempts.fetch_add(1, Ordering::Release);
+        match r {
+            Ok(v) => {
+                let v = Arc::new(v);
+                slot.value = Some(v.clone());
+                slot.failed = None;
+                Ok((v, false))
+            }
+            Err(f) => {
+                slot.failed = Some(f.clone());
+                Err(f)
+            }
+        }
+    }
+
+    /// Rebuilds in the background; requests wait on the same lock, so a
+    /// refresh and a request never both call STS. A failed refresh keeps
+    /// the old value (still valid) and is not shown to requests.
+    async fn refresh<F>(&self, build: F) -> Result<(), Failure>
+    where
+        F: std::future::Future<Output = Result<V, Failure>>,
+    {
+        let mut slot = self.slot.lock().await;
+        let v = build.await?;
+        slot.value = Some(Arc::new(v));
+        slot.failed = None;
+        Ok(())
+    }
+
+    fn settled(&self) -> Option<Arc<V>> {
+        self.slot.try_lock().ok()?.value.clone()
+    }
+}
+
+struct Cache<K, V> {
+    map: Mutex<HashMap<K, Arc<Entry<V>>>>,
+}
+
+impl<K: Hash + Eq + Clone, V> Cache<K, V> {
+    fn new() -> Self {
+        Cache {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn entry(&self, k: &K) -> Arc<Entry<V>> {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(k.clone())
+            .or_default()
+            .clone()
+    }
+
+    fn clear(&self) {
+        let old = std::mem::take(&mut *self.map.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(old);
+    }
+
+    fn values(&self) -> Vec<Arc<V>> {
+        let entries: Vec<_> = self
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        entries.iter().filter_map(|e| e.settled()).collect()
+    }
+}
+
+/// Counters of the calls issuance made.
+#[derive(Default)]
+pub struct IssueStats {
+    pub assume_role: AtomicU64,
+    pub eks_tokens_minted: AtomicU64,
+    pub background_refreshes: AtomicU64,
+}
+
+/// Builds, caches and refreshes role sessions and EKS tokens.
+pub struct Issuer {
+    sts: Arc<dyn Sts>,
+    clock: Arc<dyn Clock>,
+    vault: Arc<Vault>,
+    sessions: Cache<SessionKey, RoleSession>,
+    tokens: Cache<TokenKey, CachedToken>,
+    pub stats: IssueStats,
+    jitter: std::collections::hash_map::RandomState,
+}
+
+impl Issuer {
+    pub fn new(sts: Arc<dyn Sts>, clock: Arc<dyn Clock>, vault: Arc<Vault>) -> Self {
+        Issuer {
+            sts,
+            clock,
+            vault,
+            sessions: Cache::new(),
+            tokens: Cache::new(),
+            stats: IssueStats::default(),
+            jitter: Default::default(),
+        }
+    }
+
+    /// Drops every cached session and token (the vault was locked).
+    pub fn clear(&self) {
+        self.sessions.clear();
+        self.tokens.clear();
+    }
+
+    /// A session of `role` with more than `min_left` to live.
+    pub async fn role_session(
+        self: &Arc<Self>,
+        u: &Arc<Unlocked>,
+        role: &RoleSpec,
+        min_left: Duration,
+    ) -> Result<(Arc<RoleSession>, bool), Failure> {
+        let key = SessionKey {
+            role_arn: role.arn.clone(),
+            session_name: role.session_name.clone(),
+            duration: role.duration,
+            identity: u.identity(),
+        };
+        let entry = self.sessions.entry(&key);
+        let clock = self.clock.clone();
+        let (rs, cached) = entry
+            .get(
+                |s| s.session.remaining(clock.now()) > min_left,
+                self.assume(u, role, min_left),
+            )
+            .await?;
+        if !cached {
+            self.refresh_session_ahead(&entry, u, role);
+        }
+        Ok((rs, cached))
+    }
+
+    async fn assume(
+        &self,
+        u: &Unlocked,
+        role: &RoleSpec,
+        min_left: Duration,
+    ) -> Result<RoleSession, Failure> {
+        if u.base.remaining(self.clock.now()) < Duration::from_secs(60) {
+            return Err(Failure(
+                ErrorKind::Locked,
+                "the MFA session has ended: retry, pctl unlocks again".into(),
+            ));
+        }
+        self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
+        let session = self
+            .sts
+            .assume_role(
+                &role.region,
+                &u.base,
+                &role.arn,
+                &role.session_name,
+                role.duration,
+            )
+            .await?;
+        if !self.vault.is_current(u.epoch) {
+            return Err(locked_meanwhile());
+        }
+        if session.remaining(self.clock.now()) <= min_left {
+            return Err(Failure(
+                ErrorKind::Aws,
+                format!(
+                    "STS gave role {} a session shorter than {}: raise roles.{}.duration or the role's MaxSessionDuration",
+                    role.arn,
+                    humantime::format_duration(min_left),
+                    role.key
+                ),
+            ));
+        }
+        Ok(RoleSession {
+            role_key: role.key.clone(),
+            arn: role.arn.clone(),
+            session,
+        })
+    }
+
+    /// An EKS token for `cluster` as `role`, from cache while it has more
+    /// than [`TOKEN_REUSE_MARGIN`] left.
+    pub async fn eks_token(
+        self: &Arc<Self>,
+        u: &Arc<Unlocked>,
+        cluster: &ClusterSpec,
+        role: &RoleSpec,
+    ) -> Result<(Arc<CachedToken>, bool), Failure> {
+        let key = TokenKey {
+            cluster: cluster.name.clone(),
+            region: cluster.region.clone(),
+            role_arn: role.arn.clone(),
+            identity: u.identity(),
+        };
+        let entry = self.tokens.entry(&key);
+        let clock = self.clock.clone();
+        let (t, cached) = entry
+            .get(
+                |t| t.expiration > clock.now() + TOKEN_REUSE_MARGIN,
+                self.mint(u, cluster, role),
+            )
+            .await?;
+        if !cached {
+            self.refresh_token_ahead(&entry, u, cluster, role);
+        }
+        Ok((t, cached))
+    }
+
+    async fn mint(
+        self: &Arc<Self>,
+        u: &Arc<Unlocked>,
+        cluster: &ClusterSpec,
+        role: &RoleSpec,
+    ) -> Result<CachedToken, Failure> {
+        let (rs, _) = self.role_session(u, role, TOKEN_SESSION_MIN).await?;
+        let now = self.clock.now();
+        let token = eks::eks_token(
+            &rs.session,
+            &cluster.region,
+            &eks::sts_endpoint(&cluster.region),
+            &cluster.name,
+            now,
+        )?;
+        if !self.vault.is_current(u.epoch) {
+            return Err(locked_meanwhile());
+        }
+        self.stats.eks_tokens_minted.fetch_add(1, Ordering::Relaxed);
+        Ok(CachedToken {
+            cluster_key: cluster.key.clone(),
+            role_key: role.key.clone(),
+            token: LockedString::from_string(token),
+            expiration: now + eks::TOKEN_LIFETIME,
+        })
+    }
+
+    /// When to refresh a value expiring at `exp`, `lead` before requests
+    /// would, minus up to 60 s of jitter; never in the first half of what
+    /// is left, so a short-lived value cannot make a busy loop.
+    fn refresh_at(&self, exp: SystemTime, lead: Duration, salt: &impl Hash) -> SystemTime {
+        let now = self.clock.now();
+        let left = exp.duration_since(now).unwrap_or_default();
+        let jitter = Duration::from_millis(self.jitter.hash_one((salt, now)) % 60_000);
+        let want = exp.checked_sub(lead + REFRESH_LEAD + jitter).unwrap_or(now);
+        want.max(now + left / 2)
+    }
+
+    fn refresh_session_ahead(
+        self: &Arc<Self>,
+        entry: &Arc<Entry<RoleSession>>,
+        u: &Arc<Unlocked>,
+        role: &RoleSpec,
+    ) {
+        let lead = role.credentials_margin().max(TOKEN_SESSION_MIN);
+        let role = role.clone();
+        self.spawn_refresh(
+            entry,
+            u,
+            lead,
+            move |this, u| {
+                let role = role.clone();
+                Box::pin(async move { this.assume(&u, &role, role.credentials_margin()).await })
+            },
+            |s: &RoleSession| s.session.expiration,
+        );
+    }
+
+    fn refresh_token_ahead(
+        self: &Arc<Self>,
+        entry: &Arc<Entry<CachedToken>>,
+        u: &Arc<Unlocked>,
+        cluster: &ClusterSpec,
+        role: &RoleSpec,
+    ) {
+        let (cluster, role) = (cluster.clone(), role.clone());
+        self.spawn_refresh(
+            entry,
+            u,
+            TOKEN_REUSE_MARGIN,
+            move |this, u| {
+                let (cluster, role) = (cluster.clone(), role.clone());
+                Box::pin(async move { this.mint(&u, &cluster, &role).await })
+            },
+            |t: &CachedToken| t.expiration,
+        );
+    }
+
+    /// One task per entry in use: sleeps until shortly before the value
+    /// would be refreshed by a request, and refreshes it if someone asked
+    /// for it since the last refresh; stops when nobody did, on lock, or
+    /// when the entry is gone. Holds only weak references, so a lock frees
+    /// every secret at once.
+    fn spawn_refresh<V, B>(
+        self: &Arc<Self>,
+        entry: &Arc<Entry<V>>,
+        u: &Arc<Unlocked>,
+        lead: Duration,
+        build: B,
+        expiry: fn(&V) -> SystemTime,
+    ) where
+        V: Send + Sync + 'static,
+        B: Fn(Arc<Self>, Arc<Unlocked>) -> crate::BoxFuture<'static, Result<V, Failure>>
+            + Send
+            + 'static,
+    {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if entry.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // The request that built it does not count as a later use.
+        entry.used.store(false, Ordering::Relaxed);
+        let (this, entry, u) = (
+            Arc::downgrade(self),
+            Arc::downgrade(entry),
+            Arc::downgrade(u),
+        );
+        rt.spawn(async move {
+            while let Some(exp) = current_expiry(&entry, expiry).await {
+                let Some(at) = this.upgrade().map(|t| t.refresh_at(exp, lead, &exp)) else {
+                    break;
+                };
+                if !sleep_until(&this, &u, at).await {
+                    break;
+                }
+                let (Some(t), Some(e), Some(un)) = (this.upgrade(), entry.upgrade(), u.upgrade())
+                else {
+                    break;
+                };
+                if !t.vault.is_current(un.epoch) || !e.used.swap(false, Ordering::Relaxed) {
+                    break;
+                }
+                t.stats.background_refreshes.fetch_add(1, Ordering::Relaxed);
+                if let Err(f) = e.refresh(build(t.clone(), un)).await {
+                    tracing::warn!("background refresh failed (requests will retry): {}", f.1);
+                    // Requests will build it themselves when it runs low.
+                    e.used.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+            if let Some(e) = entry.upgrade() {
+                e.refreshing.store(false, Ordering::Release);
+            }
+        });
+    }
+
+    /// Cached role sessions, for `status`.
+    pub fn role_statuses(&self) -> Vec<RoleStatus> {
+        let now = self.clock.now();
+        let mut v: Vec<RoleStatus> = self
+            .sessions
+            .values()
+            .into_iter()
+            .filter(|s| s.session.expiration > now)
+            .map(|s| RoleStatus {
+                role: s.role_key.clone(),
+                arn: s.arn.clone(),
+                expiration: rfc3339(s.session.expiration),
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.role, &a.arn).cmp(&(&b.role, &b.arn)));
+        v
+    }
+
+    /// Cached tokens, for `status`.
+    pub fn token_statuses(&self) -> Vec<TokenStatus> {
+        let now = self.clock.now();
+        let mut v: Vec<TokenStatus> = self
+            .tokens
+            .values()
+            .into_iter()
+            .filter(|t| t.expiration > now)
+            .map(|t| TokenStatus {
+                cluster: t.cluster_key.clone(),
+                role: t.role_key.clone(),
+                expiration: rfc3339(t.expiration),
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.cluster, &a.role).cmp(&(&b.cluster, &b.role)));
+        v
+    }
+}
+
+/// When the entry's value expires (waits for a request holding it), or
+/// `None` when the entry or its value is gone.
+async fn current_expiry<V>(
+    entry: &Weak<Entry<V>>,
+    expiry: fn(&V) -> SystemTime,
+) -> Option<SystemTime> {
+    let e = entry.upgrade()?;
+    let slot = e.slot.lock().await;
+    slot.value.as_deref().map(expiry)
+}
+
+/// Sleeps until wall-clock `at` in short steps; false when the issuer or
+/// the unlock went away meanwhile.
+async fn sleep_until(this: &Weak<Issuer>, u: &Weak<Unlocked>, at: SystemTime) -> bool {
+    loop {
+        let Some(t) = this.upgrade() else {
+            return false;
+        };
+        match u.upgrade() {
+            Some(un) if t.vault.is_current(un.epoch) => {}
+            _ => return false,
+        }
+        let now = t.clock.now();
+        drop(t);
+        let Ok(left) = at.duration_since(now) else {
+            return true;
+        };
+        if left.is_zero() {
+            return true;
+        }
+        tokio::time::sleep(left.min(REFRESH_TICK)).await;
+    }
+}

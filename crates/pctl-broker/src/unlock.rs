@@ -1,0 +1,211 @@
+//! Unlocking: one attempt at a time reads the credential source, turns the
+//! MFA code into a base session (GetSessionToken) and installs the result
+//! in the vault. Requests queued behind an attempt all get its answer,
+//! failure included: one dismissed 1Password prompt is one prompt.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pctl_protocol::{ClientEnv, ErrorKind};
+
+use crate::aws::sts::Sts;
+use crate::aws::Session;
+use crate::clock::{rfc3339, Clock};
+use crate::config::Config;
+use crate::failure::{needs_env, Failure};
+use crate::source::mfa::{CodeSource, NeverTwice};
+use crate::source::CredentialSource;
+use crate::vault::{Unlocked, Vault};
+
+/// How an unlocked state was obtained.
+pub struct Unlock {
+    pub unlocked: Arc<Unlocked>,
+    /// This call read the source (the caller audits it and drops what the
+    /// previous unlock built).
+    pub fresh: bool,
+}
+
+/// Runs unlock attempts, one at a time.
+pub struct Unlocker {
+    clock: Arc<dyn Clock>,
+    vault: Arc<Vault>,
+    source: Arc<dyn CredentialSource>,
+    sts: Arc<dyn Sts>,
+    code_source: CodeSource,
+    never_twice: NeverTwice,
+    /// Held for the length of an attempt; keeps that attempt's failure.
+    flight: tokio::sync::Mutex<Option<Failure>>,
+    /// Completed attempts: a waiter that saw N and finds more got its
+    /// answer from the attempt it queued behind.
+    attempts: AtomicU64,
+    get_session_token: AtomicU64,
+}
+
+impl Unlocker {
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        vault: Arc<Vault>,
+        source: Arc<dyn CredentialSource>,
+        sts: Arc<dyn Sts>,
+    ) -> Self {
+        Unlocker {
+            clock,
+            vault,
+            source,
+            sts,
+            code_source: CodeSource::default(),
+            never_twice: NeverTwice::default(),
+            flight: tokio::sync::Mutex::new(None),
+            attempts: AtomicU64::new(0),
+            get_session_token: AtomicU64::new(0),
+        }
+    }
+
+    /// `op` runs and GetSessionToken calls so far, for `status`.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.source.runs(),
+            self.get_session_token.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The unlocked state, unlocking on demand (with `env`; without it the
+    /// client is asked to resend, [`needs_env`]) unless locked by `pctl lock`.
+    pub async fn on_demand(
+        &self,
+        cfg: &Config,
+        env: Option<&ClientEnv>,
+    ) -> Result<Unlock, Failure> {
+        let shared = |u| Unlock {
+            unlocked: u,
+            fresh: false,
+        };
+        if let Some(u) = self.vault.current(self.clock.as_ref())? {
+            return Ok(shared(u));
+        }
+        let seen = self.attempts.load(Ordering::Acquire);
+        let mut flight = self.flight.lock().await;
+        if let Some(u) = self.vault.current(self.clock.as_ref())? {
+            return Ok(shared(u));
+        }
+        if self.attempts.load(Ordering::Acquire) != seen {
+            if let Some(f) = &*flight {
+                return Err(f.clone());
+            }
+        }
+        let Some(env) = env else {
+            return Err(needs_env());
+        };
+        self.attempt(&mut flight, cfg, env).await
+    }
+
+    /// Reads the source now (`pctl unlock`), replacing any unlock; a call
+    /// that queued behind another attempt gets that attempt's answer.
+    pub async fn now(&self, cfg: &Config, env: &ClientEnv) -> Result<Option<Unlock>, Failure> {
+        let seen = self.attempts.load(Ordering::Acquire);
+        let mut flight = self.flight.lock().await;
+        if self.attempts.load(Ordering::Acquire) != seen {
+            if let Some(f) = &*flight {
+                return Err(f.clone());
+            }
+            if let Ok(Some(_)) = self.vault.current(self.clock.as_ref()) {
+                return Ok(None);
+            }
+        }
+        self.attempt(&mut flight, cfg, env).await.map(Some)
+    }
+
+    async fn attempt(
+        &self,
+        flight: &mut Option<Failure>,
+        cfg: &Config,
+        env: &ClientEnv,
+    ) -> Result<Unlock, Failure> {
+        let r = self.read(cfg, env).await;
+        *flight = r.as_ref().err().cloned();
+        self.attempts.fetch_add(1, Ordering::Release);
+        r.map(|u| Unlock {
+            unlocked: u,
+            fresh: true,
+        })
+    }
+
+    async fn read(&self, cfg: &Config, env: &ClientEnv) -> Result<Arc<Unlocked>, Failure> {
+        let epoch = self.vault.epoch();
+        if let Some(wait) = self.never_twice.wait(self.clock.now()) {
+            tracing::info!(
+                "waiting {}s for a fresh one-time password (AWS refuses a code twice)",
+                wait.as_secs()
+            );
+            tokio::time::sleep(wait).await;
+        }
+        let read = self.source.read(cfg, env).await.inspect_err(|e| {
+            tracing::warn!("unlock failed: {}", e.message);
+            self.vault.set_origin(e.origin.clone());
+        })?;
+        let secrets = read.secrets;
+        let user = Session {
+            access_key_id: secrets.access_key_id.expose().to_string(),
+            secret_access_key: secrets.secret_access_key,
+            session_token: None,
+            expiration: self.clock.now() + Duration::from_secs(100 * 365 * 86400),
+        };
+        let (base, mfa_expires) = match self.code_source.code(secrets.mfa) {
+            None => (user, None),
+            Some(mfa) => {
+                self.get_session_token.fetch_add(1, Ordering::Relaxed);
+                let sent = self.clock.now();
+                let session = self
+                    .sts
+                    .get_session_token(
+                        &cfg.region,
+                        &user,
+                        &mfa.serial,
+                        &mfa.code,
+                        cfg.daemon.mfa_session,
+                    )
+                    .await;
+                self.never_twice.sent(sent);
+                let s = session.inspect_err(|e| tracing::warn!("unlock failed: {e}"))?;
+                let exp = s.expiration;
+                (s, Some(exp))
+            }
+        };
+        let u = Unlocked {
+            epoch,
+            serial: 0,
+            at: self.clock.now(),
+            at_boot: self.clock.boot(),
+            idle_lock: cfg.daemon.idle_lock,
+            max_unlock: cfg.daemon.max_unlock,
+            account_id: secrets.account_id,
+            base,
+            mfa_expires,
+            origin: read.origin,
+        };
+        let Some(u) = self.vault.install(u, self.clock.as_ref()) else {
+            return Err(Failure(
+                ErrorKind::Locked,
+                "pctl was locked while 1Password was being read: run `pctl unlock`".into(),
+            ));
+        };
+        tracing::info!(
+            "unlocked{}",
+            if u.mfa_expires.is_some() {
+                " with an MFA session"
+            } else {
+                ""
+            }
+        );
+        if let Some(exp) = u.mfa_expires {
+            if u.lifetime() < u.max_unlock {
+                tracing::info!(
+                    "STS granted an MFA session until {}: pctl unlocks again before then",
+                    rfc3339(exp)
+                );
+            }
+        }
+        Ok(u)
+    }
+}

@@ -1,0 +1,227 @@
+//! The vault: locked or unlocked, the epoch that every lock bumps, the idle
+//! and lifetime limits (on the boot clock, so suspend counts), and the
+//! unlocked secrets themselves.
+//!
+//! Everything secret of one unlock hangs off one [`Unlocked`] behind an
+//! `Arc`; locking drops the vault's reference and bumps the epoch, so a
+//! request still holding one sees [`Vault::is_current`] turn false and
+//! issues nothing.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use crate::aws::Session;
+use crate::clock::Clock;
+use crate::failure::{locked, Failure};
+
+/// The vault locks this long before the MFA session ends, so no role is
+/// assumed with a session about to expire; the next request unlocks anew.
+pub const MFA_MARGIN: Duration = Duration::from_secs(120);
+
+/// Why the broker holds no secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockReason {
+    /// Not unlocked since start: unlocks on demand.
+    Never,
+    /// `pctl lock`: stays locked until `pctl unlock`.
+    Manual,
+    /// Idle timer: unlocks on demand.
+    Idle,
+    /// Maximum unlock lifetime: unlocks on demand.
+    Lifetime,
+    /// The MFA session (GetSessionToken) ended: unlocks on demand.
+    MfaSession,
+}
+
+impl LockReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockReason::Never => "never unlocked",
+            LockReason::Manual => "pctl lock",
+            LockReason::Idle => "idle",
+            LockReason::Lifetime => "lifetime",
+            LockReason::MfaSession => "MFA session ended",
+        }
+    }
+}
+
+/// Secrets of one unlock.
+pub struct Unlocked {
+    /// The vault epoch this unlock belongs to.
+    pub epoch: u64,
+    /// Which unlock of this daemon this is (set by [`Vault::install`]).
+    pub serial: u64,
+    pub at: SystemTime,
+    /// Boot-clock time of the unlock.
+    pub at_boot: Duration,
+    pub idle_lock: Duration,
+    pub max_unlock: Duration,
+    pub account_id: String,
+    /// The identity AssumeRole is called with: the MFA session, or the user keys.
+    pub base: Session,
+    /// When the MFA session ends (what STS granted, not what was asked).
+    pub mfa_expires: Option<SystemTime>,
+    /// What the source ran (`op` path).
+    pub origin: Option<String>,
+}
+
+impl Unlocked {
+    /// A name for the base identity, for cache keys: unique per unlock.
+    pub fn identity(&self) -> String {
+        format!("{}#{}", self.base.access_key_id, self.serial)
+    }
+
+    /// How long after unlocking the vault must lock: `max_unlock`, or
+    /// earlier when the MFA session ends first.
+    pub fn lifetime(&self) -> Duration {
+        match self.mfa_expires {
+            Some(end) => {
+                let mfa = end
+                    .duration_since(self.at)
+                    .unwrap_or_default()
+                    .saturating_sub(MFA_MARGIN);
+                self.max_unlock.min(mfa)
+            }
+            None => self.max_unlock,
+        }
+    }
+
+    fn limit_reason(&self) -> LockReason {
+        if self.lifetime() < self.max_unlock {
+            LockReason::MfaSession
+        } else {
+            LockReason::Lifetime
+        }
+    }
+}
+
+struct State {
+    unlocked: Option<Arc<Unlocked>>,
+    reason: LockReason,
+    /// Boot-clock time of the last request.
+    last_use: Duration,
+    epoch: u64,
+    /// Unlocks installed so far.
+    unlocks: u64,
+    /// What the last unlock ran, kept across locks for `status`.
+    origin: Option<String>,
+}
+
+/// A consistent view for `status`.
+pub struct Snapshot {
+    pub unlocked: Option<Arc<Unlocked>>,
+    pub reason: LockReason,
+    /// Time left before the idle or lifetime limit locks.
+    pub left: Option<Duration>,
+    pub origin: Option<String>,
+}
+
+/// The locked/unlocked state machine.
+pub struct Vault {
+    state: Mutex<State>,
+}
+
+impl Vault {
+    pub fn new(clock: &dyn Clock) -> Self {
+        Vault {
+            state: Mutex::new(State {
+                unlocked: None,
+                reason: LockReason::Never,
+                last_use: clock.boot(),
+                epoch: 0,
+                unlocks: 0,
+                origin: None,
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current epoch (bumped by every lock).
+    pub fn epoch(&self) -> u64 {
+        self.state().epoch
+    }
+
+    /// Whether nothing locked the vault since `epoch`.
+    pub fn is_current(&self, epoch: u64) -> bool {
+        self.state().epoch == epoch
+    }
+
+    /// The unlocked secrets for a request (counts as use), `None` when an
+    /// unlock is needed, or `Locked` after `pctl lock`.
+    pub fn current(&self, clock: &dyn Clock) -> Result<Option<Arc<Unlocked>>, Failure> {
+        let mut st = self.state();
+        match &st.unlocked {
+            Some(u) => {
+                let u = u.clone();
+                st.last_use = clock.boot();
+                Ok(Some(u))
+            }
+            None if st.reason == LockReason::Manual => Err(locked()),
+            None => Ok(None),
+        }
+    }
+
+    /// Which limit has passed at the clock's time, if any.
+    pub fn expired(&self, clock: &dyn Clock) -> Option<LockReason> {
+        let st = self.state();
+        let u = st.unlocked.as_ref()?;
+        let now = clock.boot();
+        if now.saturating_sub(u.at_boot) >= u.lifetime() {
+            Some(u.limit_reason())
+        } else if now.saturating_sub(st.last_use) >= u.idle_lock {
+            Some(LockReason::Idle)
+        } else {
+            None
+        }
+    }
+
+    /// Locks: bumps the epoch and hands back the secrets for the caller to drop.
+    pub fn lock(&self, reason: LockReason) -> Option<Arc<Unlocked>> {
+        let mut st = self.state();
+        st.reason = reason;
+        st.epoch += 1;
+        st.unlocked.take()
+    }
+
+    /// Installs a fresh unlock made in `u.epoch`; refused when a lock
+    /// happened meanwhile.
+    pub fn install(&self, mut u: Unlocked, clock: &dyn Clock) -> Option<Arc<Unlocked>> {
+        let mut st = self.state();
+        if st.epoch != u.epoch {
+            return None;
+        }
+        st.unlocks += 1;
+        u.serial = st.unlocks;
+        st.origin = u.origin.clone();
+        let u = Arc::new(u);
+        st.unlocked = Some(u.clone());
+        st.last_use = clock.boot();
+        Some(u)
+    }
+
+    /// Records what an unlock attempt ran, even when it failed.
+    pub fn set_origin(&self, origin: Option<String>) {
+        if origin.is_some() {
+            self.state().origin = origin;
+        }
+    }
+
+    pub fn snapshot(&self, clock: &dyn Clock) -> Snapshot {
+        let st = self.state();
+        let left = st.unlocked.as_ref().map(|u| {
+            let now = clock.boot();
+            let idle = u.idle_lock.saturating_sub(now.saturating_sub(st.last_use));
+            let life = u.lifetime().saturating_sub(now.saturating_sub(u.at_boot));
+            idle.min(life)
+        });
+        Snapshot {
+            unlocked: st.unlocked.clone(),
+            reason: st.reason,
+            left,
+            origin: st.origin.clone(),
+        }
+    }
+}

@@ -1,0 +1,611 @@
+//! The broker's state machine in process, in milliseconds: a fake clock
+//! (tokio's paused time plus suspend jumps), a fake STS that counts calls
+//! and a fake credential source. The pytest rig tests the same behaviour
+//! against real peers (moto, the aws CLI, the `op` stand-in).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use pctl_broker::aws::sts::{BoxFuture, Sts};
+use pctl_broker::aws::{AwsError, Sdk, Session};
+use pctl_broker::broker::{Broker, LockReason, Parts, Peer};
+use pctl_broker::clock::{Clock, FakeClock};
+use pctl_broker::config::Config;
+use pctl_broker::secret::LockedString;
+use pctl_broker::source::{CredentialSource, ItemSecrets, Mfa, SourceError, SourceRead};
+use pctl_protocol::{ClientEnv, ErrorKind};
+
+const ACCOUNT: &str = "000000000000";
+
+fn config_text(role: &str, cluster_name: &str, extra_daemon: &str) -> String {
+    format!(
+        r#"region = "us-east-1"
+
+[daemon]
+idle_lock = "1h"
+max_unlock = "12h"
+{extra_daemon}
+
+[onepassword]
+item = "AWS user key"
+vault = "Private"
+
+[roles.admin]
+name = "{role}"
+duration = "1h"
+
+[clusters.platform]
+name = "{cluster_name}"
+role = "admin"
+"#
+    )
+}
+
+/// STS that mints numbered sessions and remembers what it was asked.
+struct FakeSts {
+    clock: Arc<FakeClock>,
+    calls: Mutex<Vec<String>>,
+    n: AtomicU64,
+    /// GetSessionToken grants at most this much.
+    mfa_grant: Mutex<Option<Duration>>,
+    /// AssumeRole waits for a permit when set (a slow STS).
+    gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    entered: tokio::sync::Notify,
+    fail_assume: Mutex<Option<String>>,
+}
+
+impl FakeSts {
+    fn new(clock: Arc<FakeClock>) -> Arc<Self> {
+        Arc::new(FakeSts {
+            clock,
+            calls: Mutex::new(Vec::new()),
+            n: AtomicU64::new(0),
+            mfa_grant: Mutex::new(None),
+            gate: Mutex::new(None),
+            entered: tokio::sync::Notify::new(),
+            fail_assume: Mutex::new(None),
+        })
+    }
+
+    fn session(&self, d: Duration) -> Session {
+        let n = self.n.fetch_add(1, Ordering::SeqCst);
+        Session {
+            access_key_id: format!("ASIAFAKE{n:08}"),
+            secret_access_key: LockedString::new(&format!("secret-{n}")),
+            session_token: Some(LockedString::new(&format!("token-{n}"))),
+            expiration: self.clock.now() + d,
+        }
+    }
+
+    fn calls(&self, prefix: &str) -> Vec<String> {
+        let c = self.calls.lock().unwrap();
+        c.iter()
+            .filter(|c| c.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Sts for FakeSts {
+    fn get_session_token<'a>(
+        &'a self,
+        _region: &'a str,
+        _user: &'a Session,
+        serial: &'a str,
+        _code: &'a LockedString,
+        duration: Duration,
+    ) -> BoxFuture<'a, Result<Session, AwsError>> {
+        Box::pin(async move {
+            self.calls.lock().unwrap().push(format!("gst {serial}"));
+            let granted = self.mfa_grant.lock().unwrap().unwrap_or(duration);
+            Ok(self.session(granted.min(duration)))
+        })
+    }
+
+    fn assume_role<'a>(
+        &'a self,
+        _region: &'a str,
+        from: &'a Session,
+        role_arn: &'a str,
+        _session_name: &'a str,
+        duration: Duration,
+    ) -> BoxFuture<'a, Result<Session, AwsError>> {
+        Box::pin(async move {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("assume {role_arn} from {}", from.access_key_id));
+            self.entered.notify_one();
+            let gate = self.gate.lock().unwrap().clone();
+            if let Some(g) = gate {
+                let _p = g.acquire().await.unwrap();
+            }
+            if let Some(m) = self.fail_assume.lock().unwrap().clone() {
+                return Err(AwsError(m));
+            }
+            Ok(self.session(duration))
+        })
+    }
+}
+
+/// A credential source that counts reads and can fail after a delay
+/// (a person dismissing the 1Password prompt).
+struct FakeSource {
+    reads: AtomicU64,
+    fail: Mutex<Option<String>>,
+    delay: Duration,
+    mfa: bool,
+}
+
+impl CredentialSource for FakeSource {
+    fn read<'a>(
+        &'a self,
+        _cfg: &'a Config,
+        _env: &'a ClientEnv,
+    ) -> BoxFuture<'a, Result<SourceRead, SourceError>> {
+        Box::pin(async move {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            if let Some(m) = self.fail.lock().unwrap().clone() {
+                return Err(SourceError {
+                    message: m,
+                    origin: Some("/usr/bin/op".into()),
+                });
+            }
+            Ok(SourceRead {
+                secrets: ItemSecrets {
+                    access_key_id: LockedString::new("AKIAFAKEFAKEFAKE0001"),
+                    secret_access_key: LockedString::new("user-secret"),
+                    account_id: ACCOUNT.into(),
+                    mfa: self.mfa.then(|| Mfa {
+                        serial: "arn:aws:iam::000000000000:mfa/dev".into(),
+                        code: LockedString::new("123456"),
+                    }),
+                },
+                origin: Some("/usr/bin/op".into()),
+            })
+        })
+    }
+
+    fn runs(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+struct Rig {
+    broker: Arc<Broker>,
+    clock: Arc<FakeClock>,
+    sts: Arc<FakeSts>,
+    source: Arc<FakeSource>,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn rig_with(text: &str, source: FakeSource) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, text).unwrap();
+    let clock = Arc::new(FakeClock::new(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+    ));
+    let sts = FakeSts::new(clock.clone());
+    let source = Arc::new(source);
+    let broker = Arc::new(Broker::with_parts(
+        config.clone(),
+        None,
+        Parts {
+            clock: clock.clone(),
+            source: source.clone(),
+            sts: sts.clone(),
+        },
+        Arc::new(Sdk::default()),
+    ));
+    Rig {
+        broker,
+        clock,
+        sts,
+        source,
+        config,
+        _dir: dir,
+    }
+}
+
+fn source() -> FakeSource {
+    FakeSource {
+        reads: AtomicU64::new(0),
+        fail: Mutex::new(None),
+        delay: Duration::from_millis(10),
+        mfa: false,
+    }
+}
+
+fn rig() -> Rig {
+    rig_with(&config_text("platform-admin", "platform", ""), source())
+}
+
+fn env() -> ClientEnv {
+    ClientEnv(BTreeMap::from([("PATH".into(), "/usr/bin".into())]))
+}
+
+fn peer() -> Peer {
+    Peer::default()
+}
+
+impl Rig {
+    async fn creds(&self, with_env: bool) -> Result<pctl_protocol::Credentials, ErrorKind> {
+        let e = env();
+        self.broker
+            .credentials("admin", with_env.then_some(&e), &peer())
+            .await
+            .map_err(|f| f.0)
+    }
+
+    /// Rewrites the config so its size and mtime both change.
+    fn rewrite(&self, text: &str) {
+        std::fs::write(&self.config, text).unwrap();
+        let later = SystemTime::now() + Duration::from_secs(5);
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&self.config)
+            .unwrap();
+        f.set_modified(later).unwrap();
+    }
+}
+
+/// Issue 8 §2: a session is keyed by what built it, so editing the role's
+/// name under an unlocked daemon changes the very next answer.
+#[tokio::test(start_paused = true)]
+async fn config_edit_changes_role_at_next_request() {
+    let r = rig();
+    let a = r.creds(true).await.unwrap();
+    assert_eq!(
+        r.sts.calls("assume"),
+        [format!(
+            "assume arn:aws:iam::{ACCOUNT}:role/platform-admin from AKIAFAKEFAKEFAKE0001"
+        )]
+    );
+    r.rewrite(&config_text("platform-viewer-role", "platform", ""));
+    let b = r.creds(false).await.unwrap();
+    let calls = r.sts.calls("assume");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(calls[1].contains(":role/platform-viewer-role"), "{calls:?}");
+    assert_ne!(a.access_key_id, b.access_key_id);
+    let st = r.broker.status();
+    assert!(st
+        .roles
+        .iter()
+        .any(|s| s.arn.ends_with("role/platform-viewer-role")));
+    // And back: the old role's session is still valid and still keyed by
+    // its own ARN, so no new AssumeRole is needed.
+    r.rewrite(&config_text("platform-admin", "platform", ""));
+    let c = r.creds(false).await.unwrap();
+    assert_eq!(c.access_key_id, a.access_key_id);
+    assert_eq!(r.sts.calls("assume").len(), 2);
+}
+
+/// Tokens are keyed by (cluster name, region, role ARN): renaming the EKS
+/// cluster behind a config key mints a token for the new name.
+#[tokio::test(start_paused = true)]
+async fn token_cache_follows_the_cluster_name() {
+    let r = rig();
+    let e = env();
+    let t1 = r
+        .broker
+        .eks_token("platform", None, Some(&e), &peer())
+        .await
+        .unwrap();
+    let again = r
+        .broker
+        .eks_token("platform", None, None, &peer())
+        .await
+        .unwrap();
+    assert_eq!(t1.token, again.token);
+    assert_eq!(r.broker.status().counters.eks_tokens_minted, 1);
+    r.rewrite(&config_text("platform-admin", "platform-blue", ""));
+    let t2 = r
+        .broker
+        .eks_token("platform", None, None, &peer())
+        .await
+        .unwrap();
+    assert_ne!(t1.token, t2.token);
+    assert_eq!(r.broker.status().counters.eks_tokens_minted, 2);
+}
+
+/// Issue 8 §3: a suspend moves the boot clock but not tokio's timers; the
+/// next request finds the idle limit passed and unlocks again (no timer
+/// tick needed).
+#[tokio::test(start_paused = true)]
+async fn suspend_past_idle_lock_locks_at_the_next_request() {
+    let r = rig();
+    r.creds(true).await.unwrap();
+    r.clock.suspend(Duration::from_secs(2 * 3600));
+    assert_eq!(r.creds(false).await.unwrap_err(), ErrorKind::NeedsEnv);
+    let st = r.broker.status();
+    assert!(st.locked);
+    assert_eq!(st.lock_reason.as_deref(), Some("idle"));
+    r.creds(true).await.unwrap();
+    assert_eq!(r.source.runs(), 2);
+}
+
+/// max_unlock counts suspended time too, even while the daemon is in use.
+#[tokio::test(start_paused = true)]
+async fn suspend_past_max_unlock_locks_while_in_use() {
+    let r = rig_with(
+        &config_text("platform-admin", "platform", "")
+            .replace("max_unlock = \"12h\"", "max_unlock = \"2h\""),
+        source(),
+    );
+    r.creds(true).await.unwrap();
+    let mut last = Ok(());
+    for _ in 0..3 {
+        r.clock.suspend(Duration::from_secs(45 * 60));
+        last = r.creds(false).await.map(drop);
+    }
+    assert_eq!(last, Err(ErrorKind::NeedsEnv));
+    let st = r.broker.status();
+    assert!(st.locked, "{st:?}");
+    assert_eq!(st.lock_reason.as_deref(), Some("lifetime"));
+}
+
+/// The MFA session's own end is tracked: STS granted 30 minutes where 12
+/// hours were asked; after it the vault unlocks again instead of assuming
+/// roles with a dead session, and `status` shows when it ends.
+#[tokio::test(start_paused = true)]
+async fn short_mfa_session_is_renewed_by_a_fresh_unlock() {
+    let mut s = source();
+    s.mfa = true;
+    let r = rig_with(&config_text("platform-admin", "platform", ""), s);
+    *r.sts.mfa_grant.lock().unwrap() = Some(Duration::from_secs(30 * 60));
+    r.creds(true).await.unwrap();
+    let st = r.broker.status();
+    let want = pctl_broker::clock::rfc3339(r.clock.now() + Duration::from_secs(30 * 60));
+    assert_eq!(st.mfa_session_expires.as_deref(), Some(want.as_str()));
+    assert_eq!(st.op_path.as_deref(), Some("/usr/bin/op"));
+    tokio::time::advance(Duration::from_secs(29 * 60)).await;
+    assert_eq!(r.creds(false).await.unwrap_err(), ErrorKind::NeedsEnv);
+    assert_eq!(
+        r.broker.status().lock_reason.as_deref(),
+        Some("MFA session ended")
+    );
+    r.creds(true).await.unwrap();
+    assert_eq!(r.sts.calls("gst").len(), 2);
+    // Every AssumeRole used the MFA session that was live at the time.
+    let assumes = r.sts.calls("assume");
+    assert!(assumes[0].ends_with("ASIAFAKE00000000"), "{assumes:?}");
+    assert!(
+        !assumes.last().unwrap().ends_with("ASIAFAKE00000000"),
+        "{assumes:?}"
+    );
+}
+
+/// Issue 8 §4: a lock that lands while AssumeRole is in flight means the
+/// request issues nothing, caches nothing and audits nothing.
+#[tokio::test(start_paused = true)]
+async fn lock_during_a_request_issues_nothing() {
+    let r = rig();
+    // Unlock first (no STS call needed for that without MFA).
+    r.broker.unlock(&env(), &peer()).await.unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *r.sts.gate.lock().unwrap() = Some(gate.clone());
+    let b = r.broker.clone();
+    let req = tokio::spawn(async move { b.credentials("admin", None, &peer()).await });
+    r.sts.entered.notified().await;
+    r.broker.lock(LockReason::Manual);
+    gate.add_permits(1);
+    let res = req.await.unwrap();
+    assert_eq!(res.unwrap_err().0, ErrorKind::Locked);
+    let st = r.broker.status();
+    assert!(st.roles.is_empty());
+    assert!(
+        st.recent.iter().all(|a| a.issued != "credentials"),
+        "{:?}",
+        st.recent
+    );
+    assert_eq!(r.creds(true).await.unwrap_err(), ErrorKind::Locked);
+}
+
+/// Issue 8 §4: ten requests queued behind one unlock share its failure:
+/// one dismissed prompt is one prompt, not ten.
+#[tokio::test(start_paused = true)]
+async fn failed_unlock_answers_every_waiter() {
+    let mut s = source();
+    s.delay = Duration::from_secs(5);
+    *s.fail.get_mut().unwrap() = Some("the 1Password authorization prompt was dismissed".into());
+    let r = rig_with(&config_text("platform-admin", "platform", ""), s);
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let b = r.broker.clone();
+        tasks.push(tokio::spawn(async move {
+            let e = env();
+            b.credentials("admin", Some(&e), &peer()).await
+        }));
+    }
+    for t in tasks {
+        let f = t.await.unwrap().unwrap_err();
+        assert_eq!(f.0, ErrorKind::Op);
+        assert!(f.1.contains("dismissed"), "{}", f.1);
+    }
+    assert_eq!(r.source.runs(), 1);
+    assert_eq!(r.broker.status().op_path.as_deref(), Some("/usr/bin/op"));
+    // A request after the failure asks again (the user may approve now).
+    *r.source.fail.lock().unwrap() = None;
+    r.creds(true).await.unwrap();
+    assert_eq!(r.source.runs(), 2);
+}
+
+/// AssumeRole failures are shared the same way.
+#[tokio::test(start_paused = true)]
+async fn failed_assume_role_answers_every_waiter() {
+    let r = rig();
+    r.broker.unlock(&env(), &peer()).await.unwrap();
+    *r.sts.fail_assume.lock().unwrap() = Some("STS AssumeRole was denied (AccessDenied)".into());
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *r.sts.gate.lock().unwrap() = Some(gate.clone());
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let b = r.broker.clone();
+        tasks.push(tokio::spawn(async move {
+            b.credentials("admin", None, &peer()).await
+        }));
+    }
+    r.sts.entered.notified().await;
+    tokio::task::yield_now().await;
+    gate.add_permits(100);
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap_err().0, ErrorKind::Aws);
+    }
+    assert_eq!(r.sts.calls("assume").len(), 1);
+}
+
+/// Issue 8 §5: a session in use is refreshed in the background before a
+/// request would need a new one, so the request does not wait on STS; one
+/// nobody asks for again is left to expire.
+#[tokio::test(start_paused = true)]
+async fn sessions_in_use_are_refreshed_ahead() {
+    let r = rig();
+    let first = r.creds(true).await.unwrap();
+    // Used again within its lifetime.
+    tokio::time::advance(Duration::from_secs(10 * 60)).await;
+    assert_eq!(
+        r.creds(false).await.unwrap().access_key_id,
+        first.access_key_id
+    );
+    // Past the point where a request would refresh (45 of 60 minutes, the
+    // credentials margin being 15): the background task already did.
+    tokio::time::sleep(Duration::from_secs(36 * 60)).await;
+    assert_eq!(
+        r.sts.calls("assume").len(),
+        2,
+        "refreshed in the background"
+    );
+    let before = r.sts.calls("assume").len();
+    let now = r.creds(false).await.unwrap();
+    assert_ne!(now.access_key_id, first.access_key_id);
+    assert_eq!(
+        r.sts.calls("assume").len(),
+        before,
+        "the request did not call STS"
+    );
+    // Used once after that refresh; then never again: at most one more
+    // refresh, then the task stops.
+    tokio::time::sleep(Duration::from_secs(5 * 3600)).await;
+    assert!(
+        r.sts.calls("assume").len() <= 3,
+        "{:?}",
+        r.sts.calls("assume")
+    );
+    let n = r.sts.calls("assume").len();
+    tokio::time::sleep(Duration::from_secs(5 * 3600)).await;
+    assert_eq!(r.sts.calls("assume").len(), n);
+}
+
+/// Without a second use no refresh happens at all, and a lock stops the
+/// refresh tasks of everything (they hold no secrets).
+#[tokio::test(start_paused = true)]
+async fn unused_sessions_are_not_refreshed() {
+    let r = rig();
+    r.creds(true).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+    assert_eq!(r.sts.calls("assume").len(), 1);
+}
+
+/// EKS tokens in use are re-minted ahead too (locally, from the cached
+/// role session).
+#[tokio::test(start_paused = true)]
+async fn tokens_in_use_are_refreshed_ahead() {
+    let r = rig();
+    let e = env();
+    let t1 = r
+        .broker
+        .eks_token("platform", None, Some(&e), &peer())
+        .await
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    r.broker
+        .eks_token("platform", None, None, &peer())
+        .await
+        .unwrap();
+    // Reuse stops 1 minute before the 14-minute expiry; the background
+    // re-mint happens before that.
+    tokio::time::sleep(Duration::from_secs(13 * 60 + 10)).await;
+    let minted = r.broker.status().counters.eks_tokens_minted;
+    assert_eq!(minted, 2, "re-minted in the background");
+    let t2 = r
+        .broker
+        .eks_token("platform", None, None, &peer())
+        .await
+        .unwrap();
+    assert_ne!(t1.token, t2.token);
+    assert_eq!(r.broker.status().counters.eks_tokens_minted, 2);
+}
+
+/// The per-request timeout covers the longest op_timeout the config allows.
+#[tokio::test]
+async fn request_timeout_covers_op_timeout() {
+    let r = rig_with(
+        &config_text("platform-admin", "platform", "op_timeout = \"10m\""),
+        source(),
+    );
+    assert!(r.broker.request_timeout() > Duration::from_secs(2 * 600));
+}
+
+/// A lock stops background refreshes: the tasks hold no secrets and make
+/// no STS call afterwards.
+#[tokio::test(start_paused = true)]
+async fn lock_stops_background_refreshes() {
+    let r = rig();
+    r.creds(true).await.unwrap();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    r.creds(false).await.unwrap(); // in use: a refresh task is armed
+    r.broker.lock(LockReason::Manual);
+    tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+    assert_eq!(r.sts.calls("assume").len(), 1);
+    assert!(r.broker.status().roles.is_empty());
+}
+
+/// Concurrent `pctl unlock`s queued behind one read share it.
+#[tokio::test(start_paused = true)]
+async fn concurrent_explicit_unlocks_read_once() {
+    let mut s = source();
+    s.delay = Duration::from_secs(3);
+    let r = rig_with(&config_text("platform-admin", "platform", ""), s);
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let b = r.broker.clone();
+        tasks.push(tokio::spawn(async move { b.unlock(&env(), &peer()).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(r.source.runs(), 1);
+    let unlocks = r
+        .broker
+        .status()
+        .recent
+        .iter()
+        .filter(|a| a.issued == "unlock")
+        .count();
+    assert_eq!(unlocks, 1);
+}
+
+/// A lock while the source is being read: the read is discarded.
+#[tokio::test(start_paused = true)]
+async fn lock_during_unlock_discards_the_read() {
+    let mut s = source();
+    s.delay = Duration::from_secs(3);
+    let r = rig_with(&config_text("platform-admin", "platform", ""), s);
+    let b = r.broker.clone();
+    let req = tokio::spawn(async move {
+        let e = env();
+        b.credentials("admin", Some(&e), &peer()).await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    r.broker.lock(LockReason::Manual);
+    assert_eq!(req.await.unwrap().unwrap_err().0, ErrorKind::Locked);
+    let st = r.broker.status();
+    assert!(st.locked && st.recent.is_empty(), "{st:?}");
+    assert!(r.sts.calls("assume").is_empty());
+}
