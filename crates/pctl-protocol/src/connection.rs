@@ -125,7 +125,7 @@ pub enum ConnectError {
     #[error("no pctl daemon at {0}")]
     Absent(std::path::PathBuf),
     /// Something is there that is not provably this user's daemon.
-    #[error("{0}")]
+    #[error(transparent)]
     Untrusted(#[from] dirs::Untrusted),
     #[error("cannot connect to the pctl daemon at {0}: {1}")]
     Io(std::path::PathBuf, std::io::Error),
