@@ -150,7 +150,8 @@ impl Client {
                         "pctl: replacing a daemon of another version ({})",
                         e.message
                     );
-                    self.stop_other_version(conn);
+                    drop(conn);
+                    self.stop_other_version();
                 }
                 Response::Error(e) if e.kind == ErrorKind::NeedsEnv => {
                     if !attach_env(&mut env.request) {
@@ -220,14 +221,17 @@ impl Client {
         Ok(())
     }
 
-    /// Asks a daemon of another version to stop (on the connection already
-    /// verified) and waits until it is gone.
-    fn stop_other_version(&self, mut conn: Connection<UnixStream>) {
-        let stop = Envelope {
-            version: VERSION.into(),
-            request: Request::Stop,
-        };
-        let _ = exchange(&mut conn, &stop);
+    /// Asks a daemon of another version to stop (on a new, again verified
+    /// connection: an old daemon may close after its answer) and waits until
+    /// it is gone.
+    fn stop_other_version(&self) {
+        if let Ok(mut conn) = Connection::connect(&self.socket) {
+            let stop = Envelope {
+                version: VERSION.into(),
+                request: Request::Stop,
+            };
+            let _ = exchange(&mut conn, &stop);
+        }
         self.wait_until_gone();
     }
 
