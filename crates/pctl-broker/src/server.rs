@@ -6,7 +6,7 @@
 //! once and any more wait in the kernel's listen queue (sized to the
 //! system's maximum) until a slot frees; none is refused for load.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,15 +123,8 @@ pub fn bind(socket: &Path) -> Result<UnixListener, ServeError> {
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| ServeError::Io(format!("cannot chmod {}", socket.display()), e))?;
     sock::listen(&fd, Backlog::MAXCONN).map_err(|e| err("listen on", e))?;
-    // SAFETY: fd is a listening, non-blocking Unix stream socket we own.
-    let std_listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd_into_raw(fd)) };
-    UnixListener::from_std(std_listener)
+    UnixListener::from_std(std::os::unix::net::UnixListener::from(fd))
         .map_err(|e| ServeError::Io(format!("cannot listen on {}", socket.display()), e))
-}
-
-fn fd_into_raw(fd: OwnedFd) -> std::os::fd::RawFd {
-    use std::os::fd::IntoRawFd;
-    fd.into_raw_fd()
 }
 
 /// Serves until `shutdown` is notified.
@@ -213,20 +206,14 @@ async fn write_response(
             "client did not read its answer",
         ))),
     };
-    if let Err(FrameError::TooLarge(_) | FrameError::Json(_)) = &r {
-        let e = r
-            .as_ref()
-            .err()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        return conn
-            .send_async(&Response::Error(ErrorReply {
-                kind: ErrorKind::BadRequest,
-                message: e,
-            }))
-            .await;
+    match r {
+        // The answer itself could not be encoded: say so instead.
+        Err(e @ (FrameError::TooLarge(_) | FrameError::Json(_))) => {
+            conn.send_async(&error(ErrorKind::BadRequest, e.to_string()))
+                .await
+        }
+        r => r,
     }
-    r
 }
 
 fn error(kind: ErrorKind, message: String) -> Response {
