@@ -286,6 +286,37 @@ def test_fallback_dir_precreated_by_another_user_is_refused(pctl_bin):
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.timeout(60)
+def test_fallback_dir_is_created_private_and_trusted(pctl_bin):
+    """Control for the test above: with no XDG_RUNTIME_DIR and no PCTL_SOCK, a user's own
+    daemon creates /tmp/pctl-$UID with mode 0700 and the client talks to it."""
+    uid = 4243
+    fallback = f"/tmp/pctl-{uid}"
+    if os.path.lexists(fallback):
+        pytest.skip(f"{fallback} exists on this machine")
+    exe_dir = secutil.short_tmpdir(prefix="pctl-bin-", mode=0o755)
+    for name in ("pctl", "pctl-daemon"):
+        shutil.copy2(os.path.join(os.path.dirname(pctl_bin), name), os.path.join(exe_dir, name))
+        os.chmod(os.path.join(exe_dir, name), 0o755)
+    home = secutil.short_tmpdir(prefix="pctl-h-", mode=0o700)
+    os.chown(home, uid, uid)
+    env = rig.clean_base_env()
+    env.update(HOME=home)
+    as_user = [secutil.SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    try:
+        r = _run([*as_user, os.path.join(exe_dir, "pctl"), "status", "--json"], env)
+        assert r.returncode == 0, r.stderr
+        st = os.lstat(fallback)
+        assert st.st_uid == uid and (st.st_mode & 0o777) == 0o700, (st.st_uid, oct(st.st_mode))
+        assert json.loads(r.stdout)["locked"] is True
+        r = _run([*as_user, os.path.join(exe_dir, "pctl"), "stop"], env)
+        assert r.returncode == 0, r.stderr
+    finally:
+        shutil.rmtree(fallback, ignore_errors=True)
+        shutil.rmtree(exe_dir, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.mark.timeout(90)
 def test_own_daemon_is_still_trusted(auth_env):
     """The checks pass for the real thing: the daemon pctl starts in its private
