@@ -6,8 +6,11 @@
 //! directory of its own user that nobody else can write, and the client
 //! checks the same before it connects (see [`crate::connection`]). The
 //! fallback when `XDG_RUNTIME_DIR` is unset is private by construction:
-//! - macOS: `$TMPDIR/pctl/` (`$TMPDIR` is the per-user
-//!   `/var/folders/…/T/`, mode 0700, made by the system for each user);
+//! - macOS: `pctl/` in the per-user temporary directory
+//!   (`/var/folders/…/T/`, mode 0700, made by the system for each user),
+//!   asked from the system with `confstr(_CS_DARWIN_USER_TEMP_DIR)` so a
+//!   launchd agent (which may have no `$TMPDIR`) and a shell agree;
+//!   `$TMPDIR` only if that call fails;
 //! - Linux: `/tmp/pctl-$UID/`, created with `mkdir(…, 0700)`; a directory
 //!   of that name someone else made first is refused with a message saying
 //!   what to do, never used.
@@ -41,14 +44,34 @@ pub fn socket_path() -> PathBuf {
 
 /// Where the socket lives without `XDG_RUNTIME_DIR`.
 ///
-/// macOS: `$TMPDIR/pctl` (per-user). Linux and others: `/tmp/pctl-$UID`,
-/// which the daemon creates 0700 and both sides verify.
+/// macOS: `pctl` in the per-user temporary directory. Linux and others:
+/// `/tmp/pctl-$UID`, which the daemon creates 0700 and both sides verify.
 pub fn fallback_socket_dir() -> PathBuf {
     #[cfg(target_os = "macos")]
-    if let Some(tmp) = env_path("TMPDIR") {
+    if let Some(tmp) = darwin_user_temp_dir().or_else(|| env_path("TMPDIR")) {
         return tmp.join("pctl");
     }
     PathBuf::from(format!("/tmp/pctl-{}", euid()))
+}
+
+/// The per-user temporary directory macOS made for this user.
+#[cfg(target_os = "macos")]
+fn darwin_user_temp_dir() -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = vec![0u8; 1024];
+    // SAFETY: buf is writable for its whole length.
+    let n = unsafe {
+        libc::confstr(
+            libc::_CS_DARWIN_USER_TEMP_DIR,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n == 0 || n > buf.len() {
+        return None;
+    }
+    buf.truncate(n - 1); // n counts the terminating NUL
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(&buf)))
 }
 
 /// The lock file that makes one daemon per socket: `<socket>.lock`.
