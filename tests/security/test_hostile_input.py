@@ -71,17 +71,93 @@ def test_malformed_frame_gets_bad_request(daemon, name):
     _still_serving(env, pid)
 
 
+def _vm_hwm_kb(pid):
+    return int(secutil.proc_status(pid)["VmHWM"].split()[0])
+
+
+def _socket_fds(pid):
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
 @pytest.mark.timeout(60)
-def test_100mb_length_prefix_is_refused_without_allocating(daemon):
+def test_100mb_length_prefix_is_refused_without_reading_or_allocating(daemon):
+    """The daemon decides from the 4-byte prefix alone.
+
+    - No read past the prefix: a 100 MB prefix sent with no body at all (the connection
+      left open) is answered at once. A daemon that tried to read the body would sit in
+      its read until READ_TIMEOUT (5 s) and then close without an answer.
+    - No allocation: 20 connections send the prefix and 192 KiB of body; the daemon's peak
+      RSS (VmHWM, which a freed buffer cannot hide, unlike VmRSS) does not grow by the
+      claimed size. (Its allocator wipes every block it frees, so a 100 MB buffer would be
+      touched in full.)"""
     env, pid, _ = daemon
-    rss0 = secutil.rss_kb(pid)
-    for _ in range(20):
-        resp, closed = secutil.exchange_raw(env.sock, struct.pack(">I", 100_000_000),
-                                            timeout=10)
+    s = secutil.connect(env.sock, timeout=3)
+    try:
+        s.sendall(struct.pack(">I", 100_000_000))
+        try:
+            resp = secutil.read_response(s)
+        except socket.timeout:
+            pytest.fail("no answer to an oversize prefix within 3 s: the daemon waited for its body")
         _bad_request(resp, "exceeds")
         assert "100000000" in resp["error"]["message"]
-    assert secutil.rss_kb(pid) - rss0 < 20 * 1024, "RSS grew after oversize prefixes"
+    finally:
+        s.close()
+
+    body = b"x" * (192 * 1024)
+    hwm0 = _vm_hwm_kb(pid)
+    for _ in range(20):
+        s = secutil.connect(env.sock, timeout=10)
+        try:
+            s.settimeout(2)
+            try:
+                s.sendall(struct.pack(">I", 100_000_000) + body)
+            except (socket.timeout, BrokenPipeError, ConnectionResetError):
+                pass  # the daemon stopped reading at the prefix and closed
+            try:
+                resp = secutil.read_response(s)
+            except (ConnectionResetError, socket.timeout):
+                resp = None  # closed with our body unread: Linux reports a reset
+            if resp is not None:
+                _bad_request(resp, "exceeds")
+        finally:
+            s.close()
+    grown = _vm_hwm_kb(pid) - hwm0
+    assert grown < 20 * 1024, f"peak RSS grew by {grown} KiB after oversize prefixes"
     _still_serving(env, pid)
+
+
+@pytest.mark.timeout(60)
+def test_newer_client_with_unknown_fields_gets_version_and_replaces_the_daemon(daemon):
+    """A newer client's request carries fields this daemon does not know. The daemon reads
+    the version first, answers `version` (not bad_request), and accepts that client's
+    `stop`, so the newer client can replace it."""
+    env, pid, version = daemon
+    newer = "99.0.0"
+    s = secutil.connect(env.sock, timeout=10)
+    try:
+        s.sendall(secutil.frame({"version": newer, "trace_id": "t-1",
+                                 "request": {"kind": "eks_token", "cluster": "platform",
+                                             "role": None, "ttl": "5m"}}))
+        resp = secutil.read_response(s)
+        assert resp and resp.get("error", {}).get("kind") == "version", resp
+        assert newer in resp["error"]["message"] and version in resp["error"]["message"], resp
+        s.sendall(secutil.frame({"version": newer, "request": {"kind": "stop", "grace": "1s"}}))
+        resp = secutil.read_response(s)
+        assert resp and resp.get("ok", {}).get("kind") == "done", resp
+    finally:
+        s.close()
+    rig_wait = time.monotonic() + 10
+    while secutil.alive(pid) and time.monotonic() < rig_wait:
+        time.sleep(0.05)
+    assert not secutil.alive(pid), "the old daemon did not stop for the newer client"
+    assert env.status()["pid"] != pid  # a fresh daemon started on demand
 
 
 @pytest.mark.timeout(60)
@@ -168,21 +244,37 @@ def test_idle_connections_do_not_block_or_bloat(daemon):
     assert st["locked"] and st["counters"]["op_calls"] == 0
 
 
-@pytest.mark.timeout(90)
-def test_connection_flood_beyond_limit_recovers(daemon):
-    """More connections than MAX_CONNECTIONS (512): extra ones are closed at accept, and the
-    daemon serves normally as soon as the flood goes away."""
+MAX_CONNECTIONS = 512  # crates/pctl-broker/src/server.rs
+
+
+@pytest.mark.timeout(120)
+def test_connection_flood_is_bounded_and_queued(daemon):
+    """600 idle connections, more than MAX_CONNECTIONS: the daemon never holds more than
+    MAX_CONNECTIONS of them (its socket fds, sampled while the flood stands), the flood does
+    reach the limit (so the bound is what is measured), and a legitimate client arriving
+    behind the flood is served, not refused: the excess waits in the listen queue until
+    idle connections time out."""
     env, pid, _ = daemon
+    base = _socket_fds(pid)
     conns = []
     try:
         for _ in range(600):
             conns.append(secutil.connect(env.sock, timeout=10))
+        peak = 0
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            peak = max(peak, _socket_fds(pid) - base)
+            time.sleep(0.05)
+        assert peak <= MAX_CONNECTIONS, (
+            f"the daemon held {peak} flood connections open (limit {MAX_CONNECTIONS})")
+        assert peak >= MAX_CONNECTIONS - 8, (
+            f"the flood only reached {peak} connections: the limit was not exercised")
+        r = env.run("status", "--json", timeout=60)
+        assert r.returncode == 0, f"a legitimate client behind the flood failed: {r.stderr}"
+        assert json.loads(r.stdout)["pid"] == pid
     finally:
         for s in conns:
             s.close()
-    r, took = secutil.timed(env.run, "status", "--json", timeout=30)
-    assert r.returncode == 0, r.stderr
-    assert took < 8, f"status took {took:.1f}s after a connection flood"
     _still_serving(env, pid)
 
 

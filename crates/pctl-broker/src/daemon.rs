@@ -22,7 +22,7 @@ impl Default for DaemonOptions {
         DaemonOptions {
             socket: dirs::socket_path(),
             config: dirs::config_path(),
-            audit_log: Some(dirs::state_dir().join("audit.log")),
+            audit_log: Some(dirs::audit_log_path()),
         }
     }
 }
@@ -51,16 +51,11 @@ pub fn run(opts: DaemonOptions) -> Result<(), ServeError> {
     platform::harden_process()
         .map_err(|e| ServeError::Io("cannot disable core dumps".into(), e))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    let dir = opts
-        .socket
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    server::prepare_dir(&dir)?;
+    dirs::prepare_socket_dir(&opts.socket)?;
     let _lock = lock_with_patience(&opts.socket)?;
-    if let Some(log) = &opts.audit_log {
-        if let Some(d) = log.parent() {
-            let _ = std::fs::create_dir_all(d);
+    if let Some(d) = opts.audit_log.as_deref().and_then(std::path::Path::parent) {
+        if let Err(e) = dirs::create_private_dir(d) {
+            tracing::warn!("cannot create {}: {e}", d.display());
         }
     }
     // One thread: every request is a short state lookup or waits on I/O

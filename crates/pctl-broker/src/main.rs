@@ -47,12 +47,9 @@ fn init_logging(file: Option<&std::path::Path>) -> std::io::Result<()> {
     let filter = EnvFilter::new(format!("warn,pctl_daemon={level},pctl_broker={level}"));
     match file {
         Some(path) => {
-            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-            if let Some(dir) = path.parent().filter(|d| !d.exists()) {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)?;
+            use std::os::unix::fs::OpenOptionsExt;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                pctl_broker::dirs::create_private_dir(dir)?;
             }
             let f = std::fs::OpenOptions::new()
                 .create(true)

@@ -1,32 +1,53 @@
-//! The Unix-socket server: socket directory checks, one daemon per socket,
-//! peer UID checks, framing with limits, dispatch, graceful shutdown.
+//! The Unix-socket server: one daemon per socket, peer UID checks, framing
+//! with limits, dispatch, graceful shutdown.
+//!
+//! Backpressure, not refusal: the server takes a connection permit before it
+//! calls `accept`, so at most [`MAX_CONNECTIONS`] connections are served at
+//! once and any more wait in the kernel's listen queue (sized to the
+//! system's maximum) until a slot frees; none is refused for load.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pctl_protocol::{Envelope, ErrorKind, ErrorReply, FrameError, Reply, Request, Response};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use pctl_protocol::{
+    dirs, peer, Connection, ErrorKind, ErrorReply, FrameError, Reply, Request, RequestError,
+    Response,
+};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Notify;
-use zeroize::Zeroize;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::broker::{Broker, LockReason, Peer};
 use crate::platform;
 
-/// Most connections served at once; more are closed at accept.
+/// Most connections served at once; more wait in the listen queue.
 pub const MAX_CONNECTIONS: usize = 512;
 
-/// How long a client may take to send a whole request.
+/// How long a client may take to send a whole request (counted from the
+/// moment its connection is accepted, not while it waits in the queue).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a client may take to read an answer.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Longest a request may run (an `op` prompt is the slow case).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(180);
+/// What a request may take beyond `op_timeout` (STS, EKS and the MFA wait
+/// for the next one-time code).
+pub const REQUEST_MARGIN: Duration = Duration::from_secs(60);
+
+/// The request limit when the config cannot be read (no `op` will run).
+const REQUEST_TIMEOUT_NO_CONFIG: Duration = Duration::from_secs(180);
+
+/// How long one request may run once it has been read: the config's
+/// `op_timeout` (up to 10 minutes: a person may be answering a prompt) plus
+/// [`REQUEST_MARGIN`], so the daemon never cuts `op` short. Time spent in
+/// the listen queue or reading the request is not counted.
+pub fn request_timeout(broker: &Broker) -> Duration {
+    broker
+        .config()
+        .map(|c| c.daemon.op_timeout + REQUEST_MARGIN)
+        .unwrap_or(REQUEST_TIMEOUT_NO_CONFIG)
+}
 
 /// A startup problem, phrased for the user.
 #[derive(Debug, thiserror::Error)]
@@ -39,40 +60,10 @@ pub enum ServeError {
     Io(String, std::io::Error),
 }
 
-/// Creates (0700) or checks the socket directory: it must be ours and not
-/// writable by group or others.
-pub fn prepare_dir(dir: &Path) -> Result<(), ServeError> {
-    if !dir.exists() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ServeError::Io(format!("cannot create {}", dir.display()), e))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| ServeError::Io(format!("cannot chmod {}", dir.display()), e))?;
+impl From<dirs::Untrusted> for ServeError {
+    fn from(e: dirs::Untrusted) -> Self {
+        ServeError::Unsafe(e.0)
     }
-    let meta = std::fs::symlink_metadata(dir)
-        .map_err(|e| ServeError::Io(format!("cannot stat {}", dir.display()), e))?;
-    if !meta.is_dir() {
-        return Err(ServeError::Unsafe(format!(
-            "refusing socket directory {}: not a directory",
-            dir.display()
-        )));
-    }
-    if meta.uid() != platform::euid() {
-        return Err(ServeError::Unsafe(format!(
-            "refusing socket directory {}: owned by uid {}, not you (uid {}); remove it or set PCTL_SOCK",
-            dir.display(),
-            meta.uid(),
-            platform::euid()
-        )));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(ServeError::Unsafe(format!(
-            "refusing socket directory {}: mode {:o} lets others write to it; run `chmod 700 {}`",
-            dir.display(),
-            meta.mode() & 0o777,
-            dir.display()
-        )));
-    }
-    Ok(())
 }
 
 /// Holds the per-socket lock file for the daemon's lifetime.
@@ -83,7 +74,7 @@ pub struct SocketLock {
 /// Takes the exclusive lock that makes this the only daemon on `socket`.
 pub fn lock_socket(socket: &Path) -> Result<SocketLock, ServeError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let path = lock_path(socket);
+    let path = dirs::lock_path(socket);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -103,14 +94,14 @@ pub fn lock_socket(socket: &Path) -> Result<SocketLock, ServeError> {
     }
 }
 
-fn lock_path(socket: &Path) -> PathBuf {
-    let mut p = socket.as_os_str().to_owned();
-    p.push(".lock");
-    PathBuf::from(p)
-}
-
-/// Binds the socket (0600), replacing a stale one. Call with the lock held.
+/// Binds the socket (0600) with the largest listen queue the system allows,
+/// replacing a stale one. Call with the lock held.
 pub fn bind(socket: &Path) -> Result<UnixListener, ServeError> {
+    use nix::sys::socket::{self as sock, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    use std::os::unix::fs::PermissionsExt;
+    let err = |what: &str, e: nix::errno::Errno| {
+        ServeError::Io(format!("cannot {what} {}", socket.display()), e.into())
+    };
     if socket.exists() {
         // We hold the lock, so no live daemon owns this file.
         std::fs::remove_file(socket).map_err(|e| {
@@ -120,18 +111,35 @@ pub fn bind(socket: &Path) -> Result<UnixListener, ServeError> {
             )
         })?;
     }
-    let l = UnixListener::bind(socket)
-        .map_err(|e| ServeError::Io(format!("cannot bind {}", socket.display()), e))?;
+    let fd: OwnedFd = sock::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(|e| err("create a socket for", e))?;
+    let addr = UnixAddr::new(socket).map_err(|e| err("use", e))?;
+    sock::bind(fd.as_raw_fd(), &addr).map_err(|e| err("bind", e))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| ServeError::Io(format!("cannot chmod {}", socket.display()), e))?;
-    Ok(l)
+    sock::listen(&fd, Backlog::MAXCONN).map_err(|e| err("listen on", e))?;
+    UnixListener::from_std(std::os::unix::net::UnixListener::from(fd))
+        .map_err(|e| ServeError::Io(format!("cannot listen on {}", socket.display()), e))
 }
 
 /// Serves until `shutdown` is notified.
 pub async fn serve(broker: Arc<Broker>, listener: UnixListener, shutdown: Arc<Notify>) {
-    let active = Arc::new(AtomicUsize::new(0));
-    let my_uid = platform::euid();
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let my_uid = peer::euid();
     loop {
+        // A slot first: without one, clients wait in the listen queue.
+        let permit = tokio::select! {
+            _ = shutdown.notified() => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let stream = tokio::select! {
             _ = shutdown.notified() => break,
             r = listener.accept() => match r {
@@ -143,42 +151,32 @@ pub async fn serve(broker: Arc<Broker>, listener: UnixListener, shutdown: Arc<No
                 }
             },
         };
-        let peer = match stream.peer_cred() {
+        let cred = match peer::peer_cred(&stream) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("refused a connection: cannot read peer credentials: {e}");
                 continue;
             }
         };
-        if peer.uid() != my_uid {
+        if cred.uid != my_uid {
             broker.count_refused_peer();
-            tracing::warn!("refused a connection from uid {} (pid {:?}): only uid {my_uid} may use this daemon", peer.uid(), peer.pid());
-            refuse(&stream, format!("this pctl daemon serves uid {my_uid} only; you are uid {}: start your own (unset PCTL_SOCK)", peer.uid()));
-            continue;
-        }
-        if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            active.fetch_sub(1, Ordering::SeqCst);
-            tracing::warn!("refused a connection: {MAX_CONNECTIONS} connections already open");
-            refuse(
-                &stream,
-                format!("the pctl daemon is busy ({MAX_CONNECTIONS} connections open): retry"),
-            );
+            tracing::warn!("refused a connection from uid {} (pid {:?}): only uid {my_uid} may use this daemon", cred.uid, cred.pid);
+            refuse(&stream, format!("this pctl daemon serves uid {my_uid} only; you are uid {}: start your own (unset PCTL_SOCK)", cred.uid));
             continue;
         }
         let peer = Peer {
-            pid: peer.pid(),
-            uid: Some(peer.uid()),
-            exe: peer
-                .pid()
+            pid: cred.pid,
+            uid: Some(cred.uid),
+            exe: cred
+                .pid
                 .and_then(platform::exe_of)
                 .map(|p| p.display().to_string()),
         };
         let broker = broker.clone();
-        let active = active.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            handle(broker, stream, peer, shutdown).await;
-            active.fetch_sub(1, Ordering::SeqCst);
+            handle(broker, Connection::new(stream), peer, shutdown).await;
+            drop(permit);
         });
     }
 }
@@ -195,88 +193,86 @@ fn refuse(stream: &UnixStream, message: String) {
     }
 }
 
-async fn read_request(stream: &mut UnixStream) -> Result<Envelope, FrameError> {
-    let mut header = [0u8; 4];
-    match stream.read_exact(&mut header).await {
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
-        r => r?,
-    };
-    let len = pctl_protocol::frame_len(header)?;
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await?;
-    let res = pctl_protocol::decode_request(&body);
-    body.zeroize();
-    res
-}
-
 /// Writes one answer; a client that does not read it within [`WRITE_TIMEOUT`]
 /// loses the connection instead of pinning a slot forever.
-async fn write_response(stream: &mut UnixStream, resp: &Response) -> std::io::Result<()> {
-    let mut buf = pctl_protocol::encode(resp).unwrap_or_else(|e| {
-        pctl_protocol::encode(&Response::Error(ErrorReply {
-            kind: ErrorKind::BadRequest,
-            message: e.to_string(),
-        }))
-        .unwrap_or_default()
-    });
-    let r = match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&buf)).await {
+async fn write_response(
+    conn: &mut Connection<UnixStream>,
+    resp: &Response,
+) -> Result<(), FrameError> {
+    let r = match tokio::time::timeout(WRITE_TIMEOUT, conn.send_async(resp)).await {
         Ok(r) => r,
-        Err(_) => Err(std::io::Error::new(
+        Err(_) => Err(FrameError::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "client did not read its answer",
-        )),
+        ))),
     };
-    buf.zeroize();
-    r
+    match r {
+        // The answer itself could not be encoded: say so instead.
+        Err(e @ (FrameError::TooLarge(_) | FrameError::Json(_))) => {
+            conn.send_async(&error(ErrorKind::BadRequest, e.to_string()))
+                .await
+        }
+        r => r,
+    }
 }
 
-async fn handle(broker: Arc<Broker>, mut stream: UnixStream, peer: Peer, shutdown: Arc<Notify>) {
+fn error(kind: ErrorKind, message: String) -> Response {
+    Response::Error(ErrorReply { kind, message })
+}
+
+async fn handle(
+    broker: Arc<Broker>,
+    mut conn: Connection<UnixStream>,
+    peer: Peer,
+    shutdown: Arc<Notify>,
+) {
     loop {
-        let env = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
-            Err(_) => return,
-            Ok(Err(FrameError::Closed)) => return,
+        let body = match tokio::time::timeout(READ_TIMEOUT, conn.read_body_async()).await {
+            Err(_) | Ok(Err(FrameError::Closed)) => return,
             Ok(Err(e)) => {
-                let msg = match e {
-                    FrameError::Json(e) => format!("malformed request: {e}"),
-                    e => e.to_string(),
-                };
-                let _ = write_response(
-                    &mut stream,
-                    &Response::Error(ErrorReply {
-                        kind: ErrorKind::BadRequest,
-                        message: msg,
-                    }),
-                )
-                .await;
+                let _ =
+                    write_response(&mut conn, &error(ErrorKind::BadRequest, e.to_string())).await;
                 return;
             }
-            Ok(Ok(env)) => env,
+            Ok(Ok(body)) => body,
         };
         broker.count_request();
-        let stop = matches!(env.request, Request::Stop);
-        let resp = if env.version != pctl_protocol::VERSION
-            && !matches!(env.request, Request::Ping | Request::Stop)
-        {
-            Response::Error(ErrorReply {
-                kind: ErrorKind::Version,
-                message: format!(
-                    "daemon runs pctl {}, client is {}",
-                    pctl_protocol::VERSION,
-                    env.version
-                ),
-            })
-        } else {
-            match tokio::time::timeout(REQUEST_TIMEOUT, dispatch(&broker, env.request, &peer)).await
-            {
-                Ok(Ok(reply)) => Response::Ok(reply),
-                Ok(Err(f)) => Response::Error(f.into()),
-                Err(_) => Response::Error(ErrorReply {
-                    kind: ErrorKind::Unavailable,
-                    message: "request timed out in the daemon".into(),
-                }),
+        let env = match pctl_protocol::decode_request(&body) {
+            Ok(env) => env,
+            Err(e @ RequestError::Version(_)) => {
+                // Answered, and the connection stays usable for a `stop`.
+                if write_response(&mut conn, &error(ErrorKind::Version, e.to_string()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+            Err(e @ RequestError::Malformed(_)) => {
+                let _ =
+                    write_response(&mut conn, &error(ErrorKind::BadRequest, e.to_string())).await;
+                return;
             }
         };
-        let ok = write_response(&mut stream, &resp).await.is_ok();
+        drop(body);
+        let stop = matches!(env.request, Request::Stop);
+        let limit = match env.request {
+            Request::Unlock { .. }
+            | Request::Credentials { .. }
+            | Request::EksToken { .. }
+            | Request::DescribeCluster { .. } => request_timeout(&broker),
+            _ => REQUEST_TIMEOUT_NO_CONFIG,
+        };
+        let resp = match tokio::time::timeout(limit, dispatch(&broker, env.request, &peer)).await {
+            Ok(Ok(reply)) => Response::Ok(reply),
+            Ok(Err(f)) => Response::Error(f.into()),
+            Err(_) => error(
+                ErrorKind::Unavailable,
+                format!("request timed out in the daemon after {}s", limit.as_secs()),
+            ),
+        };
+        let ok = write_response(&mut conn, &resp).await.is_ok();
         drop(resp);
         if stop {
             shutdown.notify_one();
@@ -323,4 +319,119 @@ async fn dispatch(
         ),
         Request::Profiles => Reply::Profiles(broker.profiles()?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker_with(op_timeout: &str) -> (Broker, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("pctl-server-{}-{op_timeout}", std::process::id()));
+        dirs::create_private_dir(&dir).unwrap();
+        let cfg = dir.join("config.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "region = \"us-east-1\"\n[daemon]\nop_timeout = \"{op_timeout}\"\n[onepassword]\nitem = \"x\"\nvault = \"v\"\n[roles.admin]\nname = \"r\"\n"
+            ),
+        )
+        .unwrap();
+        (Broker::new(cfg, None), dir)
+    }
+
+    #[test]
+    fn request_limit_never_cuts_op_short() {
+        for t in ["1s", "2m", "10m"] {
+            let (broker, dir) = broker_with(t);
+            let op = broker.config().unwrap().daemon.op_timeout;
+            let limit = request_timeout(&broker);
+            assert!(
+                limit >= op + REQUEST_MARGIN,
+                "{t}: {limit:?} < op_timeout {op:?}"
+            );
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    /// Raises this process's open-file limit to its hard limit.
+    fn raise_nofile() {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: lim is a valid rlimit for both calls.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
+    }
+
+    #[test]
+    fn clients_beyond_the_limit_wait_instead_of_being_refused() {
+        raise_nofile();
+        let dir = std::env::temp_dir().join(format!("pctl-srv-q-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dirs::create_private_dir(&dir).unwrap();
+        let sock = dir.join("s");
+        let shutdown = Arc::new(Notify::new());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let server = {
+            let (sock, dir, shutdown) = (sock.clone(), dir.clone(), shutdown.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let listener = bind(&sock).unwrap();
+                    ready_tx.send(()).unwrap();
+                    let broker = Arc::new(Broker::new(dir.join("none.toml"), None));
+                    serve(broker, listener, shutdown).await;
+                })
+            })
+        };
+        ready_rx.recv().unwrap();
+        // Twice the limit connected at the same time, then each sends a ping:
+        // the first MAX_CONNECTIONS are accepted, the rest wait in the queue.
+        let n = 2 * MAX_CONNECTIONS;
+        let all_connected = Arc::new(std::sync::Barrier::new(n));
+        let clients: Vec<_> = (0..n)
+            .map(|_| {
+                let (sock, all_connected) = (sock.clone(), all_connected.clone());
+                std::thread::Builder::new()
+                    .stack_size(128 * 1024)
+                    .spawn(move || -> Result<(), String> {
+                        let c = Connection::connect(&sock);
+                        all_connected.wait();
+                        let mut c = c.map_err(|e| e.to_string())?;
+                        c.send(&pctl_protocol::Envelope {
+                            version: pctl_protocol::VERSION.into(),
+                            request: Request::Ping,
+                        })
+                        .map_err(|e| e.to_string())?;
+                        match c.recv::<Response>().map_err(|e| e.to_string())? {
+                            Response::Ok(Reply::Pong { .. }) => Ok(()),
+                            other => Err(format!("{other:?}")),
+                        }
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let errors: Vec<String> = clients
+            .into_iter()
+            .filter_map(|c| c.join().unwrap().err())
+            .collect();
+        shutdown.notify_one();
+        server.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            errors.is_empty(),
+            "{} of {n} clients failed: {:?}",
+            errors.len(),
+            &errors[..errors.len().min(3)]
+        );
+    }
 }

@@ -1,25 +1,26 @@
-//! Wire types and framing shared by the pctl daemon and its clients.
-//!
-//! A frame is a 4-byte big-endian length followed by that many bytes of UTF-8
-//! JSON. Frames larger than [`MAX_FRAME`] are refused before any allocation,
-//! so a hostile length prefix costs the daemon nothing.
+//! Wire types shared by the pctl daemon and its clients; framing and the
+//! connection both sides use are in [`connection`], every path in [`dirs`],
+//! who is on the other end of a socket in [`peer`].
 //!
 //! Every request carries the client's version; a daemon of another version
-//! answers [`ErrorKind::Version`] so the client can replace it.
+//! answers [`ErrorKind::Version`] so the client can replace it (the version
+//! is read before the rest, see [`decode_request`]).
 
+pub mod connection;
 pub mod dirs;
+pub mod peer;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+pub use connection::{
+    encode, frame_len, read_body, read_frame, write_frame, Connection, FrameError, MAX_FRAME,
+};
+
 /// Version of this crate, which is the version of the whole workspace.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Largest frame either side accepts, in bytes.
-pub const MAX_FRAME: usize = 64 * 1024;
 
 /// Names of the client environment variables forwarded to `op`.
 ///
@@ -287,68 +288,48 @@ pub struct AuditRecord {
     pub cached: bool,
 }
 
-/// Why a frame could not be read.
+/// Why a request body was not accepted.
 #[derive(Debug, thiserror::Error)]
-pub enum FrameError {
-    #[error("connection closed")]
-    Closed,
-    #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
-    TooLarge(usize),
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("malformed message: {0}")]
-    Json(#[from] serde_json::Error),
-}
-
-/// Parses a frame's length prefix, refusing oversize frames.
-pub fn frame_len(header: [u8; 4]) -> Result<usize, FrameError> {
-    let len = u32::from_be_bytes(header) as usize;
-    if len > MAX_FRAME {
-        return Err(FrameError::TooLarge(len));
-    }
-    Ok(len)
+pub enum RequestError {
+    /// The client runs another version and asked for something other than
+    /// `ping` or `stop`: it should replace this daemon.
+    #[error("daemon runs pctl {VERSION}, client is {0}")]
+    Version(String),
+    #[error("malformed request: {0}")]
+    Malformed(#[from] serde_json::Error),
 }
 
 /// Decodes a request body (the bytes after the length prefix).
-pub fn decode_request(body: &[u8]) -> Result<Envelope, FrameError> {
+///
+/// The envelope's `version` (and the request's `kind`) are read first,
+/// leniently: a newer client whose request carries a field this version does
+/// not know gets [`RequestError::Version`], not a strict-decoding error, so
+/// it replaces the old daemon. `ping` and `stop` are understood from any
+/// version. A request of this version is decoded strictly.
+pub fn decode_request(body: &[u8]) -> Result<Envelope, RequestError> {
+    #[derive(Deserialize)]
+    struct Peek {
+        version: String,
+        request: PeekKind,
+    }
+    #[derive(Deserialize)]
+    struct PeekKind {
+        kind: String,
+    }
+    if let Ok(peek) = serde_json::from_slice::<Peek>(body) {
+        if peek.version != VERSION {
+            let request = match peek.request.kind.as_str() {
+                "ping" => Request::Ping,
+                "stop" => Request::Stop,
+                _ => return Err(RequestError::Version(peek.version)),
+            };
+            return Ok(Envelope {
+                version: peek.version,
+                request,
+            });
+        }
+    }
     Ok(serde_json::from_slice(body)?)
-}
-
-/// Encodes any message as a frame. The returned buffer is zeroized by the
-/// caller when it may hold secrets.
-pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
-    let mut out = vec![0u8; 4];
-    serde_json::to_writer(&mut out, msg)?;
-    let len = out.len() - 4;
-    if len > MAX_FRAME {
-        out.zeroize();
-        return Err(FrameError::TooLarge(len));
-    }
-    out[..4].copy_from_slice(&(len as u32).to_be_bytes());
-    Ok(out)
-}
-
-/// Writes one frame (blocking).
-pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<(), FrameError> {
-    let mut buf = encode(msg)?;
-    let res = w.write_all(&buf).and_then(|()| w.flush());
-    buf.zeroize();
-    Ok(res?)
-}
-
-/// Reads one frame and decodes it (blocking). Wipes the raw bytes afterwards.
-pub fn read_frame<R: Read, T: for<'de> Deserialize<'de>>(r: &mut R) -> Result<T, FrameError> {
-    let mut header = [0u8; 4];
-    match r.read_exact(&mut header) {
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
-        other => other?,
-    }
-    let len = frame_len(header)?;
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
-    let res = serde_json::from_slice(&body);
-    body.zeroize();
-    Ok(res?)
 }
 
 #[cfg(test)]
@@ -377,6 +358,26 @@ mod tests {
         data.extend_from_slice(b"{}");
         let err = read_frame::<_, Envelope>(&mut &data[..]).unwrap_err();
         assert!(matches!(err, FrameError::TooLarge(100_000_000)), "{err}");
+    }
+
+    #[test]
+    fn newer_client_with_an_unknown_field_gets_version_not_malformed() {
+        let body = br#"{"version":"99.0.0","trace":"x","request":{"kind":"credentials","role":"admin","new":1}}"#;
+        match decode_request(body) {
+            Err(RequestError::Version(v)) => assert_eq!(v, "99.0.0"),
+            other => panic!("{other:?}"),
+        }
+        // any version may still ping and stop (to find and replace a daemon)
+        let stop = br#"{"version":"99.0.0","request":{"kind":"stop","grace":"5s"}}"#;
+        assert_eq!(decode_request(stop).unwrap().request, Request::Stop);
+        // this version is decoded strictly
+        let same = format!(
+            r#"{{"version":"{VERSION}","request":{{"kind":"credentials","role":"a","x":1}}}}"#
+        );
+        assert!(matches!(
+            decode_request(same.as_bytes()),
+            Err(RequestError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -1,24 +1,31 @@
-//! The thin client: connects to the daemon's socket, starting a detached
-//! daemon when none answers and replacing one of another version.
+//! The thin client: one typed method per request. It connects to the
+//! daemon's socket only after checking that the daemon is its own user's
+//! ([`Connection::connect`]), starts a detached daemon when none answers and
+//! replaces one of another version.
 //!
 //! Deliberately synchronous and small: no async runtime, no AWS SDK, no
 //! config parsing, so `pctl eks token` costs little more than a process spawn.
 
-use std::io::ErrorKind as IoKind;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use pctl_protocol::{ClientEnv, Envelope, ErrorKind, Reply, Request, Response, VERSION};
+use pctl_protocol::connection::ConnectError;
+use pctl_protocol::{
+    dirs, ClientEnv, ClusterInfo, Connection, Credentials, EksToken, Envelope, ErrorKind,
+    FrameError, Profiles, Reply, Request, Response, Status, VERSION,
+};
 
-/// How long a reply may take (an `op` prompt waits for a person).
-const REPLY_TIMEOUT: Duration = Duration::from_secs(200);
+/// How long a reply may take. The daemon bounds every request by its
+/// config's `op_timeout` (at most 10 minutes: an `op` prompt waits for a
+/// person) plus a margin; this only guards against a hung daemon.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(12 * 60);
 /// How long a freshly started daemon may take to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A connection target.
+/// The daemon at one socket path.
 pub struct Client {
     socket: PathBuf,
 }
@@ -32,23 +39,119 @@ impl Client {
         &self.socket
     }
 
-    /// Sends one request, starting (or replacing) the daemon as needed.
-    pub fn request(&self, request: Request) -> Result<Reply> {
+    /// Checks that a daemon answers (starting one if needed).
+    pub fn ping(&self) -> Result<()> {
+        self.call(Request::Ping, |r| match r {
+            Reply::Pong { .. } => Some(()),
+            _ => None,
+        })
+    }
+
+    /// Reads 1Password now.
+    pub fn unlock(&self) -> Result<()> {
+        let env = ClientEnv::from_current();
+        self.call(Request::Unlock { env }, done)
+    }
+
+    /// Locks a running daemon; `false` when none runs.
+    pub fn lock(&self) -> Result<bool> {
+        Ok(self.call_if_running(Request::Lock, done)?.is_some())
+    }
+
+    /// Stops a running daemon and waits until its socket is gone (it wipes
+    /// its secrets first); `false` when none runs.
+    pub fn stop(&self) -> Result<bool> {
+        let stopped = self.call_if_running(Request::Stop, done)?.is_some();
+        if stopped {
+            self.wait_until_gone();
+        }
+        Ok(stopped)
+    }
+
+    pub fn status(&self) -> Result<Status> {
+        self.call(Request::Status, |r| match r {
+            Reply::Status(s) => Some(*s),
+            _ => None,
+        })
+    }
+
+    /// A role's session credentials.
+    pub fn credentials(&self, role: String) -> Result<Credentials> {
+        self.call(Request::Credentials { role, env: None }, |r| match r {
+            Reply::Credentials(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// An EKS token for a configured cluster.
+    pub fn eks_token(&self, cluster: String, role: Option<String>) -> Result<EksToken> {
+        let req = Request::EksToken {
+            cluster,
+            role,
+            env: None,
+        };
+        self.call(req, |r| match r {
+            Reply::EksToken(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// Endpoint and CA of a configured cluster.
+    pub fn describe_cluster(&self, cluster: String, role: Option<String>) -> Result<ClusterInfo> {
+        let req = Request::DescribeCluster {
+            cluster,
+            role,
+            env: None,
+        };
+        self.call(req, |r| match r {
+            Reply::Cluster(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// The configured roles and clusters.
+    pub fn profiles(&self) -> Result<Profiles> {
+        self.call(Request::Profiles, |r| match r {
+            Reply::Profiles(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    fn call<T>(&self, request: Request, pick: impl FnOnce(Reply) -> Option<T>) -> Result<T> {
+        let kind = request_kind(&request);
+        pick(self.request(request)?).ok_or_else(|| anyhow!("unexpected answer to {kind}"))
+    }
+
+    fn call_if_running<T>(
+        &self,
+        request: Request,
+        pick: impl FnOnce(Reply) -> Option<T>,
+    ) -> Result<Option<T>> {
+        match Connection::connect(&self.socket) {
+            Ok(_) => self.call(request, pick).map(Some),
+            Err(ConnectError::Absent(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sends one request, starting (or replacing) the daemon as needed, and
+    /// resending it with the 1Password environment when the daemon asks.
+    fn request(&self, request: Request) -> Result<Reply> {
         let mut env = Envelope {
             version: VERSION.into(),
             request,
         };
         for attempt in 0..3 {
-            let mut stream = self.connect_or_start()?;
-            let resp = exchange(&mut stream, &env)?;
-            match resp {
+            let mut conn = self.connect_or_start()?;
+            match exchange(&mut conn, &env)? {
                 Response::Ok(r) => return Ok(r),
                 Response::Error(e) if e.kind == ErrorKind::Version && attempt == 0 => {
                     eprintln!(
                         "pctl: replacing a daemon of another version ({})",
                         e.message
                     );
-                    self.stop_and_wait()?;
+                    drop(conn);
+                    self.stop_other_version();
                 }
                 Response::Error(e) if e.kind == ErrorKind::NeedsEnv => {
                     if !attach_env(&mut env.request) {
@@ -64,47 +167,24 @@ impl Client {
         )
     }
 
-    /// Sends one request only if a daemon is already running.
-    pub fn request_if_running(&self, request: Request) -> Result<Option<Reply>> {
-        match UnixStream::connect(&self.socket) {
-            Ok(_) => self.request(request).map(Some),
-            Err(e) if is_absent(&e) => Ok(None),
-            Err(e) => {
-                Err(e).with_context(|| format!("cannot connect to {}", self.socket.display()))
-            }
-        }
-    }
-
-    fn connect_or_start(&self) -> Result<UnixStream> {
-        match UnixStream::connect(&self.socket) {
-            Ok(s) => return Ok(s),
-            Err(e) if is_absent(&e) => {}
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!(
-                        "cannot connect to the pctl daemon at {}",
-                        self.socket.display()
-                    )
-                })
-            }
+    fn connect_or_start(&self) -> Result<Connection<UnixStream>> {
+        match Connection::connect(&self.socket) {
+            Err(ConnectError::Absent(_)) => {}
+            other => return Ok(other?),
         }
         self.start_daemon()?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            match UnixStream::connect(&self.socket) {
-                Ok(s) => return Ok(s),
-                Err(e) if is_absent(&e) && Instant::now() < deadline => {
+            match Connection::connect(&self.socket) {
+                Err(ConnectError::Absent(_)) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10))
                 }
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!(
-                            "the pctl daemon did not start listening on {} (see {})",
-                            self.socket.display(),
-                            log_path().display()
-                        )
-                    })
-                }
+                Err(ConnectError::Absent(_)) => bail!(
+                    "the pctl daemon did not start listening on {} (see {})",
+                    self.socket.display(),
+                    dirs::daemon_log_path().display()
+                ),
+                other => return Ok(other?),
             }
         }
     }
@@ -112,9 +192,10 @@ impl Client {
     fn start_daemon(&self) -> Result<()> {
         use std::os::unix::process::CommandExt;
         let exe = daemon_exe()?;
-        let log = log_path();
+        let log = dirs::daemon_log_path();
         if let Some(dir) = log.parent() {
-            create_private_dir(dir)?;
+            dirs::create_private_dir(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let mut cmd = Command::new(exe);
         // The daemon outlives this client: give it only what it needs, never
@@ -140,30 +221,18 @@ impl Client {
         Ok(())
     }
 
-    fn stop_and_wait(&self) -> Result<()> {
-        if let Ok(mut s) = UnixStream::connect(&self.socket) {
-            let _ = exchange(
-                &mut s,
-                &Envelope {
-                    version: VERSION.into(),
-                    request: Request::Stop,
-                },
-            );
+    /// Asks a daemon of another version to stop (on a new, again verified
+    /// connection: an old daemon may close after its answer) and waits until
+    /// it is gone.
+    fn stop_other_version(&self) {
+        if let Ok(mut conn) = Connection::connect(&self.socket) {
+            let stop = Envelope {
+                version: VERSION.into(),
+                request: Request::Stop,
+            };
+            let _ = exchange(&mut conn, &stop);
         }
         self.wait_until_gone();
-        Ok(())
-    }
-
-    /// Stops a running daemon and waits until its socket is gone (it wipes
-    /// its secrets first). `false` when no daemon was running.
-    pub fn stop(&self) -> Result<bool> {
-        match self.request_if_running(Request::Stop)? {
-            Some(_) => {
-                self.wait_until_gone();
-                Ok(true)
-            }
-            None => Ok(false),
-        }
     }
 
     fn wait_until_gone(&self) {
@@ -171,6 +240,24 @@ impl Client {
         while self.socket.exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+fn done(r: Reply) -> Option<()> {
+    matches!(r, Reply::Done).then_some(())
+}
+
+fn request_kind(r: &Request) -> &'static str {
+    match r {
+        Request::Ping => "ping",
+        Request::Unlock { .. } => "unlock",
+        Request::Lock => "lock",
+        Request::Status => "status",
+        Request::Stop => "stop",
+        Request::Credentials { .. } => "credentials",
+        Request::EksToken { .. } => "eks token",
+        Request::DescribeCluster { .. } => "describe cluster",
+        Request::Profiles => "profiles",
     }
 }
 
@@ -203,10 +290,6 @@ fn daemon_env(name: &str) -> bool {
         || name.starts_with("AWS_ENDPOINT_URL")
 }
 
-fn is_absent(e: &std::io::Error) -> bool {
-    matches!(e.kind(), IoKind::NotFound | IoKind::ConnectionRefused)
-}
-
 /// Adds the 1Password environment to a request that may unlock; false when
 /// it has no place for one or already carries it.
 fn attach_env(request: &mut Request) -> bool {
@@ -223,17 +306,18 @@ fn attach_env(request: &mut Request) -> bool {
     }
 }
 
-fn exchange(stream: &mut UnixStream, env: &Envelope) -> Result<Response> {
-    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
-    if let Err(e) = pctl_protocol::write_frame(stream, env) {
+fn exchange(conn: &mut Connection<UnixStream>, env: &Envelope) -> Result<Response> {
+    conn.get_ref().set_read_timeout(Some(REPLY_TIMEOUT))?;
+    if let Err(e) = conn.send(env) {
         // A daemon that refuses us says why before closing: read that first.
-        return pctl_protocol::read_frame(stream)
+        return conn
+            .recv()
             .map_err(|_| anyhow!("cannot talk to the pctl daemon: {e}"));
     }
-    pctl_protocol::read_frame(stream).map_err(|e| match e {
-        pctl_protocol::FrameError::Closed => anyhow!(
+    conn.recv().map_err(|e| match e {
+        FrameError::Closed => anyhow!(
             "the pctl daemon closed the connection (see {})",
-            log_path().display()
+            dirs::daemon_log_path().display()
         ),
         e => anyhow!("bad answer from the pctl daemon: {e}"),
     })
@@ -254,22 +338,4 @@ pub fn daemon_exe() -> Result<PathBuf> {
         .chain(on_path)
         .find(|p| p.is_file())
         .ok_or_else(|| anyhow!("pctl-daemon not found next to pctl or on PATH: install it (cargo install --path crates/pctl-broker)"))
-}
-
-/// Where an auto-started daemon logs.
-pub fn log_path() -> PathBuf {
-    pctl_protocol::dirs::state_dir().join("daemon.log")
-}
-
-/// Creates a directory readable only by its owner.
-pub fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    Ok(())
 }

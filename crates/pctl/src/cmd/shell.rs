@@ -1,0 +1,72 @@
+//! `pctl shell`: start or find the daemon and print shell exports of
+//! pointers (never secrets).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use pctl_protocol::dirs;
+
+use crate::cli::ShellKind;
+use crate::client::Client;
+use crate::output;
+
+pub fn run(client: &Client, shell: ShellKind, profile: Option<String>) -> Result<()> {
+    if let Some(role) = &profile {
+        if !role
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_".contains(ch))
+        {
+            bail!("--profile {role:?}: role names are letters, digits, - and _");
+        }
+    }
+    client.ping()?;
+    let sock = absolute(client.socket());
+    let mut out = output::export(shell, "PCTL_SOCK", &sock.display().to_string());
+    if let Ok(cfg) = std::env::var("PCTL_CONFIG") {
+        out.push_str(&output::export(
+            shell,
+            "PCTL_CONFIG",
+            &absolute(Path::new(&cfg)).display().to_string(),
+        ));
+    }
+    out.push_str(&output::export(shell, "KUBECONFIG", &kubeconfig_var()));
+    if let Some(role) = profile {
+        out.push_str(&output::export(
+            shell,
+            "AWS_PROFILE",
+            &format!("pctl-{role}"),
+        ));
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// KUBECONFIG with pctl's file appended once.
+fn kubeconfig_var() -> String {
+    let mine = dirs::kubeconfig_path().display().to_string();
+    let current = std::env::var("KUBECONFIG")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| {
+            std::env::var("HOME")
+                .map(|h| format!("{h}/.kube/config"))
+                .unwrap_or_default()
+        });
+    if current.split(':').any(|p| p == mine) {
+        current
+    } else if current.is_empty() {
+        mine
+    } else {
+        format!("{current}:{mine}")
+    }
+}

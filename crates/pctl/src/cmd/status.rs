@@ -1,0 +1,51 @@
+//! `pctl status [--json]`: lock state, sessions, tokens and counters (never a secret).
+
+use anyhow::Result;
+
+use crate::client::Client;
+
+pub fn run(client: &Client, json: bool) -> Result<()> {
+    let s = client.status()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print(&s);
+    }
+    Ok(())
+}
+
+fn print(s: &pctl_protocol::Status) {
+    println!("pctl {} (pid {}), config {}", s.version, s.pid, s.config);
+    if s.locked {
+        println!("locked ({})", s.lock_reason.as_deref().unwrap_or("?"));
+    } else {
+        println!(
+            "unlocked since {}; locks at {}",
+            s.unlocked_at.as_deref().unwrap_or("?"),
+            s.locks_at.as_deref().unwrap_or("?")
+        );
+    }
+    if let Some(exp) = &s.mfa_session_expires {
+        println!("MFA session expires {exp}");
+    }
+    if let Some(op) = &s.op_path {
+        println!("op: {op}");
+    }
+    if let Some(m) = &s.mlock {
+        println!("warning: {m}");
+    }
+    for r in &s.roles {
+        println!("role {:<12} {}  expires {}", r.role, r.arn, r.expiration);
+    }
+    for t in &s.tokens {
+        println!(
+            "token {:<11} role {}  expires {}",
+            t.cluster, t.role, t.expiration
+        );
+    }
+    let c = &s.counters;
+    println!(
+        "calls: op {}, GetSessionToken {}, AssumeRole {}, EKS tokens minted {}, DescribeCluster {}, requests {}, refused peers {}",
+        c.op_calls, c.get_session_token, c.assume_role, c.eks_tokens_minted, c.describe_cluster, c.requests, c.refused_peers
+    );
+}
