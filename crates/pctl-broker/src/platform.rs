@@ -168,8 +168,3 @@ pub fn exe_of(pid: i32) -> Option<PathBuf> {
         None
     }
 }
-
-/// This process's effective user ID.
-pub fn euid() -> u32 {
-    nix::unistd::geteuid().as_raw()
-}

@@ -170,7 +170,7 @@ fn check_owner_and_mode(p: &Path, what: &str) -> Result<(), OpError> {
             },
             meta.mode() & 0o7777
         ))
-    } else if meta.uid() != 0 && meta.uid() != crate::platform::euid() {
+    } else if meta.uid() != 0 && meta.uid() != pctl_protocol::peer::euid() {
         Some(format!("{what} is owned by uid {}", meta.uid()))
     } else {
         None
