@@ -64,9 +64,23 @@ pub enum Cmd {
     },
     /// Print (or write) AWS config profiles `pctl-<role>` using credential_process.
     AwsConfig {
-        /// Write to this pctl-owned file instead of stdout (default: ~/.config/pctl/aws-config).
+        /// Write them into pctl's managed block (`# BEGIN pctl` ... `# END pctl`) of this AWS
+        /// config file, keeping every other line (default: $AWS_CONFIG_FILE, else ~/.aws/config).
         #[arg(long, num_args = 0..=1, default_missing_value = "")]
         write: Option<PathBuf>,
+        /// Show what --write would change (a unified diff) and change nothing.
+        #[arg(long)]
+        diff: bool,
+    },
+    /// Set up pctl's config from existing files.
+    Init {
+        /// Import the assume-role profiles (role_arn) of this AWS config file as pctl roles
+        /// (default: $AWS_CONFIG_FILE, else ~/.aws/config); prints them unless --write.
+        #[arg(long, num_args = 0..=1, default_missing_value = "", required = true)]
+        from_aws_config: Option<PathBuf>,
+        /// Append the imported roles to pctl's config (existing roles are kept).
+        #[arg(long)]
+        write: bool,
     },
     /// EKS commands.
     Eks {
@@ -85,9 +99,14 @@ pub enum Cmd {
         /// PEM file of the API server's CA (default: from EKS DescribeCluster).
         #[arg(long)]
         ca_file: Option<PathBuf>,
-        /// Kubeconfig file to merge into (default: pctl's own, which `pctl shell` adds to KUBECONFIG).
-        #[arg(long)]
+        /// YAML kubeconfig to merge into, keeping its other entries (without a value: the first
+        /// file of $KUBECONFIG, else ~/.kube/config). Default: pctl's own file, which
+        /// `pctl shell` adds to KUBECONFIG.
+        #[arg(long, num_args = 0..=1, default_missing_value = "")]
         write: Option<PathBuf>,
+        /// Show what would change (a unified diff) and change nothing.
+        #[arg(long)]
+        diff: bool,
     },
     /// Print shell completions.
     Completions {
@@ -100,10 +119,27 @@ pub enum Cmd {
 pub enum EksCmd {
     /// ExecCredential for kubectl (the kubeconfig exec plugin).
     Token {
-        #[arg(long)]
-        cluster: String,
+        /// The cluster's key in pctl's config.
+        #[arg(
+            long,
+            required_unless_present = "cluster_name",
+            conflicts_with = "cluster_name"
+        )]
+        cluster: Option<String>,
         #[arg(long)]
         role: Option<String>,
+        /// aws eks get-token: the EKS cluster name (matched against pctl's config).
+        #[arg(long)]
+        cluster_name: Option<String>,
+        /// aws eks get-token: the cluster's region (checked against pctl's config).
+        #[arg(long)]
+        region: Option<String>,
+        /// aws eks get-token: the role to assume (matched against pctl's configured roles).
+        #[arg(long, conflicts_with = "role")]
+        role_arn: Option<String>,
+        /// aws eks get-token: output format (json only).
+        #[arg(long, value_parser = ["json"], hide = true)]
+        output: Option<String>,
     },
 }
 
@@ -157,11 +193,39 @@ pub fn parse_fast(args: &[OsString]) -> Option<Cli> {
     Some(Cli {
         command: Cmd::Eks {
             command: EksCmd::Token {
-                cluster: cluster?,
+                cluster: Some(cluster?),
                 role,
+                cluster_name: None,
+                region: None,
+                role_arn: None,
+                output: None,
             },
         },
     })
+}
+
+/// Rewrites the command line `aws eks update-kubeconfig` writes into a
+/// kubeconfig (`[--region R] eks get-token --cluster-name N ...`, with `aws`
+/// replaced by `pctl` in `command:`) into `eks token --region R
+/// --cluster-name N ...`. Any other command line is returned as it was.
+pub fn aws_style(args: Vec<OsString>) -> Vec<OsString> {
+    let s: Vec<Option<&str>> = args.iter().map(|a| a.to_str()).collect();
+    let (region, rest) = match s.get(1..) {
+        Some([Some("--region"), Some(r), rest @ ..]) => (Some(*r), rest),
+        Some(rest) => (None, rest),
+        None => return args,
+    };
+    if !matches!(rest, [Some("eks"), Some("get-token"), ..]) {
+        return args;
+    }
+    let skip = if region.is_some() { 5 } else { 3 };
+    let mut out = vec![args[0].clone(), "eks".into(), "token".into()];
+    if let Some(r) = region {
+        out.push("--region".into());
+        out.push(r.into());
+    }
+    out.extend(args.into_iter().skip(skip));
+    out
 }
 
 #[cfg(test)]
@@ -190,6 +254,62 @@ mod tests {
         ] {
             let (fast, slow) = both(ok);
             assert_eq!(fast.as_deref(), Some(slow.as_str()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn aws_eks_get_token_command_lines() {
+        let norm = |s: &str| {
+            aws_style(args(s))
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            norm("pctl --region us-east-1 eks get-token --cluster-name p --output json"),
+            "pctl eks token --region us-east-1 --cluster-name p --output json"
+        );
+        assert_eq!(
+            norm("pctl eks get-token --cluster-name p --role-arn arn:x"),
+            "pctl eks token --cluster-name p --role-arn arn:x"
+        );
+        for same in [
+            "pctl eks token --cluster p",
+            "pctl --region",
+            "pctl",
+            "pctl status",
+        ] {
+            assert_eq!(norm(same), same);
+        }
+        let cli = Cli::try_parse_from(aws_style(args(
+            "pctl --region eu-west-1 eks get-token --cluster-name prod --output json --role-arn arn:aws:iam::1:role/x",
+        )))
+        .unwrap();
+        let Cmd::Eks {
+            command:
+                EksCmd::Token {
+                    cluster,
+                    cluster_name,
+                    region,
+                    role_arn,
+                    ..
+                },
+        } = cli.command
+        else {
+            panic!("not eks token")
+        };
+        assert_eq!(cluster, None);
+        assert_eq!(cluster_name.as_deref(), Some("prod"));
+        assert_eq!(region.as_deref(), Some("eu-west-1"));
+        assert_eq!(role_arn.as_deref(), Some("arn:aws:iam::1:role/x"));
+        for bad in [
+            "pctl eks token",
+            "pctl eks token --cluster a --cluster-name b",
+            "pctl eks token --cluster a --output yaml",
+            "pctl eks token --cluster a --role r --role-arn x",
+        ] {
+            assert!(Cli::try_parse_from(args(bad)).is_err(), "{bad}");
         }
     }
 

@@ -13,6 +13,7 @@
 
 mod cli;
 mod client;
+mod files;
 mod output;
 
 use std::io::Write;
@@ -35,7 +36,7 @@ pub extern "C" fn main(
     _argc: std::ffi::c_int,
     _argv: *const *const std::ffi::c_char,
 ) -> std::ffi::c_int {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = cli::aws_style(std::env::args_os().collect());
     let cli = cli::parse_fast(&args).unwrap_or_else(|| Cli::parse_from(&args));
     match run(cli) {
         Ok(_) => 0,
@@ -138,29 +139,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Exec { role, command } => exec(&client(), role, command),
-        Cmd::AwsConfig { write } => {
+        Cmd::AwsConfig { write, diff } => {
             let Reply::Profiles(p) = client().request(Request::Profiles)? else {
                 bail!("unexpected answer")
             };
             let exe = std::env::current_exe().context("cannot find the pctl executable")?;
             let text = output::aws_config(&exe, &p.region, &p.roles);
-            match write {
-                None => print!("{text}"),
-                Some(path) => {
-                    let path = if path.as_os_str().is_empty() {
-                        dirs::aws_config_path()
-                    } else {
-                        path
-                    };
-                    write_file(&path, text.as_bytes())?;
-                    eprintln!("pctl: wrote {} profile(s) to {}; use them with AWS_CONFIG_FILE={} or append the file to ~/.aws/config", p.roles.len(), path.display(), path.display());
-                }
+            match (write, diff) {
+                (None, false) => print!("{text}"),
+                (path, diff) => files::aws_config::run(path, &text, p.roles.len(), diff)?,
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Eks {
-            command: EksCmd::Token { cluster, role },
+        Cmd::Init {
+            from_aws_config,
+            write,
         } => {
+            files::import::run(from_aws_config, write)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Eks {
+            command:
+                EksCmd::Token {
+                    cluster,
+                    role,
+                    cluster_name,
+                    region,
+                    role_arn,
+                    output: _,
+                },
+        } => {
+            let (cluster, role) =
+                files::eks_get_token::resolve(cluster, role, cluster_name, region, role_arn)?;
             let api =
                 output::exec_api_version(std::env::var("KUBERNETES_EXEC_INFO").ok().as_deref())
                     .map_err(|e| anyhow!(e))?;
@@ -183,7 +193,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             endpoint,
             ca_file,
             write,
-        } => kubeconfig(&client(), cluster, role, endpoint, ca_file, write),
+            diff,
+        } => kubeconfig(&client(), cluster, role, endpoint, ca_file, write, diff),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pctl", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
@@ -242,6 +253,7 @@ fn kubeconfig(
     endpoint: Option<String>,
     ca_file: Option<PathBuf>,
     write: Option<PathBuf>,
+    diff: bool,
 ) -> Result<ExitCode> {
     use base64::Engine;
     let ca_override = match &ca_file {
@@ -271,54 +283,19 @@ fn kubeconfig(
         bail!("cluster endpoint {server:?} is not an https:// URL: pass --endpoint");
     }
     let ca = ca_override.unwrap_or_else(|| info.certificate_authority_data.clone());
-    let path = write.unwrap_or_else(dirs::kubeconfig_path);
-    let existing = match std::fs::read_to_string(&path) {
-        Ok(t) if t.trim().is_empty() => None,
-        Ok(t) => {
-            let not_ours = || {
-                format!("{} is not a kubeconfig pctl wrote (a JSON object); pass --write with another file so nothing is lost", path.display())
-            };
-            let doc: serde_json::Value = serde_json::from_str(&t).with_context(not_ours)?;
-            if !doc.is_object() {
-                bail!(not_ours());
-            }
-            Some(doc)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    let path = match write {
+        None => dirs::kubeconfig_path(),
+        Some(p) if p.as_os_str().is_empty() => files::kubeconfig_yaml::default_path()?,
+        Some(p) => p,
     };
     let exe = std::env::current_exe().context("cannot find the pctl executable")?;
-    let sock = std::env::var("PCTL_SOCK").ok();
-    let doc = output::merge_kubeconfig(existing, &info, &server, &ca, &exe, sock.as_deref());
-    write_file(&path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
-    eprintln!(
-        "pctl: wrote context pctl-{} to {} (kubectl --kubeconfig {} or `eval \"$(pctl shell)\"`)",
-        info.key,
-        path.display(),
-        path.display()
-    );
+    let sock = std::env::var("PCTL_SOCK")
+        .ok()
+        .filter(|s| !s.is_empty() && !files::kubeconfig_yaml::is_default_socket(s));
+    let fresh = output::merge_kubeconfig(None, &info, &server, &ca, &exe, sock.as_deref());
+    let name = format!("pctl-{}", info.key);
+    files::kubeconfig_yaml::run(path, &fresh, &name, diff)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes a file atomically (temp file + rename), mode 0600.
-fn write_file(path: &std::path::Path, data: &[u8]) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        client::create_private_dir(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(data)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
 }
 
 fn absolute(p: &std::path::Path) -> PathBuf {
