@@ -66,7 +66,7 @@ pub enum Cmd {
     AwsConfig {
         /// Write them into pctl's managed block (`# BEGIN pctl` ... `# END pctl`) of this AWS
         /// config file, keeping every other line (default: $AWS_CONFIG_FILE, else ~/.aws/config).
-        #[arg(long, num_args = 0..=1, default_missing_value = "")]
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path())]
         write: Option<PathBuf>,
         /// Show what --write would change (a unified diff) and change nothing.
         #[arg(long)]
@@ -76,7 +76,7 @@ pub enum Cmd {
     Init {
         /// Import the assume-role profiles (role_arn) of this AWS config file as pctl roles
         /// (default: $AWS_CONFIG_FILE, else ~/.aws/config); prints them unless --write.
-        #[arg(long, num_args = 0..=1, default_missing_value = "", required = true)]
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path(), required = true)]
         from_aws_config: Option<PathBuf>,
         /// Append the imported roles to pctl's config (existing roles are kept).
         #[arg(long)]
@@ -102,7 +102,7 @@ pub enum Cmd {
         /// YAML kubeconfig to merge into, keeping its other entries (without a value: the first
         /// file of $KUBECONFIG, else ~/.kube/config). Default: pctl's own file, which
         /// `pctl shell` adds to KUBECONFIG.
-        #[arg(long, num_args = 0..=1, default_missing_value = "")]
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path())]
         write: Option<PathBuf>,
         /// Show what would change (a unified diff) and change nothing.
         #[arg(long)]
@@ -141,6 +141,13 @@ pub enum EksCmd {
         #[arg(long, value_parser = ["json"], hide = true)]
         output: Option<String>,
     },
+}
+
+/// A path flag whose value may be left out (`--write` alone): the empty path
+/// then stands for the command's default file. (clap's PathBuf parser refuses "".)
+fn optional_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::OsStringValueParser::new().map(PathBuf::from)
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,7 +231,13 @@ pub fn aws_style(args: Vec<OsString>) -> Vec<OsString> {
         out.push("--region".into());
         out.push(r.into());
     }
-    out.extend(args.into_iter().skip(skip));
+    // `aws eks update-kubeconfig --role-arn A` writes `--role A` (argparse
+    // takes it as an abbreviation of get-token's `--role-arn`).
+    out.extend(args.into_iter().skip(skip).map(|a| match a.to_str() {
+        Some("--role") => "--role-arn".into(),
+        Some(s) if s.starts_with("--role=") => format!("--role-arn={}", &s[7..]).into(),
+        _ => a,
+    }));
     out
 }
 
@@ -273,6 +286,14 @@ mod tests {
         assert_eq!(
             norm("pctl eks get-token --cluster-name p --role-arn arn:x"),
             "pctl eks token --cluster-name p --role-arn arn:x"
+        );
+        assert_eq!(
+            norm("pctl --region r eks get-token --cluster-name p --output json --role arn:x"),
+            "pctl eks token --region r --cluster-name p --output json --role-arn arn:x"
+        );
+        assert_eq!(
+            norm("pctl eks get-token --cluster-name p --role=arn:x"),
+            "pctl eks token --cluster-name p --role-arn=arn:x"
         );
         for same in [
             "pctl eks token --cluster p",

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Result};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -33,10 +33,20 @@ pub struct ClusterView {
 
 impl View {
     pub fn parse(text: &str, path: &Path) -> Result<View> {
-        toml::from_str(text).with_context(|| {
-            format!(
-                "cannot read pctl's config {}: fix it (`pctl status` shows the daemon's view)",
-                path.display()
+        toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| {
+                    format!(
+                        " line {}:",
+                        text[..s.start.min(text.len())].lines().count().max(1)
+                    )
+                })
+                .unwrap_or_default();
+            anyhow!(
+                "cannot read pctl's config {}:{line} {}: fix it and run again",
+                path.display(),
+                e.message().trim().replace('\n', "; ")
             )
         })
     }
