@@ -181,6 +181,7 @@ pub fn parse_fast(args: &[OsString]) -> Option<Cli> {
         return None;
     }
     let (mut cluster, mut role) = (None, None);
+    let (mut cluster_name, mut region, mut role_arn, mut output) = (None, None, None, None);
     while let Some(arg) = it.next() {
         let arg = arg?;
         let (name, value) = match arg.split_once('=') {
@@ -190,6 +191,10 @@ pub fn parse_fast(args: &[OsString]) -> Option<Cli> {
         let slot = match name {
             "--cluster" => &mut cluster,
             "--role" => &mut role,
+            "--cluster-name" => &mut cluster_name,
+            "--region" => &mut region,
+            "--role-arn" => &mut role_arn,
+            "--output" if value == "json" => &mut output,
             _ => return None,
         };
         if slot.is_some() || value.is_empty() || value.starts_with('-') {
@@ -197,15 +202,19 @@ pub fn parse_fast(args: &[OsString]) -> Option<Cli> {
         }
         *slot = Some(value.to_string());
     }
+    // clap's rules: exactly one of --cluster/--cluster-name, not --role with --role-arn.
+    if cluster.is_some() == cluster_name.is_some() || (role.is_some() && role_arn.is_some()) {
+        return None;
+    }
     Some(Cli {
         command: Cmd::Eks {
             command: EksCmd::Token {
-                cluster: Some(cluster?),
+                cluster,
                 role,
-                cluster_name: None,
-                region: None,
-                role_arn: None,
-                output: None,
+                cluster_name,
+                region,
+                role_arn,
+                output,
             },
         },
     })
@@ -264,6 +273,9 @@ mod tests {
             "pctl eks token --cluster platform",
             "pctl eks token --cluster platform --role admin",
             "pctl eks token --role admin --cluster=platform",
+            "pctl eks token --region us-east-1 --cluster-name platform --output json",
+            "pctl eks token --cluster-name p --output=json --role-arn arn:aws:iam::1:role/x",
+            "pctl eks token --cluster p --region eu-west-1",
         ] {
             let (fast, slow) = both(ok);
             assert_eq!(fast.as_deref(), Some(slow.as_str()), "{ok}");
@@ -342,6 +354,11 @@ mod tests {
             "pctl eks token --cluster a --cluster b",
             "pctl eks token --cluster a --verbose",
             "pctl eks token --cluster --role",
+            "pctl eks token --cluster a --cluster-name a",
+            "pctl eks token --region r",
+            "pctl eks token --cluster a --output yaml",
+            "pctl eks token --cluster a --role r --role-arn x",
+            "pctl eks token --cluster-name a --region r --region s",
             "pctl eks token --help",
             "pctl status",
             "pctl",
