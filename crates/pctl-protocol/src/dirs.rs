@@ -33,9 +33,14 @@ fn home() -> PathBuf {
 /// The daemon's socket: `$PCTL_SOCK`, else `$XDG_RUNTIME_DIR/pctl/pctl.sock`,
 /// else the per-user fallback ([`fallback_socket_dir`]).
 pub fn socket_path() -> PathBuf {
-    if let Some(p) = env_path("PCTL_SOCK") {
-        return p;
-    }
+    env_path("PCTL_SOCK").unwrap_or_else(default_socket_path)
+}
+
+/// Where the daemon's socket is without `PCTL_SOCK`:
+/// `$XDG_RUNTIME_DIR/pctl/pctl.sock`, else the per-user fallback
+/// ([`fallback_socket_dir`]). A client finds this one with no environment
+/// of its own (desktop apps, a kubeconfig without `exec.env`).
+pub fn default_socket_path() -> PathBuf {
     match env_path("XDG_RUNTIME_DIR") {
         Some(dir) => dir.join("pctl").join("pctl.sock"),
         None => fallback_socket_dir().join("pctl.sock"),
@@ -120,11 +125,6 @@ pub fn audit_log_path() -> PathBuf {
 /// The kubeconfig file pctl owns.
 pub fn kubeconfig_path() -> PathBuf {
     config_dir().join("kubeconfig")
-}
-
-/// The AWS shared-config file pctl owns.
-pub fn aws_config_path() -> PathBuf {
-    config_dir().join("aws-config")
 }
 
 /// Creates `dir` and any missing parent with mode 0700 (`mkdir` never

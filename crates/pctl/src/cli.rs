@@ -64,9 +64,23 @@ pub enum Cmd {
     },
     /// Print (or write) AWS config profiles `pctl-<role>` using credential_process.
     AwsConfig {
-        /// Write to this pctl-owned file instead of stdout (default: ~/.config/pctl/aws-config).
-        #[arg(long, num_args = 0..=1, default_missing_value = "")]
+        /// Write them into pctl's managed block (`# BEGIN pctl` ... `# END pctl`) of this AWS
+        /// config file, keeping every other line (default: $AWS_CONFIG_FILE, else ~/.aws/config).
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path())]
         write: Option<PathBuf>,
+        /// Show what --write would change (a unified diff) and change nothing.
+        #[arg(long)]
+        diff: bool,
+    },
+    /// Set up pctl's config from existing files.
+    Init {
+        /// Import the assume-role profiles (role_arn) of this AWS config file as pctl roles
+        /// (default: $AWS_CONFIG_FILE, else ~/.aws/config); prints them unless --write.
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path(), required = true)]
+        from_aws_config: Option<PathBuf>,
+        /// Append the imported roles to pctl's config (existing roles are kept).
+        #[arg(long)]
+        write: bool,
     },
     /// EKS commands.
     Eks {
@@ -85,9 +99,14 @@ pub enum Cmd {
         /// PEM file of the API server's CA (default: from EKS DescribeCluster).
         #[arg(long)]
         ca_file: Option<PathBuf>,
-        /// Kubeconfig file to merge into (default: pctl's own, which `pctl shell` adds to KUBECONFIG).
-        #[arg(long)]
+        /// YAML kubeconfig to merge into, keeping its other entries (without a value: the first
+        /// file of $KUBECONFIG, else ~/.kube/config). Default: pctl's own file, which
+        /// `pctl shell` adds to KUBECONFIG.
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path())]
         write: Option<PathBuf>,
+        /// Show what would change (a unified diff) and change nothing.
+        #[arg(long)]
+        diff: bool,
     },
     /// Print shell completions.
     Completions {
@@ -100,11 +119,35 @@ pub enum Cmd {
 pub enum EksCmd {
     /// ExecCredential for kubectl (the kubeconfig exec plugin).
     Token {
-        #[arg(long)]
-        cluster: String,
+        /// The cluster's key in pctl's config.
+        #[arg(
+            long,
+            required_unless_present = "cluster_name",
+            conflicts_with = "cluster_name"
+        )]
+        cluster: Option<String>,
         #[arg(long)]
         role: Option<String>,
+        /// aws eks get-token: the EKS cluster name (matched against pctl's config).
+        #[arg(long)]
+        cluster_name: Option<String>,
+        /// aws eks get-token: the cluster's region (checked against pctl's config).
+        #[arg(long)]
+        region: Option<String>,
+        /// aws eks get-token: the role to assume (matched against pctl's configured roles).
+        #[arg(long, conflicts_with = "role")]
+        role_arn: Option<String>,
+        /// aws eks get-token: output format (json only).
+        #[arg(long, value_parser = ["json"], hide = true)]
+        output: Option<String>,
     },
+}
+
+/// A path flag whose value may be left out (`--write` alone): the empty path
+/// then stands for the command's default file. (clap's PathBuf parser refuses "".)
+fn optional_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::OsStringValueParser::new().map(PathBuf::from)
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +181,7 @@ pub fn parse_fast(args: &[OsString]) -> Option<Cli> {
         return None;
     }
     let (mut cluster, mut role) = (None, None);
+    let (mut cluster_name, mut region, mut role_arn, mut output) = (None, None, None, None);
     while let Some(arg) = it.next() {
         let arg = arg?;
         let (name, value) = match arg.split_once('=') {
@@ -147,6 +191,10 @@ pub fn parse_fast(args: &[OsString]) -> Option<Cli> {
         let slot = match name {
             "--cluster" => &mut cluster,
             "--role" => &mut role,
+            "--cluster-name" => &mut cluster_name,
+            "--region" => &mut region,
+            "--role-arn" => &mut role_arn,
+            "--output" if value == "json" => &mut output,
             _ => return None,
         };
         if slot.is_some() || value.is_empty() || value.starts_with('-') {
@@ -154,14 +202,52 @@ pub fn parse_fast(args: &[OsString]) -> Option<Cli> {
         }
         *slot = Some(value.to_string());
     }
+    // clap's rules: exactly one of --cluster/--cluster-name, not --role with --role-arn.
+    if cluster.is_some() == cluster_name.is_some() || (role.is_some() && role_arn.is_some()) {
+        return None;
+    }
     Some(Cli {
         command: Cmd::Eks {
             command: EksCmd::Token {
-                cluster: cluster?,
+                cluster,
                 role,
+                cluster_name,
+                region,
+                role_arn,
+                output,
             },
         },
     })
+}
+
+/// Rewrites the command line `aws eks update-kubeconfig` writes into a
+/// kubeconfig (`[--region R] eks get-token --cluster-name N ...`, with `aws`
+/// replaced by `pctl` in `command:`) into `eks token --region R
+/// --cluster-name N ...`. Any other command line is returned as it was.
+pub fn aws_style(args: Vec<OsString>) -> Vec<OsString> {
+    let s: Vec<Option<&str>> = args.iter().map(|a| a.to_str()).collect();
+    let (region, rest) = match s.get(1..) {
+        Some([Some("--region"), Some(r), rest @ ..]) => (Some(*r), rest),
+        Some(rest) => (None, rest),
+        None => return args,
+    };
+    if !matches!(rest, [Some("eks"), Some("get-token"), ..]) {
+        return args;
+    }
+    let skip = if region.is_some() { 5 } else { 3 };
+    let mut out = vec![args[0].clone(), "eks".into(), "token".into()];
+    if let Some(r) = region {
+        out.push("--region".into());
+        out.push(r.into());
+    }
+    // `aws eks update-kubeconfig --role-arn A` writes `--role A` (argparse
+    // takes it as an abbreviation of get-token's `--role-arn`).
+    out.extend(args.into_iter().skip(skip).map(|a| match a.to_str() {
+        Some("--role") => "--role-arn".into(),
+        Some(s) if s.starts_with("--role=") => format!("--role-arn={}", &s[7..]).into(),
+        _ => a,
+    }));
+    out
 }
 
 #[cfg(test)]
@@ -187,9 +273,76 @@ mod tests {
             "pctl eks token --cluster platform",
             "pctl eks token --cluster platform --role admin",
             "pctl eks token --role admin --cluster=platform",
+            "pctl eks token --region us-east-1 --cluster-name platform --output json",
+            "pctl eks token --cluster-name p --output=json --role-arn arn:aws:iam::1:role/x",
+            "pctl eks token --cluster p --region eu-west-1",
         ] {
             let (fast, slow) = both(ok);
             assert_eq!(fast.as_deref(), Some(slow.as_str()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn aws_eks_get_token_command_lines() {
+        let norm = |s: &str| {
+            aws_style(args(s))
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            norm("pctl --region us-east-1 eks get-token --cluster-name p --output json"),
+            "pctl eks token --region us-east-1 --cluster-name p --output json"
+        );
+        assert_eq!(
+            norm("pctl eks get-token --cluster-name p --role-arn arn:x"),
+            "pctl eks token --cluster-name p --role-arn arn:x"
+        );
+        assert_eq!(
+            norm("pctl --region r eks get-token --cluster-name p --output json --role arn:x"),
+            "pctl eks token --region r --cluster-name p --output json --role-arn arn:x"
+        );
+        assert_eq!(
+            norm("pctl eks get-token --cluster-name p --role=arn:x"),
+            "pctl eks token --cluster-name p --role-arn=arn:x"
+        );
+        for same in [
+            "pctl eks token --cluster p",
+            "pctl --region",
+            "pctl",
+            "pctl status",
+        ] {
+            assert_eq!(norm(same), same);
+        }
+        let cli = Cli::try_parse_from(aws_style(args(
+            "pctl --region eu-west-1 eks get-token --cluster-name prod --output json --role-arn arn:aws:iam::1:role/x",
+        )))
+        .unwrap();
+        let Cmd::Eks {
+            command:
+                EksCmd::Token {
+                    cluster,
+                    cluster_name,
+                    region,
+                    role_arn,
+                    ..
+                },
+        } = cli.command
+        else {
+            panic!("not eks token")
+        };
+        assert_eq!(cluster, None);
+        assert_eq!(cluster_name.as_deref(), Some("prod"));
+        assert_eq!(region.as_deref(), Some("eu-west-1"));
+        assert_eq!(role_arn.as_deref(), Some("arn:aws:iam::1:role/x"));
+        for bad in [
+            "pctl eks token",
+            "pctl eks token --cluster a --cluster-name b",
+            "pctl eks token --cluster a --output yaml",
+            "pctl eks token --cluster a --role r --role-arn x",
+        ] {
+            assert!(Cli::try_parse_from(args(bad)).is_err(), "{bad}");
         }
     }
 
@@ -201,6 +354,11 @@ mod tests {
             "pctl eks token --cluster a --cluster b",
             "pctl eks token --cluster a --verbose",
             "pctl eks token --cluster --role",
+            "pctl eks token --cluster a --cluster-name a",
+            "pctl eks token --region r",
+            "pctl eks token --cluster a --output yaml",
+            "pctl eks token --cluster a --role r --role-arn x",
+            "pctl eks token --cluster-name a --region r --region s",
             "pctl eks token --help",
             "pctl status",
             "pctl",

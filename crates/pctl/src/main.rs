@@ -14,8 +14,8 @@
 mod cli;
 mod client;
 mod cmd;
+mod files;
 mod output;
-mod private_file;
 
 use anyhow::Result;
 use clap::Parser;
@@ -31,7 +31,7 @@ pub extern "C" fn main(
     _argc: std::ffi::c_int,
     _argv: *const *const std::ffi::c_char,
 ) -> std::ffi::c_int {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = cli::aws_style(std::env::args_os().collect());
     let cli = cli::parse_fast(&args).unwrap_or_else(|| Cli::parse_from(&args));
     match run(cli) {
         Ok(()) => 0,
@@ -61,16 +61,38 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::CredentialProcess { role } => cmd::credential_process::run(&client(), role),
         Cmd::Env { role, shell } => cmd::env::run(&client(), role, shell),
         Cmd::Exec { role, command } => cmd::exec::run(&client(), role, command),
-        Cmd::AwsConfig { write } => cmd::aws_config::run(&client(), write),
+        Cmd::AwsConfig { write, diff } => cmd::aws_config::run(&client(), write, diff),
+        Cmd::Init {
+            from_aws_config,
+            write,
+        } => files::import::run(from_aws_config, write),
         Cmd::Eks {
-            command: EksCmd::Token { cluster, role },
-        } => cmd::eks_token::run(&client(), cluster, role),
+            command:
+                EksCmd::Token {
+                    cluster,
+                    role,
+                    cluster_name,
+                    region,
+                    role_arn,
+                    output: _,
+                },
+        } => cmd::eks_token::run(
+            &client(),
+            cmd::eks_token::Args {
+                cluster,
+                role,
+                cluster_name,
+                region,
+                role_arn,
+            },
+        ),
         Cmd::Kubeconfig {
             cluster,
             role,
             endpoint,
             ca_file,
             write,
+            diff,
         } => cmd::kubeconfig::run(
             &client(),
             cmd::kubeconfig::Args {
@@ -79,6 +101,7 @@ fn run(cli: Cli) -> Result<()> {
                 endpoint,
                 ca_file,
                 write,
+                diff,
             },
         ),
         Cmd::Completions { shell } => {

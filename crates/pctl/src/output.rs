@@ -98,11 +98,9 @@ fn shell_word(s: &str) -> String {
     }
 }
 
-/// Merges one cluster, user and context into a kubeconfig document, keeping
-/// every other entry as it was. `existing` must be a JSON object (the caller
-/// refuses anything else); entries that are not objects are left alone.
-pub fn merge_kubeconfig(
-    existing: Option<serde_json::Value>,
+/// A kubeconfig holding exactly pctl's cluster, user and context for one
+/// cluster (`files::kubeconfig_yaml` merges it into the user's file).
+pub fn kubeconfig_entries(
     info: &ClusterInfo,
     server: &str,
     ca_b64: &str,
@@ -110,9 +108,7 @@ pub fn merge_kubeconfig(
     socket: Option<&str>,
 ) -> serde_json::Value {
     let name = format!("pctl-{}", info.key);
-    let mut doc = existing.filter(serde_json::Value::is_object).unwrap_or_else(|| {
-        json!({"apiVersion": "v1", "kind": "Config", "preferences": {}, "clusters": [], "users": [], "contexts": []})
-    });
+    let mut doc = json!({"apiVersion": "v1", "kind": "Config", "preferences": {}});
     let mut exec = json!({
         "apiVersion": "client.authentication.k8s.io/v1beta1",
         "command": pctl.display().to_string(),
@@ -137,20 +133,9 @@ pub fn merge_kubeconfig(
         ),
     ];
     for (list, key, body) in entries {
-        if !doc[list].is_array() {
-            doc[list] = json!([]);
-        }
-        let arr = doc[list].as_array_mut().expect("array");
-        arr.retain(|e| e.get("name").and_then(|n| n.as_str()) != Some(name.as_str()));
-        arr.push(json!({"name": name, key: body}));
+        doc[list] = json!([{"name": name, key: body}]);
     }
-    if doc
-        .get("current-context")
-        .and_then(|c| c.as_str())
-        .is_none_or(str::is_empty)
-    {
-        doc["current-context"] = json!(name);
-    }
+    doc["current-context"] = json!(name);
     doc
 }
 
@@ -183,39 +168,7 @@ mod tests {
     }
 
     #[test]
-    fn merge_survives_odd_documents() {
-        let info = ClusterInfo {
-            key: "p".into(),
-            name: "p".into(),
-            role: "admin".into(),
-            region: "us-east-1".into(),
-            endpoint: String::new(),
-            certificate_authority_data: String::new(),
-            arn: String::new(),
-        };
-        for odd in [
-            json!([]),
-            json!("x"),
-            json!({"clusters": {"a": 1}, "users": 3, "contexts": [1, "two", null]}),
-            json!({"current-context": 7}),
-        ] {
-            let doc = merge_kubeconfig(
-                Some(odd),
-                &info,
-                "https://x",
-                "",
-                Path::new("/bin/pctl"),
-                None,
-            );
-            assert_eq!(
-                doc["contexts"].as_array().unwrap().last().unwrap()["name"],
-                "pctl-p"
-            );
-        }
-    }
-
-    #[test]
-    fn merge_keeps_other_entries() {
+    fn kubeconfig_entries_name_one_context() {
         let info = ClusterInfo {
             key: "platform".into(),
             name: "platform".into(),
@@ -225,28 +178,16 @@ mod tests {
             certificate_authority_data: "Q0E=".into(),
             arn: String::new(),
         };
-        let existing = json!({"apiVersion":"v1","kind":"Config","current-context":"other",
-            "clusters":[{"name":"other","cluster":{"server":"https://o"}}],
-            "users":[{"name":"other","user":{}}],"contexts":[{"name":"other","context":{"cluster":"other","user":"other"}}]});
-        let once = merge_kubeconfig(
-            Some(existing),
-            &info,
-            "https://x",
-            "Q0E=",
-            Path::new("/bin/pctl"),
-            None,
+        let doc = kubeconfig_entries(&info, "https://x", "Q0E=", Path::new("/bin/pctl"), None);
+        assert_eq!(doc["current-context"], "pctl-platform");
+        assert_eq!(doc["contexts"][0]["context"]["user"], "pctl-platform");
+        assert_eq!(doc["users"][0]["user"]["exec"]["args"][3], "platform");
+        assert!(doc["users"][0]["user"]["exec"].get("env").is_none());
+        let with_sock =
+            kubeconfig_entries(&info, "https://x", "", Path::new("/bin/pctl"), Some("/s"));
+        assert_eq!(
+            with_sock["users"][0]["user"]["exec"]["env"][0]["value"],
+            "/s"
         );
-        let twice = merge_kubeconfig(
-            Some(once.clone()),
-            &info,
-            "https://x",
-            "Q0E=",
-            Path::new("/bin/pctl"),
-            None,
-        );
-        assert_eq!(once, twice);
-        assert_eq!(twice["clusters"].as_array().unwrap().len(), 2);
-        assert_eq!(twice["current-context"], "other");
-        assert_eq!(twice["users"][1]["user"]["exec"]["args"][3], "platform");
     }
 }

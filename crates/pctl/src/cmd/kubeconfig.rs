@@ -1,5 +1,6 @@
 //! `pctl kubeconfig --cluster C`: merge a context whose user runs
-//! `pctl eks token` into pctl's kubeconfig (or `--write PATH`).
+//! `pctl eks token` into pctl's kubeconfig, or with `--write [PATH]` into the
+//! user's YAML kubeconfig (see [`crate::files::kubeconfig_yaml`]).
 
 use std::path::PathBuf;
 
@@ -7,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use pctl_protocol::dirs;
 
 use crate::client::Client;
-use crate::{output, private_file};
+use crate::{files, output};
 
 pub struct Args {
     pub cluster: String,
@@ -15,6 +16,8 @@ pub struct Args {
     pub endpoint: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub write: Option<PathBuf>,
+    /// Show what would change and change nothing.
+    pub diff: bool,
 }
 
 pub fn run(client: &Client, args: Args) -> Result<()> {
@@ -39,31 +42,19 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
         bail!("cluster endpoint {server:?} is not an https:// URL: pass --endpoint");
     }
     let ca = ca_override.unwrap_or_else(|| info.certificate_authority_data.clone());
-    let path = args.write.unwrap_or_else(dirs::kubeconfig_path);
-    let existing = match std::fs::read_to_string(&path) {
-        Ok(t) if t.trim().is_empty() => None,
-        Ok(t) => {
-            let not_ours = || {
-                format!("{} is not a kubeconfig pctl wrote (a JSON object); pass --write with another file so nothing is lost", path.display())
-            };
-            let doc: serde_json::Value = serde_json::from_str(&t).with_context(not_ours)?;
-            if !doc.is_object() {
-                bail!(not_ours());
-            }
-            Some(doc)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    let path = match args.write {
+        None => dirs::kubeconfig_path(),
+        Some(p) if p.as_os_str().is_empty() => files::kubeconfig_yaml::default_path()?,
+        Some(p) => p,
     };
     let exe = std::env::current_exe().context("cannot find the pctl executable")?;
-    let sock = std::env::var("PCTL_SOCK").ok();
-    let doc = output::merge_kubeconfig(existing, &info, &server, &ca, &exe, sock.as_deref());
-    private_file::write(&path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
-    eprintln!(
-        "pctl: wrote context pctl-{} to {} (kubectl --kubeconfig {} or `eval \"$(pctl shell)\"`)",
-        info.key,
-        path.display(),
-        path.display()
-    );
-    Ok(())
+    // A client finds the default socket with no environment of its own, so
+    // only another one is written into the kubeconfig's exec.env.
+    let sock = std::env::var_os("PCTL_SOCK")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .filter(|s| *s != dirs::default_socket_path());
+    let sock = sock.as_deref().map(|s| s.to_string_lossy());
+    let fresh = output::kubeconfig_entries(&info, &server, &ca, &exe, sock.as_deref());
+    files::kubeconfig_yaml::run(path, &fresh, &format!("pctl-{}", info.key), args.diff)
 }

@@ -1,0 +1,101 @@
+//! A read-only view of pctl's config file for the client: the role and
+//! cluster tables, nothing else. The daemon owns and validates the config;
+//! the client reads this much only to map `aws eks get-token` flags to a
+//! configured cluster and to import roles without clobbering existing ones.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct View {
+    pub region: Option<String>,
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleView>,
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ClusterView>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RoleView {
+    pub name: Option<String>,
+    pub arn: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ClusterView {
+    pub name: Option<String>,
+    pub region: Option<String>,
+    pub role: Option<String>,
+}
+
+impl View {
+    pub fn parse(text: &str, path: &Path) -> Result<View> {
+        toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| {
+                    format!(
+                        " line {}:",
+                        text[..s.start.min(text.len())].lines().count().max(1)
+                    )
+                })
+                .unwrap_or_default();
+            anyhow!(
+                "cannot read pctl's config {}:{line} {}: fix it and run again",
+                path.display(),
+                e.message().trim().replace('\n', "; ")
+            )
+        })
+    }
+
+    /// Reads `path`; a missing file is an empty view.
+    pub fn load(path: &Path) -> Result<View> {
+        match super::read_optional(path)? {
+            Some(text) => View::parse(&text, path),
+            None => Ok(View::default()),
+        }
+    }
+}
+
+impl RoleView {
+    /// Whether this role is `arn`: the same ARN, or (for a role configured by
+    /// name, whose account comes from 1Password) the same name and path.
+    pub fn is(&self, arn: &str) -> bool {
+        match (&self.arn, &self.name) {
+            (Some(a), _) => a == arn,
+            (None, Some(name)) => {
+                let name = name.trim_start_matches('/');
+                let name = name.strip_prefix("role/").unwrap_or(name);
+                arn.starts_with("arn:aws")
+                    && arn
+                        .split_once(":role/")
+                        .is_some_and(|(_, path)| path == name)
+            }
+            (None, None) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_matching() {
+        let by_name = RoleView {
+            name: Some("ops/admin".into()),
+            arn: None,
+        };
+        assert!(by_name.is("arn:aws:iam::111122223333:role/ops/admin"));
+        assert!(!by_name.is("arn:aws:iam::111122223333:role/admin"));
+        let by_arn = RoleView {
+            name: None,
+            arn: Some("arn:aws:iam::111122223333:role/x".into()),
+        };
+        assert!(by_arn.is("arn:aws:iam::111122223333:role/x"));
+        assert!(!by_arn.is("arn:aws:iam::444455556666:role/x"));
+    }
+}
