@@ -192,6 +192,7 @@ def eks_env(pctl_env, moto_open, eks_server):
     env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"])])
     env.moto, env.ident = moto_open, ident
     env.server = eks_server(moto_open.url, moto_open.url)
+    env.eks_server_factory = eks_server
     return env
 
 
@@ -326,6 +327,64 @@ def test_get_token_flags_resolve_and_refuse_clearly(eks_env):
     rig.assert_pctl_error(r, "no role in", "somebody-else", "add [roles.")
     r = env.run("eks", "token", "--cluster", rig.CLUSTER, "--output", "yaml")
     assert r.returncode == 2 and "yaml" in r.stderr
+
+
+def test_role_arn_for_a_cluster_not_in_the_config_with_real_kubectl(eks_env, kubectl_bin,
+                                                                     server_cert, pctl_bin):
+    """`aws eks get-token`'s three flags name a cluster pctl's config does not list: the
+    daemon assumes that role ARN and mints for that cluster name and region; the API server
+    (checking the token's x-k8s-aws-id) accepts it, and the token is cached like any other."""
+    env = eks_env
+    iam = env.moto.client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": env.ident["user_arn"]},
+        "Action": "sts:AssumeRole"}]}
+    try:
+        arn = iam.create_role(RoleName="adhoc-reader",
+                              AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        arn = iam.get_role(RoleName="adhoc-reader")["Role"]["Arn"]
+    server = env.server = eks_server_for(env, "elsewhere")
+    kc = os.path.join(env.home, ".kube", "config")
+    write(kc, yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "elsewhere",
+        "clusters": [{"name": "elsewhere", "cluster": {
+            "server": server.url, "certificate-authority": server_cert[0]}}],
+        "contexts": [{"name": "elsewhere",
+                      "context": {"cluster": "elsewhere", "user": "elsewhere"}}],
+        "users": [{"name": "elsewhere", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "command": pctl_bin,
+            "args": ["--region", rig.REGION, "eks", "get-token", "--cluster-name", "elsewhere",
+                     "--output", "json", "--role-arn", arn],
+            "interactiveMode": "Never"}}}]}), 0o600)
+    for _ in range(2):
+        r = subprocess.run([kubectl_bin, "get", "namespaces"], env=no_shell_env(env),
+                           capture_output=True, text=True, timeout=60, cwd=env.home)
+        assert r.returncode == 0, r.stderr + json.dumps(server.records()) + env.daemon_log_tail()
+        assert "kube-system" in r.stdout
+    recs = server.records()
+    want = f"arn:aws:sts::{rig.ACCOUNT_ID}:assumed-role/adhoc-reader/"
+    assert recs and all(x["ok"] and x["arn"].startswith(want) for x in recs), recs
+    st = env.status()
+    assert st["counters"]["eks_tokens_minted"] == 1, "the second kubectl reuses the token"
+    assert any(x.get("cluster") == "elsewhere" and x.get("role") == arn for x in st["recent"]), \
+        st["recent"]
+
+    # what the daemon refuses, one clear line each
+    r = env.run("eks", "token", "--cluster-name", "elsewhere", "--region", rig.REGION,
+                "--role-arn", "reader")
+    rig.assert_pctl_error(r, "--role-arn", "is not a role ARN")
+    r = env.run("eks", "token", "--cluster-name", "else/where", "--region", rig.REGION,
+                "--role-arn", arn)
+    rig.assert_pctl_error(r, "is not an EKS cluster name")
+    r = env.run("eks", "token", "--cluster-name", "elsewhere", "--region", "Mars",
+                "--role-arn", arn)
+    rig.assert_pctl_error(r, "--region", "is not an AWS region name")
+
+
+def eks_server_for(env, cluster):
+    """A second test API server that accepts tokens for `cluster` only."""
+    return env.eks_server_factory(env.moto.url, env.moto.url, cluster)
 
 
 # --------------------------------------------------------------------------

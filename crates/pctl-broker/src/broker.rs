@@ -318,6 +318,42 @@ impl Broker {
         })
     }
 
+    /// An EKS token for a cluster the config does not list, named by
+    /// `aws eks get-token`'s flags; cached like [`Broker::eks_token`]'s
+    /// (by cluster name, region and role ARN).
+    pub async fn eks_token_adhoc(
+        &self,
+        adhoc: &pctl_protocol::AdHocCluster,
+        env: Option<&ClientEnv>,
+        peer: &Peer,
+    ) -> Result<EksToken, Failure> {
+        let cfg = self.config()?;
+        let (c, role) = cfg.adhoc_cluster(adhoc)?;
+        let u = self.unlocked(&cfg, env, peer).await?;
+        let spec = Self::role_spec(&cfg, &role, &u);
+        let cluster = ClusterSpec {
+            key: c.key.clone(),
+            name: c.name.clone(),
+            region: c.region.clone(),
+        };
+        let (t, cached) = self.issuer.eks_token(&u, &cluster, &spec).await?;
+        self.issue(
+            &u,
+            peer,
+            "eks_token",
+            Issued {
+                role: Some(&role.key),
+                cluster: Some(&c.key),
+                expiration: Some(t.expiration),
+                cached,
+            },
+        )?;
+        Ok(EksToken {
+            token: t.token.expose().to_string(),
+            expiration: rfc3339(t.expiration),
+        })
+    }
+
     /// Endpoint and CA of a configured cluster.
     pub async fn describe_cluster(
         &self,

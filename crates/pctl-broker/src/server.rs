@@ -306,7 +306,14 @@ async fn dispatch(
         Request::Credentials { role, env } => {
             Reply::Credentials(broker.credentials(&role, env.as_ref(), peer).await?)
         }
-        Request::EksToken { cluster, role, env } => Reply::EksToken(
+        Request::EksToken {
+            adhoc: Some(a),
+            env,
+            ..
+        } => Reply::EksToken(broker.eks_token_adhoc(&a, env.as_ref(), peer).await?),
+        Request::EksToken {
+            cluster, role, env, ..
+        } => Reply::EksToken(
             broker
                 .eks_token(&cluster, role.as_deref(), env.as_ref(), peer)
                 .await?,

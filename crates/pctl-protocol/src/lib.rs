@@ -73,12 +73,18 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
     },
-    /// An EKS bearer token for a configured cluster.
+    /// An EKS bearer token for a configured cluster (or, with `adhoc`, for
+    /// a cluster the config does not list).
     EksToken {
         cluster: String,
         role: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
+        /// `aws eks get-token --cluster-name N --region R --role-arn A` for
+        /// a cluster not in the config: the daemon mints for exactly these
+        /// (then `cluster` is the same name and `role` is ignored).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adhoc: Option<AdHocCluster>,
     },
     /// Endpoint and CA of a configured cluster (EKS DescribeCluster).
     DescribeCluster {
@@ -89,6 +95,18 @@ pub enum Request {
     },
     /// The configured roles and clusters, for generated config files.
     Profiles,
+}
+
+/// A cluster named by `aws eks get-token`'s flags instead of pctl's config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdHocCluster {
+    /// The EKS cluster name.
+    pub name: String,
+    /// Its region.
+    pub region: String,
+    /// The role to assume for the token.
+    pub role_arn: String,
 }
 
 /// The part of a client's environment the daemon may use to run `op`.
@@ -345,11 +363,48 @@ mod tests {
                 cluster: "platform".into(),
                 role: None,
                 env: Some(ClientEnv::default()),
+                adhoc: None,
             },
         };
         let frame = encode(&env).unwrap();
         let back: Envelope = read_frame(&mut &frame[..]).unwrap();
         assert_eq!(back, env);
+    }
+
+    #[test]
+    fn eks_token_adhoc_is_additive() {
+        // An older client's frame (no `adhoc`) still decodes, and a request
+        // without it is written exactly as before.
+        let old = format!(
+            r#"{{"version":"{VERSION}","request":{{"kind":"eks_token","cluster":"p","role":null}}}}"#
+        );
+        let env: Envelope = decode_request(old.as_bytes()).unwrap();
+        assert_eq!(
+            env.request,
+            Request::EksToken {
+                cluster: "p".into(),
+                role: None,
+                env: None,
+                adhoc: None
+            }
+        );
+        assert_eq!(serde_json::to_string(&env).unwrap(), old);
+        let adhoc = Request::EksToken {
+            cluster: "other".into(),
+            role: None,
+            env: None,
+            adhoc: Some(AdHocCluster {
+                name: "other".into(),
+                region: "eu-west-1".into(),
+                role_arn: "arn:aws:iam::000000000000:role/x".into(),
+            }),
+        };
+        let text = serde_json::to_string(&adhoc).unwrap();
+        assert!(
+            text.contains(r#""adhoc":{"name":"other","region":"eu-west-1""#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), adhoc);
     }
 
     #[test]
@@ -409,7 +464,7 @@ mod tests {
         #[test]
         fn decoder_round_trips_any_role(role in ".{0,200}", cluster in "[a-z0-9-]{1,40}") {
             let env = Envelope { version: VERSION.into(), request: Request::EksToken {
-                cluster, role: Some(role), env: Some(ClientEnv::default()) } };
+                cluster, role: Some(role), env: Some(ClientEnv::default()), adhoc: None } };
             let frame = encode(&env).unwrap();
             let back: Envelope = read_frame(&mut &frame[..]).unwrap();
             prop_assert_eq!(back, env);

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use pctl_protocol::connection::ConnectError;
 use pctl_protocol::{
-    dirs, ClientEnv, ClusterInfo, Connection, Credentials, EksToken, Envelope, ErrorKind,
-    FrameError, Profiles, Reply, Request, Response, Status, VERSION,
+    dirs, AdHocCluster, ClientEnv, ClusterInfo, Connection, Credentials, EksToken, Envelope,
+    ErrorKind, FrameError, Profiles, Reply, Request, Response, Status, VERSION,
 };
 
 /// How long a reply may take. The daemon bounds every request by its
@@ -89,6 +89,22 @@ impl Client {
             cluster,
             role,
             env: None,
+            adhoc: None,
+        };
+        self.call(req, |r| match r {
+            Reply::EksToken(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// An EKS token for a cluster not in the config (`aws eks get-token`'s
+    /// cluster name, region and role ARN).
+    pub fn eks_token_adhoc(&self, adhoc: AdHocCluster) -> Result<EksToken> {
+        let req = Request::EksToken {
+            cluster: adhoc.name.clone(),
+            role: None,
+            env: None,
+            adhoc: Some(adhoc),
         };
         self.call(req, |r| match r {
             Reply::EksToken(t) => Some(t),

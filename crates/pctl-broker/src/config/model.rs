@@ -147,6 +147,52 @@ impl Config {
         Ok((c, r))
     }
 
+    /// A cluster and role named by `aws eks get-token`'s flags instead of
+    /// this config (`pctl eks token --cluster-name N --region R --role-arn A`
+    /// for a cluster not listed here): checked like the config's own, the
+    /// role assumed with the defaults (session name `pctl`, 1 hour).
+    pub fn adhoc_cluster(
+        &self,
+        a: &pctl_protocol::AdHocCluster,
+    ) -> Result<(ClusterConfig, RoleConfig), ConfigError> {
+        let name_ok = (1..=100).contains(&a.name.len())
+            && a.name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && a.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            return Err(ConfigError(format!(
+                "--cluster-name {:?} is not an EKS cluster name (1-100 letters, digits, - and _)",
+                a.name
+            )));
+        }
+        super::parse::check_region(&a.region).map_err(|e| ConfigError(format!("--region: {e}")))?;
+        let arn_ok = a.role_arn.starts_with("arn:aws")
+            && a.role_arn.contains(":role/")
+            && a.role_arn.len() <= 2048
+            && !a.role_arn.chars().any(char::is_control);
+        if !arn_ok {
+            return Err(ConfigError(format!(
+                "--role-arn {:?} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)",
+                a.role_arn
+            )));
+        }
+        let role = RoleConfig {
+            key: a.role_arn.clone(),
+            name: None,
+            arn: Some(a.role_arn.clone()),
+            duration: std::time::Duration::from_secs(3600),
+            session_name: "pctl".into(),
+        };
+        let cluster = ClusterConfig {
+            key: a.name.clone(),
+            name: a.name.clone(),
+            role: role.key.clone(),
+            region: a.region.clone(),
+        };
+        Ok((cluster, role))
+    }
+
     fn list<'a>(&self, keys: impl Iterator<Item = &'a String>) -> String {
         let v: Vec<&str> = keys.map(String::as_str).collect();
         if v.is_empty() {

@@ -322,7 +322,7 @@ fn clusters(
     Ok(clusters)
 }
 
-fn check_region(r: &str) -> Result<(), String> {
+pub(super) fn check_region(r: &str) -> Result<(), String> {
     let ok = !r.is_empty()
         && r.len() <= 32
         && r.chars()

@@ -5,6 +5,7 @@
 use anyhow::{anyhow, Result};
 
 use crate::client::Client;
+use crate::files::eks_get_token::Target;
 use crate::{files, output};
 
 /// The command line's flags.
@@ -17,7 +18,7 @@ pub struct Args {
 }
 
 pub fn run(client: &Client, args: Args) -> Result<()> {
-    let (cluster, role) = files::eks_get_token::resolve(
+    let target = files::eks_get_token::resolve(
         args.cluster,
         args.role,
         args.cluster_name,
@@ -26,7 +27,10 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
     )?;
     let api = output::exec_api_version(std::env::var("KUBERNETES_EXEC_INFO").ok().as_deref())
         .map_err(|e| anyhow!(e))?;
-    let t = client.eks_token(cluster, role)?;
+    let t = match target {
+        Target::Configured { cluster, role } => client.eks_token(cluster, role)?,
+        Target::AdHoc(adhoc) => client.eks_token_adhoc(adhoc)?,
+    };
     let mut out = output::exec_credential(&api, &t);
     out.push('\n');
     super::write_secret(out)

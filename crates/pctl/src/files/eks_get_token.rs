@@ -3,25 +3,40 @@
 //! `aws eks update-kubeconfig` switches to pctl by changing only `command:`.
 //!
 //! The flags are mapped to a configured cluster and role by reading pctl's
-//! config file (the daemon mints tokens only for configured clusters).
+//! config file. A cluster the config does not list is asked for as is
+//! (cluster name, region, role ARN) when `--role-arn` is given.
 
 use std::path::Path;
 
 use anyhow::{bail, Result};
+use pctl_protocol::AdHocCluster;
 
 use super::pctl_config::View;
 
-/// The cluster key and role to ask the daemon for.
+/// What to ask the daemon for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A configured cluster key, and a role key (default: the cluster's).
+    Configured {
+        cluster: String,
+        role: Option<String>,
+    },
+    /// A cluster not in the config, named by `aws eks get-token`'s flags.
+    AdHoc(AdHocCluster),
+}
+
+/// The cluster and role to ask the daemon for.
 pub fn resolve(
     cluster: Option<String>,
     role: Option<String>,
     cluster_name: Option<String>,
     region: Option<String>,
     role_arn: Option<String>,
-) -> Result<(String, Option<String>)> {
+) -> Result<Target> {
     if cluster_name.is_none() && region.is_none() && role_arn.is_none() {
-        if let Some(c) = cluster {
-            return Ok((c, role)); // the plain pctl form: no config read
+        if let Some(cluster) = cluster {
+            // The plain pctl form: no config read.
+            return Ok(Target::Configured { cluster, role });
         }
     }
     let path = pctl_protocol::dirs::config_path();
@@ -46,7 +61,7 @@ pub fn resolve_in(
     cluster_name: Option<String>,
     region: Option<&str>,
     role_arn: Option<&str>,
-) -> Result<(String, Option<String>)> {
+) -> Result<Target> {
     let default_region = view.region.as_deref().unwrap_or("");
     let region_of = |key: &str| {
         view.clusters[key]
@@ -71,9 +86,24 @@ pub fn resolve_in(
                 .collect();
             match (in_region.as_slice(), candidates.as_slice()) {
                 ([k], _) => (*k).clone(),
+                // Not configured (in this region): with the role ARN given,
+                // the daemon mints for exactly these flags.
+                ([], _) if role_arn.is_some() && role.is_none() => {
+                    let Some(region) = region.or(view.region.as_deref()) else {
+                        bail!(
+                            "EKS cluster {name:?} is not in {}: pass --region (no default region there)",
+                            path.display()
+                        );
+                    };
+                    return Ok(Target::AdHoc(AdHocCluster {
+                        name,
+                        region: region.to_string(),
+                        role_arn: role_arn.unwrap_or_default().to_string(),
+                    }));
+                }
                 ([], []) => bail!(
-                    "EKS cluster {name:?} is not in {}: add [clusters.{name}] with role = \"...\"{} \
-                     (pctl mints tokens only for configured clusters)",
+                    "EKS cluster {name:?} is not in {}: add [clusters.{name}] with role = \"...\"{}, \
+                     or pass --role-arn ARN",
                     path.display(),
                     region.map(|r| format!(" and region = \"{r}\"")).unwrap_or_default()
                 ),
@@ -139,7 +169,7 @@ pub fn resolve_in(
             }
         }
     };
-    Ok((key, role))
+    Ok(Target::Configured { cluster: key, role })
 }
 
 #[cfg(test)]
@@ -166,6 +196,18 @@ role = "readonly"
         region: Option<&str>,
         arn: Option<&str>,
     ) -> Result<(String, Option<String>), String> {
+        match resolve_target(cluster, name, region, arn)? {
+            Target::Configured { cluster, role } => Ok((cluster, role)),
+            Target::AdHoc(a) => Err(format!("ad hoc {a:?}")),
+        }
+    }
+
+    fn resolve_target(
+        cluster: Option<&str>,
+        name: Option<&str>,
+        region: Option<&str>,
+        arn: Option<&str>,
+    ) -> Result<Target, String> {
         let v = View::parse(CONFIG, Path::new("cfg.toml")).unwrap();
         resolve_in(
             &v,
@@ -229,5 +271,43 @@ role = "readonly"
             e.contains("no role in cfg.toml is arn:aws:iam::1:role/other"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn unconfigured_cluster_with_a_role_arn_is_asked_for_as_is() {
+        let arn = "arn:aws:iam::111122223333:role/other";
+        let adhoc = |name: &str, region: &str| {
+            Ok(Target::AdHoc(AdHocCluster {
+                name: name.into(),
+                region: region.into(),
+                role_arn: arn.into(),
+            }))
+        };
+        assert_eq!(
+            resolve_target(None, Some("elsewhere"), Some("eu-west-2"), Some(arn)),
+            adhoc("elsewhere", "eu-west-2")
+        );
+        // The config's region when --region is left out.
+        assert_eq!(
+            resolve_target(None, Some("elsewhere"), None, Some(arn)),
+            adhoc("elsewhere", "us-east-1")
+        );
+        // Same name, another region: not the configured one.
+        assert_eq!(
+            resolve_target(None, Some("prod"), Some("us-west-2"), Some(arn)),
+            adhoc("prod", "us-west-2")
+        );
+        // Configured clusters still map to their entries.
+        assert!(matches!(
+            resolve_target(
+                None,
+                Some("platform"),
+                None,
+                Some("arn:aws:iam::1:role/platform-admin")
+            ),
+            Ok(Target::Configured { .. })
+        ));
+        let e = r(None, Some("elsewhere"), None, None).unwrap_err();
+        assert!(e.contains("or pass --role-arn ARN"), "{e}");
     }
 }
