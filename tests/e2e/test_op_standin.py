@@ -170,3 +170,41 @@ def test_call_log_records_env_names_only(home):
     assert "OP_SESSION_abc" in calls[-1]["env"]
     raw = open(os.path.join(home, ".op-fake", "calls.log")).read()
     assert "very-secret-session" not in raw
+
+
+def test_item_list_json_shape_categories_and_errors(home):
+    login = {"id": "n3wlogin7q2lq4rnyj4cx6ay5e", "title": "Some website", "version": 1,
+             "category": "LOGIN", "created_at": "2025-01-01T00:00:00Z",
+             "updated_at": "2025-01-01T00:00:00Z", "additional_information": "me@example.com",
+             "fields": [{"id": "password", "type": "CONCEALED", "purpose": "PASSWORD",
+                         "label": "password", "value": "hunter2"}]}
+    note = {"id": "s3curen0te3xd2yrgdm3kwbdyu", "title": "A note", "version": 1,
+            "category": "SECURE_NOTE", "fields": []}
+    aws = rig.aws_item("AKIAEXAMPLEKEY000001", "s3cr3t/value+x")
+    rig.write_op_store(home, [login, aws, note])
+
+    r = op(home, "item", "list", "--categories", "API Credential,Login", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith('[\n  {\n    "id": ')  # pretty, 2-space indent
+    items = json.loads(r.stdout)
+    assert [i["title"] for i in items] == ["Some website", rig.ITEM_TITLE]
+    assert items[1]["category"] == "API_CREDENTIAL"
+    assert items[1]["vault"] == {"id": rig.VAULT_ID, "name": rig.VAULT}
+    assert all("fields" not in i and "sections" not in i for i in items), "a list has no fields"
+    assert "hunter2" not in r.stdout and "s3cr3t" not in r.stdout
+    # any case, = form, --vault, the `ls` alias, no --categories = every item
+    r = op(home, "item", "ls", "--categories=login", f"--vault={rig.VAULT}", "--format=json")
+    assert [i["title"] for i in json.loads(r.stdout)] == ["Some website"]
+    r = op(home, "item", "list", "--format", "json")
+    assert len(json.loads(r.stdout)) == 3
+    r = op(home, "item", "list", "--categories", "Database", "--format", "json")
+    assert r.returncode == 0 and json.loads(r.stdout) == []
+
+    msg, _ = error_message(op(home, "item", "list", "--vault", "Nope", "--format", "json"))
+    assert msg == '"Nope" isn\'t a vault in this account. Specify the vault with its ID or name.'
+    msg, _ = error_message(op(home, "item", "list", "--categories", "Keys", "--format", "json"))
+    assert msg.startswith('"Keys" is not a valid item category')
+    rig.set_op_state(home, signed_in=False)
+    msg, _ = error_message(op(home, "item", "list", "--format", "json"))
+    assert msg == ("You are not currently signed in. Please run `op signin --help` for "
+                   "instructions")

@@ -72,14 +72,38 @@ pub enum Cmd {
         #[arg(long)]
         diff: bool,
     },
-    /// Set up pctl's config from existing files.
+    /// First run: pick the 1Password item, write pctl's config and the AWS config block.
+    ///
+    /// Without --item, lists the API Credential and Login items (`op item list`) and asks
+    /// which one (on a terminal only). With --from-aws-config, imports roles instead.
     Init {
+        /// The 1Password item holding the IAM user's keys (name or ID): no prompt.
+        #[arg(long, conflicts_with = "from_aws_config")]
+        item: Option<String>,
+        /// The item's vault (default: the vault `op` finds the item in).
+        #[arg(long, conflicts_with = "from_aws_config")]
+        vault: Option<String>,
+        /// AWS region for STS and the profiles (default: the item's "Default Region" field).
+        #[arg(long, conflicts_with = "from_aws_config")]
+        region: Option<String>,
+        /// A role to assume, as a role name or ARN (repeatable); its key in pctl's config
+        /// is the name's last part.
+        #[arg(
+            long = "role",
+            value_name = "NAME_OR_ARN",
+            conflicts_with = "from_aws_config"
+        )]
+        roles: Vec<String>,
+        /// Replace an existing pctl config (the previous one is kept as config.toml.pctl-backup).
+        #[arg(long, conflicts_with = "from_aws_config")]
+        force: bool,
         /// Import the assume-role profiles (role_arn) of this AWS config file as pctl roles
         /// (default: $AWS_CONFIG_FILE, else ~/.aws/config); prints them unless --write.
-        #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path(), required = true)]
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path())]
         from_aws_config: Option<PathBuf>,
-        /// Append the imported roles to pctl's config (existing roles are kept).
-        #[arg(long)]
+        /// With --from-aws-config: append the imported roles to pctl's config (existing roles
+        /// are kept).
+        #[arg(long, requires = "from_aws_config")]
         write: bool,
     },
     /// EKS commands.

@@ -15,6 +15,7 @@ mod cli;
 mod client;
 mod cmd;
 mod files;
+mod onepassword;
 mod output;
 
 use anyhow::Result;
@@ -63,9 +64,24 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Exec { role, command } => cmd::exec::run(&client(), role, command),
         Cmd::AwsConfig { write, diff } => cmd::aws_config::run(&client(), write, diff),
         Cmd::Init {
-            from_aws_config,
+            from_aws_config: Some(from),
             write,
-        } => files::import::run(from_aws_config, write),
+            ..
+        } => files::import::run(Some(from), write),
+        Cmd::Init {
+            item,
+            vault,
+            region,
+            roles,
+            force,
+            ..
+        } => cmd::init::run(cmd::init::Args {
+            item,
+            vault,
+            region,
+            roles,
+            force,
+        }),
         Cmd::Eks {
             command:
                 EksCmd::Token {

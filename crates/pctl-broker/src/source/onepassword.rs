@@ -112,83 +112,21 @@ impl CredentialSource for OnePassword {
     }
 }
 
-/// The `op` to run, as an absolute path with symlinks resolved: `op_path`
-/// from the config, else the first `op` on the client's PATH (absolute
-/// entries only: a relative entry such as `.` would make the answer depend
-/// on the daemon's working directory). Refused when others could replace
-/// it: the file or its directory writable by group or others, or owned by
-/// someone other than you or root. Resolved once per unlock, so a project
-/// directory's `op` is never picked up between unlocks.
+/// The `op` to run (see [`pctl_protocol::op_path`] for the rule): `op_path`
+/// from the config, else the first `op` on the client's PATH. Resolved once
+/// per unlock, so a project directory's `op` is never picked up between
+/// unlocks.
 pub fn resolve_op(
     cfg: &OnePasswordConfig,
     env: &BTreeMap<String, String>,
 ) -> Result<PathBuf, OpError> {
-    let candidate = match &cfg.command {
-        Some(cmd) if cmd.is_absolute() => cmd.clone(),
-        Some(cmd) => {
-            return Err(OpError::Unsafe {
-                path: cmd.display().to_string(),
-                why: "is not an absolute path".into(),
-            })
+    use pctl_protocol::op_path::{self, OpPathError};
+    op_path::resolve(cfg.command.as_deref(), env.get("PATH").map(String::as_str)).map_err(|e| {
+        match e {
+            OpPathError::NotFound => OpError::NotFound,
+            OpPathError::Unsafe { path, why } => OpError::Unsafe { path, why },
         }
-        None => {
-            let path = env
-                .get("PATH")
-                .map(String::as_str)
-                .unwrap_or("/usr/local/bin:/usr/bin:/bin");
-            std::env::split_paths(path)
-                .filter(|d| d.is_absolute())
-                .map(|d| d.join("op"))
-                .find(|p| is_executable(p))
-                .ok_or(OpError::NotFound)?
-        }
-    };
-    let real = std::fs::canonicalize(&candidate).map_err(|_| OpError::NotFound)?;
-    if !is_executable(&real) {
-        return Err(OpError::Unsafe {
-            path: real.display().to_string(),
-            why: "is not an executable file".into(),
-        });
-    }
-    check_owner_and_mode(&real, "it")?;
-    if let Some(dir) = real.parent() {
-        check_owner_and_mode(dir, "its directory")?;
-    }
-    Ok(real)
-}
-
-fn check_owner_and_mode(p: &Path, what: &str) -> Result<(), OpError> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(p).map_err(|_| OpError::NotFound)?;
-    let unsafe_because = if meta.mode() & 0o022 != 0 {
-        Some(format!(
-            "{what} is writable by {} (mode {:o})",
-            if meta.mode() & 0o002 != 0 {
-                "everyone"
-            } else {
-                "its group"
-            },
-            meta.mode() & 0o7777
-        ))
-    } else if meta.uid() != 0 && meta.uid() != pctl_protocol::peer::euid() {
-        Some(format!("{what} is owned by uid {}", meta.uid()))
-    } else {
-        None
-    };
-    match unsafe_because {
-        Some(why) => Err(OpError::Unsafe {
-            path: p.display().to_string(),
-            why,
-        }),
-        None => Ok(()),
-    }
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    })
 }
 
 /// The argv for one read of the item. Values ride in `--flag=value` form

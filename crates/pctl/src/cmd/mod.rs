@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod eks_token;
 pub mod env;
 pub mod exec;
+pub mod init;
 pub mod kubeconfig;
 pub mod lock;
 pub mod shell;

@@ -37,16 +37,27 @@ pub fn default_path() -> Result<PathBuf> {
 /// `pctl aws-config` prints) into the managed block of PATH (default
 /// [`default_path`]), or with `diff_only` prints what would change.
 pub fn run(target: Option<PathBuf>, profiles: &str, count: usize, diff_only: bool) -> Result<()> {
+    let edit = plan(target, profiles)?;
+    finish(&edit, count, diff_only)
+}
+
+/// The planned edit of PATH (default [`default_path`]) putting `profiles`
+/// into the managed block; refused (nothing planned) on a damaged file.
+pub fn plan(target: Option<PathBuf>, profiles: &str) -> Result<Edit> {
     let path = match target.filter(|p| !p.as_os_str().is_empty()) {
         Some(p) => p,
         None => default_path()?,
     };
-    let edit = Edit::plan(&path, |old| {
+    Edit::plan(&path, |old| {
         upsert(old.unwrap_or(""), profiles)
             .map_err(|e| anyhow!("{}: {e}; nothing changed", path.display()))
-    })?;
+    })
+}
+
+/// Writes (or with `diff_only` shows) a planned block of `count` profiles.
+pub fn finish(edit: &Edit, count: usize, diff_only: bool) -> Result<()> {
     super::finish(
-        &edit,
+        edit,
         diff_only,
         &format!("{count} profile(s) in the `{BEGIN}` block"),
     )
