@@ -61,6 +61,11 @@ cargo build --locked --quiet -p pctl-docgen
 
 install -m 0755 "$client" "$out/bin/pctl"
 install -m 0755 "$repo/target/$profile/pctl-daemon" "$out/bin/pctl-daemon"
+if [[ "$profile" == debug ]]; then
+  # The release profile strips already; a debug build's symbols would only
+  # make the test packages ten times larger.
+  strip "$out/bin/pctl" "$out/bin/pctl-daemon"
+fi
 "$repo/target/debug/pctl-docgen" "$out" >/dev/null
 
 echo "$out"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the sandbox need, idempotently:
 # the Python venv (moto, awscli, pytest, ...), checkov's own venv, on Debian
-# and Ubuntu the packaging tools (dpkg-dev, lintian, man-db), and the
+# and Ubuntu the packaging tools (dpkg-dev, lintian, man-db, ruby), and the
 # debug build of pctl. Needs only the Rust toolchain, Python 3.11 with pip,
 # terraform and kubectl on the machine.
 set -euo pipefail
@@ -24,12 +24,14 @@ if [[ "${PCTL_SKIP_PLATFORM_TOOLS:-}" != 1 ]]; then
   tests/platform/install-tools.sh
 fi
 # tests/packaging builds the .deb (packaging/deb.sh) and checks it with
-# lintian and man: on a Debian-based machine, install what is missing.
+# lintian and man, and the Homebrew formula with ruby: on a Debian-based
+# machine, install what is missing.
 if command -v dpkg-deb >/dev/null 2>&1 && [[ "${PCTL_SKIP_PACKAGING_TOOLS:-}" != 1 ]]; then
   missing=()
   command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
   command -v lintian >/dev/null 2>&1 || missing+=(lintian)
   command -v man >/dev/null 2>&1 || missing+=(man-db)
+  command -v ruby >/dev/null 2>&1 || missing+=(ruby)   # `ruby -c` of the Homebrew formula
   if ((${#missing[@]})); then
     as_root=()
     [[ "$(id -u)" -eq 0 ]] || as_root=(sudo -n)

@@ -11,6 +11,7 @@ release .deb is built by the same script without --debug.
 """
 
 import gzip
+import json
 import os
 import re
 import shutil
@@ -120,6 +121,24 @@ def test_installed_binaries_run(root):
         r = run(installed(root, f"/usr/bin/{name}"), "--version")
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == f"{name} {version}"
+
+
+def test_installed_client_starts_the_installed_daemon(root, tmp_path):
+    # The static client finds pctl-daemon next to itself and talks to it.
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(run_dir)}
+    pctl = installed(root, "/usr/bin/pctl")
+    try:
+        r = run(pctl, "status", "--json", env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        status = json.loads(r.stdout)
+        assert status["version"] == workspace_version() and status["locked"] is True
+        exe = os.readlink(f"/proc/{status['pid']}/exe")
+        assert exe == installed(root, "/usr/bin/pctl-daemon"), exe
+    finally:
+        stop = run(pctl, "stop", env=env, timeout=60)
+    assert stop.returncode == 0, stop.stderr
 
 
 def test_client_is_static_and_daemon_dynamic(root):
