@@ -48,13 +48,13 @@ if [[ "$triple" == *-linux-gnu ]]; then
   # the workspace's ordinary build; --target keeps them off build scripts.
   CARGO_TARGET_DIR="$repo/target/static" \
     RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
-    cargo build --locked --quiet "${profile_flag[@]}" -p pctl --bin pctl --target "$triple"
+    cargo build --locked --quiet ${profile_flag[@]+"${profile_flag[@]}"} -p pctl --bin pctl --target "$triple"
   client="$repo/target/static/$triple/$profile/pctl"
 else
-  cargo build --locked --quiet "${profile_flag[@]}" -p pctl --bin pctl
+  cargo build --locked --quiet ${profile_flag[@]+"${profile_flag[@]}"} -p pctl --bin pctl
   client="$repo/target/$profile/pctl"
 fi
-cargo build --locked --quiet "${profile_flag[@]}" -p pctl-broker --bin pctl-daemon
+cargo build --locked --quiet ${profile_flag[@]+"${profile_flag[@]}"} -p pctl-broker --bin pctl-daemon
 # The generator is a build tool: its debug build is enough and is what
 # tests/setup.sh already built.
 cargo build --locked --quiet -p pctl-docgen
