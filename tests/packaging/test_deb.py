@@ -207,6 +207,16 @@ def test_systemd_unit(root, tmp_path):
         unit = f.read()
     assert re.search(r"^ExecStart=/usr/bin/pctl daemon$", unit, re.M), unit
     assert "%h/.cargo" not in unit
+    # Every writable path exists before systemd sets up the sandbox (else the
+    # unit fails with 226/NAMESPACE): made by systemd, by a privileged
+    # ExecStartPre, or marked optional with "-".
+    settings = re.findall(r"^(\w+)=(.*)$", unit, re.M)
+    made = {f"%t/{v}" for k, v in settings if k == "RuntimeDirectory"}
+    made |= {p for k, v in settings if k == "ExecStartPre" and v.startswith("+") and "mkdir" in v for p in v.split()}
+    writable = [p for k, v in settings if k == "ReadWritePaths" for p in v.split()]
+    assert writable or made
+    for path in writable:
+        assert path.startswith("-") or path in made, f"ReadWritePaths={path} may not exist when the unit starts"
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze not installed")
     # verify checks that ExecStart is executable: point it into the throw-away root.
