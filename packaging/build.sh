@@ -44,6 +44,11 @@ rm -rf "$out"
 mkdir -p "$out/bin"
 
 if [[ "$triple" == *-linux-gnu ]]; then
+  libc_a="$(${CC:-cc} -print-file-name=libc.a 2>/dev/null || true)"
+  if [[ "$libc_a" != /* ]]; then
+    echo "packaging/build.sh: the static client needs glibc's static library (libc.a), not found by '${CC:-cc}'; install libc6-dev (Debian, Ubuntu) or glibc-static (Fedora)" >&2
+    exit 1
+  fi
   # A target of its own (target/static) so the static flags never mix with
   # the workspace's ordinary build; --target keeps them off build scripts.
   CARGO_TARGET_DIR="$repo/target/static" \

@@ -68,7 +68,8 @@ install -m 0644 "$built/completions/pctl.fish" "$root/usr/share/fish/vendor_comp
 
 # The systemd user unit, pointing at the packaged client.
 unit="$root/usr/lib/systemd/user/pctl.service"
-sed -e '/^# /d' -e 's|^ExecStart=.*|ExecStart=/usr/bin/pctl daemon|' shell/systemd/pctl.service >"$unit"
+# (the leading comment, about installing by hand, does not apply here)
+sed -e '1,/^\[Unit\]/{/^#/d;}' -e 's|^ExecStart=.*|ExecStart=/usr/bin/pctl daemon|' shell/systemd/pctl.service >"$unit"
 if ! grep -qx 'ExecStart=/usr/bin/pctl daemon' "$unit"; then
   echo "packaging/deb.sh: shell/systemd/pctl.service has no ExecStart= line to point at /usr/bin/pctl" >&2
   exit 1
