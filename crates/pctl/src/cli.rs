@@ -112,6 +112,12 @@ pub enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Role or cluster names, one a line (the completion scripts call this).
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        #[arg(value_enum)]
+        what: Names,
+    },
 }
 
 /// `--json`, or `--output json` / `-o json` (aws and kubectl habits).
@@ -129,6 +135,12 @@ impl Format {
     pub fn json(self) -> bool {
         self.json || self.output == Some(OutputFormat::Json)
     }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Names {
+    Roles,
+    Clusters,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -86,9 +86,7 @@ fn run(cli: Cli) -> Result<()> {
                 write,
             },
         ),
-        Cmd::Completions { shell } => {
-            cmd::completions::run(shell);
-            Ok(())
-        }
+        Cmd::Completions { shell } => cmd::completions::run(shell),
+        Cmd::Complete { what } => cmd::completions::names(&client(), what),
     }
 }
