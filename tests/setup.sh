@@ -20,6 +20,17 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   .venv/bin/pip install --quiet -r tests/requirements.txt -r tests/platform/requirements.txt
   echo "$want" > "$stamp"
 fi
+# Real shells for tests/e2e/test_shells.py (Debian packages), only when missing.
+missing=()
+for prog in zsh fish tmux; do
+  command -v "$prog" >/dev/null 2>&1 || missing+=("$prog")
+done
+if (( ${#missing[@]} )); then
+  sudo=()
+  [[ "$(id -u)" == 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq "${missing[@]}"
+fi
 if [[ "${PCTL_SKIP_PLATFORM_TOOLS:-}" != 1 ]]; then
   tests/platform/install-tools.sh
 fi
