@@ -20,7 +20,7 @@ PCTL="$repo/target/release/pctl"
 # shellcheck source=tests/sandbox/lib.sh
 source "$repo/tests/sandbox/lib.sh"
 say "building (release) and setting up"
-PCTL_SKIP_PLATFORM_TOOLS=1 tests/setup.sh
+PCTL_SKIP_PLATFORM_TOOLS=1 PCTL_SKIP_PACKAGING_TOOLS=1 tests/setup.sh
 cargo build --quiet --release --workspace --bins
 sandbox_up
 
@@ -40,13 +40,17 @@ hyperfine --warmup 5 --min-runs 30 --export-json "$out" -N \
   --command-name 'aws eks get-token' "$AWS eks get-token --cluster-name platform"
 
 peak_rss_kib() { # peak RSS of one run, KiB (GNU time: measured after exec, not the fork)
-  /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1
+  local measured   # captured whole, then the last line: no pipe that can SIGPIPE
+  measured="$(/usr/bin/time -f %M "$@" 2>&1 >/dev/null)"
+  tail -n 1 <<<"$measured"
 }
 rss_true="$(peak_rss_kib /bin/true)"
 rss_pctl="$(peak_rss_kib "$PCTL" eks token --cluster platform)"
 rss_aws="$(peak_rss_kib "$AWS" eks get-token --cluster-name platform)"
-daemon_rss="$(awk '/VmRSS/ {print $2}' "/proc/$("$PCTL" status --json | "$repo/.venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["pid"])')/status")"
-minted="$("$PCTL" status --json | "$repo/.venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["counters"]["eks_tokens_minted"])')"
+status_json="$("$PCTL" status --json)"
+daemon_pid="$("$repo/.venv/bin/python" -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$status_json")"
+daemon_rss="$(awk '/VmRSS/ {print $2}' "/proc/$daemon_pid/status")"
+minted="$("$repo/.venv/bin/python" -c 'import json,sys; print(json.loads(sys.argv[1])["counters"]["eks_tokens_minted"])' "$status_json")"
 
 report="$("$repo/.venv/bin/python" - "$out" "$rss_true" "$rss_pctl" "$rss_aws" "$daemon_rss" "$minted" <<'PY'
 import json, sys, platform, os

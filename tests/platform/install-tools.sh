@@ -33,9 +33,14 @@ fi
 
 "$venv/bin/checkov" --version
 if command -v kubectl >/dev/null 2>&1; then
-  kubectl version --client 2>/dev/null | head -n 1
+  kubectl=kubectl
 elif [[ -x "$repo/.venv/bin/kubectl" ]]; then
-  "$repo/.venv/bin/kubectl" version --client 2>/dev/null | head -n 1
+  kubectl="$repo/.venv/bin/kubectl"
 else
-  "$venv/bin/kubectl" version --client 2>/dev/null | head -n 1
+  kubectl="$venv/bin/kubectl"
 fi
+# Captured whole, then its first line printed: piping kubectl into `head`
+# lets head exit first and kill kubectl with SIGPIPE, which pipefail turns
+# into a failed setup (exit 141) on a random run.
+kubectl_version="$("$kubectl" version --client 2>/dev/null)"
+echo "${kubectl_version%%$'\n'*}"

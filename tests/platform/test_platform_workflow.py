@@ -83,7 +83,7 @@ def test_e2e_job_creates_smoke_tests_and_always_destroys(workflow):
     names = [s.get("name", s.get("uses", "")) for s in job["steps"]]
 
     oidc = steps["AWS role through GitHub OIDC (profile pctl-ci)"]["with"]
-    assert oidc["role-to-assume"] == "${{ secrets.PLATFORM_CI_ROLE_ARN }}"
+    assert oidc["role-to-assume"] == "${{ vars.PLATFORM_CI_ROLE_ARN }}"
     assert not {"aws-access-key-id", "aws-secret-access-key"} & set(oidc), "no stored keys"
 
     init = steps["terraform init (state key per PR)"]["run"]

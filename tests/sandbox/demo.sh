@@ -16,7 +16,7 @@ cd "$repo"
 # shellcheck source=tests/sandbox/lib.sh
 source "$repo/tests/sandbox/lib.sh"
 say "setting up (Python venv with moto and awscli; debug build of pctl)"
-PCTL_SKIP_PLATFORM_TOOLS=1 tests/setup.sh
+PCTL_SKIP_PLATFORM_TOOLS=1 PCTL_SKIP_PACKAGING_TOOLS=1 tests/setup.sh
 sandbox_up
 
 say 'eval "$(pctl shell)"   (exports pointers only)'
@@ -62,12 +62,16 @@ output "message" {
   value = terraform_data.hello.output
 }
 HCL
-(cd "$sandbox/tf" && terraform init -input=false -no-color >/dev/null && terraform apply -auto-approve -input=false -no-color | tail -4)
+# Outputs captured whole, then trimmed: no pipe into tail/cut/head that could
+# end before its producer (SIGPIPE under pipefail).
+apply_out="$(cd "$sandbox/tf" && terraform init -input=false -no-color >/dev/null && terraform apply -auto-approve -input=false -no-color)"
+tail -n 4 <<<"$apply_out"
 echo "state objects in the bucket:"
 "$AWS" --profile pctl-admin s3 ls --recursive s3://pctl-sandbox-state/
 
 say "pctl eks token --cluster platform   (what kubectl's exec plugin runs; second call is served from memory)"
-"$PCTL" eks token --cluster platform | cut -c1-160; echo "..."
+token_json="$("$PCTL" eks token --cluster platform)"
+echo "${token_json:0:160}..."
 time "$PCTL" eks token --cluster platform >/dev/null
 
 say "pctl status"

@@ -15,6 +15,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod doctor;
 pub mod failure;
 pub mod issue;
 pub mod platform;

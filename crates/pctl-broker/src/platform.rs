@@ -57,6 +57,14 @@ pub fn mlock_failure() -> Option<&'static str> {
     MLOCK_FAILURE.get().map(String::as_str)
 }
 
+/// Tries to lock one page now (for `pctl doctor`), so [`mlock_failure`]
+/// answers even before the first secret was stored.
+pub fn probe_mlock() {
+    let mut page = vec![0u8; page_size()];
+    lock_pages(page.as_mut_ptr(), page.len());
+    unlock_pages(page.as_mut_ptr(), page.len());
+}
+
 /// Undoes [`lock_pages`] before the memory is freed.
 pub fn unlock_pages(ptr: *mut u8, len: usize) {
     // SAFETY: callers pass a live allocation of `len` bytes.

@@ -295,6 +295,9 @@ async fn dispatch(
         },
         Request::Stop => Reply::Done,
         Request::Status => Reply::Status(Box::new(broker.status())),
+        Request::Doctor { env } => Reply::Doctor {
+            checks: broker.doctor(&env).await,
+        },
         Request::Lock => {
             broker.lock(LockReason::Manual);
             Reply::Done

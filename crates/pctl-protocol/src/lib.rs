@@ -63,6 +63,10 @@ pub enum Request {
     Lock,
     /// Locked state, sessions and counters; never a secret.
     Status,
+    /// The daemon's side of `pctl doctor`: `op` (found with the client's
+    /// 1Password environment, its version, signed in), config, item, clock
+    /// skew against STS, STS reachable, mlock. Never unlocks.
+    Doctor { env: ClientEnv },
     /// Stop the daemon (secrets wiped, socket removed).
     Stop,
     /// Role session credentials.
@@ -142,6 +146,7 @@ pub enum Reply {
     Pong { version: String, pid: u32 },
     Done,
     Status(Box<Status>),
+    Doctor { checks: Vec<Check> },
     Credentials(Credentials),
     EksToken(EksToken),
     Cluster(ClusterInfo),
@@ -176,6 +181,65 @@ pub enum ErrorKind {
     /// The daemon must read 1Password for this request and it carried no
     /// 1Password environment: the client resends it with `env`.
     NeedsEnv,
+}
+
+/// How a `pctl doctor` check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "OK",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        }
+    }
+}
+
+/// One `pctl doctor` check: what was checked, what was found and, unless
+/// it is OK, what to do about it. Never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub level: Level,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    pub fn ok(name: &str, detail: impl Into<String>) -> Self {
+        Check {
+            name: name.into(),
+            level: Level::Ok,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    pub fn warn(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check {
+            name: name.into(),
+            level: Level::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    pub fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check {
+            name: name.into(),
+            level: Level::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
 }
 
 /// Role session credentials. Zeroized when dropped.

@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Short-lived AWS and EKS credentials from a per-user daemon that reads
 /// 1Password once and keeps secrets only in memory.
@@ -38,8 +38,26 @@ pub enum Cmd {
     Lock,
     /// Show lock state, sessions, tokens and counters (never a secret).
     Status {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Check everything pctl depends on; one line per check with the fix.
+    ///
+    /// Exits 1 when a check fails.
+    Doctor {
+        #[command(flatten)]
+        format: Format,
+    },
+    /// One short line for a shell prompt (role and minutes left); never
+    /// starts a daemon.
+    ///
+    /// Exit status: 0 unlocked, 3 locked, 4 no daemon running.
+    Prompt {
+        /// Print nothing: only the exit status.
+        #[arg(long, short)]
+        quiet: bool,
+        #[command(flatten)]
+        format: Format,
     },
     /// Stop the daemon (secrets wiped, socket removed).
     Stop,
@@ -137,6 +155,41 @@ pub enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Role or cluster names, one a line (the completion scripts call this).
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        #[arg(value_enum)]
+        what: Names,
+    },
+}
+
+/// `--json`, or `--output json` / `-o json` (aws and kubectl habits).
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct Format {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Output format (`-o json` is the same as `--json`).
+    #[arg(long, short = 'o', value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+}
+
+impl Format {
+    pub fn json(self) -> bool {
+        self.json || self.output == Some(OutputFormat::Json)
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Names {
+    Roles,
+    Clusters,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]

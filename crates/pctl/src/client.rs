@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use pctl_protocol::connection::ConnectError;
 use pctl_protocol::{
-    dirs, AdHocCluster, ClientEnv, ClusterInfo, Connection, Credentials, EksToken, Envelope,
+    dirs, AdHocCluster, Check, ClientEnv, ClusterInfo, Connection, Credentials, EksToken, Envelope,
     ErrorKind, FrameError, Profiles, Reply, Request, Response, Status, VERSION,
 };
 
@@ -73,6 +73,35 @@ impl Client {
             Reply::Status(s) => Some(*s),
             _ => None,
         })
+    }
+
+    /// The daemon's side of `pctl doctor` (with this shell's 1Password environment).
+    pub fn doctor(&self) -> Result<Vec<Check>> {
+        let env = ClientEnv::from_current();
+        self.call(Request::Doctor { env }, |r| match r {
+            Reply::Doctor { checks } => Some(checks),
+            _ => None,
+        })
+    }
+
+    /// The status of a running daemon of this version, without starting or
+    /// replacing one (for prompts): `None` when none answers here.
+    pub fn status_if_running(&self) -> Result<Option<Status>> {
+        let mut conn = match Connection::connect(&self.socket) {
+            Ok(c) => c,
+            Err(ConnectError::Absent(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let env = Envelope {
+            version: VERSION.into(),
+            request: Request::Status,
+        };
+        match exchange(&mut conn, &env)? {
+            Response::Ok(Reply::Status(s)) => Ok(Some(*s)),
+            Response::Error(e) if e.kind == ErrorKind::Version => Ok(None),
+            Response::Error(e) => Err(anyhow!(e.message)),
+            Response::Ok(_) => bail!("unexpected answer to status"),
+        }
     }
 
     /// A role's session credentials.
@@ -269,6 +298,7 @@ fn request_kind(r: &Request) -> &'static str {
         Request::Unlock { .. } => "unlock",
         Request::Lock => "lock",
         Request::Status => "status",
+        Request::Doctor { .. } => "doctor",
         Request::Stop => "stop",
         Request::Credentials { .. } => "credentials",
         Request::EksToken { .. } => "eks token",

@@ -37,6 +37,9 @@ pub extern "C" fn main(
     match run(cli) {
         Ok(()) => 0,
         Err(e) => {
+            if let Some(cmd::Exit(code)) = e.downcast_ref() {
+                return *code;
+            }
             let mut msg = e.to_string();
             // Show the cause chain on one line (context: cause).
             for cause in e.chain().skip(1) {
@@ -58,7 +61,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Unlock => cmd::unlock::run(&client()),
         Cmd::Lock => cmd::lock::run(&client()),
         Cmd::Stop => cmd::stop::run(&client()),
-        Cmd::Status { json } => cmd::status::run(&client(), json),
+        Cmd::Status { format } => cmd::status::run(&client(), format.json()),
+        Cmd::Doctor { format } => cmd::doctor::run(&client(), format.json()),
+        Cmd::Prompt { quiet, format } => cmd::prompt::run(&client(), quiet, format.json()),
         Cmd::CredentialProcess { role } => cmd::credential_process::run(&client(), role),
         Cmd::Env { role, shell } => cmd::env::run(&client(), role, shell),
         Cmd::Exec { role, command } => cmd::exec::run(&client(), role, command),
@@ -120,9 +125,7 @@ fn run(cli: Cli) -> Result<()> {
                 diff,
             },
         ),
-        Cmd::Completions { shell } => {
-            cmd::completions::run(shell);
-            Ok(())
-        }
+        Cmd::Completions { shell } => cmd::completions::run(shell),
+        Cmd::Complete { what } => cmd::completions::names(&client(), what),
     }
 }

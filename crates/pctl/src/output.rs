@@ -24,9 +24,11 @@ pub fn export(kind: ShellKind, name: &str, value: &str) -> String {
     }
 }
 
-/// The variables a role's session is exported as.
-pub fn credential_vars(c: &Credentials) -> Vec<(&'static str, &str)> {
+/// The variables a role's session is exported as; `PCTL_ROLE` marks the
+/// role for prompts (`pctl prompt`).
+pub fn credential_vars<'a>(c: &'a Credentials, role: &'a str) -> Vec<(&'static str, &'a str)> {
     vec![
+        ("PCTL_ROLE", role),
         ("AWS_ACCESS_KEY_ID", c.access_key_id.as_str()),
         ("AWS_SECRET_ACCESS_KEY", c.secret_access_key.as_str()),
         ("AWS_SESSION_TOKEN", c.session_token.as_str()),

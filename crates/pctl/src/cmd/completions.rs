@@ -1,9 +1,119 @@
-//! `pctl completions SHELL`: shell completions.
+//! `pctl completions SHELL`: shell completions. clap_complete writes the
+//! static part (commands, flags); role and cluster names come from the
+//! config, so the values of `--role`/`--profile` and `--cluster` are
+//! completed by calling the hidden `pctl __complete roles|clusters`
+//! ([`names`]), wired in per shell below.
 
+use anyhow::Result;
 use clap::CommandFactory;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Names};
+use crate::client::Client;
 
-pub fn run(shell: clap_complete::Shell) {
-    clap_complete::generate(shell, &mut Cli::command(), "pctl", &mut std::io::stdout());
+pub fn run(shell: clap_complete::Shell) -> Result<()> {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "pctl", &mut buf);
+    let script = String::from_utf8(buf)?;
+    let out = match shell {
+        clap_complete::Shell::Bash => format!("{script}{BASH}"),
+        clap_complete::Shell::Zsh => format!(
+            "{ZSH}{}",
+            script
+                .replace(":ROLE:_default'", ":ROLE:_pctl_roles'")
+                .replace(":CLUSTER:_default'", ":CLUSTER:_pctl_clusters'")
+        ),
+        clap_complete::Shell::Fish => script
+            .lines()
+            // clap_complete's fish script offers hidden subcommands too.
+            .filter(|l| !l.contains("__complete"))
+            .map(|l| match fish_names(l) {
+                Some(what) => {
+                    format!("{l} -f -a \"(command pctl __complete {what} 2>/dev/null)\"\n")
+                }
+                None => format!("{l}\n"),
+            })
+            .collect(),
+        _ => script,
+    };
+    print!("{out}");
+    Ok(())
+}
+
+/// Which names a fish completion line for an option should offer.
+fn fish_names(line: &str) -> Option<&'static str> {
+    if !line.ends_with(" -r") {
+        return None;
+    }
+    if line.contains(" -l role ") || line.contains(" -l profile ") {
+        Some("roles")
+    } else if line.contains(" -l cluster ") {
+        Some("clusters")
+    } else {
+        None
+    }
+}
+
+/// Prints the configured role or cluster names, one a line. Completion
+/// must never print an error into the command line: failures print nothing.
+pub fn names(client: &Client, what: Names) -> Result<()> {
+    if let Ok(p) = client.profiles() {
+        let list = match what {
+            Names::Roles => p.roles,
+            Names::Clusters => p.clusters,
+        };
+        for n in list {
+            println!("{n}");
+        }
+    }
+    Ok(())
+}
+
+/// bash: values of --role/--profile/--cluster from pctl, the rest from clap's `_pctl`.
+const BASH: &str = r#"
+_pctl_with_names() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" what=""
+    case "$prev" in
+        --role|--profile) what=roles ;;
+        --cluster) what=clusters ;;
+    esac
+    if [[ -n "$what" ]]; then
+        local names
+        names="$("${COMP_WORDS[0]}" __complete "$what" 2>/dev/null)"
+        COMPREPLY=($(compgen -W "$names" -- "$cur"))
+        return 0
+    fi
+    _pctl "$@"
+}
+complete -F _pctl_with_names -o bashdefault -o default pctl
+"#;
+
+/// zsh: the functions clap's `_arguments` specs call for ROLE and CLUSTER.
+const ZSH: &str = r#"_pctl_roles() {
+    local -a names
+    names=(${(f)"$(command pctl __complete roles 2>/dev/null)"})
+    _describe -t roles 'pctl role' names
+}
+_pctl_clusters() {
+    local -a names
+    names=(${(f)"$(command pctl __complete clusters 2>/dev/null)"})
+    _describe -t clusters 'pctl cluster' names
+}
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fish_lines_for_names() {
+        assert_eq!(
+            fish_names(r#"complete -c pctl -n "__fish_pctl_using_subcommand env" -l role -r"#),
+            Some("roles")
+        );
+        assert_eq!(
+            fish_names(r#"complete -c pctl -n "x" -l cluster -r"#),
+            Some("clusters")
+        );
+        assert_eq!(fish_names(r#"complete -c pctl -n "x" -l write -r"#), None);
+    }
 }

@@ -1,0 +1,128 @@
+//! `pctl-docgen OUT_DIR`: writes pctl's man pages and shell completions,
+//! generated from the client's own clap definitions, for the packages
+//! (packaging/deb.sh, the release tarballs, the Homebrew formula):
+//!
+//! ```text
+//! OUT_DIR/man/pctl.1, pctl-<subcommand>.1, pctl-eks-token.1, ...
+//! OUT_DIR/completions/pctl.bash, _pctl (zsh), pctl.fish
+//! ```
+//!
+//! It compiles `crates/pctl/src/cli.rs` itself rather than depending on the
+//! `pctl` crate, so the client binary carries no documentation generator.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+// Only the clap definitions are used here; the client's fast path and shell
+// detection are not.
+#[allow(dead_code)]
+#[path = "../../pctl/src/cli.rs"]
+mod cli;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let (Some(out), None) = (args.next(), args.next()) else {
+        eprintln!(
+            "usage: pctl-docgen OUT_DIR   (writes OUT_DIR/man/*.1 and OUT_DIR/completions/*)"
+        );
+        return ExitCode::from(2);
+    };
+    match generate(Path::new(&out)) {
+        Ok(files) => {
+            for f in files {
+                println!("{}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "pctl-docgen: cannot write into {}: {e}",
+                Path::new(&out).display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes every page and completion script; returns the files written.
+fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut cmd = cli::Cli::command();
+    cmd.build();
+    let mut written = Vec::new();
+
+    let man_dir = out.join("man");
+    fs::create_dir_all(&man_dir)?;
+    man_pages(&cmd, &man_dir, &mut written)?;
+
+    let comp_dir = out.join("completions");
+    fs::create_dir_all(&comp_dir)?;
+    for (shell, file) in [
+        (Shell::Bash, "pctl.bash"),
+        (Shell::Zsh, "_pctl"),
+        (Shell::Fish, "pctl.fish"),
+    ] {
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "pctl", &mut buf);
+        let path = comp_dir.join(file);
+        fs::write(&path, buf)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// One page for `cmd` and one for each of its subcommands, recursively
+/// (`pctl-eks.1`, `pctl-eks-token.1`); clap's own `help` subcommand has none.
+fn man_pages(cmd: &clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let man = clap_mangen::Man::new(cmd.clone())
+        .manual("pctl manual")
+        .source(concat!("pctl ", env!("CARGO_PKG_VERSION")));
+    let path = dir.join(man.get_filename());
+    let mut buf = Vec::new();
+    man.render(&mut buf)?;
+    fs::write(&path, buf)?;
+    written.push(path);
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        man_pages(sub, dir, written)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_per_subcommand_and_three_completions() {
+        let dir = std::env::temp_dir().join(format!("pctl-docgen-test-{}", std::process::id()));
+        let files = generate(&dir).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        let subcommands = cli::Cli::command()
+            .get_subcommands()
+            .filter(|s| s.get_name() != "help")
+            .count();
+        // pctl.1 + one per subcommand + `eks token`, + 3 completion scripts.
+        assert_eq!(names.len(), 1 + subcommands + 1 + 3, "{names:?}");
+        for want in [
+            "pctl.1",
+            "pctl-eks.1",
+            "pctl-eks-token.1",
+            "pctl-credential-process.1",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{want} missing from {names:?}"
+            );
+        }
+        let page = fs::read_to_string(dir.join("man/pctl-eks-token.1")).unwrap();
+        assert!(page.contains("pctl\\-eks\\-token"), "{page}");
+        assert!(page.contains("\\-\\-cluster"), "{page}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Builds everything a package ships, for this machine's Rust host target,
+# into target/package/<profile>/:
+#
+#   bin/pctl          the client; on Linux (gnu) a static-pie executable
+#   bin/pctl-daemon   the daemon (dynamically linked)
+#   man/*.1           pctl.1 and one page per subcommand (pctl-docgen)
+#   completions/      pctl.bash, _pctl (zsh), pctl.fish (pctl-docgen)
+#
+#   packaging/build.sh            release build (what deb.sh, tarball.sh ship)
+#   packaging/build.sh --debug    debug build (the packaging tests; much faster)
+#
+# Why the client is static on Linux: kubectl runs `pctl eks token` for every
+# command, and most of a dynamically linked client's run time is the dynamic
+# loader (BENCHMARKS.md, "Static client"). Static glibc cannot load NSS
+# modules, so a static client must never look up a user (getpwuid, getpwnam:
+# `std::env::home_dir` falls back to them) nor resolve a host name
+# (getaddrinfo): the client takes $HOME and $XDG_* from the environment and
+# talks only to a Unix socket by path. tests/packaging checks the unstripped
+# build for those symbols.
+set -euo pipefail
+umask 022
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+profile=release
+case "${1:-}" in
+  "") ;;
+  --debug) profile=debug ;;
+  *) echo "usage: packaging/build.sh [--debug]" >&2; exit 2 ;;
+esac
+profile_flag=()
+[[ "$profile" == release ]] && profile_flag=(--release)
+
+rustc_info="$(rustc -vV)"
+triple="$(sed -n 's/^host: //p' <<<"$rustc_info")"
+if [[ -z "$triple" ]]; then
+  echo "packaging/build.sh: cannot read the host target from 'rustc -vV'; is the Rust toolchain installed?" >&2
+  exit 1
+fi
+
+out="$repo/target/package/$profile"
+rm -rf "$out"
+mkdir -p "$out/bin"
+
+if [[ "$triple" == *-linux-gnu ]]; then
+  libc_a="$(${CC:-cc} -print-file-name=libc.a 2>/dev/null || true)"
+  if [[ "$libc_a" != /* ]]; then
+    echo "packaging/build.sh: the static client needs glibc's static library (libc.a), not found by '${CC:-cc}'; install libc6-dev (Debian, Ubuntu) or glibc-static (Fedora)" >&2
+    exit 1
+  fi
+  # A target of its own (target/static) so the static flags never mix with
+  # the workspace's ordinary build; --target keeps them off build scripts.
+  CARGO_TARGET_DIR="$repo/target/static" \
+    RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
+    cargo build --locked --quiet ${profile_flag[@]+"${profile_flag[@]}"} -p pctl --bin pctl --target "$triple"
+  client="$repo/target/static/$triple/$profile/pctl"
+else
+  cargo build --locked --quiet ${profile_flag[@]+"${profile_flag[@]}"} -p pctl --bin pctl
+  client="$repo/target/$profile/pctl"
+fi
+cargo build --locked --quiet ${profile_flag[@]+"${profile_flag[@]}"} -p pctl-broker --bin pctl-daemon
+# The generator is a build tool: its debug build is enough and is what
+# tests/setup.sh already built.
+cargo build --locked --quiet -p pctl-docgen
+
+install -m 0755 "$client" "$out/bin/pctl"
+install -m 0755 "$repo/target/$profile/pctl-daemon" "$out/bin/pctl-daemon"
+if [[ "$profile" == debug ]]; then
+  # The release profile strips already; a debug build's symbols would only
+  # make the test packages ten times larger.
+  strip "$out/bin/pctl" "$out/bin/pctl-daemon"
+fi
+"$repo/target/debug/pctl-docgen" "$out" >/dev/null
+
+echo "$out"
