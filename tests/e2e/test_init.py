@@ -167,3 +167,16 @@ def test_init_item_name_starting_with_a_dash_is_not_a_flag(fresh):
     gets = env.op_calls("item get")
     assert gets[0]["argv"][-2:] == ["--", "--vault=Other"], gets
     assert 'item = "--vault=Other"' in read(env.config_path)
+
+
+def test_init_writes_nothing_when_the_aws_config_block_is_damaged(fresh):
+    env = fresh
+    path = aws_config(env)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    damaged = "[default]\nregion = eu-west-1\n# BEGIN pctl\n[profile pctl-x]\n"
+    with open(path, "w") as f:
+        f.write(damaged)
+    r = env.run("init", "--item", rig.ITEM_TITLE, "--role", rig.ROLE_NAME)
+    rig.assert_pctl_error(r, path, "nothing changed")
+    assert read(path) == damaged
+    assert not os.path.exists(env.config_path), "both files are planned before either is written"
