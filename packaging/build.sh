@@ -5,7 +5,8 @@
 #   bin/pctl          the client; on Linux (gnu) a static-pie executable
 #   bin/pctl-daemon   the daemon (dynamically linked)
 #   man/*.1           pctl.1 and one page per subcommand (pctl-docgen)
-#   completions/      pctl.bash, _pctl (zsh), pctl.fish (pctl-docgen)
+#   completions/      pctl.bash, _pctl (zsh), pctl.fish (`pctl completions`:
+#                     the shipped scripts are what the client prints)
 #
 #   packaging/build.sh            release build (what deb.sh, tarball.sh ship)
 #   packaging/build.sh --debug    debug build (the packaging tests; much faster)
@@ -72,5 +73,9 @@ if [[ "$profile" == debug ]]; then
   strip "$out/bin/pctl" "$out/bin/pctl-daemon"
 fi
 "$repo/target/debug/pctl-docgen" "$out" >/dev/null
+mkdir -p "$out/completions"
+"$out/bin/pctl" completions bash >"$out/completions/pctl.bash"
+"$out/bin/pctl" completions zsh >"$out/completions/_pctl"
+"$out/bin/pctl" completions fish >"$out/completions/pctl.fish"
 
 echo "$out"

@@ -1,10 +1,9 @@
-//! `pctl-docgen OUT_DIR`: writes pctl's man pages and shell completions,
-//! generated from the client's own clap definitions, for the packages
-//! (packaging/deb.sh, the release tarballs, the Homebrew formula):
+//! `pctl-docgen OUT_DIR`: writes pctl's man pages, generated from the
+//! client's own clap definitions, for the packages (packaging/deb.sh, the
+//! release tarballs, the Homebrew formula):
 //!
 //! ```text
 //! OUT_DIR/man/pctl.1, pctl-<subcommand>.1, pctl-eks-token.1, ...
-//! OUT_DIR/completions/pctl.bash, _pctl (zsh), pctl.fish
 //! ```
 //!
 //! It compiles `crates/pctl/src/cli.rs` itself rather than depending on the
@@ -15,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::CommandFactory;
-use clap_complete::Shell;
 
 // Only the clap definitions are used here; the client's fast path and shell
 // detection are not.
@@ -26,9 +24,7 @@ mod cli;
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let (Some(out), None) = (args.next(), args.next()) else {
-        eprintln!(
-            "usage: pctl-docgen OUT_DIR   (writes OUT_DIR/man/*.1 and OUT_DIR/completions/*)"
-        );
+        eprintln!("usage: pctl-docgen OUT_DIR   (writes OUT_DIR/man/*.1)");
         return ExitCode::from(2);
     };
     match generate(Path::new(&out)) {
@@ -48,7 +44,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes every page and completion script; returns the files written.
+/// Writes every man page; returns the files written. The completion
+/// scripts come from the built client (`pctl completions SHELL`, see
+/// packaging/build.sh), which adds role and cluster name completion.
 fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut cmd = cli::Cli::command();
     cmd.build();
@@ -58,19 +56,6 @@ fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
     fs::create_dir_all(&man_dir)?;
     man_pages(&cmd, &man_dir, &mut written)?;
 
-    let comp_dir = out.join("completions");
-    fs::create_dir_all(&comp_dir)?;
-    for (shell, file) in [
-        (Shell::Bash, "pctl.bash"),
-        (Shell::Zsh, "_pctl"),
-        (Shell::Fish, "pctl.fish"),
-    ] {
-        let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut cmd, "pctl", &mut buf);
-        let path = comp_dir.join(file);
-        fs::write(&path, buf)?;
-        written.push(path);
-    }
     Ok(written)
 }
 
@@ -85,7 +70,11 @@ fn man_pages(cmd: &clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> std
     man.render(&mut buf)?;
     fs::write(&path, buf)?;
     written.push(path);
-    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+    // clap's own `help` and hidden internals (`__complete`) get no page.
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| s.get_name() != "help" && !s.is_hide_set())
+    {
         man_pages(sub, dir, written)?;
     }
     Ok(())
@@ -96,7 +85,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_page_per_subcommand_and_three_completions() {
+    fn a_page_per_visible_subcommand() {
         let dir = std::env::temp_dir().join(format!("pctl-docgen-test-{}", std::process::id()));
         let files = generate(&dir).unwrap();
         let names: Vec<String> = files
@@ -105,10 +94,10 @@ mod tests {
             .collect();
         let subcommands = cli::Cli::command()
             .get_subcommands()
-            .filter(|s| s.get_name() != "help")
+            .filter(|s| s.get_name() != "help" && !s.is_hide_set())
             .count();
-        // pctl.1 + one per subcommand + `eks token`, + 3 completion scripts.
-        assert_eq!(names.len(), 1 + subcommands + 1 + 3, "{names:?}");
+        // pctl.1 + one per visible subcommand + `eks token`.
+        assert_eq!(names.len(), 1 + subcommands + 1, "{names:?}");
         for want in [
             "pctl.1",
             "pctl-eks.1",
