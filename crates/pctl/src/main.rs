@@ -60,7 +60,12 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Status { json } => cmd::status::run(&client(), json),
         Cmd::CredentialProcess { role } => cmd::credential_process::run(&client(), role),
         Cmd::Env { role, shell } => cmd::env::run(&client(), role, shell),
-        Cmd::Exec { role, command } => cmd::exec::run(&client(), role, command),
+        Cmd::Exec {
+            role,
+            server: true,
+            command,
+        } => cmd::exec::run_with_server(&client(), role, command),
+        Cmd::Exec { role, command, .. } => cmd::exec::run(&client(), role, command),
         Cmd::AwsConfig { write } => cmd::aws_config::run(&client(), write),
         Cmd::Eks {
             command: EksCmd::Token { cluster, role },
@@ -85,5 +90,22 @@ fn run(cli: Cli) -> Result<()> {
             cmd::completions::run(shell);
             Ok(())
         }
+        Cmd::Login {
+            role,
+            region,
+            path,
+            destination,
+            stdout,
+        } => cmd::login::run(
+            &client(),
+            client::ConsoleLoginArgs {
+                role,
+                region,
+                path,
+                destination,
+            },
+            stdout,
+        ),
+        Cmd::Serve { role, port, shell } => cmd::serve::run(&client(), role, port, shell),
     }
 }

@@ -10,6 +10,8 @@ pub mod env;
 pub mod exec;
 pub mod kubeconfig;
 pub mod lock;
+pub mod login;
+pub mod serve;
 pub mod shell;
 pub mod status;
 pub mod stop;
