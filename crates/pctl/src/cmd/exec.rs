@@ -37,7 +37,13 @@ pub fn run_with_server(client: &Client, role: String, command: Vec<String>) -> R
     for (k, v) in super::serve::endpoint_vars(&server) {
         cmd.env(k, v);
     }
-    cmd.env("AWS_REGION", &server.region);
+    // The config's region unless the caller chose one (the CLI v1 reads only
+    // AWS_DEFAULT_REGION, the other SDKs AWS_REGION first).
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
+        cmd.env("AWS_REGION", &server.region)
+            .env("AWS_DEFAULT_REGION", &server.region);
+    }
     drop(server);
     signals::forward_to_child()?;
     let mut child = cmd
