@@ -300,3 +300,53 @@ def test_session_change_during_one_sdk_run(auth_env):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+TF_BACKEND = """\
+terraform {{
+  backend "s3" {{
+    bucket                      = "pctl-tfstate"
+    key                         = "{key}"
+    region                      = "us-east-1"
+    endpoints                   = {{ s3 = "{url}", sts = "{url}", iam = "{url}" }}
+    use_path_style              = true
+    skip_credentials_validation = true
+    skip_requesting_account_id  = true
+    skip_metadata_api_check     = true
+    skip_region_validation      = true
+    use_lockfile                = true
+  }}
+}}
+
+resource "terraform_data" "marker" {{
+  input = "applied-through-the-endpoint"
+}}
+"""
+
+
+@pytest.mark.timeout(240)
+def test_terraform_s3_backend_through_the_endpoint(auth_env, terraform_bin):
+    """Terraform's AWS SDK (Go) reads the container credential provider too: its S3 backend
+    (moto with auth on) works under `pctl exec --server` with no profile and no keys."""
+    env = auth_env
+    work = os.path.join(env.home, "stack")
+    os.makedirs(work)
+    key = f"e2e-server/{os.path.basename(env.root)}/terraform.tfstate"
+    with open(os.path.join(work, "main.tf"), "w") as f:
+        f.write(TF_BACKEND.format(key=key, url=env.moto.url))
+    no_files = {"AWS_CONFIG_FILE": os.path.join(env.home, "none"),
+                "AWS_SHARED_CREDENTIALS_FILE": os.path.join(env.home, "none")}
+    for step in (["init", "-input=false", "-no-color"],
+                 ["apply", "-auto-approve", "-input=false", "-no-color"]):
+        r = subprocess.run([env.bin, "exec", "--server", "--role", "admin", "--", terraform_bin,
+                            *step], env={**env.env, **no_files, **POLLUTED}, cwd=work,
+                           capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stdout + r.stderr + env.daemon_log_tail()
+    creds = json.loads(env.ok("credential-process", "--role", "admin").stdout)
+    s3 = env.moto.client("s3", creds["AccessKeyId"], creds["SecretAccessKey"],
+                         creds["SessionToken"])
+    state = json.loads(s3.get_object(Bucket="pctl-tfstate", Key=key)["Body"].read())
+    assert any(r["type"] == "terraform_data" for r in state["resources"])
+    served = [a for a in rig.read_jsonl(os.path.join(env.state_dir, "audit.log"))
+              if a["issued"] == "credentials" and a["pid"] is None]
+    assert served, "terraform did not fetch from the endpoint"
