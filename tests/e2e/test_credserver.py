@@ -95,6 +95,7 @@ def test_boto3_and_the_token_rules(auth_env):
             "bearer": get(uri, {"Authorization": "Bearer " + tok})[0],
             "path": get(uri.replace("/credentials", "/other"), {"Authorization": tok})[0],
             "right": get(uri, {"Authorization": tok}),
+            "pid": os.getpid(),
         }
         print(json.dumps(out))
     """
@@ -107,10 +108,13 @@ def test_boto3_and_the_token_rules(auth_env):
     assert status == 200 and set(body) == {"AccessKeyId", "SecretAccessKey", "Token",
                                            "Expiration"}, out
     assert rig.parse_rfc3339(body["Expiration"])
-    # every answer was audited as an issuance (pid unknown, uid from the kernel's table)
+    # every answer was audited as an issuance to the process that asked (found from the
+    # kernel's socket table: uid, socket inode -> pid -> executable)
     audit = rig.read_jsonl(os.path.join(auth_env.state_dir, "audit.log"))
-    served = [a for a in audit if a["issued"] == "credentials" and a["pid"] is None]
-    assert len(served) >= 2 and all(a["uid"] == os.geteuid() for a in served), audit
+    served = [a for a in audit if a["issued"] == "credentials" and a["pid"] == out["pid"]]
+    assert len(served) >= 2, audit  # boto3's fetch and the raw GET with the right token
+    assert all(a["uid"] == os.geteuid() and "python" in os.path.basename(a["exe"] or "")
+               for a in served), served
 
 
 def test_endpoint_dies_with_pctl_even_under_kill_9(auth_env):
@@ -348,5 +352,5 @@ def test_terraform_s3_backend_through_the_endpoint(auth_env, terraform_bin):
     state = json.loads(s3.get_object(Bucket="pctl-tfstate", Key=key)["Body"].read())
     assert any(r["type"] == "terraform_data" for r in state["resources"])
     served = [a for a in rig.read_jsonl(os.path.join(env.state_dir, "audit.log"))
-              if a["issued"] == "credentials" and a["pid"] is None]
+              if a["issued"] == "credentials" and "terraform" in (a["exe"] or "")]
     assert served, "terraform did not fetch from the endpoint"

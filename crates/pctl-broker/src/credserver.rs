@@ -6,7 +6,7 @@
 //! gets the refreshed one.
 //!
 //! Each request must come from this daemon's UID (or root) where the OS
-//! tells ([`platform::tcp_peer_uid`]; otherwise 403) and carry the
+//! tells ([`platform::tcp_peer`]; otherwise 403) and carry the
 //! endpoint's random token in `Authorization` (otherwise 401). The
 //! [`Endpoint`] stops serving when dropped: the server drops it when the
 //! client connection that asked for it closes.
@@ -151,12 +151,22 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         while conns.try_join_next().is_some() {}
         let local = stream.local_addr().ok();
-        let uid = local.and_then(|l| platform::tcp_peer_uid(l, peer));
+        let who = local.and_then(|l| platform::tcp_peer(l, peer));
+        let requester = Peer {
+            pid: who.and_then(|(_, pid)| pid),
+            uid: who.map(|(uid, _)| uid),
+            exe: who
+                .and_then(|(_, pid)| pid)
+                .and_then(platform::exe_of)
+                .map(|p| p.display().to_string()),
+        };
         let shared = shared.clone();
         conns.spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(answer(&shared, uid, req).await) }
+                let (shared, requester) = (shared.clone(), requester.clone());
+                async move {
+                    Ok::<_, std::convert::Infallible>(answer(&shared, &requester, req).await)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -204,7 +214,8 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<String> {
     )
 }
 
-async fn answer(shared: &Shared, uid: Option<u32>, req: Request<Incoming>) -> Response<String> {
+async fn answer(shared: &Shared, requester: &Peer, req: Request<Incoming>) -> Response<String> {
+    let uid = requester.uid;
     if !uid_allowed(uid, shared.my_uid, platform::TCP_PEER_UID_CHECKABLE) {
         tracing::warn!(
             "credential endpoint refused a request from uid {uid:?}: only uid {} may use it",
@@ -237,17 +248,12 @@ async fn answer(shared: &Shared, uid: Option<u32>, req: Request<Incoming>) -> Re
         );
     }
     drop(req);
-    let peer = Peer {
-        pid: None,
-        uid,
-        exe: None,
-    };
     let limit = shared.broker.request_timeout();
     let got = tokio::time::timeout(
         limit,
         shared
             .broker
-            .credentials(&shared.role, shared.env.as_ref(), &peer),
+            .credentials(&shared.role, shared.env.as_ref(), requester),
     )
     .await;
     match got {

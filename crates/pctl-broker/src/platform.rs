@@ -169,23 +169,31 @@ pub fn exe_of(pid: i32) -> Option<PathBuf> {
     }
 }
 
-/// Whether [`tcp_peer_uid`] can tell who is on the other end of a loopback
+/// Whether [`tcp_peer`] can tell who is on the other end of a loopback
 /// TCP connection on this OS.
 pub const TCP_PEER_UID_CHECKABLE: bool = cfg!(target_os = "linux");
 
-/// The UID owning the other end of a loopback TCP connection, whose socket
-/// is at `peer` and connected to ours at `local` (IPv4).
+/// Who holds the other end of a loopback TCP connection, whose socket is at
+/// `peer` and connected to ours at `local` (IPv4): its UID, and the PID of
+/// a process holding that socket when it can be found.
 ///
 /// Linux: the kernel's socket table, `/proc/net/tcp` (the peer's socket
-/// is the row whose local address is `peer` and remote address `local`).
+/// is the row whose local address is `peer` and remote address `local`;
+/// it gives the UID and the socket's inode), then the process whose
+/// `/proc/PID/fd` links to `socket:[INODE]` (only processes this daemon may
+/// inspect: its own user's, unless they are non-dumpable).
 /// macOS: not implemented (`None`); the table is only reachable through
 /// the `net.inet.tcp.pcblist_n` sysctl, whose record layout is private, so
 /// the credential endpoint relies on its token alone there (SECURITY.md).
-pub fn tcp_peer_uid(local: std::net::SocketAddr, peer: std::net::SocketAddr) -> Option<u32> {
+pub fn tcp_peer(
+    local: std::net::SocketAddr,
+    peer: std::net::SocketAddr,
+) -> Option<(u32, Option<i32>)> {
     #[cfg(target_os = "linux")]
     {
         let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-        tcp_table_uid(&table, local, peer)
+        let (uid, inode) = tcp_table_row(&table, local, peer)?;
+        Some((uid, pid_of_socket(inode)))
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -194,14 +202,27 @@ pub fn tcp_peer_uid(local: std::net::SocketAddr, peer: std::net::SocketAddr) -> 
     }
 }
 
-/// The UID column of the `/proc/net/tcp` row for the socket at `peer`
-/// connected to `local`.
+/// The process holding socket `inode` (Linux).
+#[cfg(target_os = "linux")]
+fn pid_of_socket(inode: u64) -> Option<i32> {
+    let want = format!("socket:[{inode}]");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
+        let pid: i32 = p.file_name().to_str()?.parse().ok()?;
+        let fds = std::fs::read_dir(p.path().join("fd")).ok()?;
+        fds.flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == want.as_str()))
+            .then_some(pid)
+    })
+}
+
+/// The UID and inode columns of the `/proc/net/tcp` row for the socket at
+/// `peer` connected to `local`.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn tcp_table_uid(
+fn tcp_table_row(
     table: &str,
     local: std::net::SocketAddr,
     peer: std::net::SocketAddr,
-) -> Option<u32> {
+) -> Option<(u32, u64)> {
     use std::net::{IpAddr, SocketAddr};
     // "0100007F:1F90": the address as the kernel's in-memory u32, the port in hex.
     let parse = |s: &str| -> Option<SocketAddr> {
@@ -212,12 +233,10 @@ fn tcp_table_uid(
     };
     table.lines().skip(1).find_map(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 8 {
+        if f.len() < 10 || parse(f[1])? != peer || parse(f[2])? != local {
             return None;
         }
-        (parse(f[1])? == peer && parse(f[2])? == local)
-            .then(|| f[7].parse().ok())
-            .flatten()
+        Some((f[7].parse().ok()?, f[9].parse().ok()?))
     })
 }
 
@@ -238,9 +257,9 @@ mod tcp_tests {
         );
         let server: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
         let client: std::net::SocketAddr = "127.0.0.1:54321".parse().unwrap();
-        assert_eq!(tcp_table_uid(&table, server, client), Some(1001));
+        assert_eq!(tcp_table_row(&table, server, client), Some((1001, 3)));
         let other: std::net::SocketAddr = "127.0.0.1:54322".parse().unwrap();
-        assert_eq!(tcp_table_uid(&table, server, other), None);
+        assert_eq!(tcp_table_row(&table, server, other), None);
     }
 
     #[cfg(target_os = "linux")]
@@ -252,6 +271,10 @@ mod tcp_tests {
         assert_eq!(peer, c.local_addr().unwrap());
         // SAFETY: geteuid has no preconditions.
         let me = unsafe { libc::geteuid() };
-        assert_eq!(tcp_peer_uid(s.local_addr().unwrap(), peer), Some(me));
+        let pid = std::process::id() as i32;
+        assert_eq!(
+            tcp_peer(s.local_addr().unwrap(), peer),
+            Some((me, Some(pid)))
+        );
     }
 }

@@ -23,8 +23,10 @@ pub fn run(client: &Client, args: ConsoleLoginArgs, stdout: bool) -> Result<()> 
         .ok()
         .filter(|b| !b.trim().is_empty());
     let tried = open(&login.url, browser.as_deref())?;
-    drop(login);
-    eprintln!("pctl: opened the AWS console as role {role} with {tried}");
+    eprintln!(
+        "pctl: opened the AWS console as role {role} with {tried} (console session until {})",
+        login.session_expires
+    );
     Ok(())
 }
 
