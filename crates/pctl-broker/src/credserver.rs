@@ -152,21 +152,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         while conns.try_join_next().is_some() {}
         let local = stream.local_addr().ok();
         let who = local.and_then(|l| platform::tcp_peer(l, peer));
-        let requester = Peer {
-            pid: who.and_then(|(_, pid)| pid),
-            uid: who.map(|(uid, _)| uid),
-            exe: who
-                .and_then(|(_, pid)| pid)
-                .and_then(platform::exe_of)
-                .map(|p| p.display().to_string()),
-        };
         let shared = shared.clone();
         conns.spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
-                let (shared, requester) = (shared.clone(), requester.clone());
-                async move {
-                    Ok::<_, std::convert::Infallible>(answer(&shared, &requester, req).await)
-                }
+                let shared = shared.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(&shared, who, req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -214,8 +204,32 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<String> {
     )
 }
 
-async fn answer(shared: &Shared, requester: &Peer, req: Request<Incoming>) -> Response<String> {
-    let uid = requester.uid;
+/// The requesting process, for the audit: its PID and executable found
+/// from the socket's inode, on the blocking pool (a scan of `/proc`).
+async fn requester(who: Option<(u32, u64)>) -> Peer {
+    let Some((uid, inode)) = who else {
+        return Peer::default();
+    };
+    let found = tokio::task::spawn_blocking(move || {
+        let pid = platform::pid_of_socket(inode, uid)?;
+        Some((pid, platform::exe_of(pid).map(|p| p.display().to_string())))
+    })
+    .await
+    .ok()
+    .flatten();
+    Peer {
+        pid: found.as_ref().map(|(pid, _)| *pid),
+        uid: Some(uid),
+        exe: found.and_then(|(_, exe)| exe),
+    }
+}
+
+async fn answer(
+    shared: &Shared,
+    who: Option<(u32, u64)>,
+    req: Request<Incoming>,
+) -> Response<String> {
+    let uid = who.map(|(uid, _)| uid);
     if !uid_allowed(uid, shared.my_uid, platform::TCP_PEER_UID_CHECKABLE) {
         tracing::warn!(
             "credential endpoint refused a request from uid {uid:?}: only uid {} may use it",
@@ -248,12 +262,13 @@ async fn answer(shared: &Shared, requester: &Peer, req: Request<Incoming>) -> Re
         );
     }
     drop(req);
+    let requester = requester(who).await;
     let limit = shared.broker.request_timeout();
     let got = tokio::time::timeout(
         limit,
         shared
             .broker
-            .credentials(&shared.role, shared.env.as_ref(), requester),
+            .credentials(&shared.role, shared.env.as_ref(), &requester),
     )
     .await;
     match got {

@@ -174,26 +174,19 @@ pub fn exe_of(pid: i32) -> Option<PathBuf> {
 pub const TCP_PEER_UID_CHECKABLE: bool = cfg!(target_os = "linux");
 
 /// Who holds the other end of a loopback TCP connection, whose socket is at
-/// `peer` and connected to ours at `local` (IPv4): its UID, and the PID of
-/// a process holding that socket when it can be found.
+/// `peer` and connected to ours at `local` (IPv4): its UID and the socket's
+/// inode (for [`pid_of_socket`]).
 ///
-/// Linux: the kernel's socket table, `/proc/net/tcp` (the peer's socket
-/// is the row whose local address is `peer` and remote address `local`;
-/// it gives the UID and the socket's inode), then the process whose
-/// `/proc/PID/fd` links to `socket:[INODE]` (only processes this daemon may
-/// inspect: its own user's, unless they are non-dumpable).
+/// Linux: the kernel's socket table, `/proc/net/tcp` (the peer's socket is
+/// the row whose local address is `peer` and remote address `local`).
 /// macOS: not implemented (`None`); the table is only reachable through
 /// the `net.inet.tcp.pcblist_n` sysctl, whose record layout is private, so
 /// the credential endpoint relies on its token alone there (SECURITY.md).
-pub fn tcp_peer(
-    local: std::net::SocketAddr,
-    peer: std::net::SocketAddr,
-) -> Option<(u32, Option<i32>)> {
+pub fn tcp_peer(local: std::net::SocketAddr, peer: std::net::SocketAddr) -> Option<(u32, u64)> {
     #[cfg(target_os = "linux")]
     {
         let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-        let (uid, inode) = tcp_table_row(&table, local, peer)?;
-        Some((uid, pid_of_socket(inode)))
+        tcp_table_row(&table, local, peer)
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -202,17 +195,34 @@ pub fn tcp_peer(
     }
 }
 
-/// The process holding socket `inode` (Linux).
-#[cfg(target_os = "linux")]
-fn pid_of_socket(inode: u64) -> Option<i32> {
-    let want = format!("socket:[{inode}]");
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
-        let pid: i32 = p.file_name().to_str()?.parse().ok()?;
-        let fds = std::fs::read_dir(p.path().join("fd")).ok()?;
-        fds.flatten()
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == want.as_str()))
-            .then_some(pid)
-    })
+/// The process of `uid` holding socket `inode`: the `/proc/PID/fd` entry
+/// linking to `socket:[INODE]`, searched among that UID's processes (the
+/// owner of `/proc/PID`) that this process may inspect. A scan of every
+/// such process's descriptors (milliseconds): call it off the async
+/// threads. macOS: `None`.
+pub fn pid_of_socket(inode: u64, uid: u32) -> Option<i32> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let want = format!("socket:[{inode}]");
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
+            let pid: i32 = p.file_name().to_str()?.parse().ok()?;
+            if p.metadata().ok()?.uid() != uid {
+                return None;
+            }
+            let fds = std::fs::read_dir(p.path().join("fd")).ok()?;
+            fds.flatten()
+                .any(|fd| {
+                    std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == want.as_str())
+                })
+                .then_some(pid)
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (inode, uid);
+        None
+    }
 }
 
 /// The UID and inode columns of the `/proc/net/tcp` row for the socket at
@@ -271,10 +281,8 @@ mod tcp_tests {
         assert_eq!(peer, c.local_addr().unwrap());
         // SAFETY: geteuid has no preconditions.
         let me = unsafe { libc::geteuid() };
-        let pid = std::process::id() as i32;
-        assert_eq!(
-            tcp_peer(s.local_addr().unwrap(), peer),
-            Some((me, Some(pid)))
-        );
+        let (uid, inode) = tcp_peer(s.local_addr().unwrap(), peer).unwrap();
+        assert_eq!(uid, me);
+        assert_eq!(pid_of_socket(inode, uid), Some(std::process::id() as i32));
     }
 }
