@@ -354,3 +354,22 @@ def test_terraform_s3_backend_through_the_endpoint(auth_env, terraform_bin):
     served = [a for a in rig.read_jsonl(os.path.join(env.state_dir, "audit.log"))
               if a["issued"] == "credentials" and "terraform" in (a["exe"] or "")]
     assert served, "terraform did not fetch from the endpoint"
+
+
+def test_serve_ends_when_the_daemon_stops(auth_env):
+    # serve starts the daemon itself here: the daemon must not inherit serve's blocked signals
+    p = auth_env.popen("serve", "--role", "admin", "--shell", "bash")
+    try:
+        url = re.search(r"'(http://[^']+)'", p.stdout.readline()).group(1)
+        p.stdout.readline()
+        pid = auth_env.status()["pid"]
+        with open(f"/proc/{pid}/status") as f:
+            blocked = re.search(r"^SigBlk:\s*([0-9a-f]+)$", f.read(), re.M).group(1)
+        assert int(blocked, 16) == 0, f"daemon started with blocked signals {blocked}"
+        auth_env.ok("stop")
+        assert p.wait(timeout=10) == 1
+        assert "daemon closed the credential endpoint" in p.stderr.read()
+        assert get(url, timeout=2)[0] is None
+    finally:
+        if p.poll() is None:
+            p.kill()

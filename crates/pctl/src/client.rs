@@ -209,11 +209,15 @@ impl Client {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .current_dir("/");
-        // SAFETY: setsid is async-signal-safe; it detaches the daemon from
-        // the caller's terminal and process group.
+        // SAFETY: setsid and pthread_sigmask are async-signal-safe; the
+        // daemon is detached from the caller's terminal and process group,
+        // and starts with no signal blocked whatever its caller blocked.
         unsafe {
             cmd.pre_exec(|| {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
+                nix::sys::signal::SigSet::empty()
+                    .thread_set_mask()
+                    .map_err(std::io::Error::from)?;
                 Ok(())
             });
         }

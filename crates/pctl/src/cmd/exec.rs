@@ -69,14 +69,20 @@ mod signals {
     use nix::unistd::Pid;
 
     static CHILD: AtomicI32 = AtomicI32::new(0);
+    /// A signal that arrived before the child's PID was known.
+    static PENDING: AtomicI32 = AtomicI32::new(0);
+
+    fn send(pid: i32, sig: i32) {
+        if let Ok(sig) = Signal::try_from(sig) {
+            // kill(2) is async-signal-safe.
+            let _ = signal::kill(Pid::from_raw(pid), sig);
+        }
+    }
 
     extern "C" fn pass_on(sig: i32) {
-        let pid = CHILD.load(Ordering::Relaxed);
-        if pid > 0 {
-            if let Ok(sig) = Signal::try_from(sig) {
-                // kill(2) is async-signal-safe.
-                let _ = signal::kill(Pid::from_raw(pid), sig);
-            }
+        match CHILD.load(Ordering::SeqCst) {
+            pid if pid > 0 => send(pid, sig),
+            _ => PENDING.store(sig, Ordering::SeqCst),
         }
     }
 
@@ -109,7 +115,14 @@ mod signals {
         Ok(())
     }
 
+    /// Records the child; a signal that came while it was being started
+    /// is passed on now. (pctl is single-threaded here: the handler runs
+    /// between, never during, these two steps.)
     pub fn set_child(pid: u32) {
-        CHILD.store(pid as i32, Ordering::Relaxed);
+        CHILD.store(pid as i32, Ordering::SeqCst);
+        let sig = PENDING.swap(0, Ordering::SeqCst);
+        if sig > 0 {
+            send(pid as i32, sig);
+        }
     }
 }

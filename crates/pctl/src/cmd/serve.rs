@@ -40,14 +40,17 @@ pub fn endpoint_vars(s: &CredentialServer) -> [(&'static str, &str); 2] {
 }
 
 pub fn run(client: &Client, role: String, port: Option<u16>, shell: ShellKind) -> Result<()> {
-    // Signals are taken synchronously below; block them before any thread
-    // starts so every thread inherits the mask.
+    // First the endpoint (this may start the daemon, which must not inherit
+    // a blocked mask); a signal before the block below ends pctl the
+    // default way, which closes the endpoint too.
+    let (conn, server) = client.credential_server(role.clone(), port)?;
+    // Signals are taken synchronously below; block them before the watcher
+    // thread starts so it inherits the mask.
     let mut stop = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         stop.add(s);
     }
     stop.thread_block().context("cannot block signals")?;
-    let (conn, server) = client.credential_server(role.clone(), port)?;
     let mut out = String::new();
     for (k, v) in endpoint_vars(&server) {
         out.push_str(&output::export(shell, k, v));
