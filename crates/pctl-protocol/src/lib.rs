@@ -470,6 +470,21 @@ mod tests {
         assert!(!s.contains("very-secret") && !s.contains("tok\""), "{s}");
     }
 
+    #[test]
+    fn login_url_and_endpoint_token_stay_out_of_debug() {
+        let l = ConsoleLogin {
+            url: "https://signin/federation?SigninToken=very-secret".into(),
+            session_expires: "2026-01-01T00:00:00Z".into(),
+        };
+        let s = CredentialServer {
+            url: "http://127.0.0.1:1/credentials".into(),
+            token: "tok-very-secret".into(),
+            region: "us-east-1".into(),
+        };
+        let d = format!("{l:?} {s:?}");
+        assert!(!d.contains("very-secret") && d.contains("127.0.0.1"), "{d}");
+    }
+
     proptest! {
         #[test]
         fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
