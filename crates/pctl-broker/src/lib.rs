@@ -14,6 +14,7 @@ pub mod aws;
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod credserver;
 pub mod daemon;
 pub mod doctor;
 pub mod failure;

@@ -176,3 +176,121 @@ pub fn exe_of(pid: i32) -> Option<PathBuf> {
         None
     }
 }
+
+/// Whether [`tcp_peer`] can tell who is on the other end of a loopback
+/// TCP connection on this OS.
+pub const TCP_PEER_UID_CHECKABLE: bool = cfg!(target_os = "linux");
+
+/// Who holds the other end of a loopback TCP connection, whose socket is at
+/// `peer` and connected to ours at `local` (IPv4): its UID and the socket's
+/// inode (for [`pid_of_socket`]).
+///
+/// Linux: the kernel's socket table, `/proc/net/tcp` (the peer's socket is
+/// the row whose local address is `peer` and remote address `local`).
+/// macOS: not implemented (`None`); the table is only reachable through
+/// the `net.inet.tcp.pcblist_n` sysctl, whose record layout is private, so
+/// the credential endpoint relies on its token alone there (SECURITY.md).
+pub fn tcp_peer(local: std::net::SocketAddr, peer: std::net::SocketAddr) -> Option<(u32, u64)> {
+    #[cfg(target_os = "linux")]
+    {
+        let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+        tcp_table_row(&table, local, peer)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (local, peer);
+        None
+    }
+}
+
+/// The process of `uid` holding socket `inode`: the `/proc/PID/fd` entry
+/// linking to `socket:[INODE]`, searched among that UID's processes (the
+/// owner of `/proc/PID`) that this process may inspect. A scan of every
+/// such process's descriptors (milliseconds): call it off the async
+/// threads. macOS: `None`.
+pub fn pid_of_socket(inode: u64, uid: u32) -> Option<i32> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let want = format!("socket:[{inode}]");
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
+            let pid: i32 = p.file_name().to_str()?.parse().ok()?;
+            if p.metadata().ok()?.uid() != uid {
+                return None;
+            }
+            let fds = std::fs::read_dir(p.path().join("fd")).ok()?;
+            fds.flatten()
+                .any(|fd| {
+                    std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == want.as_str())
+                })
+                .then_some(pid)
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (inode, uid);
+        None
+    }
+}
+
+/// The UID and inode columns of the `/proc/net/tcp` row for the socket at
+/// `peer` connected to `local`.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn tcp_table_row(
+    table: &str,
+    local: std::net::SocketAddr,
+    peer: std::net::SocketAddr,
+) -> Option<(u32, u64)> {
+    use std::net::{IpAddr, SocketAddr};
+    // "0100007F:1F90": the address as the kernel's in-memory u32, the port in hex.
+    let parse = |s: &str| -> Option<SocketAddr> {
+        let (ip, port) = s.split_once(':')?;
+        let ip = u32::from_str_radix(ip, 16).ok()?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        Some(SocketAddr::new(IpAddr::from(ip.to_ne_bytes()), port))
+    };
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 || parse(f[1])? != peer || parse(f[2])? != local {
+            return None;
+        }
+        Some((f[7].parse().ok()?, f[9].parse().ok()?))
+    })
+}
+
+#[cfg(test)]
+mod tcp_tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_peer_row_of_a_loopback_connection() {
+        // Host byte order as the kernel prints it on this machine.
+        let hex = |a: [u8; 4]| format!("{:08X}", u32::from_ne_bytes(a));
+        let lo = hex([127, 0, 0, 1]);
+        let table = format!(
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+             0: {lo}:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1 0\n\
+             1: {lo}:1F90 {lo}:D431 01 00000000:00000000 00:00000000 00000000  1000        0 2 1 0\n\
+             2: {lo}:D431 {lo}:1F90 01 00000000:00000000 00:00000000 00000000  1001        0 3 1 0\n"
+        );
+        let server: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let client: std::net::SocketAddr = "127.0.0.1:54321".parse().unwrap();
+        assert_eq!(tcp_table_row(&table, server, client), Some((1001, 3)));
+        let other: std::net::SocketAddr = "127.0.0.1:54322".parse().unwrap();
+        assert_eq!(tcp_table_row(&table, server, other), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_real_loopback_connection_is_ours() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, peer) = l.accept().unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let (uid, inode) = tcp_peer(s.local_addr().unwrap(), peer).unwrap();
+        assert_eq!(uid, me);
+        assert_eq!(pid_of_socket(inode, uid), Some(std::process::id() as i32));
+    }
+}

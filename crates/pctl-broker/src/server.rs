@@ -255,12 +255,17 @@ async fn handle(
             }
         };
         drop(body);
+        if let Request::CredentialServer { role, port, env } = env.request {
+            hold_credential_server(broker, conn, peer, role, port, env).await;
+            return;
+        }
         let stop = matches!(env.request, Request::Stop);
         let limit = match env.request {
             Request::Unlock { .. }
             | Request::Credentials { .. }
             | Request::EksToken { .. }
-            | Request::DescribeCluster { .. } => request_timeout(&broker),
+            | Request::DescribeCluster { .. }
+            | Request::ConsoleLogin { .. } => request_timeout(&broker),
             _ => REQUEST_TIMEOUT_NO_CONFIG,
         };
         let resp = match tokio::time::timeout(limit, dispatch(&broker, env.request, &peer)).await {
@@ -327,7 +332,72 @@ async fn dispatch(
                 .await?,
         ),
         Request::Profiles => Reply::Profiles(broker.profiles()?),
+        Request::ConsoleLogin {
+            role,
+            region,
+            path,
+            destination,
+            env,
+        } => Reply::ConsoleLogin(
+            broker
+                .console_login(
+                    crate::broker::ConsoleRequest {
+                        role: &role,
+                        region: region.as_deref(),
+                        path: path.as_deref(),
+                        destination: destination.as_deref(),
+                    },
+                    env.as_ref(),
+                    peer,
+                )
+                .await?,
+        ),
+        Request::CredentialServer { .. } => {
+            return Err(crate::broker::Failure(
+                ErrorKind::BadRequest,
+                "credential_server is served on its own connection".into(),
+            ))
+        }
     })
+}
+
+/// Serves a credential endpoint for as long as this client connection
+/// stays open: answers with its address and token, then waits for the
+/// client to close (or send anything), and drops the endpoint.
+async fn hold_credential_server(
+    broker: Arc<Broker>,
+    mut conn: Connection<UnixStream>,
+    peer: Peer,
+    role: String,
+    port: Option<u16>,
+    env: Option<pctl_protocol::ClientEnv>,
+) {
+    let limit = request_timeout(&broker);
+    let started = tokio::time::timeout(
+        limit,
+        crate::credserver::start(broker, role, port, env, &peer),
+    )
+    .await;
+    let (reply, endpoint) = match started {
+        Ok(Ok((reply, endpoint))) => (Reply::CredentialServer(reply), endpoint),
+        Ok(Err(f)) => {
+            let _ = write_response(&mut conn, &Response::Error(f.into())).await;
+            return;
+        }
+        Err(_) => {
+            let msg = format!("request timed out in the daemon after {}s", limit.as_secs());
+            let _ = write_response(&mut conn, &error(ErrorKind::Unavailable, msg)).await;
+            return;
+        }
+    };
+    let resp = Response::Ok(reply);
+    let sent = write_response(&mut conn, &resp).await;
+    drop(resp);
+    if sent.is_ok() {
+        // No timeout: the endpoint lives while the client does.
+        let _ = conn.read_body_async().await;
+    }
+    drop(endpoint);
 }
 
 #[cfg(test)]

@@ -100,6 +100,38 @@ pub enum Request {
     },
     /// The configured roles and clusters, for generated config files.
     Profiles,
+    /// An AWS console sign-in URL for a role's session (federation
+    /// endpoint). At most one of `path` and `destination`.
+    ConsoleLogin {
+        role: String,
+        /// Console region (default: the config's region).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+        /// A console page, relative to the region's console (`ec2/home`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        /// A whole console URL of the role's partition.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        destination: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        env: Option<ClientEnv>,
+    },
+    /// A loopback HTTP endpoint answering the container credential
+    /// provider with the role's current session. It lives exactly as long
+    /// as the connection that asked for it: the client sends nothing more
+    /// and keeps the connection open; closing it (or any further byte)
+    /// ends the endpoint.
+    ///
+    /// `env` is kept for the endpoint's lifetime: the daemon may have to
+    /// unlock again (MFA session or lifetime limit) while a long job runs.
+    CredentialServer {
+        role: String,
+        /// 127.0.0.1 port to bind; `None`: a free one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        env: Option<ClientEnv>,
+    },
 }
 
 /// A cluster named by `aws eks get-token`'s flags instead of pctl's config.
@@ -151,6 +183,8 @@ pub enum Reply {
     EksToken(EksToken),
     Cluster(ClusterInfo),
     Profiles(Profiles),
+    ConsoleLogin(ConsoleLogin),
+    CredentialServer(CredentialServer),
 }
 
 /// A failed answer: a class for scripts and one actionable line for people.
@@ -299,6 +333,43 @@ pub struct Profiles {
     pub region: String,
     pub roles: Vec<String>,
     pub clusters: Vec<String>,
+}
+
+/// A console sign-in URL. The URL is a bearer credential for the console
+/// (valid 15 minutes): zeroized when dropped, never in `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct ConsoleLogin {
+    pub url: String,
+    /// When the console session ends, RFC 3339, UTC.
+    pub session_expires: String,
+}
+
+impl std::fmt::Debug for ConsoleLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleLogin")
+            .field("session_expires", &self.session_expires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a credential endpoint listens and the `Authorization` value it
+/// wants. Zeroized when dropped, the token never in `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct CredentialServer {
+    /// `http://127.0.0.1:PORT/role/NAME`, for `AWS_CONTAINER_CREDENTIALS_FULL_URI`.
+    pub url: String,
+    /// For `AWS_CONTAINER_AUTHORIZATION_TOKEN`.
+    pub token: String,
+    /// The config's region, for `AWS_REGION`.
+    pub region: String,
+}
+
+impl std::fmt::Debug for CredentialServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialServer")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What `pctl status` shows.
@@ -517,6 +588,21 @@ mod tests {
         };
         let s = format!("{c:?}");
         assert!(!s.contains("very-secret") && !s.contains("tok\""), "{s}");
+    }
+
+    #[test]
+    fn login_url_and_endpoint_token_stay_out_of_debug() {
+        let l = ConsoleLogin {
+            url: "https://signin/federation?SigninToken=very-secret".into(),
+            session_expires: "2026-01-01T00:00:00Z".into(),
+        };
+        let s = CredentialServer {
+            url: "http://127.0.0.1:1/credentials".into(),
+            token: "tok-very-secret".into(),
+            region: "us-east-1".into(),
+        };
+        let d = format!("{l:?} {s:?}");
+        assert!(!d.contains("very-secret") && d.contains("127.0.0.1"), "{d}");
     }
 
     proptest! {

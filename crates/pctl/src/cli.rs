@@ -77,6 +77,11 @@ pub enum Cmd {
     Exec {
         #[arg(long)]
         role: String,
+        /// Give CMD a loopback credential endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI +
+        /// AWS_CONTAINER_AUTHORIZATION_TOKEN) instead of keys: the SDKs re-read it, so a long
+        /// job gets refreshed sessions. The endpoint ends when CMD (or pctl) does.
+        #[arg(long)]
+        server: bool,
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
@@ -160,6 +165,34 @@ pub enum Cmd {
     Complete {
         #[arg(value_enum)]
         what: Names,
+    },
+    /// Open the AWS console signed in as a role (federation sign-in URL).
+    Login {
+        #[arg(long)]
+        role: String,
+        /// Console region (default: the config's region).
+        #[arg(long)]
+        region: Option<String>,
+        /// A console page on the region's console, like ec2/home#Instances.
+        #[arg(long, conflicts_with = "destination")]
+        path: Option<String>,
+        /// A whole console URL (https://...console.aws.amazon.com/...).
+        #[arg(long)]
+        destination: Option<String>,
+        /// Print the URL instead of opening it (it signs in whoever opens it within 15 minutes).
+        #[arg(long)]
+        stdout: bool,
+    },
+    /// Serve a role's session on a loopback credential endpoint (for containers and desktop
+    /// apps) and print the two variables to export; stops on Ctrl-C.
+    Serve {
+        #[arg(long)]
+        role: String,
+        /// 127.0.0.1 port (default: a free one).
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long, value_enum, default_value_t = ShellKind::detect())]
+        shell: ShellKind,
     },
 }
 

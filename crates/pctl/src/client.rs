@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use pctl_protocol::connection::ConnectError;
 use pctl_protocol::{
-    dirs, AdHocCluster, Check, ClientEnv, ClusterInfo, Connection, Credentials, EksToken, Envelope,
-    ErrorKind, FrameError, Profiles, Reply, Request, Response, Status, VERSION,
+    dirs, AdHocCluster, Check, ClientEnv, ClusterInfo, Connection, ConsoleLogin, CredentialServer,
+    Credentials, EksToken, Envelope, ErrorKind, FrameError, Profiles, Reply, Request, Response,
+    Status, VERSION,
 };
 
 /// How long a reply may take. The daemon bounds every request by its
@@ -254,11 +255,15 @@ impl Client {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .current_dir("/");
-        // SAFETY: setsid is async-signal-safe; it detaches the daemon from
-        // the caller's terminal and process group.
+        // SAFETY: setsid and pthread_sigmask are async-signal-safe; the
+        // daemon is detached from the caller's terminal and process group,
+        // and starts with no signal blocked whatever its caller blocked.
         unsafe {
             cmd.pre_exec(|| {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
+                nix::sys::signal::SigSet::empty()
+                    .thread_set_mask()
+                    .map_err(std::io::Error::from)?;
                 Ok(())
             });
         }
@@ -286,6 +291,75 @@ impl Client {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+
+    /// A console sign-in URL for a role (a bearer credential: print it
+    /// only where the user asked for it).
+    pub fn console_login(&self, req: ConsoleLoginArgs) -> Result<ConsoleLogin> {
+        let req = Request::ConsoleLogin {
+            role: req.role,
+            region: req.region,
+            path: req.path,
+            destination: req.destination,
+            env: None,
+        };
+        self.call(req, |r| match r {
+            Reply::ConsoleLogin(l) => Some(l),
+            _ => None,
+        })
+    }
+
+    /// Starts a loopback credential endpoint for `role`. It lives exactly
+    /// as long as the returned connection stays open: keep it, send nothing
+    /// on it, drop it (or exit) to stop the endpoint.
+    ///
+    /// The 1Password environment goes along every time: the daemon keeps
+    /// it to unlock again while the endpoint lives.
+    pub fn credential_server(
+        &self,
+        role: String,
+        port: Option<u16>,
+    ) -> Result<(Connection<UnixStream>, CredentialServer)> {
+        let env = Envelope {
+            version: VERSION.into(),
+            request: Request::CredentialServer {
+                role,
+                port,
+                env: Some(ClientEnv::from_current()),
+            },
+        };
+        for attempt in 0..2 {
+            let mut conn = self.connect_or_start()?;
+            match exchange(&mut conn, &env)? {
+                Response::Ok(Reply::CredentialServer(s)) => {
+                    // Held open for the endpoint's life: no reply timeout from here on.
+                    conn.get_ref().set_read_timeout(None)?;
+                    return Ok((conn, s));
+                }
+                Response::Ok(_) => bail!("unexpected answer to credential server"),
+                Response::Error(e) if e.kind == ErrorKind::Version && attempt == 0 => {
+                    eprintln!(
+                        "pctl: replacing a daemon of another version ({})",
+                        e.message
+                    );
+                    drop(conn);
+                    self.stop_other_version();
+                }
+                Response::Error(e) => return Err(anyhow!(e.message)),
+            }
+        }
+        bail!(
+            "the daemon at {} kept answering with another version",
+            self.socket.display()
+        )
+    }
+}
+
+/// What `pctl login` asks for.
+pub struct ConsoleLoginArgs {
+    pub role: String,
+    pub region: Option<String>,
+    pub path: Option<String>,
+    pub destination: Option<String>,
 }
 
 fn done(r: Reply) -> Option<()> {
@@ -304,6 +378,8 @@ fn request_kind(r: &Request) -> &'static str {
         Request::EksToken { .. } => "eks token",
         Request::DescribeCluster { .. } => "describe cluster",
         Request::Profiles => "profiles",
+        Request::ConsoleLogin { .. } => "console login",
+        Request::CredentialServer { .. } => "credential server",
     }
 }
 
@@ -343,6 +419,7 @@ fn attach_env(request: &mut Request) -> bool {
         Request::Credentials { env, .. }
         | Request::EksToken { env, .. }
         | Request::DescribeCluster { env, .. }
+        | Request::ConsoleLogin { env, .. }
             if env.is_none() =>
         {
             *env = Some(ClientEnv::from_current());

@@ -66,7 +66,12 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Prompt { quiet, format } => cmd::prompt::run(&client(), quiet, format.json()),
         Cmd::CredentialProcess { role } => cmd::credential_process::run(&client(), role),
         Cmd::Env { role, shell } => cmd::env::run(&client(), role, shell),
-        Cmd::Exec { role, command } => cmd::exec::run(&client(), role, command),
+        Cmd::Exec {
+            role,
+            server: true,
+            command,
+        } => cmd::exec::run_with_server(&client(), role, command),
+        Cmd::Exec { role, command, .. } => cmd::exec::run(&client(), role, command),
         Cmd::AwsConfig { write, diff } => cmd::aws_config::run(&client(), write, diff),
         Cmd::Init {
             from_aws_config: Some(from),
@@ -127,5 +132,22 @@ fn run(cli: Cli) -> Result<()> {
         ),
         Cmd::Completions { shell } => cmd::completions::run(shell),
         Cmd::Complete { what } => cmd::completions::names(&client(), what),
+        Cmd::Login {
+            role,
+            region,
+            path,
+            destination,
+            stdout,
+        } => cmd::login::run(
+            &client(),
+            client::ConsoleLoginArgs {
+                role,
+                region,
+                path,
+                destination,
+            },
+            stdout,
+        ),
+        Cmd::Serve { role, port, shell } => cmd::serve::run(&client(), role, port, shell),
     }
 }

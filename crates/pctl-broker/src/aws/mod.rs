@@ -1,5 +1,5 @@
 //! The AWS side: STS sessions ([`sts`]), EKS tokens and DescribeCluster
-//! ([`eks`]), and what both share: the session type, the per-region SDK
+//! ([`eks`]), console sign-in URLs ([`federation`]), and what both share: the session type, the per-region SDK
 //! configuration and how AWS errors are phrased for the user.
 //!
 //! Clients are built per call from a cached base `SdkConfig` (region,
@@ -7,6 +7,7 @@
 //! throttling, timeouts) plus static credentials taken from locked memory.
 
 pub mod eks;
+pub mod federation;
 pub mod sts;
 
 use std::collections::HashMap;

@@ -19,3 +19,110 @@ pub fn run(client: &Client, role: String, command: Vec<String>) -> Result<()> {
     let err = cmd.exec();
     Err(anyhow!("cannot run {}: {err}", command[0]))
 }
+
+/// `pctl exec --server --role R -- CMD...`: CMD gets a loopback credential
+/// endpoint (and no AWS key variables). pctl stays CMD's parent and holds
+/// the endpoint while CMD runs: it ends when CMD exits, or when pctl dies
+/// (the daemon sees the connection close). SIGTERM and SIGHUP sent to pctl
+/// are passed on to CMD; Ctrl-C reaches CMD from the terminal directly.
+/// Exits with CMD's status (128 + N when a signal N ended it).
+pub fn run_with_server(client: &Client, role: String, command: Vec<String>) -> Result<()> {
+    use std::os::unix::process::ExitStatusExt;
+    let (conn, server) = client.credential_server(role, None)?;
+    let mut cmd = std::process::Command::new(&command[0]);
+    cmd.args(&command[1..]);
+    for k in super::serve::SHADOWING_VARS {
+        cmd.env_remove(k);
+    }
+    for (k, v) in super::serve::endpoint_vars(&server) {
+        cmd.env(k, v);
+    }
+    // The config's region unless the caller chose one (the CLI v1 reads only
+    // AWS_DEFAULT_REGION, the other SDKs AWS_REGION first).
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
+        cmd.env("AWS_REGION", &server.region)
+            .env("AWS_DEFAULT_REGION", &server.region);
+    }
+    drop(server);
+    signals::forward_to_child()?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| anyhow!("cannot run {}: {e}", command[0]))?;
+    signals::set_child(child.id());
+    let status = child.wait();
+    drop(conn);
+    let status = status.map_err(|e| anyhow!("cannot wait for {}: {e}", command[0]))?;
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1);
+    std::process::exit(code)
+}
+
+/// Signals pctl passes on to the command it waits for.
+mod signals {
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    use anyhow::{Context, Result};
+    use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    use nix::unistd::Pid;
+
+    static CHILD: AtomicI32 = AtomicI32::new(0);
+    /// A signal that arrived before the child's PID was known.
+    static PENDING: AtomicI32 = AtomicI32::new(0);
+
+    fn send(pid: i32, sig: i32) {
+        if let Ok(sig) = Signal::try_from(sig) {
+            // kill(2) is async-signal-safe.
+            let _ = signal::kill(Pid::from_raw(pid), sig);
+        }
+    }
+
+    extern "C" fn pass_on(sig: i32) {
+        match CHILD.load(Ordering::SeqCst) {
+            pid if pid > 0 => send(pid, sig),
+            _ => PENDING.store(sig, Ordering::SeqCst),
+        }
+    }
+
+    extern "C" fn ignore(_: i32) {}
+
+    /// SIGTERM/SIGHUP go to the child; SIGINT/SIGQUIT (the terminal sends
+    /// them to the whole foreground group, child included) leave pctl
+    /// waiting for the child. Handlers, not SIG_IGN: exec resets handlers,
+    /// so the child starts with default dispositions.
+    pub fn forward_to_child() -> Result<()> {
+        let pass = SigAction::new(
+            SigHandler::Handler(pass_on),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        let wait = SigAction::new(
+            SigHandler::Handler(ignore),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        // SAFETY: the handlers only read an atomic and call kill(2).
+        unsafe {
+            for s in [Signal::SIGTERM, Signal::SIGHUP] {
+                signal::sigaction(s, &pass).context("cannot set a signal handler")?;
+            }
+            for s in [Signal::SIGINT, Signal::SIGQUIT] {
+                signal::sigaction(s, &wait).context("cannot set a signal handler")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the child; a signal that came while it was being started
+    /// is passed on now. (pctl is single-threaded here: the handler runs
+    /// between, never during, these two steps.)
+    pub fn set_child(pid: u32) {
+        CHILD.store(pid as i32, Ordering::SeqCst);
+        let sig = PENDING.swap(0, Ordering::SeqCst);
+        if sig > 0 {
+            send(pid as i32, sig);
+        }
+    }
+}
