@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod failure;
+pub mod identity;
 pub mod issue;
 pub mod platform;
 pub mod secret;

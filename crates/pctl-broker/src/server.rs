@@ -295,12 +295,12 @@ async fn dispatch(
         },
         Request::Stop => Reply::Done,
         Request::Status => Reply::Status(Box::new(broker.status())),
-        Request::Lock => {
-            broker.lock(LockReason::Manual);
+        Request::Lock { identity } => {
+            broker.lock_identity(identity.as_deref(), LockReason::Manual)?;
             Reply::Done
         }
-        Request::Unlock { env } => {
-            broker.unlock(&env, peer).await?;
+        Request::Unlock { env, identity } => {
+            broker.unlock(identity.as_deref(), &env, peer).await?;
             Reply::Done
         }
         Request::Credentials { role, env } => {

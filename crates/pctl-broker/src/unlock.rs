@@ -28,6 +28,8 @@ pub struct Unlock {
 
 /// Runs unlock attempts, one at a time.
 pub struct Unlocker {
+    /// The identity this unlocker reads (a key of `[identities]`).
+    name: String,
     clock: Arc<dyn Clock>,
     vault: Arc<Vault>,
     source: Arc<dyn CredentialSource>,
@@ -39,17 +41,21 @@ pub struct Unlocker {
     /// Completed attempts: a waiter that saw N and finds more got its
     /// answer from the attempt it queued behind.
     attempts: AtomicU64,
+    /// Source reads started for this identity.
+    reads: AtomicU64,
     get_session_token: AtomicU64,
 }
 
 impl Unlocker {
     pub fn new(
+        name: &str,
         clock: Arc<dyn Clock>,
         vault: Arc<Vault>,
         source: Arc<dyn CredentialSource>,
         sts: Arc<dyn Sts>,
     ) -> Self {
         Unlocker {
+            name: name.to_string(),
             clock,
             vault,
             source,
@@ -58,16 +64,23 @@ impl Unlocker {
             never_twice: NeverTwice::default(),
             flight: tokio::sync::Mutex::new(None),
             attempts: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
             get_session_token: AtomicU64::new(0),
         }
     }
 
-    /// `op` runs and GetSessionToken calls so far, for `status`.
+    /// Source reads (`op item get` per unlock) and GetSessionToken calls
+    /// of this identity so far, for `status`.
     pub fn counts(&self) -> (u64, u64) {
         (
-            self.source.runs(),
+            self.reads.load(Ordering::Relaxed),
             self.get_session_token.load(Ordering::Relaxed),
         )
+    }
+
+    /// `op` runs of the shared source (all identities), for `status`.
+    pub fn source_runs(&self) -> u64 {
+        self.source.runs()
     }
 
     /// The unlocked state, unlocking on demand (with `env`; without it the
@@ -140,10 +153,16 @@ impl Unlocker {
             );
             tokio::time::sleep(wait).await;
         }
-        let read = self.source.read(cfg, env).await.inspect_err(|e| {
-            tracing::warn!("unlock failed: {}", e.message);
-            self.vault.set_origin(e.origin.clone());
-        })?;
+        let identity = cfg.identity(&self.name)?;
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let read = self
+            .source
+            .read(identity, cfg, env)
+            .await
+            .inspect_err(|e| {
+                tracing::warn!("unlock of identity {} failed: {}", self.name, e.message);
+                self.vault.set_origin(e.origin.clone());
+            })?;
         let secrets = read.secrets;
         let user = Session {
             access_key_id: secrets.access_key_id.expose().to_string(),
@@ -173,6 +192,7 @@ impl Unlocker {
             }
         };
         let u = Unlocked {
+            name: self.name.clone(),
             epoch,
             serial: 0,
             at: self.clock.now(),
@@ -191,7 +211,8 @@ impl Unlocker {
             ));
         };
         tracing::info!(
-            "unlocked{}",
+            "identity {} unlocked{}",
+            self.name,
             if u.mfa_expires.is_some() {
                 " with an MFA session"
             } else {

@@ -47,6 +47,8 @@ impl LockReason {
 
 /// Secrets of one unlock.
 pub struct Unlocked {
+    /// The identity (a key of `[identities]`) these secrets are of.
+    pub name: String,
     /// The vault epoch this unlock belongs to.
     pub epoch: u64,
     /// Which unlock of this daemon this is (set by [`Vault::install`]).
@@ -66,9 +68,10 @@ pub struct Unlocked {
 }
 
 impl Unlocked {
-    /// A name for the base identity, for cache keys: unique per unlock.
+    /// A name for the base identity, for cache keys: the identity's name
+    /// and this unlock, unique per unlock.
     pub fn identity(&self) -> String {
-        format!("{}#{}", self.base.access_key_id, self.serial)
+        format!("{}:{}#{}", self.name, self.base.access_key_id, self.serial)
     }
 
     /// How long after unlocking the vault must lock: `max_unlock`, or

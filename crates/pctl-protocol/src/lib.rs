@@ -56,10 +56,17 @@ pub struct Envelope {
 pub enum Request {
     /// Liveness and version check.
     Ping,
-    /// Read the 1Password item now.
-    Unlock { env: ClientEnv },
-    /// Drop every secret and session.
-    Lock,
+    /// Read the 1Password item now: of `identity`, or of every identity.
+    Unlock {
+        env: ClientEnv,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<String>,
+    },
+    /// Drop every secret and session: of `identity`, or of every identity.
+    Lock {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<String>,
+    },
     /// Locked state, sessions and counters; never a secret.
     Status,
     /// Stop the daemon (secrets wiped, socket removed).
@@ -244,6 +251,42 @@ pub struct Status {
     pub counters: Counters,
     /// The most recent issuances, newest last.
     pub recent: Vec<AuditRecord>,
+    /// Each configured identity (the top-level lock fields summarise them).
+    #[serde(default)]
+    pub identities: Vec<IdentityStatus>,
+    /// Where each configured role was defined and which identity it uses.
+    #[serde(default)]
+    pub role_origins: Vec<RoleOrigin>,
+}
+
+/// One identity in `status`. Never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityStatus {
+    pub name: String,
+    pub item: String,
+    pub vault: String,
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Where the MFA code comes from: "item", "prompt", "process".
+    pub mfa: String,
+    pub locked: bool,
+    pub lock_reason: Option<String>,
+    pub unlocked_at: Option<String>,
+    pub locks_at: Option<String>,
+    pub op_path: Option<String>,
+    pub mfa_session_expires: Option<String>,
+    /// Source reads (one `op item get` each, plus a retry on network trouble).
+    pub op_reads: u64,
+    pub get_session_token: u64,
+}
+
+/// Where a role comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleOrigin {
+    pub role: String,
+    pub identity: String,
+    /// The config file or included file that defines it.
+    pub file: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

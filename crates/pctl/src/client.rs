@@ -48,14 +48,16 @@ impl Client {
     }
 
     /// Reads 1Password now.
-    pub fn unlock(&self) -> Result<()> {
+    pub fn unlock(&self, identity: Option<String>) -> Result<()> {
         let env = ClientEnv::from_current();
-        self.call(Request::Unlock { env }, done)
+        self.call(Request::Unlock { env, identity }, done)
     }
 
-    /// Locks a running daemon; `false` when none runs.
-    pub fn lock(&self) -> Result<bool> {
-        Ok(self.call_if_running(Request::Lock, done)?.is_some())
+    /// Locks a running daemon (one identity, or all); `false` when none runs.
+    pub fn lock(&self, identity: Option<String>) -> Result<bool> {
+        Ok(self
+            .call_if_running(Request::Lock { identity }, done)?
+            .is_some())
     }
 
     /// Stops a running daemon and waits until its socket is gone (it wipes
@@ -251,7 +253,7 @@ fn request_kind(r: &Request) -> &'static str {
     match r {
         Request::Ping => "ping",
         Request::Unlock { .. } => "unlock",
-        Request::Lock => "lock",
+        Request::Lock { .. } => "lock",
         Request::Status => "status",
         Request::Stop => "stop",
         Request::Credentials { .. } => "credentials",

@@ -13,9 +13,45 @@ pub struct Config {
     pub path: PathBuf,
     pub region: String,
     pub daemon: DaemonConfig,
+    /// The default identity's item: `[onepassword]`, or the first of
+    /// `[identities]` when there is no `[onepassword]` table.
     pub onepassword: OnePasswordConfig,
+    /// Every identity by name; `[onepassword]` is the one named
+    /// [`DEFAULT_IDENTITY`].
+    pub identities: BTreeMap<String, IdentityConfig>,
     pub roles: BTreeMap<String, RoleConfig>,
     pub clusters: BTreeMap<String, ClusterConfig>,
+    /// Files named by `include`, in order (their changes reload the config).
+    pub includes: Vec<PathBuf>,
+}
+
+/// The name `[onepassword]` is known by among the identities.
+pub const DEFAULT_IDENTITY: &str = "default";
+
+/// One IAM user: where its keys are, where its MFA code comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityConfig {
+    pub name: String,
+    pub onepassword: OnePasswordConfig,
+    pub mfa: MfaMode,
+    /// The file that defines it.
+    pub file: String,
+}
+
+/// Where an identity's MFA code comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum MfaMode {
+    /// The item's one-time password field (read with the keys).
+    #[default]
+    Item,
+}
+
+impl MfaMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MfaMode::Item => "item",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +103,10 @@ impl Default for FieldLabels {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoleConfig {
     pub key: String,
+    /// The identity the role is assumed from.
+    pub identity: String,
+    /// The file that defines it (the config or an included file).
+    pub file: String,
     /// Role name (with optional path), joined with the account ID from 1Password.
     pub name: Option<String>,
     /// Full ARN, used as is.
@@ -121,6 +161,17 @@ impl Config {
                 self.list(self.roles.keys())
             ))),
         }
+    }
+
+    /// The configured identity `name`.
+    pub fn identity(&self, name: &str) -> Result<&IdentityConfig, ConfigError> {
+        self.identities.get(name).ok_or_else(|| {
+            ConfigError(format!(
+                "unknown identity \"{name}\": configured identities in {} are: {}",
+                self.path.display(),
+                self.list(self.identities.keys())
+            ))
+        })
     }
 
     /// The configured cluster `key`.

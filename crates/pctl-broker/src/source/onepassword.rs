@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt;
 use zeroize::Zeroizing;
 
 use super::{BoxFuture, CredentialSource, ItemSecrets, Mfa, SourceError, SourceRead};
-use crate::config::{Config, OnePasswordConfig};
+use crate::config::{Config, IdentityConfig, OnePasswordConfig};
 use crate::secret::LockedString;
 
 /// Why 1Password could not be read. Messages are safe to show and log.
@@ -82,22 +82,27 @@ pub struct OnePassword {
 impl CredentialSource for OnePassword {
     fn read<'a>(
         &'a self,
+        identity: &'a IdentityConfig,
         cfg: &'a Config,
         env: &'a ClientEnv,
     ) -> BoxFuture<'a, Result<SourceRead, SourceError>> {
         Box::pin(async move {
-            let op = resolve_op(&cfg.onepassword, &env.0).map_err(SourceError::from)?;
+            let item_cfg = &identity.onepassword;
+            let op = resolve_op(item_cfg, &env.0).map_err(SourceError::from)?;
             let origin = op.display().to_string();
             let wrap = |e: OpError| SourceError {
                 message: e.to_string(),
                 origin: Some(origin.clone()),
             };
-            tracing::info!("reading 1Password item ({origin} item get)");
+            tracing::info!(
+                "reading 1Password item of identity {} ({origin} item get)",
+                identity.name
+            );
             self.runs.fetch_add(1, Ordering::Relaxed);
-            let mut item = read_item(&op, &cfg.onepassword, &env.0, cfg.daemon.op_timeout).await;
+            let mut item = read_item(&op, item_cfg, &env.0, cfg.daemon.op_timeout).await;
             if matches!(&item, Err(e) if e.transient()) {
                 self.runs.fetch_add(1, Ordering::Relaxed);
-                item = read_item(&op, &cfg.onepassword, &env.0, cfg.daemon.op_timeout).await;
+                item = read_item(&op, item_cfg, &env.0, cfg.daemon.op_timeout).await;
             }
             let secrets = item.map_err(wrap)?;
             Ok(SourceRead {
