@@ -238,6 +238,7 @@ impl Broker {
         &self,
         identity: Option<&str>,
         env: &ClientEnv,
+        mfa_code: Option<&str>,
         peer: &Peer,
     ) -> Result<(), Failure> {
         let cfg = self.config()?;
@@ -248,10 +249,10 @@ impl Broker {
         let mut failed: Vec<Failure> = Vec::new();
         for name in names {
             let id = self.identities.get(&name);
-            match id.unlocker.now(&cfg, env).await {
+            match id.unlocker.now(&cfg, env, mfa_code).await {
                 Ok(Some(u)) => self.unlocked_fresh(&id, &u.unlocked, peer),
                 Ok(None) => {}
-                Err(f) if cfg.identities.len() > 1 => {
+                Err(f) if cfg.identities.len() > 1 && f.0 != ErrorKind::NeedsMfaCode => {
                     failed.push(Failure(f.0, format!("identity {name}: {}", f.1)))
                 }
                 Err(f) => failed.push(f),
@@ -283,7 +284,9 @@ impl Broker {
         self.enforce_limits();
         let id = self.identities.get(&role.identity);
         let u = id.unlocker.on_demand(cfg, env).await.map_err(|f| {
-            if cfg.identities.len() > 1 && f.0 != ErrorKind::NeedsEnv {
+            if cfg.identities.len() > 1
+                && !matches!(f.0, ErrorKind::NeedsEnv | ErrorKind::NeedsMfaCode)
+            {
                 Failure(f.0, format!("identity {}: {}", id.name, f.1))
             } else {
                 f

@@ -186,6 +186,7 @@ fn refuse(stream: &UnixStream, message: String) {
     let resp = Response::Error(ErrorReply {
         kind: ErrorKind::Unavailable,
         message,
+        identity: None,
     });
     if let Ok(buf) = pctl_protocol::encode(&resp) {
         let _ = stream.try_write(&buf);
@@ -216,7 +217,11 @@ async fn write_response(
 }
 
 fn error(kind: ErrorKind, message: String) -> Response {
-    Response::Error(ErrorReply { kind, message })
+    Response::Error(ErrorReply {
+        kind,
+        message,
+        identity: None,
+    })
 }
 
 async fn handle(
@@ -299,8 +304,13 @@ async fn dispatch(
             broker.lock_identity(identity.as_deref(), LockReason::Manual)?;
             Reply::Done
         }
-        Request::Unlock { env, identity } => {
-            broker.unlock(identity.as_deref(), &env, peer).await?;
+        Request::Unlock {
+            env,
+            identity,
+            mfa_code,
+        } => {
+            let code = mfa_code.as_ref().map(|c| c.0.as_str());
+            broker.unlock(identity.as_deref(), &env, code, peer).await?;
             Reply::Done
         }
         Request::Credentials { role, env } => {

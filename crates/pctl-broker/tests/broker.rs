@@ -95,11 +95,14 @@ impl Sts for FakeSts {
         _region: &'a str,
         _user: &'a Session,
         serial: &'a str,
-        _code: &'a LockedString,
+        code: &'a LockedString,
         duration: Duration,
     ) -> BoxFuture<'a, Result<Session, AwsError>> {
         Box::pin(async move {
-            self.calls.lock().unwrap().push(format!("gst {serial}"));
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("gst {serial} {}", code.expose()));
             let granted = self.mfa_grant.lock().unwrap().unwrap_or(duration);
             Ok(self.session(granted.min(duration)))
         })
@@ -440,7 +443,7 @@ async fn short_mfa_session_is_renewed_by_a_fresh_unlock() {
 async fn lock_during_a_request_issues_nothing() {
     let r = rig();
     // Unlock first (no STS call needed for that without MFA).
-    r.broker.unlock(None, &env(), &peer()).await.unwrap();
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     *r.sts.gate.lock().unwrap() = Some(gate.clone());
     let b = r.broker.clone();
@@ -493,7 +496,7 @@ async fn failed_unlock_answers_every_waiter() {
 #[tokio::test(start_paused = true)]
 async fn failed_assume_role_answers_every_waiter() {
     let r = rig();
-    r.broker.unlock(None, &env(), &peer()).await.unwrap();
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
     *r.sts.fail_assume.lock().unwrap() = Some("STS AssumeRole was denied (AccessDenied)".into());
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     *r.sts.gate.lock().unwrap() = Some(gate.clone());
@@ -629,7 +632,7 @@ async fn concurrent_explicit_unlocks_read_once() {
     for _ in 0..5 {
         let b = r.broker.clone();
         tasks.push(tokio::spawn(async move {
-            b.unlock(None, &env(), &peer()).await
+            b.unlock(None, &env(), None, &peer()).await
         }));
     }
     for t in tasks {
@@ -744,7 +747,7 @@ async fn two_identities_each_read_once_and_assume_with_their_own_keys() {
 #[tokio::test(start_paused = true)]
 async fn locking_one_identity_leaves_the_other_serving() {
     let r = two_identities();
-    r.broker.unlock(None, &env(), &peer()).await.unwrap();
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
     assert_eq!(r.source.reads_of("work item"), 1);
     assert_eq!(r.source.reads_of("sandbox item"), 1);
     r.creds_for("play").await.unwrap();
@@ -768,7 +771,7 @@ async fn locking_one_identity_leaves_the_other_serving() {
     assert_eq!(state, [("sandbox", false), ("work", true)]);
     assert!(!s.locked, "one identity still serves");
     r.broker
-        .unlock(Some("work"), &env(), &peer())
+        .unlock(Some("work"), &env(), None, &peer())
         .await
         .unwrap();
     r.creds_for("admin").await.unwrap();
@@ -801,7 +804,11 @@ async fn a_missing_item_fails_only_its_identity() {
     r.creds_for("admin").await.unwrap();
     // `pctl unlock` of all: the good one unlocks, the error names the bad one
     r.broker.lock(LockReason::Manual);
-    let e = r.broker.unlock(None, &env(), &peer()).await.unwrap_err();
+    let e = r
+        .broker
+        .unlock(None, &env(), None, &peer())
+        .await
+        .unwrap_err();
     assert!(
         e.1.contains("identity sandbox") && !e.1.contains("work"),
         "{}",
@@ -832,4 +839,83 @@ async fn a_pending_prompt_for_one_identity_does_not_block_the_other() {
     gate.add_permits(1);
     pending.await.unwrap().unwrap();
     assert_eq!(r.source.reads_of("sandbox item"), 1);
+}
+
+fn prompt_rig() -> Rig {
+    let mut src = source();
+    src.mfa = true;
+    rig_with(
+        &TWO_IDENTITIES.replace(
+            "account = \"my.1password.com\"",
+            "account = \"my.1password.com\"\nmfa = \"prompt\"",
+        ),
+        src,
+    )
+}
+
+/// Issue 10 §2: an identity with mfa = "prompt" never unlocks on demand: the
+/// request is answered NeedsMfaCode naming the identity (before any op
+/// read); the typed code goes to GetSessionToken once; the other identity
+/// is untouched.
+#[tokio::test(start_paused = true)]
+async fn prompt_identity_asks_for_a_code_and_uses_the_typed_one() {
+    let r = prompt_rig();
+    let e = r.creds_for("play").await.unwrap_err();
+    assert_eq!(e.0, ErrorKind::NeedsMfaCode);
+    assert!(e.1.contains("pctl unlock --identity sandbox"), "{}", e.1);
+    let reply = pctl_protocol::ErrorReply::from(e);
+    assert_eq!(reply.identity.as_deref(), Some("sandbox"));
+    assert_eq!(
+        r.source.reads_of("sandbox item"),
+        0,
+        "no op read without a code"
+    );
+    // the item-mode identity is not affected
+    r.creds_for("admin").await.unwrap();
+    let e = r
+        .broker
+        .unlock(Some("sandbox"), &env(), Some("12345x"), &peer())
+        .await
+        .unwrap_err();
+    assert!(
+        e.0 == ErrorKind::NeedsMfaCode && e.1.contains("6 digits"),
+        "{}",
+        e.1
+    );
+    r.broker
+        .unlock(Some("sandbox"), &env(), Some("654321"), &peer())
+        .await
+        .unwrap();
+    let gst: Vec<_> = r.sts.calls("gst");
+    assert_eq!(
+        gst,
+        [
+            "gst arn:aws:iam::000000000000:mfa/dev 123456",
+            "gst arn:aws:iam::000000000000:mfa/dev 654321"
+        ],
+        "item code for work, typed code for sandbox"
+    );
+    r.creds_for("play").await.unwrap();
+    assert_eq!(r.source.reads_of("sandbox item"), 1);
+    // never twice: a second code in the same 30-second step is refused, not sent
+    r.broker
+        .lock_identity(Some("sandbox"), LockReason::Manual)
+        .unwrap();
+    let e = r
+        .broker
+        .unlock(Some("sandbox"), &env(), Some("111111"), &peer())
+        .await
+        .unwrap_err();
+    assert!(
+        e.0 == ErrorKind::NeedsMfaCode && e.1.contains("next code"),
+        "{}",
+        e.1
+    );
+    assert_eq!(r.sts.calls("gst").len(), 2);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    r.broker
+        .unlock(Some("sandbox"), &env(), Some("222222"), &peer())
+        .await
+        .unwrap();
+    assert_eq!(r.sts.calls("gst").len(), 3);
 }

@@ -61,6 +61,10 @@ pub enum Request {
         env: ClientEnv,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         identity: Option<String>,
+        /// The code the user typed, for an identity with `mfa = "prompt"`
+        /// (sent once, after [`ErrorKind::NeedsMfaCode`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mfa_code: Option<MfaCode>,
     },
     /// Drop every secret and session: of `identity`, or of every identity.
     Lock {
@@ -115,6 +119,18 @@ impl ClientEnv {
     }
 }
 
+/// A one-time MFA code typed by the user. Zeroized when dropped; `Debug`
+/// never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(transparent)]
+pub struct MfaCode(pub String);
+
+impl std::fmt::Debug for MfaCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MfaCode(..)")
+    }
+}
+
 /// The daemon's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -141,6 +157,9 @@ pub enum Reply {
 pub struct ErrorReply {
     pub kind: ErrorKind,
     pub message: String,
+    /// With [`ErrorKind::NeedsMfaCode`]: the identity that needs the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 /// Classes of failure a client may act on.
@@ -164,6 +183,10 @@ pub enum ErrorKind {
     /// The daemon must read 1Password for this request and it carried no
     /// 1Password environment: the client resends it with `env`.
     NeedsEnv,
+    /// An identity with `mfa = "prompt"` must unlock and this request
+    /// carried no code: a client with a terminal asks for one and sends
+    /// `Unlock { identity, mfa_code }`; one without says to run `pctl unlock`.
+    NeedsMfaCode,
 }
 
 /// Role session credentials. Zeroized when dropped.

@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use pctl_protocol::connection::ConnectError;
 use pctl_protocol::{
     dirs, ClientEnv, ClusterInfo, Connection, Credentials, EksToken, Envelope, ErrorKind,
-    FrameError, Profiles, Reply, Request, Response, Status, VERSION,
+    FrameError, MfaCode, Profiles, Reply, Request, Response, Status, VERSION,
 };
 
 /// How long a reply may take. The daemon bounds every request by its
@@ -50,7 +50,14 @@ impl Client {
     /// Reads 1Password now.
     pub fn unlock(&self, identity: Option<String>) -> Result<()> {
         let env = ClientEnv::from_current();
-        self.call(Request::Unlock { env, identity }, done)
+        self.call(
+            Request::Unlock {
+                env,
+                identity,
+                mfa_code: None,
+            },
+            done,
+        )
     }
 
     /// Locks a running daemon (one identity, or all); `false` when none runs.
@@ -143,10 +150,19 @@ impl Client {
             version: VERSION.into(),
             request,
         };
-        for attempt in 0..3 {
+        for attempt in 0..4 {
             let mut conn = self.connect_or_start()?;
             match exchange(&mut conn, &env)? {
                 Response::Ok(r) => return Ok(r),
+                Response::Error(e) if e.kind == ErrorKind::NeedsMfaCode => {
+                    drop(conn);
+                    let identity = e.identity.clone().unwrap_or_default();
+                    self.unlock_with_typed_code(&identity, &e.message)?;
+                    if matches!(&env.request, Request::Unlock { identity: Some(i), .. } if *i == identity)
+                    {
+                        return Ok(Reply::Done);
+                    }
+                }
                 Response::Error(e) if e.kind == ErrorKind::Version && attempt == 0 => {
                     eprintln!(
                         "pctl: replacing a daemon of another version ({})",
@@ -167,6 +183,40 @@ impl Client {
             "the daemon at {} kept answering with another version",
             self.socket.display()
         )
+    }
+
+    /// An identity with `mfa = "prompt"` must unlock: ask on this process's
+    /// terminal (`/dev/tty`, not echoed) and send the code once in an
+    /// `Unlock`. Without a terminal (kubectl, terraform, an IDE) the
+    /// daemon's one line is the error. At most three codes are asked for.
+    fn unlock_with_typed_code(&self, identity: &str, message: &str) -> Result<()> {
+        let mut why = message.to_string();
+        for _ in 0..3 {
+            let prompt = format!("pctl: MFA code for identity {identity}: ");
+            let typed = match rpassword::prompt_password(prompt) {
+                Ok(t) => zeroize::Zeroizing::new(t),
+                Err(_) => bail!("{why}"),
+            };
+            let env = Envelope {
+                version: VERSION.into(),
+                request: Request::Unlock {
+                    env: ClientEnv::from_current(),
+                    identity: Some(identity.to_string()),
+                    mfa_code: Some(MfaCode(typed.trim().to_string())),
+                },
+            };
+            let mut conn = self.connect_or_start()?;
+            match exchange(&mut conn, &env)? {
+                Response::Ok(_) => return Ok(()),
+                Response::Error(e) if e.kind == ErrorKind::NeedsMfaCode => {
+                    // a mistyped or already used code: say why and ask again
+                    eprintln!("pctl: {}", e.message);
+                    why = e.message;
+                }
+                Response::Error(e) => bail!("{}", e.message),
+            }
+        }
+        bail!("{why}")
     }
 
     fn connect_or_start(&self) -> Result<Connection<UnixStream>> {

@@ -38,18 +38,27 @@ pub struct IdentityConfig {
     pub file: String,
 }
 
-/// Where an identity's MFA code comes from.
+/// Where an identity's MFA code comes from. The device serial is always
+/// the item's MFA Serial field; without it the identity uses no MFA.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum MfaMode {
     /// The item's one-time password field (read with the keys).
     #[default]
     Item,
+    /// The user types it: the client that triggered the unlock asks on its
+    /// terminal and passes it once.
+    Prompt,
+    /// A command (argv, no shell) prints it, e.g.
+    /// `["ykman", "oath", "accounts", "code", "-s", "NAME"]`.
+    Process(Vec<String>),
 }
 
 impl MfaMode {
     pub fn as_str(&self) -> &'static str {
         match self {
             MfaMode::Item => "item",
+            MfaMode::Prompt => "prompt",
+            MfaMode::Process(_) => "process",
         }
     }
 }
@@ -75,6 +84,9 @@ pub struct OnePasswordConfig {
     /// `op` on the requesting client's PATH, resolved at unlock.
     pub command: Option<PathBuf>,
     pub fields: FieldLabels,
+    /// Read the one-time password field with the keys (`mfa = "item"`);
+    /// otherwise only the MFA serial is read from the item.
+    pub read_otp: bool,
 }
 
 /// Labels of the item's fields, matched case-insensitively.

@@ -59,8 +59,10 @@ struct RawOnePassword {
     op_path: Option<PathBuf>,
     #[serde(default)]
     fields: FieldLabels,
-    /// Where the MFA code comes from: "item" (default).
+    /// Where the MFA code comes from: "item" (default), "prompt", "process".
     mfa: Option<String>,
+    /// With mfa = "process": the command printing the code (argv, no shell).
+    mfa_command: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -327,12 +329,31 @@ fn identities(
                 ));
             }
         }
-        let mfa = match op.mfa.as_deref() {
-            None | Some("item") => MfaMode::Item,
-            Some(other) => {
+        let mfa = match (op.mfa.as_deref(), op.mfa_command) {
+            (None | Some("item"), None) => MfaMode::Item,
+            (Some("prompt"), None) => MfaMode::Prompt,
+            (Some("process"), Some(argv)) if argv.first().is_some_and(|a| !a.is_empty()) => {
+                MfaMode::Process(argv)
+            }
+            (Some("process"), _) => {
+                return Err(err.at(
+                    &format!("{key}.mfa_command"),
+                    "mfa = \"process\" needs mfa_command = [\"program\", \"arg\", ...] \
+                     (run without a shell; it prints the 6-digit code)",
+                ))
+            }
+            (None | Some("item" | "prompt"), Some(_)) => {
+                return Err(err.at(
+                    &format!("{key}.mfa_command"),
+                    "only used with mfa = \"process\": remove it or set mfa = \"process\"",
+                ))
+            }
+            (Some(other), _) => {
                 return Err(err.at(
                     &format!("{key}.mfa"),
-                    format!("\"{other}\" is not an MFA source: use \"item\""),
+                    format!(
+                        "\"{other}\" is not an MFA source: use \"item\", \"prompt\" or \"process\""
+                    ),
                 ))
             }
         };
@@ -346,6 +367,7 @@ fn identities(
                     account: op.account,
                     command: op.op_path,
                     fields: op.fields,
+                    read_otp: mfa == MfaMode::Item,
                 },
                 mfa,
                 file,
@@ -669,6 +691,28 @@ name = "sandbox-admin"
             e.contains("identities.sandbox.mfa") && e.contains("sms"),
             "{e}"
         );
+        let with = |lines: &str| parse(&TWO.replace("account = ", &format!("{lines}\naccount = ")));
+        let c = with("mfa = \"prompt\"").unwrap();
+        assert_eq!(c.identities["sandbox"].mfa, MfaMode::Prompt);
+        assert!(!c.identities["sandbox"].onepassword.read_otp);
+        assert!(c.identities["work"].onepassword.read_otp);
+        let c = with("mfa = \"process\"\nmfa_command = [\"ykman\", \"oath\", \"accounts\", \"code\", \"-s\", \"AWS\"]").unwrap();
+        assert_eq!(
+            c.identities["sandbox"].mfa,
+            MfaMode::Process(
+                ["ykman", "oath", "accounts", "code", "-s", "AWS"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+        let e = with("mfa = \"process\"").unwrap_err().0;
+        assert!(e.contains("identities.sandbox.mfa_command"), "{e}");
+        let e = with("mfa = \"process\"\nmfa_command = \"ykman oath\"")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("line 10") && e.contains("sequence"), "{e}");
+        let e = with("mfa_command = [\"x\"]").unwrap_err().0;
+        assert!(e.contains("only used with mfa"), "{e}");
     }
 
     #[test]

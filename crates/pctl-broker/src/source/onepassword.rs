@@ -422,8 +422,17 @@ pub fn parse_item(json: &[u8], cfg: &OnePasswordConfig) -> Result<ItemSecrets, O
     let serial = find(&labels.mfa_serial)
         .and_then(|f| f.value.as_ref())
         .filter(|v| !v.trim().is_empty());
-    let otp = find(&labels.totp);
+    // mfa = "prompt" / "process": only the serial; the code comes from elsewhere.
+    let otp = if cfg.read_otp {
+        find(&labels.totp)
+    } else {
+        None
+    };
     let mfa = match (serial, otp) {
+        (Some(serial), None) if !cfg.read_otp => Some(Mfa {
+            serial: serial.trim().to_string(),
+            code: LockedString::new(""),
+        }),
         (None, None) => None,
         (Some(_), None) => return Err(missing(&labels.totp, "totp")),
         (None, Some(_)) => return Err(missing(&labels.mfa_serial, "mfa_serial")),
@@ -468,6 +477,7 @@ mod tests {
             account: None,
             command: None,
             fields: FieldLabels::default(),
+            read_otp: true,
         }
     }
 
