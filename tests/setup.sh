@@ -21,4 +21,17 @@ fi
 if [[ "${PCTL_SKIP_PLATFORM_TOOLS:-}" != 1 ]]; then
   tests/platform/install-tools.sh
 fi
+# tmux: the MFA prompt test types into a real terminal
+if ! command -v tmux >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo_cmd=()
+    [[ "$(id -u)" == 0 ]] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get install -y -q tmux
+  elif command -v brew >/dev/null 2>&1; then
+    brew install tmux
+  else
+    echo "tests/setup.sh: install tmux (needed by tests/e2e/test_mfa_modes.py)" >&2
+    exit 1
+  fi
+fi
 cargo build --quiet --workspace --bins
