@@ -19,6 +19,7 @@ pub mod failure;
 pub mod identity;
 pub mod issue;
 pub mod platform;
+pub mod rotate;
 pub mod secret;
 pub mod server;
 pub mod source;

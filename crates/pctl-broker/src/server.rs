@@ -266,6 +266,8 @@ async fn handle(
             | Request::Credentials { .. }
             | Request::EksToken { .. }
             | Request::DescribeCluster { .. } => request_timeout(&broker),
+            // three `op` runs, IAM propagation and a fresh unlock
+            Request::Rotate { .. } => request_timeout(&broker) * 3,
             _ => REQUEST_TIMEOUT_NO_CONFIG,
         };
         let resp = match tokio::time::timeout(limit, dispatch(&broker, env.request, &peer)).await {
@@ -300,6 +302,9 @@ async fn dispatch(
         },
         Request::Stop => Reply::Done,
         Request::Status => Reply::Status(Box::new(broker.status())),
+        Request::Rotate { env, identity } => {
+            Reply::Rotated(broker.rotate(identity.as_deref(), &env, peer).await?)
+        }
         Request::Lock { identity } => {
             broker.lock_identity(identity.as_deref(), LockReason::Manual)?;
             Reply::Done

@@ -255,6 +255,7 @@ impl Unlocker {
             idle_lock: cfg.daemon.idle_lock,
             max_unlock: cfg.daemon.max_unlock,
             account_id: secrets.account_id,
+            user_key_id: secrets.access_key_id.expose().to_string(),
             base,
             mfa_expires,
             origin: read.origin,

@@ -31,6 +31,8 @@ pub enum LockReason {
     Lifetime,
     /// The MFA session (GetSessionToken) ended: unlocks on demand.
     MfaSession,
+    /// `pctl rotate` replaced the key: unlocks on demand with the new one.
+    Rotated,
 }
 
 impl LockReason {
@@ -41,6 +43,7 @@ impl LockReason {
             LockReason::Idle => "idle",
             LockReason::Lifetime => "lifetime",
             LockReason::MfaSession => "MFA session ended",
+            LockReason::Rotated => "key rotated",
         }
     }
 }
@@ -59,6 +62,8 @@ pub struct Unlocked {
     pub idle_lock: Duration,
     pub max_unlock: Duration,
     pub account_id: String,
+    /// The IAM user's access key ID (the one in 1Password).
+    pub user_key_id: String,
     /// The identity AssumeRole is called with: the MFA session, or the user keys.
     pub base: Session,
     /// When the MFA session ends (what STS granted, not what was asked).

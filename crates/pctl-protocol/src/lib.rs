@@ -71,6 +71,12 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         identity: Option<String>,
     },
+    /// Replace the identity's IAM access key (`pctl rotate`); `env` runs `op`.
+    Rotate {
+        env: ClientEnv,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<String>,
+    },
     /// Locked state, sessions and counters; never a secret.
     Status,
     /// Stop the daemon (secrets wiped, socket removed).
@@ -145,6 +151,7 @@ pub enum Response {
 pub enum Reply {
     Pong { version: String, pid: u32 },
     Done,
+    Rotated(Rotation),
     Status(Box<Status>),
     Credentials(Credentials),
     EksToken(EksToken),
@@ -238,6 +245,17 @@ pub struct ClusterInfo {
     /// Base64 PEM bundle, as EKS returns it.
     pub certificate_authority_data: String,
     pub arn: String,
+}
+
+/// A completed key rotation: key IDs only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotation {
+    pub identity: String,
+    pub old_key_id: String,
+    pub new_key_id: String,
+    /// The old key was deleted; when not, `note` says what to do.
+    pub old_deleted: bool,
+    pub note: Option<String>,
 }
 
 /// Configured roles and clusters.

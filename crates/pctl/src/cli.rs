@@ -44,6 +44,12 @@ pub enum Cmd {
         #[arg(long, value_name = "NAME")]
         identity: Option<String>,
     },
+    /// Replace the IAM user's access key (create, verify, write to 1Password, read back, delete the old).
+    Rotate {
+        /// The identity whose key to rotate (needed when several are configured).
+        #[arg(long, value_name = "NAME")]
+        identity: Option<String>,
+    },
     /// Show lock state, sessions, tokens and counters (never a secret).
     Status {
         #[arg(long)]

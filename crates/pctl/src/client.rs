@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use pctl_protocol::connection::ConnectError;
 use pctl_protocol::{
     dirs, ClientEnv, ClusterInfo, Connection, Credentials, EksToken, Envelope, ErrorKind,
-    FrameError, MfaCode, Profiles, Reply, Request, Response, Status, VERSION,
+    FrameError, MfaCode, Profiles, Reply, Request, Response, Rotation, Status, VERSION,
 };
 
 /// How long a reply may take. The daemon bounds every request by its
@@ -58,6 +58,15 @@ impl Client {
             },
             done,
         )
+    }
+
+    /// Rotates an identity's access key.
+    pub fn rotate(&self, identity: Option<String>) -> Result<Rotation> {
+        let env = ClientEnv::from_current();
+        self.call(Request::Rotate { env, identity }, |r| match r {
+            Reply::Rotated(r) => Some(r),
+            _ => None,
+        })
     }
 
     /// Locks a running daemon (one identity, or all); `false` when none runs.
@@ -304,6 +313,7 @@ fn request_kind(r: &Request) -> &'static str {
         Request::Ping => "ping",
         Request::Unlock { .. } => "unlock",
         Request::Lock { .. } => "lock",
+        Request::Rotate { .. } => "rotate",
         Request::Status => "status",
         Request::Stop => "stop",
         Request::Credentials { .. } => "credentials",

@@ -56,6 +56,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Shell { shell, profile } => cmd::shell::run(&client(), shell, profile),
         Cmd::Unlock { identity } => cmd::unlock::run(&client(), identity),
         Cmd::Lock { identity } => cmd::lock::run(&client(), identity),
+        Cmd::Rotate { identity } => cmd::rotate::run(&client(), identity),
         Cmd::Stop => cmd::stop::run(&client()),
         Cmd::Status { json } => cmd::status::run(&client(), json),
         Cmd::CredentialProcess { role } => cmd::credential_process::run(&client(), role),

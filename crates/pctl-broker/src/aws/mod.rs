@@ -7,6 +7,7 @@
 //! throttling, timeouts) plus static credentials taken from locked memory.
 
 pub mod eks;
+pub mod iam;
 pub mod sts;
 
 use std::collections::HashMap;

@@ -266,6 +266,151 @@ pub async fn read_item(
     parse_item(&out, cfg)
 }
 
+/// Runs `op` with `args`, writing `stdin` (then closing it) when given; the
+/// output, or the classified error. Killed after `timeout`.
+async fn run_op(
+    op: &Path,
+    args: &[String],
+    stdin: Option<&[u8]>,
+    cfg: &OnePasswordConfig,
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<Zeroizing<Vec<u8>>, OpError> {
+    let mut child = tokio::process::Command::new(op)
+        .args(args)
+        .env_clear()
+        .envs(
+            env.iter()
+                .filter(|(k, _)| pctl_protocol::forwarded_env_name(k)),
+        )
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => OpError::NotFound,
+            _ => OpError::Other(format!("cannot run {}: {e}", op.display())),
+        })?;
+    let mut input = child.stdin.take();
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let mut out = Zeroizing::new(Vec::with_capacity(16 * 1024));
+    let mut err = Vec::new();
+    let run = async {
+        let write = async {
+            if let (Some(w), Some(data)) = (input.as_mut(), stdin) {
+                use tokio::io::AsyncWriteExt;
+                let _ = w.write_all(data).await;
+                let _ = w.shutdown().await;
+            }
+            drop(input.take());
+        };
+        let mut out_r = (&mut stdout).take(4 * 1024 * 1024);
+        let mut err_r = (&mut stderr).take(64 * 1024);
+        let ((), a, b) = tokio::join!(
+            write,
+            out_r.read_to_end(&mut out),
+            err_r.read_to_end(&mut err)
+        );
+        a.and(b)?;
+        child.wait().await
+    };
+    let status = match tokio::time::timeout(timeout, run).await {
+        Err(_) => {
+            let _ = child.start_kill();
+            return Err(OpError::Timeout(
+                humantime::format_duration(timeout).to_string(),
+            ));
+        }
+        Ok(Err(e)) => return Err(OpError::Other(format!("talking to op: {e}"))),
+        Ok(Ok(s)) => s,
+    };
+    if !status.success() {
+        let text = String::from_utf8_lossy(&err).to_string();
+        return Err(classify_error(&text, cfg));
+    }
+    Ok(out)
+}
+
+/// Wipes every string of a JSON value (the item held secrets).
+fn wipe(v: &mut serde_json::Value) {
+    use zeroize::Zeroize;
+    match v {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(wipe),
+        serde_json::Value::Object(o) => o.values_mut().for_each(wipe),
+        _ => {}
+    }
+}
+
+/// Writes a new access key into the item without the secret in any argv:
+/// `op item get` (the whole item as JSON), the two fields' values
+/// replaced, then `op item edit --vault=V [--account=A] --template=/dev/stdin
+/// --format=json -- ITEM` with that JSON on standard input.
+pub async fn write_keys(
+    op: &Path,
+    cfg: &OnePasswordConfig,
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+    access_key_id: &str,
+    secret_access_key: &str,
+) -> Result<(), OpError> {
+    let raw = run_op(op, &op_args(cfg), None, cfg, env, timeout).await?;
+    let mut item: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(|_| OpError::Malformed)?;
+    let mut set = |label: &str, value: &str| -> bool {
+        let Some(fields) = item.get_mut("fields").and_then(|f| f.as_array_mut()) else {
+            return false;
+        };
+        let mut found = false;
+        for f in fields.iter_mut() {
+            let matches = f
+                .get("label")
+                .and_then(|l| l.as_str())
+                .is_some_and(|l| l.eq_ignore_ascii_case(label));
+            if matches && !found {
+                f["value"] = serde_json::Value::String(value.to_string());
+                found = true;
+            }
+        }
+        found
+    };
+    let ok = set(&cfg.fields.access_key_id, access_key_id)
+        && set(&cfg.fields.secret_access_key, secret_access_key);
+    if !ok {
+        wipe(&mut item);
+        return Err(OpError::MissingField {
+            field: format!(
+                "{} / {}",
+                cfg.fields.access_key_id, cfg.fields.secret_access_key
+            ),
+            item: cfg.item.clone(),
+            key: "access_key_id",
+        });
+    }
+    let template = Zeroizing::new(serde_json::to_vec(&item).map_err(|_| OpError::Malformed)?);
+    wipe(&mut item);
+    let mut args = vec![
+        "item".to_string(),
+        "edit".into(),
+        format!("--vault={}", cfg.vault),
+        "--template=/dev/stdin".into(),
+        "--format=json".into(),
+    ];
+    if let Some(a) = &cfg.account {
+        args.push(format!("--account={a}"));
+    }
+    args.push("--".into());
+    args.push(cfg.item.clone());
+    run_op(op, &args, Some(&template), cfg, env, timeout).await?;
+    Ok(())
+}
+
 /// Maps `op`'s stderr to an actionable error. Only known phrases are
 /// matched; unknown errors keep op's own first line without its prefix.
 pub fn classify_error(stderr: &str, cfg: &OnePasswordConfig) -> OpError {

@@ -10,6 +10,7 @@ pub mod env;
 pub mod exec;
 pub mod kubeconfig;
 pub mod lock;
+pub mod rotate;
 pub mod shell;
 pub mod status;
 pub mod stop;
