@@ -168,3 +168,45 @@ def test_prompt_through_a_real_terminal(mfa_env, tmp_path):
     # a second request is served from the unlocked identity: no new prompt
     env.ok("credential-process", "--role", "admin")
     assert sent_codes(env) == [code]
+
+
+def test_prompt_unlock_asks_again_after_a_mistyped_code(mfa_env):
+    """`pctl unlock --identity default` in a terminal: a code that is not 6 digits is refused
+    by the daemon (nothing sent to STS) and the client asks again; the second code is used."""
+    tmux = tmux_or_skip()
+    env = mfa_env
+    env.write_config(text=config_text(env, 'mfa = "prompt"'))
+    # without a terminal: the one line, nothing read or sent
+    r = env.run("unlock", "--identity", "default", env={}, timeout=60)
+    assert r.returncode != 0 and "pctl unlock --identity default" in r.stderr, r.stderr
+    sock = os.path.join(env.root, "tmux.sock")
+    err, rc = (os.path.join(env.root, n) for n in ("err.txt", "rc"))
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.env.items())
+    cmd = (f"env -i {exports} {shlex.quote(env.bin)} unlock --identity default "
+           f"2> {err}; echo $? > {rc}")
+    base = [tmux, "-S", sock]
+    subprocess.run(base + ["new-session", "-d", "-s", "pctl", "-x", "200", "-y", "20", cmd],
+                   check=True, timeout=30, env={"PATH": os.environ["PATH"], "TERM": "xterm"})
+    try:
+        def screen():
+            return subprocess.run(base + ["capture-pane", "-p", "-t", "pctl"],
+                                  capture_output=True, text=True, timeout=10).stdout
+
+        def prompts():
+            return screen().count("MFA code for identity default")
+
+        rig.wait_until(lambda: prompts() == 1, timeout=30, what="the first prompt")
+        subprocess.run(base + ["send-keys", "-t", "pctl", "12ab", "Enter"], check=True, timeout=10)
+        rig.wait_until(lambda: prompts() == 2, timeout=30, what="the second prompt")
+        subprocess.run(base + ["send-keys", "-t", "pctl", "975310", "Enter"], check=True,
+                       timeout=10)
+        rig.wait_until(lambda: os.path.exists(rc) and open(rc).read().strip(), timeout=60,
+                       what="pctl unlock to finish")
+        assert open(rc).read().strip() == "0", open(err).read() + env.daemon_log_tail()
+    finally:
+        subprocess.run(base + ["kill-server"], capture_output=True, timeout=10)
+    assert "the code must be 6 digits" in open(err).read()
+    assert sent_codes(env) == ["975310"]
+    assert len(env.op_calls("item get")) == 1
+    st = env.status()
+    assert not st["locked"] and st["identities"][0]["mfa"] == "prompt"
