@@ -919,3 +919,47 @@ async fn prompt_identity_asks_for_a_code_and_uses_the_typed_one() {
         .unwrap();
     assert_eq!(r.sts.calls("gst").len(), 3);
 }
+
+/// Issue 10 §1: roles from an included file are served, an edit of the
+/// included file takes effect at the next request, and status names the
+/// file each role came from.
+#[tokio::test(start_paused = true)]
+async fn included_roles_are_served_and_reloaded() {
+    let r = rig_with(
+        &format!(
+            "include = [\"team.toml\"]\n{}",
+            config_text("platform-admin", "platform", "")
+        ),
+        source(),
+    );
+    let team = r.config.parent().unwrap().join("team.toml");
+    std::fs::write(&team, "[roles.viewer]\nname = \"viewer-a\"\n").unwrap();
+    r.creds_for("viewer").await.unwrap();
+    assert_eq!(r.assumed_from("viewer-a").len(), 1);
+    std::fs::write(&team, "[roles.viewer]\nname = \"viewer-bb\"\n").unwrap();
+    let later = SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&team)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    r.creds_for("viewer").await.unwrap();
+    assert_eq!(
+        r.assumed_from("viewer-bb").len(),
+        1,
+        "the include edit was seen"
+    );
+    let s = r.broker.status();
+    let viewer = s.role_origins.iter().find(|o| o.role == "viewer").unwrap();
+    assert_eq!(viewer.file, team.display().to_string());
+    assert_eq!(viewer.identity, "default");
+    // a role defined in both files: an error naming both, at the next request
+    std::fs::write(&team, "[roles.admin]\nname = \"x\"\n").unwrap();
+    let e = r.creds_for("admin").await.unwrap_err();
+    assert!(
+        e.1.contains("roles.admin") && e.1.contains("team.toml") && e.1.contains("config.toml"),
+        "{}",
+        e.1
+    );
+}
