@@ -57,6 +57,13 @@ impl Rotate<'_> {
         let keys = iam::list_keys(self.sdk, region, self.base)
             .await
             .map_err(|e| fail(format!("{e}: nothing was changed")))?;
+        if !keys.iter().any(|k| k == old) {
+            return Err(fail(format!(
+                "the key in 1Password ({old}) is not one of this IAM user's keys ({}): \
+                 nothing was changed; check the item",
+                keys.join(", ")
+            )));
+        }
         if let Some(other) = keys.iter().find(|k| k.as_str() != old) {
             if keys.len() >= 2 {
                 return Err(fail(format!(
