@@ -191,3 +191,30 @@ def test_daemon_crash_between_steps_leaves_a_working_key_and_the_next_run_says_w
     env.ok("rotate", timeout=120)
     final = assert_safe(env, [item_keys(env)[0]])
     assert final not in (env.old, new)
+
+
+def test_daemon_crash_after_the_write_leaves_the_new_key_working(rot):
+    """The edit landed, the daemon dies while reading it back (before DeleteAccessKey): the new
+    key is in 1Password and works, both keys exist, and the next run names the OLD one."""
+    env = rot
+    pid = env.status()["pid"]
+    state = os.path.join(env.home, ".op-fake")
+    with open(os.path.join(state, "edit-mode"), "w") as f:
+        f.write("hang-reads-after")
+    proc = env.popen("rotate")
+    try:
+        rig.wait_until(lambda: os.path.exists(os.path.join(state, "get-hang"))
+                       and len(env.op_calls("item get")) >= 3, timeout=60,
+                       what="the read-back after the edit")
+        os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    os.remove(os.path.join(state, "get-hang"))
+    os.remove(os.path.join(state, "edit-mode"))
+    keys = iam_keys(env)
+    new = assert_safe(env, keys)
+    assert new != env.old and sorted(keys) == sorted([env.old, new])
+    r = env.run("rotate", timeout=120)
+    assert r.returncode != 0 and f"delete {env.old}" in r.stderr, r.stderr
