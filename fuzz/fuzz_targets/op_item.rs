@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         account: None,
         command: None,
         fields: FieldLabels::default(),
+        read_otp: true,
     };
     let _ = parse_item(data, &cfg);
     if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(data) {

@@ -1,5 +1,6 @@
 //! The broker: the API the server calls. It wires the pieces together and
-//! owns none of their rules: [`crate::vault`] (locked/unlocked, limits),
+//! owns none of their rules: [`crate::identity`] (one vault, unlocker and
+//! issuer per identity), [`crate::vault`] (locked/unlocked, limits),
 //! [`crate::source`] (1Password, MFA code), [`crate::issue`] (caches,
 //! single-flight, refresh-ahead), [`crate::aws`] (STS, EKS) and
 //! [`crate::status`].
@@ -21,12 +22,13 @@ use crate::aws::{eks, Sdk, OPERATION_TIMEOUT};
 use crate::clock::{rfc3339, Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::failure::locked_meanwhile;
-use crate::issue::{ClusterSpec, Issuer, RoleSpec};
+use crate::identity::{Identities, Identity};
+use crate::issue::{ClusterSpec, RoleSpec};
 use crate::source::onepassword::OnePassword;
 use crate::source::CredentialSource;
 use crate::status::{self, Stats};
-use crate::unlock::Unlocker;
-use crate::vault::{Unlocked, Vault};
+use crate::vault::Unlocked;
+use pctl_protocol::ErrorKind;
 
 pub use crate::failure::Failure;
 pub use crate::issue::TOKEN_SESSION_MIN;
@@ -41,7 +43,8 @@ pub struct Peer {
 }
 
 struct ConfigCache {
-    stamp: Option<(SystemTime, u64)>,
+    /// Modification time and length of the config and each included file.
+    stamp: Vec<Option<(SystemTime, u64)>>,
     loaded: Result<Arc<Config>, ConfigError>,
 }
 
@@ -57,10 +60,8 @@ pub struct Broker {
     config_path: PathBuf,
     config: Mutex<ConfigCache>,
     clock: Arc<dyn Clock>,
-    vault: Arc<Vault>,
-    unlocker: Unlocker,
+    identities: Identities,
     sdk: Arc<Sdk>,
-    issuer: Arc<Issuer>,
     stats: Stats,
     audit: Audit,
 }
@@ -84,35 +85,37 @@ impl Broker {
         parts: Parts,
         sdk: Arc<Sdk>,
     ) -> Self {
-        let vault = Arc::new(Vault::new(parts.clock.as_ref()));
-        let issuer = Arc::new(Issuer::new(
-            parts.sts.clone(),
-            parts.clock.clone(),
-            vault.clone(),
-        ));
         Broker {
             config_path,
             config: Mutex::new(ConfigCache {
-                stamp: None,
+                stamp: Vec::new(),
                 loaded: Err(ConfigError("config not loaded yet".into())),
             }),
-            unlocker: Unlocker::new(parts.clock.clone(), vault.clone(), parts.source, parts.sts),
+            identities: Identities::new(parts.clock.clone(), parts.source, parts.sts),
             clock: parts.clock,
-            vault,
             sdk,
-            issuer,
             stats: Stats::default(),
             audit: Audit::new(audit_log),
         }
     }
 
-    /// The current config, re-read when the file changed.
+    /// The current config, re-read when the file or an included file changed.
     pub fn config(&self) -> Result<Arc<Config>, ConfigError> {
-        let meta = std::fs::metadata(&self.config_path).ok();
-        let stamp = meta.and_then(|m| Some((m.modified().ok()?, m.len())));
+        let stamp_of = |p: &std::path::Path| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        };
         let mut cache = self.config.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.stamp.is_none() || cache.stamp != stamp {
+        let mut stamp = vec![stamp_of(&self.config_path)];
+        if let Ok(c) = &cache.loaded {
+            stamp.extend(c.includes.iter().map(|p| stamp_of(p)));
+        }
+        if cache.stamp.first().is_none_or(Option::is_none) || cache.stamp != stamp {
             cache.loaded = Config::load(&self.config_path).map(Arc::new);
+            if let Ok(c) = &cache.loaded {
+                stamp.truncate(1);
+                stamp.extend(c.includes.iter().map(|p| stamp_of(p)));
+            }
             cache.stamp = stamp;
             if let Err(e) = &cache.loaded {
                 tracing::warn!("{e}");
@@ -161,66 +164,216 @@ impl Broker {
     /// then nothing is audited and the request fails.
     fn issue(
         &self,
+        id: &Identity,
         u: &Unlocked,
         peer: &Peer,
         issued: &str,
         what: Issued<'_>,
     ) -> Result<(), Failure> {
-        if !self.vault.is_current(u.epoch) {
+        if !id.vault.is_current(u.epoch) {
             return Err(locked_meanwhile());
         }
         self.audit.record(self.record(peer, issued, what));
         Ok(())
     }
 
-    /// Drops every secret. `pctl lock` passes [`LockReason::Manual`].
+    /// Drops every identity's secrets. `pctl lock` passes [`LockReason::Manual`].
     pub fn lock(&self, reason: LockReason) {
-        let dropped = self.vault.lock(reason);
-        self.issuer.clear();
+        for id in self.known_identities() {
+            self.lock_one(&id, reason);
+        }
+    }
+
+    /// Drops one identity's secrets (`None`: every identity's).
+    pub fn lock_identity(&self, name: Option<&str>, reason: LockReason) -> Result<(), Failure> {
+        match name {
+            None => self.lock(reason),
+            Some(n) => {
+                self.config()?.identity(n)?;
+                self.lock_one(&self.identities.get(n), reason);
+            }
+        }
+        Ok(())
+    }
+
+    fn lock_one(&self, id: &Identity, reason: LockReason) {
+        let dropped = id.vault.lock(reason);
+        id.issuer.clear();
         drop(dropped);
         self.sdk.reset();
         crate::secret::scrub_stack();
-        tracing::info!("locked ({}): secrets and sessions dropped", reason.as_str());
+        tracing::info!(
+            "identity {} locked ({}): secrets and sessions dropped",
+            id.name,
+            reason.as_str()
+        );
+    }
+
+    /// The configured identities (and any still holding state from an
+    /// earlier config), created on first use.
+    fn known_identities(&self) -> Vec<Arc<Identity>> {
+        if let Ok(cfg) = self.config() {
+            for name in cfg.identities.keys() {
+                self.identities.get(name);
+            }
+        }
+        self.identities.all()
     }
 
     /// Locks when the idle, lifetime or MFA-session limit has passed (boot
     /// clock: suspended time counts). Called by a timer and at the start of
     /// every request.
     pub fn enforce_limits(&self) {
-        if let Some(r) = self.vault.expired(self.clock.as_ref()) {
-            self.lock(r);
+        for id in self.identities.all() {
+            if let Some(r) = id.vault.expired(self.clock.as_ref()) {
+                self.lock_one(&id, r);
+            }
         }
     }
 
-    /// Reads 1Password now (explicit `pctl unlock`), replacing any unlock.
-    pub async fn unlock(&self, env: &ClientEnv, peer: &Peer) -> Result<(), Failure> {
+    /// Reads 1Password now (explicit `pctl unlock`), replacing any unlock:
+    /// of `identity`, or of every configured identity (each is tried; the
+    /// failures are reported together, one line each).
+    pub async fn unlock(
+        &self,
+        identity: Option<&str>,
+        env: &ClientEnv,
+        mfa_code: Option<&str>,
+        peer: &Peer,
+    ) -> Result<(), Failure> {
         let cfg = self.config()?;
-        if let Some(u) = self.unlocker.now(&cfg, env).await? {
-            self.unlocked_fresh(&u.unlocked, peer);
+        let names: Vec<String> = match identity {
+            Some(n) => vec![cfg.identity(n)?.name.clone()],
+            None => cfg.identities.keys().cloned().collect(),
+        };
+        let mut failed: Vec<Failure> = Vec::new();
+        for name in names {
+            let id = self.identities.get(&name);
+            match id.unlocker.now(&cfg, env, mfa_code).await {
+                Ok(Some(u)) => self.unlocked_fresh(&id, &u.unlocked, peer),
+                Ok(None) => {}
+                Err(f) if cfg.identities.len() > 1 && f.0 != ErrorKind::NeedsMfaCode => {
+                    failed.push(Failure(f.0, format!("identity {name}: {}", f.1)))
+                }
+                Err(f) => failed.push(f),
+            }
         }
-        Ok(())
+        match failed.len() {
+            0 => Ok(()),
+            1 => Err(failed.remove(0)),
+            _ => Err(Failure(
+                failed[0].0,
+                failed
+                    .iter()
+                    .map(|f| f.1.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+        }
     }
 
-    /// The unlocked state, unlocking on demand unless locked by `pctl lock`.
+    /// `pctl rotate`: replaces the identity's access key ([`crate::rotate`]),
+    /// then locks it and unlocks again with the new key (waiting for a
+    /// fresh one-time password; a `prompt` identity unlocks at its next use).
+    pub async fn rotate(
+        &self,
+        identity: Option<&str>,
+        env: &ClientEnv,
+        peer: &Peer,
+    ) -> Result<pctl_protocol::Rotation, Failure> {
+        let cfg = self.config()?;
+        let name = match identity {
+            Some(n) => cfg.identity(n)?.name.clone(),
+            None if cfg.identities.len() == 1 => {
+                cfg.identities.keys().next().cloned().unwrap_or_default()
+            }
+            None => {
+                return Err(Failure(
+                    ErrorKind::Config,
+                    format!(
+                        "several identities are configured ({}): pass --identity",
+                        cfg.identities
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ))
+            }
+        };
+        let id_cfg = cfg.identity(&name)?;
+        self.enforce_limits();
+        let id = self.identities.get(&name);
+        let u = match id_cfg.mfa {
+            crate::config::MfaMode::Prompt => id
+                .vault
+                .current(self.clock.as_ref())?
+                .ok_or_else(|| crate::failure::needs_mfa_code(&name, ""))?,
+            _ => {
+                let u = id.unlocker.on_demand(&cfg, Some(env)).await?;
+                if u.fresh {
+                    self.unlocked_fresh(&id, &u.unlocked, peer);
+                }
+                u.unlocked
+            }
+        };
+        let audit = |what: &str, keys: &str| {
+            let mut rec = self.record(peer, what, Issued::default());
+            rec.role = Some(format!("identity {name}: {keys}"));
+            self.audit.record(rec);
+        };
+        let rotation = crate::rotate::Rotate {
+            sdk: &self.sdk,
+            cfg: &cfg,
+            identity: id_cfg,
+            env,
+            base: &u.base,
+            old: &u.user_key_id,
+            audit: &audit,
+        }
+        .run()
+        .await?;
+        drop(u);
+        self.lock_one(&id, LockReason::Rotated);
+        if id_cfg.mfa != crate::config::MfaMode::Prompt {
+            if let Some(u) = id.unlocker.now(&cfg, env, None).await? {
+                self.unlocked_fresh(&id, &u.unlocked, peer);
+            }
+        }
+        Ok(rotation)
+    }
+
+    /// The unlocked state of the identity `role` is assumed from,
+    /// unlocking it on demand unless locked by `pctl lock`.
     async fn unlocked(
         &self,
         cfg: &Config,
+        role: &crate::config::RoleConfig,
         env: Option<&ClientEnv>,
         peer: &Peer,
-    ) -> Result<Arc<Unlocked>, Failure> {
+    ) -> Result<(Arc<Identity>, Arc<Unlocked>), Failure> {
         self.enforce_limits();
-        let u = self.unlocker.on_demand(cfg, env).await?;
+        let id = self.identities.get(&role.identity);
+        let u = id.unlocker.on_demand(cfg, env).await.map_err(|f| {
+            if cfg.identities.len() > 1
+                && !matches!(f.0, ErrorKind::NeedsEnv | ErrorKind::NeedsMfaCode)
+            {
+                Failure(f.0, format!("identity {}: {}", id.name, f.1))
+            } else {
+                f
+            }
+        })?;
         if u.fresh {
-            self.unlocked_fresh(&u.unlocked, peer);
+            self.unlocked_fresh(&id, &u.unlocked, peer);
         }
-        Ok(u.unlocked)
+        Ok((id, u.unlocked))
     }
 
     /// After a fresh unlock: what the previous unlock built is keyed by its
     /// identity and will never be asked for again (drop it), and the unlock
     /// is audited with the `op` that ran.
-    fn unlocked_fresh(&self, u: &Unlocked, peer: &Peer) {
-        self.issuer.clear();
+    fn unlocked_fresh(&self, id: &Identity, u: &Unlocked, peer: &Peer) {
+        id.issuer.clear();
         let rec = self.record(
             peer,
             "unlock",
@@ -251,13 +404,14 @@ impl Broker {
     ) -> Result<Credentials, Failure> {
         let cfg = self.config()?;
         let role = cfg.role(Some(role))?;
-        let u = self.unlocked(&cfg, env, peer).await?;
+        let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
-        let (rs, cached) = self
+        let (rs, cached) = id
             .issuer
             .role_session(&u, &spec, spec.credentials_margin())
             .await?;
         self.issue(
+            &id,
             &u,
             peer,
             "credentials",
@@ -293,15 +447,16 @@ impl Broker {
     ) -> Result<EksToken, Failure> {
         let cfg = self.config()?;
         let (c, role) = cfg.cluster_and_role(cluster, role)?;
-        let u = self.unlocked(&cfg, env, peer).await?;
+        let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
         let cluster = ClusterSpec {
             key: c.key.clone(),
             name: c.name.clone(),
             region: c.region.clone(),
         };
-        let (t, cached) = self.issuer.eks_token(&u, &cluster, &spec).await?;
+        let (t, cached) = id.issuer.eks_token(&u, &cluster, &spec).await?;
         self.issue(
+            &id,
             &u,
             peer,
             "eks_token",
@@ -329,15 +484,16 @@ impl Broker {
     ) -> Result<EksToken, Failure> {
         let cfg = self.config()?;
         let (c, role) = cfg.adhoc_cluster(adhoc)?;
-        let u = self.unlocked(&cfg, env, peer).await?;
+        let (id, u) = self.unlocked(&cfg, &role, env, peer).await?;
         let spec = Self::role_spec(&cfg, &role, &u);
         let cluster = ClusterSpec {
             key: c.key.clone(),
             name: c.name.clone(),
             region: c.region.clone(),
         };
-        let (t, cached) = self.issuer.eks_token(&u, &cluster, &spec).await?;
+        let (t, cached) = id.issuer.eks_token(&u, &cluster, &spec).await?;
         self.issue(
+            &id,
             &u,
             peer,
             "eks_token",
@@ -364,9 +520,9 @@ impl Broker {
     ) -> Result<ClusterInfo, Failure> {
         let cfg = self.config()?;
         let (c, role) = cfg.cluster_and_role(cluster, role)?;
-        let u = self.unlocked(&cfg, env, peer).await?;
+        let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
-        let (rs, _) = self
+        let (rs, _) = id
             .issuer
             .role_session(&u, &spec, spec.credentials_margin())
             .await?;
@@ -374,6 +530,7 @@ impl Broker {
         let (endpoint, ca, arn) =
             eks::describe_cluster(&self.sdk, &c.region, &rs.session, &c.name).await?;
         self.issue(
+            &id,
             &u,
             peer,
             "describe_cluster",
@@ -407,20 +564,50 @@ impl Broker {
     /// What `pctl status` shows. Never a secret.
     pub fn status(&self) -> Status {
         self.enforce_limits();
-        let s = &self.issuer.stats;
-        let (op_calls, get_session_token) = self.unlocker.counts();
+        let cfg = self.config().ok();
+        let ids = self.known_identities();
+        let sum = |f: &dyn Fn(&Identity) -> u64| ids.iter().map(|i| f(i)).sum::<u64>();
+        let identities = ids
+            .iter()
+            .map(|id| {
+                let (op_reads, get_session_token) = id.unlocker.counts();
+                status::IdentityPart {
+                    name: id.name.clone(),
+                    config: cfg
+                        .as_ref()
+                        .and_then(|c| c.identities.get(&id.name).cloned()),
+                    vault: id.vault.snapshot(self.clock.as_ref()),
+                    op_reads,
+                    get_session_token,
+                }
+            })
+            .collect();
         status::build(
             status::Parts {
-                vault: self.vault.snapshot(self.clock.as_ref()),
+                identities,
                 config: self.config_path.display().to_string(),
-                roles: self.issuer.role_statuses(),
-                tokens: self.issuer.token_statuses(),
+                roles: ids.iter().flat_map(|i| i.issuer.role_statuses()).collect(),
+                tokens: ids.iter().flat_map(|i| i.issuer.token_statuses()).collect(),
                 stats: &self.stats,
-                op_calls,
-                get_session_token,
-                assume_role: s.assume_role.load(Ordering::Relaxed),
-                eks_tokens_minted: s.eks_tokens_minted.load(Ordering::Relaxed),
+                op_calls: self.identities.source_runs(),
+                get_session_token: sum(&|i| i.unlocker.counts().1),
+                assume_role: sum(&|i| i.issuer.stats.assume_role.load(Ordering::Relaxed)),
+                eks_tokens_minted: sum(&|i| {
+                    i.issuer.stats.eks_tokens_minted.load(Ordering::Relaxed)
+                }),
                 recent: self.audit.recent(),
+                role_origins: cfg
+                    .map(|c| {
+                        c.roles
+                            .values()
+                            .map(|r| pctl_protocol::RoleOrigin {
+                                role: r.key.clone(),
+                                identity: r.identity.clone(),
+                                file: r.file.clone(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             },
             self.clock.as_ref(),
         )
@@ -438,7 +625,7 @@ impl Broker {
         use crate::aws::federation;
         let cfg = self.config()?;
         let role = cfg.role(Some(req.role))?;
-        let u = self.unlocked(&cfg, env, peer).await?;
+        let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
         let bad = |m: String| Failure(pctl_protocol::ErrorKind::BadRequest, m);
         let partition = federation::Partition::from_arn(&spec.arn).map_err(bad)?;
@@ -450,7 +637,7 @@ impl Broker {
             std::env::var(federation::ENDPOINT_ENV).ok().as_deref(),
         )
         .map_err(|m| Failure(pctl_protocol::ErrorKind::Config, m))?;
-        let (rs, cached) = self
+        let (rs, cached) = id
             .issuer
             .role_session(&u, &spec, spec.credentials_margin())
             .await?;
@@ -465,6 +652,7 @@ impl Broker {
             None => rs.session.expiration,
         };
         self.issue(
+            &id,
             &u,
             peer,
             "console_login",

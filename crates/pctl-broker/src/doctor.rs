@@ -115,6 +115,7 @@ fn default_op_config() -> OnePasswordConfig {
         account: None,
         command: None,
         fields: FieldLabels::default(),
+        read_otp: true,
     }
 }
 

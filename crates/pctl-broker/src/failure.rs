@@ -29,6 +29,7 @@ impl From<AwsError> for Failure {
 impl From<Failure> for ErrorReply {
     fn from(f: Failure) -> Self {
         ErrorReply {
+            identity: mfa_identity(&f),
             kind: f.0,
             message: f.1,
         }
@@ -41,6 +42,27 @@ pub fn needs_env() -> Failure {
         ErrorKind::NeedsEnv,
         "1Password must be read: resend the request with the 1Password environment".into(),
     )
+}
+
+/// An identity with `mfa = "prompt"` needs a typed code; `why` explains a
+/// refusal of one. The message is what a client without a terminal shows.
+pub fn needs_mfa_code(identity: &str, why: &str) -> Failure {
+    Failure(
+        ErrorKind::NeedsMfaCode,
+        format!(
+            "identity {identity} needs an MFA code (mfa = \"prompt\"){why}: run \
+             `pctl unlock --identity {identity}` in a terminal and type the code, then retry"
+        ),
+    )
+}
+
+/// The identity a [`needs_mfa_code`] message names.
+fn mfa_identity(f: &Failure) -> Option<String> {
+    if f.0 != ErrorKind::NeedsMfaCode {
+        return None;
+    }
+    let rest = f.1.strip_prefix("identity ")?;
+    rest.split_whitespace().next().map(str::to_string)
 }
 
 /// Locked by `pctl lock`.

@@ -3,9 +3,11 @@
 //! its own user over a Unix socket.
 //!
 //! Data flows one way: [`server`] decodes a request → [`broker`] (the API:
-//! enforces limits, audits) → [`unlock`] (reads a [`source`] into the
+//! enforces limits, audits) → the role's [`identity`] (one vault, unlocker
+//! and issuer per IAM user) → [`unlock`] (reads a [`source`] into the
 //! [`vault`]) → [`issue`] (caches, single-flight, refresh-ahead; reads the [`vault`]
-//! epoch) → [`aws`] → the reply goes back. Nothing below calls back up.
+//! epoch) → [`aws`] → the reply goes back. [`rotate`] (`pctl rotate`) uses
+//! [`aws::iam`] and the 1Password source's edit. Nothing below calls back up.
 //! [`clock`], [`config`], [`failure`], [`audit`], [`status`], [`secret`] and
 //! [`platform`] are leaves any layer may use.
 
@@ -18,8 +20,10 @@ pub mod credserver;
 pub mod daemon;
 pub mod doctor;
 pub mod failure;
+pub mod identity;
 pub mod issue;
 pub mod platform;
+pub mod rotate;
 pub mod secret;
 pub mod server;
 pub mod source;

@@ -186,6 +186,7 @@ fn refuse(stream: &UnixStream, message: String) {
     let resp = Response::Error(ErrorReply {
         kind: ErrorKind::Unavailable,
         message,
+        identity: None,
     });
     if let Ok(buf) = pctl_protocol::encode(&resp) {
         let _ = stream.try_write(&buf);
@@ -216,7 +217,11 @@ async fn write_response(
 }
 
 fn error(kind: ErrorKind, message: String) -> Response {
-    Response::Error(ErrorReply { kind, message })
+    Response::Error(ErrorReply {
+        kind,
+        message,
+        identity: None,
+    })
 }
 
 async fn handle(
@@ -266,6 +271,8 @@ async fn handle(
             | Request::EksToken { .. }
             | Request::DescribeCluster { .. }
             | Request::ConsoleLogin { .. } => request_timeout(&broker),
+            // three `op` runs, IAM propagation and a fresh unlock
+            Request::Rotate { .. } => request_timeout(&broker) * 3,
             _ => REQUEST_TIMEOUT_NO_CONFIG,
         };
         let resp = match tokio::time::timeout(limit, dispatch(&broker, env.request, &peer)).await {
@@ -303,12 +310,20 @@ async fn dispatch(
         Request::Doctor { env } => Reply::Doctor {
             checks: broker.doctor(&env).await,
         },
-        Request::Lock => {
-            broker.lock(LockReason::Manual);
+        Request::Rotate { env, identity } => {
+            Reply::Rotated(broker.rotate(identity.as_deref(), &env, peer).await?)
+        }
+        Request::Lock { identity } => {
+            broker.lock_identity(identity.as_deref(), LockReason::Manual)?;
             Reply::Done
         }
-        Request::Unlock { env } => {
-            broker.unlock(&env, peer).await?;
+        Request::Unlock {
+            env,
+            identity,
+            mfa_code,
+        } => {
+            let code = mfa_code.as_ref().map(|c| c.0.as_str());
+            broker.unlock(identity.as_deref(), &env, code, peer).await?;
             Reply::Done
         }
         Request::Credentials { role, env } => {

@@ -3,9 +3,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pctl_protocol::{AuditRecord, Counters, RoleStatus, Status, TokenStatus};
+use pctl_protocol::{
+    AuditRecord, Counters, IdentityStatus, RoleOrigin, RoleStatus, Status, TokenStatus,
+};
 
 use crate::clock::{rfc3339, Clock};
+use crate::config::{IdentityConfig, DEFAULT_IDENTITY};
 use crate::vault::Snapshot;
 
 /// Counts the broker keeps itself (unlocking and issuance count their own).
@@ -16,9 +19,19 @@ pub struct Stats {
     pub refused_peers: AtomicU64,
 }
 
+/// One identity's part of `status`.
+pub struct IdentityPart {
+    pub name: String,
+    /// `None` when the identity is no longer configured.
+    pub config: Option<IdentityConfig>,
+    pub vault: Snapshot,
+    pub op_reads: u64,
+    pub get_session_token: u64,
+}
+
 /// Everything `status` reports, gathered by the broker.
 pub struct Parts<'a> {
-    pub vault: Snapshot,
+    pub identities: Vec<IdentityPart>,
     pub config: String,
     pub roles: Vec<RoleStatus>,
     pub tokens: Vec<TokenStatus>,
@@ -28,25 +41,64 @@ pub struct Parts<'a> {
     pub assume_role: u64,
     pub eks_tokens_minted: u64,
     pub recent: Vec<AuditRecord>,
+    pub role_origins: Vec<RoleOrigin>,
 }
 
-/// Builds the reply.
-pub fn build(p: Parts<'_>, clock: &dyn Clock) -> Status {
+fn identity(p: &IdentityPart, clock: &dyn Clock) -> IdentityStatus {
     let u = &p.vault.unlocked;
     let locked = u.is_none();
-    Status {
-        version: pctl_protocol::VERSION.into(),
-        pid: std::process::id(),
+    let c = p.config.as_ref();
+    IdentityStatus {
+        name: p.name.clone(),
+        item: c.map(|c| c.onepassword.item.clone()).unwrap_or_default(),
+        vault: c.map(|c| c.onepassword.vault.clone()).unwrap_or_default(),
+        account: c.and_then(|c| c.onepassword.account.clone()),
+        mfa: c.map(|c| c.mfa.as_str()).unwrap_or("item").to_string(),
         locked,
         lock_reason: locked.then(|| p.vault.reason.as_str().to_string()),
         unlocked_at: u.as_ref().map(|u| rfc3339(u.at)),
         locks_at: p.vault.left.map(|l| rfc3339(clock.now() + l)),
-        config: p.config,
         op_path: p.vault.origin.clone(),
         mfa_session_expires: u.as_ref().and_then(|u| u.mfa_expires).map(rfc3339),
+        op_reads: p.op_reads,
+        get_session_token: p.get_session_token,
+    }
+}
+
+/// Builds the reply. The top-level lock fields describe the first unlocked
+/// identity (the default one first), or the default identity when all are
+/// locked; `identities` has each.
+pub fn build(p: Parts<'_>, clock: &dyn Clock) -> Status {
+    let identities: Vec<IdentityStatus> = p.identities.iter().map(|i| identity(i, clock)).collect();
+    let first = |locked: bool| {
+        identities
+            .iter()
+            .filter(|i| i.locked == locked)
+            .min_by_key(|i| i.name != DEFAULT_IDENTITY)
+    };
+    let main = first(false).or_else(|| first(true)).cloned();
+    let locked = main.as_ref().is_none_or(|m| m.locked);
+    Status {
+        version: pctl_protocol::VERSION.into(),
+        pid: std::process::id(),
+        locked,
+        lock_reason: if locked {
+            Some(
+                main.as_ref()
+                    .and_then(|m| m.lock_reason.clone())
+                    .unwrap_or_else(|| "never unlocked".into()),
+            )
+        } else {
+            None
+        },
+        unlocked_at: main.as_ref().and_then(|m| m.unlocked_at.clone()),
+        locks_at: main.as_ref().and_then(|m| m.locks_at.clone()),
+        config: p.config,
+        op_path: main.as_ref().and_then(|m| m.op_path.clone()),
+        mfa_session_expires: main.as_ref().and_then(|m| m.mfa_session_expires.clone()),
         mlock: crate::platform::mlock_failure().map(str::to_string),
-        roles: if locked { Vec::new() } else { p.roles },
-        tokens: if locked { Vec::new() } else { p.tokens },
+        roles: p.roles,
+        tokens: p.tokens,
         counters: Counters {
             requests: p.stats.requests.load(Ordering::Relaxed),
             op_calls: p.op_calls,
@@ -57,5 +109,7 @@ pub fn build(p: Parts<'_>, clock: &dyn Clock) -> Status {
             refused_peers: p.stats.refused_peers.load(Ordering::Relaxed),
         },
         recent: p.recent,
+        identities,
+        role_origins: p.role_origins,
     }
 }

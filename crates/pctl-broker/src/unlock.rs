@@ -13,9 +13,11 @@ use crate::aws::sts::Sts;
 use crate::aws::Session;
 use crate::clock::{rfc3339, Clock};
 use crate::config::Config;
-use crate::failure::{needs_env, Failure};
-use crate::source::mfa::{CodeSource, NeverTwice};
-use crate::source::CredentialSource;
+use crate::config::MfaMode;
+use crate::failure::{needs_env, needs_mfa_code, Failure};
+use crate::secret::LockedString;
+use crate::source::mfa::{self, NeverTwice};
+use crate::source::{CredentialSource, Mfa};
 use crate::vault::{Unlocked, Vault};
 
 /// How an unlocked state was obtained.
@@ -28,46 +30,57 @@ pub struct Unlock {
 
 /// Runs unlock attempts, one at a time.
 pub struct Unlocker {
+    /// The identity this unlocker reads (a key of `[identities]`).
+    name: String,
     clock: Arc<dyn Clock>,
     vault: Arc<Vault>,
     source: Arc<dyn CredentialSource>,
     sts: Arc<dyn Sts>,
-    code_source: CodeSource,
     never_twice: NeverTwice,
     /// Held for the length of an attempt; keeps that attempt's failure.
     flight: tokio::sync::Mutex<Option<Failure>>,
     /// Completed attempts: a waiter that saw N and finds more got its
     /// answer from the attempt it queued behind.
     attempts: AtomicU64,
+    /// Source reads started for this identity.
+    reads: AtomicU64,
     get_session_token: AtomicU64,
 }
 
 impl Unlocker {
     pub fn new(
+        name: &str,
         clock: Arc<dyn Clock>,
         vault: Arc<Vault>,
         source: Arc<dyn CredentialSource>,
         sts: Arc<dyn Sts>,
     ) -> Self {
         Unlocker {
+            name: name.to_string(),
             clock,
             vault,
             source,
             sts,
-            code_source: CodeSource::default(),
             never_twice: NeverTwice::default(),
             flight: tokio::sync::Mutex::new(None),
             attempts: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
             get_session_token: AtomicU64::new(0),
         }
     }
 
-    /// `op` runs and GetSessionToken calls so far, for `status`.
+    /// Source reads (`op item get` per unlock) and GetSessionToken calls
+    /// of this identity so far, for `status`.
     pub fn counts(&self) -> (u64, u64) {
         (
-            self.source.runs(),
+            self.reads.load(Ordering::Relaxed),
             self.get_session_token.load(Ordering::Relaxed),
         )
+    }
+
+    /// `op` runs of the shared source (all identities), for `status`.
+    pub fn source_runs(&self) -> u64 {
+        self.source.runs()
     }
 
     /// The unlocked state, unlocking on demand (with `env`; without it the
@@ -94,15 +107,23 @@ impl Unlocker {
                 return Err(f.clone());
             }
         }
+        if cfg.identity(&self.name)?.mfa == MfaMode::Prompt {
+            return Err(needs_mfa_code(&self.name, ""));
+        }
         let Some(env) = env else {
             return Err(needs_env());
         };
-        self.attempt(&mut flight, cfg, env).await
+        self.attempt(&mut flight, cfg, env, None).await
     }
 
     /// Reads the source now (`pctl unlock`), replacing any unlock; a call
     /// that queued behind another attempt gets that attempt's answer.
-    pub async fn now(&self, cfg: &Config, env: &ClientEnv) -> Result<Option<Unlock>, Failure> {
+    pub async fn now(
+        &self,
+        cfg: &Config,
+        env: &ClientEnv,
+        mfa_code: Option<&str>,
+    ) -> Result<Option<Unlock>, Failure> {
         let seen = self.attempts.load(Ordering::Acquire);
         let mut flight = self.flight.lock().await;
         if self.attempts.load(Ordering::Acquire) != seen {
@@ -113,7 +134,9 @@ impl Unlocker {
                 return Ok(None);
             }
         }
-        self.attempt(&mut flight, cfg, env).await.map(Some)
+        self.attempt(&mut flight, cfg, env, mfa_code)
+            .await
+            .map(Some)
     }
 
     async fn attempt(
@@ -121,8 +144,9 @@ impl Unlocker {
         flight: &mut Option<Failure>,
         cfg: &Config,
         env: &ClientEnv,
+        mfa_code: Option<&str>,
     ) -> Result<Unlock, Failure> {
-        let r = self.read(cfg, env).await;
+        let r = self.read(cfg, env, mfa_code).await;
         *flight = r.as_ref().err().cloned();
         self.attempts.fetch_add(1, Ordering::Release);
         r.map(|u| Unlock {
@@ -131,19 +155,48 @@ impl Unlocker {
         })
     }
 
-    async fn read(&self, cfg: &Config, env: &ClientEnv) -> Result<Arc<Unlocked>, Failure> {
+    async fn read(
+        &self,
+        cfg: &Config,
+        env: &ClientEnv,
+        typed: Option<&str>,
+    ) -> Result<Arc<Unlocked>, Failure> {
         let epoch = self.vault.epoch();
-        if let Some(wait) = self.never_twice.wait(self.clock.now()) {
+        let identity = cfg.identity(&self.name)?;
+        if identity.mfa == MfaMode::Prompt {
+            // The code was typed for this unlock: check it before reading the item.
+            let Some(code) = typed else {
+                return Err(needs_mfa_code(&self.name, ""));
+            };
+            if !mfa::is_code(code) {
+                return Err(needs_mfa_code(&self.name, ": the code must be 6 digits"));
+            }
+            if let Some(wait) = self.never_twice.wait(self.clock.now()) {
+                return Err(needs_mfa_code(
+                    &self.name,
+                    &format!(
+                        ": AWS takes a code once and one was sent in this 30-second step; \
+                         type the next code (in {}s)",
+                        wait.as_secs().max(1)
+                    ),
+                ));
+            }
+        } else if let Some(wait) = self.never_twice.wait(self.clock.now()) {
             tracing::info!(
                 "waiting {}s for a fresh one-time password (AWS refuses a code twice)",
                 wait.as_secs()
             );
             tokio::time::sleep(wait).await;
         }
-        let read = self.source.read(cfg, env).await.inspect_err(|e| {
-            tracing::warn!("unlock failed: {}", e.message);
-            self.vault.set_origin(e.origin.clone());
-        })?;
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let read = self
+            .source
+            .read(identity, cfg, env)
+            .await
+            .inspect_err(|e| {
+                tracing::warn!("unlock of identity {} failed: {}", self.name, e.message);
+                self.vault.set_origin(e.origin.clone());
+            })?;
         let secrets = read.secrets;
         let user = Session {
             access_key_id: secrets.access_key_id.expose().to_string(),
@@ -151,7 +204,28 @@ impl Unlocker {
             session_token: None,
             expiration: self.clock.now() + Duration::from_secs(100 * 365 * 86400),
         };
-        let (base, mfa_expires) = match self.code_source.code(secrets.mfa) {
+        let code = match (&identity.mfa, secrets.mfa) {
+            (_, None) => None,
+            (MfaMode::Item, Some(m)) => Some(m),
+            (MfaMode::Prompt, Some(m)) => Some(Mfa {
+                serial: m.serial,
+                code: LockedString::new(typed.unwrap_or_default()),
+            }),
+            (MfaMode::Process(argv), Some(m)) => {
+                let code = mfa::run_command(argv, env, cfg.daemon.op_timeout)
+                    .await
+                    .map_err(|e| {
+                        let msg = format!("identity {}: {e}", self.name);
+                        tracing::warn!("unlock failed: {msg}");
+                        Failure(ErrorKind::Op, msg)
+                    })?;
+                Some(Mfa {
+                    serial: m.serial,
+                    code,
+                })
+            }
+        };
+        let (base, mfa_expires) = match code {
             None => (user, None),
             Some(mfa) => {
                 self.get_session_token.fetch_add(1, Ordering::Relaxed);
@@ -173,6 +247,7 @@ impl Unlocker {
             }
         };
         let u = Unlocked {
+            name: self.name.clone(),
             epoch,
             serial: 0,
             at: self.clock.now(),
@@ -180,6 +255,7 @@ impl Unlocker {
             idle_lock: cfg.daemon.idle_lock,
             max_unlock: cfg.daemon.max_unlock,
             account_id: secrets.account_id,
+            user_key_id: secrets.access_key_id.expose().to_string(),
             base,
             mfa_expires,
             origin: read.origin,
@@ -191,7 +267,8 @@ impl Unlocker {
             ));
         };
         tracing::info!(
-            "unlocked{}",
+            "identity {} unlocked{}",
+            self.name,
             if u.mfa_expires.is_some() {
                 " with an MFA session"
             } else {

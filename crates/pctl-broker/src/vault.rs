@@ -31,6 +31,8 @@ pub enum LockReason {
     Lifetime,
     /// The MFA session (GetSessionToken) ended: unlocks on demand.
     MfaSession,
+    /// `pctl rotate` replaced the key: unlocks on demand with the new one.
+    Rotated,
 }
 
 impl LockReason {
@@ -41,12 +43,15 @@ impl LockReason {
             LockReason::Idle => "idle",
             LockReason::Lifetime => "lifetime",
             LockReason::MfaSession => "MFA session ended",
+            LockReason::Rotated => "key rotated",
         }
     }
 }
 
 /// Secrets of one unlock.
 pub struct Unlocked {
+    /// The identity (a key of `[identities]`) these secrets are of.
+    pub name: String,
     /// The vault epoch this unlock belongs to.
     pub epoch: u64,
     /// Which unlock of this daemon this is (set by [`Vault::install`]).
@@ -57,6 +62,8 @@ pub struct Unlocked {
     pub idle_lock: Duration,
     pub max_unlock: Duration,
     pub account_id: String,
+    /// The IAM user's access key ID (the one in 1Password).
+    pub user_key_id: String,
     /// The identity AssumeRole is called with: the MFA session, or the user keys.
     pub base: Session,
     /// When the MFA session ends (what STS granted, not what was asked).
@@ -66,9 +73,10 @@ pub struct Unlocked {
 }
 
 impl Unlocked {
-    /// A name for the base identity, for cache keys: unique per unlock.
+    /// A name for the base identity, for cache keys: the identity's name
+    /// and this unlock, unique per unlock.
     pub fn identity(&self) -> String {
-        format!("{}#{}", self.base.access_key_id, self.serial)
+        format!("{}:{}#{}", self.name, self.base.access_key_id, self.serial)
     }
 
     /// How long after unlocking the vault must lock: `max_unlock`, or

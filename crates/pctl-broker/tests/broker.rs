@@ -13,7 +13,7 @@ use pctl_broker::aws::sts::{BoxFuture, Sts};
 use pctl_broker::aws::{AwsError, Sdk, Session};
 use pctl_broker::broker::{Broker, LockReason, Parts, Peer};
 use pctl_broker::clock::{Clock, FakeClock};
-use pctl_broker::config::Config;
+use pctl_broker::config::{Config, IdentityConfig};
 use pctl_broker::secret::LockedString;
 use pctl_broker::source::{CredentialSource, ItemSecrets, Mfa, SourceError, SourceRead};
 use pctl_protocol::{ClientEnv, ErrorKind};
@@ -95,11 +95,14 @@ impl Sts for FakeSts {
         _region: &'a str,
         _user: &'a Session,
         serial: &'a str,
-        _code: &'a LockedString,
+        code: &'a LockedString,
         duration: Duration,
     ) -> BoxFuture<'a, Result<Session, AwsError>> {
         Box::pin(async move {
-            self.calls.lock().unwrap().push(format!("gst {serial}"));
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("gst {serial} {}", code.expose()));
             let granted = self.mfa_grant.lock().unwrap().unwrap_or(duration);
             Ok(self.session(granted.min(duration)))
         })
@@ -138,17 +141,67 @@ struct FakeSource {
     fail: Mutex<Option<String>>,
     delay: Duration,
     mfa: bool,
+    /// Reads per 1Password item name.
+    reads_of: Mutex<BTreeMap<String, u64>>,
+    /// Items that do not exist.
+    missing: Mutex<Vec<String>>,
+    /// A read of this item waits for a permit (a prompt nobody answers yet).
+    hold: Mutex<Option<(String, Arc<tokio::sync::Semaphore>)>>,
+}
+
+impl FakeSource {
+    fn reads_of(&self, item: &str) -> u64 {
+        self.reads_of
+            .lock()
+            .unwrap()
+            .get(item)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// The access key ID the fake source returns for an item.
+fn key_of(item: &str) -> String {
+    if item == "AWS user key" {
+        return "AKIAFAKEFAKEFAKE0001".into();
+    }
+    let tag: String = item
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_uppercase();
+    format!("AKIA{tag}")
 }
 
 impl CredentialSource for FakeSource {
     fn read<'a>(
         &'a self,
+        identity: &'a IdentityConfig,
         _cfg: &'a Config,
         _env: &'a ClientEnv,
     ) -> BoxFuture<'a, Result<SourceRead, SourceError>> {
         Box::pin(async move {
+            let item = identity.onepassword.item.clone();
             self.reads.fetch_add(1, Ordering::SeqCst);
+            *self
+                .reads_of
+                .lock()
+                .unwrap()
+                .entry(item.clone())
+                .or_default() += 1;
             tokio::time::sleep(self.delay).await;
+            let hold = self.hold.lock().unwrap().clone();
+            if let Some((held, gate)) = hold {
+                if held == item {
+                    let _p = gate.acquire().await.unwrap();
+                }
+            }
+            if self.missing.lock().unwrap().contains(&item) {
+                return Err(SourceError {
+                    message: format!("1Password item \"{item}\" not found"),
+                    origin: Some("/usr/bin/op".into()),
+                });
+            }
             if let Some(m) = self.fail.lock().unwrap().clone() {
                 return Err(SourceError {
                     message: m,
@@ -157,7 +210,7 @@ impl CredentialSource for FakeSource {
             }
             Ok(SourceRead {
                 secrets: ItemSecrets {
-                    access_key_id: LockedString::new("AKIAFAKEFAKEFAKE0001"),
+                    access_key_id: LockedString::new(&key_of(&item)),
                     secret_access_key: LockedString::new("user-secret"),
                     account_id: ACCOUNT.into(),
                     mfa: self.mfa.then(|| Mfa {
@@ -219,6 +272,9 @@ fn source() -> FakeSource {
         fail: Mutex::new(None),
         delay: Duration::from_millis(10),
         mfa: false,
+        reads_of: Mutex::new(BTreeMap::new()),
+        missing: Mutex::new(Vec::new()),
+        hold: Mutex::new(None),
     }
 }
 
@@ -387,7 +443,7 @@ async fn short_mfa_session_is_renewed_by_a_fresh_unlock() {
 async fn lock_during_a_request_issues_nothing() {
     let r = rig();
     // Unlock first (no STS call needed for that without MFA).
-    r.broker.unlock(&env(), &peer()).await.unwrap();
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     *r.sts.gate.lock().unwrap() = Some(gate.clone());
     let b = r.broker.clone();
@@ -440,7 +496,7 @@ async fn failed_unlock_answers_every_waiter() {
 #[tokio::test(start_paused = true)]
 async fn failed_assume_role_answers_every_waiter() {
     let r = rig();
-    r.broker.unlock(&env(), &peer()).await.unwrap();
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
     *r.sts.fail_assume.lock().unwrap() = Some("STS AssumeRole was denied (AccessDenied)".into());
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     *r.sts.gate.lock().unwrap() = Some(gate.clone());
@@ -575,7 +631,9 @@ async fn concurrent_explicit_unlocks_read_once() {
     let mut tasks = Vec::new();
     for _ in 0..5 {
         let b = r.broker.clone();
-        tasks.push(tokio::spawn(async move { b.unlock(&env(), &peer()).await }));
+        tasks.push(tokio::spawn(async move {
+            b.unlock(None, &env(), None, &peer()).await
+        }));
     }
     for t in tasks {
         t.await.unwrap().unwrap();
@@ -608,4 +666,300 @@ async fn lock_during_unlock_discards_the_read() {
     let st = r.broker.status();
     assert!(st.locked && st.recent.is_empty(), "{st:?}");
     assert!(r.sts.calls("assume").is_empty());
+}
+
+const TWO_IDENTITIES: &str = r#"region = "us-east-1"
+
+[identities.work]
+item = "work item"
+vault = "Private"
+
+[identities.sandbox]
+item = "sandbox item"
+vault = "Private"
+account = "my.1password.com"
+
+[roles.admin]
+identity = "work"
+name = "platform-admin"
+
+[roles.play]
+identity = "sandbox"
+name = "sandbox-admin"
+"#;
+
+fn two_identities() -> Rig {
+    rig_with(TWO_IDENTITIES, source())
+}
+
+impl Rig {
+    async fn creds_for(
+        &self,
+        role: &str,
+    ) -> Result<pctl_protocol::Credentials, pctl_broker::broker::Failure> {
+        self.broker.credentials(role, Some(&env()), &peer()).await
+    }
+
+    /// The base key each AssumeRole of `role_name` was called with.
+    fn assumed_from(&self, role_name: &str) -> Vec<String> {
+        let arn = format!("arn:aws:iam::{ACCOUNT}:role/{role_name}");
+        self.sts
+            .calls(&format!("assume {arn} from "))
+            .into_iter()
+            .map(|c| c.rsplit(' ').next().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// Issue 10 §1: two identities, roles from each served by one daemon; each
+/// identity reads its own item exactly once and assumes its roles with its
+/// own keys.
+#[tokio::test(start_paused = true)]
+async fn two_identities_each_read_once_and_assume_with_their_own_keys() {
+    let r = two_identities();
+    for _ in 0..3 {
+        r.creds_for("admin").await.unwrap();
+        r.creds_for("play").await.unwrap();
+    }
+    assert_eq!(r.source.reads_of("work item"), 1);
+    assert_eq!(r.source.reads_of("sandbox item"), 1);
+    assert_eq!(r.assumed_from("platform-admin"), vec![key_of("work item")]);
+    assert_eq!(
+        r.assumed_from("sandbox-admin"),
+        vec![key_of("sandbox item")]
+    );
+    let s = r.broker.status();
+    let names: Vec<_> = s.identities.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["sandbox", "work"]);
+    assert!(s.identities.iter().all(|i| !i.locked && i.op_reads == 1));
+    assert_eq!(s.identities[0].account.as_deref(), Some("my.1password.com"));
+    assert_eq!(s.roles.len(), 2);
+    let origins: Vec<_> = s
+        .role_origins
+        .iter()
+        .map(|o| (o.role.as_str(), o.identity.as_str()))
+        .collect();
+    assert_eq!(origins, [("admin", "work"), ("play", "sandbox")]);
+}
+
+/// Issue 10 §1: locking one identity leaves the other serving from its
+/// cache and keys; the locked one refuses until it is unlocked again.
+#[tokio::test(start_paused = true)]
+async fn locking_one_identity_leaves_the_other_serving() {
+    let r = two_identities();
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
+    assert_eq!(r.source.reads_of("work item"), 1);
+    assert_eq!(r.source.reads_of("sandbox item"), 1);
+    r.creds_for("play").await.unwrap();
+    r.broker
+        .lock_identity(Some("work"), LockReason::Manual)
+        .unwrap();
+    assert_eq!(r.creds_for("admin").await.unwrap_err().0, ErrorKind::Locked);
+    let before = r.sts.calls("assume").len();
+    r.creds_for("play").await.unwrap();
+    assert_eq!(
+        r.sts.calls("assume").len(),
+        before,
+        "sandbox's cache survived"
+    );
+    let s = r.broker.status();
+    let state: Vec<_> = s
+        .identities
+        .iter()
+        .map(|i| (i.name.as_str(), i.locked))
+        .collect();
+    assert_eq!(state, [("sandbox", false), ("work", true)]);
+    assert!(!s.locked, "one identity still serves");
+    r.broker
+        .unlock(Some("work"), &env(), None, &peer())
+        .await
+        .unwrap();
+    r.creds_for("admin").await.unwrap();
+    assert_eq!(r.source.reads_of("work item"), 2);
+    assert_eq!(r.source.reads_of("sandbox item"), 1);
+    let e = r
+        .broker
+        .lock_identity(Some("nope"), LockReason::Manual)
+        .unwrap_err();
+    assert!(
+        e.1.contains("nope") && e.1.contains("sandbox, work"),
+        "{}",
+        e.1
+    );
+}
+
+/// Issue 10 §1: a missing item for one identity fails only that
+/// identity's roles, naming it; the other identity serves.
+#[tokio::test(start_paused = true)]
+async fn a_missing_item_fails_only_its_identity() {
+    let r = two_identities();
+    r.source.missing.lock().unwrap().push("sandbox item".into());
+    let e = r.creds_for("play").await.unwrap_err();
+    assert_eq!(e.0, ErrorKind::Op);
+    assert!(
+        e.1.starts_with("identity sandbox: ") && e.1.contains("sandbox item"),
+        "{}",
+        e.1
+    );
+    r.creds_for("admin").await.unwrap();
+    // `pctl unlock` of all: the good one unlocks, the error names the bad one
+    r.broker.lock(LockReason::Manual);
+    let e = r
+        .broker
+        .unlock(None, &env(), None, &peer())
+        .await
+        .unwrap_err();
+    assert!(
+        e.1.contains("identity sandbox") && !e.1.contains("work"),
+        "{}",
+        e.1
+    );
+    let s = r.broker.status();
+    let state: Vec<_> = s
+        .identities
+        .iter()
+        .map(|i| (i.name.as_str(), i.locked))
+        .collect();
+    assert_eq!(state, [("sandbox", true), ("work", false)]);
+}
+
+/// Issue 10 §1: while one identity waits on its 1Password prompt, the
+/// other identity unlocks and serves (each has its own single flight).
+#[tokio::test(start_paused = true)]
+async fn a_pending_prompt_for_one_identity_does_not_block_the_other() {
+    let r = two_identities();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *r.source.hold.lock().unwrap() = Some(("sandbox item".into(), gate.clone()));
+    let b = r.broker.clone();
+    let pending = tokio::spawn(async move { b.credentials("play", Some(&env()), &peer()).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let work = tokio::time::timeout(Duration::from_secs(5), r.creds_for("admin")).await;
+    assert!(matches!(work, Ok(Ok(_))), "work served while sandbox waits");
+    assert!(!pending.is_finished());
+    gate.add_permits(1);
+    pending.await.unwrap().unwrap();
+    assert_eq!(r.source.reads_of("sandbox item"), 1);
+}
+
+fn prompt_rig() -> Rig {
+    let mut src = source();
+    src.mfa = true;
+    rig_with(
+        &TWO_IDENTITIES.replace(
+            "account = \"my.1password.com\"",
+            "account = \"my.1password.com\"\nmfa = \"prompt\"",
+        ),
+        src,
+    )
+}
+
+/// Issue 10 §2: an identity with mfa = "prompt" never unlocks on demand: the
+/// request is answered NeedsMfaCode naming the identity (before any op
+/// read); the typed code goes to GetSessionToken once; the other identity
+/// is untouched.
+#[tokio::test(start_paused = true)]
+async fn prompt_identity_asks_for_a_code_and_uses_the_typed_one() {
+    let r = prompt_rig();
+    let e = r.creds_for("play").await.unwrap_err();
+    assert_eq!(e.0, ErrorKind::NeedsMfaCode);
+    assert!(e.1.contains("pctl unlock --identity sandbox"), "{}", e.1);
+    let reply = pctl_protocol::ErrorReply::from(e);
+    assert_eq!(reply.identity.as_deref(), Some("sandbox"));
+    assert_eq!(
+        r.source.reads_of("sandbox item"),
+        0,
+        "no op read without a code"
+    );
+    // the item-mode identity is not affected
+    r.creds_for("admin").await.unwrap();
+    let e = r
+        .broker
+        .unlock(Some("sandbox"), &env(), Some("12345x"), &peer())
+        .await
+        .unwrap_err();
+    assert!(
+        e.0 == ErrorKind::NeedsMfaCode && e.1.contains("6 digits"),
+        "{}",
+        e.1
+    );
+    r.broker
+        .unlock(Some("sandbox"), &env(), Some("654321"), &peer())
+        .await
+        .unwrap();
+    let gst: Vec<_> = r.sts.calls("gst");
+    assert_eq!(
+        gst,
+        [
+            "gst arn:aws:iam::000000000000:mfa/dev 123456",
+            "gst arn:aws:iam::000000000000:mfa/dev 654321"
+        ],
+        "item code for work, typed code for sandbox"
+    );
+    r.creds_for("play").await.unwrap();
+    assert_eq!(r.source.reads_of("sandbox item"), 1);
+    // never twice: a second code in the same 30-second step is refused, not sent
+    r.broker
+        .lock_identity(Some("sandbox"), LockReason::Manual)
+        .unwrap();
+    let e = r
+        .broker
+        .unlock(Some("sandbox"), &env(), Some("111111"), &peer())
+        .await
+        .unwrap_err();
+    assert!(
+        e.0 == ErrorKind::NeedsMfaCode && e.1.contains("next code"),
+        "{}",
+        e.1
+    );
+    assert_eq!(r.sts.calls("gst").len(), 2);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    r.broker
+        .unlock(Some("sandbox"), &env(), Some("222222"), &peer())
+        .await
+        .unwrap();
+    assert_eq!(r.sts.calls("gst").len(), 3);
+}
+
+/// Issue 10 §1: roles from an included file are served, an edit of the
+/// included file takes effect at the next request, and status names the
+/// file each role came from.
+#[tokio::test(start_paused = true)]
+async fn included_roles_are_served_and_reloaded() {
+    let r = rig_with(
+        &format!(
+            "include = [\"team.toml\"]\n{}",
+            config_text("platform-admin", "platform", "")
+        ),
+        source(),
+    );
+    let team = r.config.parent().unwrap().join("team.toml");
+    std::fs::write(&team, "[roles.viewer]\nname = \"viewer-a\"\n").unwrap();
+    r.creds_for("viewer").await.unwrap();
+    assert_eq!(r.assumed_from("viewer-a").len(), 1);
+    std::fs::write(&team, "[roles.viewer]\nname = \"viewer-bb\"\n").unwrap();
+    let later = SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&team)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    r.creds_for("viewer").await.unwrap();
+    assert_eq!(
+        r.assumed_from("viewer-bb").len(),
+        1,
+        "the include edit was seen"
+    );
+    let s = r.broker.status();
+    let viewer = s.role_origins.iter().find(|o| o.role == "viewer").unwrap();
+    assert_eq!(viewer.file, team.display().to_string());
+    assert_eq!(viewer.identity, "default");
+    // a role defined in both files: an error naming both, at the next request
+    std::fs::write(&team, "[roles.admin]\nname = \"x\"\n").unwrap();
+    let e = r.creds_for("admin").await.unwrap_err();
+    assert!(
+        e.1.contains("roles.admin") && e.1.contains("team.toml") && e.1.contains("config.toml"),
+        "{}",
+        e.1
+    );
 }

@@ -57,10 +57,27 @@ pub struct Envelope {
 pub enum Request {
     /// Liveness and version check.
     Ping,
-    /// Read the 1Password item now.
-    Unlock { env: ClientEnv },
-    /// Drop every secret and session.
-    Lock,
+    /// Read the 1Password item now: of `identity`, or of every identity.
+    Unlock {
+        env: ClientEnv,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<String>,
+        /// The code the user typed, for an identity with `mfa = "prompt"`
+        /// (sent once, after [`ErrorKind::NeedsMfaCode`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mfa_code: Option<MfaCode>,
+    },
+    /// Drop every secret and session: of `identity`, or of every identity.
+    Lock {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<String>,
+    },
+    /// Replace the identity's IAM access key (`pctl rotate`); `env` runs `op`.
+    Rotate {
+        env: ClientEnv,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<String>,
+    },
     /// Locked state, sessions and counters; never a secret.
     Status,
     /// The daemon's side of `pctl doctor`: `op` (found with the client's
@@ -163,6 +180,18 @@ impl ClientEnv {
     }
 }
 
+/// A one-time MFA code typed by the user. Zeroized when dropped; `Debug`
+/// never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(transparent)]
+pub struct MfaCode(pub String);
+
+impl std::fmt::Debug for MfaCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MfaCode(..)")
+    }
+}
+
 /// The daemon's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -177,6 +206,7 @@ pub enum Response {
 pub enum Reply {
     Pong { version: String, pid: u32 },
     Done,
+    Rotated(Rotation),
     Status(Box<Status>),
     Doctor { checks: Vec<Check> },
     Credentials(Credentials),
@@ -192,6 +222,9 @@ pub enum Reply {
 pub struct ErrorReply {
     pub kind: ErrorKind,
     pub message: String,
+    /// With [`ErrorKind::NeedsMfaCode`]: the identity that needs the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 /// Classes of failure a client may act on.
@@ -215,6 +248,10 @@ pub enum ErrorKind {
     /// The daemon must read 1Password for this request and it carried no
     /// 1Password environment: the client resends it with `env`.
     NeedsEnv,
+    /// An identity with `mfa = "prompt"` must unlock and this request
+    /// carried no code: a client with a terminal asks for one and sends
+    /// `Unlock { identity, mfa_code }`; one without says to run `pctl unlock`.
+    NeedsMfaCode,
 }
 
 /// How a `pctl doctor` check came out.
@@ -327,6 +364,17 @@ pub struct ClusterInfo {
     pub arn: String,
 }
 
+/// A completed key rotation: key IDs only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotation {
+    pub identity: String,
+    pub old_key_id: String,
+    pub new_key_id: String,
+    /// The old key was deleted; when not, `note` says what to do.
+    pub old_deleted: bool,
+    pub note: Option<String>,
+}
+
 /// Configured roles and clusters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profiles {
@@ -398,6 +446,42 @@ pub struct Status {
     pub counters: Counters,
     /// The most recent issuances, newest last.
     pub recent: Vec<AuditRecord>,
+    /// Each configured identity (the top-level lock fields summarise them).
+    #[serde(default)]
+    pub identities: Vec<IdentityStatus>,
+    /// Where each configured role was defined and which identity it uses.
+    #[serde(default)]
+    pub role_origins: Vec<RoleOrigin>,
+}
+
+/// One identity in `status`. Never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityStatus {
+    pub name: String,
+    pub item: String,
+    pub vault: String,
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Where the MFA code comes from: "item", "prompt", "process".
+    pub mfa: String,
+    pub locked: bool,
+    pub lock_reason: Option<String>,
+    pub unlocked_at: Option<String>,
+    pub locks_at: Option<String>,
+    pub op_path: Option<String>,
+    pub mfa_session_expires: Option<String>,
+    /// Source reads (one `op item get` each, plus a retry on network trouble).
+    pub op_reads: u64,
+    pub get_session_token: u64,
+}
+
+/// Where a role comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleOrigin {
+    pub role: String,
+    pub identity: String,
+    /// The config file or included file that defines it.
+    pub file: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

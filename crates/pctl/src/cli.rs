@@ -32,10 +32,24 @@ pub enum Cmd {
         #[arg(long, value_name = "ROLE")]
         profile: Option<String>,
     },
-    /// Read the 1Password item now (one `op item get`).
-    Unlock,
+    /// Read the 1Password item now (one `op item get` per identity).
+    Unlock {
+        /// Only this identity (`[identities.NAME]`; `default` is `[onepassword]`).
+        #[arg(long, value_name = "NAME")]
+        identity: Option<String>,
+    },
     /// Drop every secret and session; stays locked until `pctl unlock`.
-    Lock,
+    Lock {
+        /// Only this identity; the others keep serving.
+        #[arg(long, value_name = "NAME")]
+        identity: Option<String>,
+    },
+    /// Replace the IAM user's access key (create, verify, write to 1Password, read back, delete the old).
+    Rotate {
+        /// The identity whose key to rotate (needed when several are configured).
+        #[arg(long, value_name = "NAME")]
+        identity: Option<String>,
+    },
     /// Show lock state, sessions, tokens and counters (never a secret).
     Status {
         #[command(flatten)]

@@ -15,8 +15,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use pctl_protocol::connection::ConnectError;
 use pctl_protocol::{
     dirs, AdHocCluster, Check, ClientEnv, ClusterInfo, Connection, ConsoleLogin, CredentialServer,
-    Credentials, EksToken, Envelope, ErrorKind, FrameError, Profiles, Reply, Request, Response,
-    Status, VERSION,
+    Credentials, EksToken, Envelope, ErrorKind, FrameError, MfaCode, Profiles, Reply, Request,
+    Response, Rotation, Status, VERSION,
 };
 
 /// How long a reply may take. The daemon bounds every request by its
@@ -49,14 +49,32 @@ impl Client {
     }
 
     /// Reads 1Password now.
-    pub fn unlock(&self) -> Result<()> {
+    pub fn unlock(&self, identity: Option<String>) -> Result<()> {
         let env = ClientEnv::from_current();
-        self.call(Request::Unlock { env }, done)
+        self.call(
+            Request::Unlock {
+                env,
+                identity,
+                mfa_code: None,
+            },
+            done,
+        )
     }
 
-    /// Locks a running daemon; `false` when none runs.
-    pub fn lock(&self) -> Result<bool> {
-        Ok(self.call_if_running(Request::Lock, done)?.is_some())
+    /// Rotates an identity's access key.
+    pub fn rotate(&self, identity: Option<String>) -> Result<Rotation> {
+        let env = ClientEnv::from_current();
+        self.call(Request::Rotate { env, identity }, |r| match r {
+            Reply::Rotated(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// Locks a running daemon (one identity, or all); `false` when none runs.
+    pub fn lock(&self, identity: Option<String>) -> Result<bool> {
+        Ok(self
+            .call_if_running(Request::Lock { identity }, done)?
+            .is_some())
     }
 
     /// Stops a running daemon and waits until its socket is gone (it wipes
@@ -187,10 +205,19 @@ impl Client {
             version: VERSION.into(),
             request,
         };
-        for attempt in 0..3 {
+        for attempt in 0..4 {
             let mut conn = self.connect_or_start()?;
             match exchange(&mut conn, &env)? {
                 Response::Ok(r) => return Ok(r),
+                Response::Error(e) if e.kind == ErrorKind::NeedsMfaCode => {
+                    drop(conn);
+                    let identity = e.identity.clone().unwrap_or_default();
+                    self.unlock_with_typed_code(&identity, &e.message)?;
+                    if matches!(&env.request, Request::Unlock { identity: Some(i), .. } if *i == identity)
+                    {
+                        return Ok(Reply::Done);
+                    }
+                }
                 Response::Error(e) if e.kind == ErrorKind::Version && attempt == 0 => {
                     eprintln!(
                         "pctl: replacing a daemon of another version ({})",
@@ -211,6 +238,40 @@ impl Client {
             "the daemon at {} kept answering with another version",
             self.socket.display()
         )
+    }
+
+    /// An identity with `mfa = "prompt"` must unlock: ask on this process's
+    /// terminal (`/dev/tty`, not echoed) and send the code once in an
+    /// `Unlock`. Without a terminal (kubectl, terraform, an IDE) the
+    /// daemon's one line is the error. At most three codes are asked for.
+    fn unlock_with_typed_code(&self, identity: &str, message: &str) -> Result<()> {
+        let mut why = message.to_string();
+        for _ in 0..3 {
+            let prompt = format!("pctl: MFA code for identity {identity}: ");
+            let typed = match rpassword::prompt_password(prompt) {
+                Ok(t) => zeroize::Zeroizing::new(t),
+                Err(_) => bail!("{why}"),
+            };
+            let env = Envelope {
+                version: VERSION.into(),
+                request: Request::Unlock {
+                    env: ClientEnv::from_current(),
+                    identity: Some(identity.to_string()),
+                    mfa_code: Some(MfaCode(typed.trim().to_string())),
+                },
+            };
+            let mut conn = self.connect_or_start()?;
+            match exchange(&mut conn, &env)? {
+                Response::Ok(_) => return Ok(()),
+                Response::Error(e) if e.kind == ErrorKind::NeedsMfaCode => {
+                    // a mistyped or already used code: say why and ask again
+                    eprintln!("pctl: {}", e.message);
+                    why = e.message;
+                }
+                Response::Error(e) => bail!("{}", e.message),
+            }
+        }
+        bail!("{why}")
     }
 
     fn connect_or_start(&self) -> Result<Connection<UnixStream>> {
@@ -370,7 +431,8 @@ fn request_kind(r: &Request) -> &'static str {
     match r {
         Request::Ping => "ping",
         Request::Unlock { .. } => "unlock",
-        Request::Lock => "lock",
+        Request::Lock { .. } => "lock",
+        Request::Rotate { .. } => "rotate",
         Request::Status => "status",
         Request::Doctor { .. } => "doctor",
         Request::Stop => "stop",

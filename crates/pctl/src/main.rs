@@ -58,8 +58,9 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Daemon { log_file } => cmd::daemon::run(log_file),
         Cmd::Shell { shell, profile } => cmd::shell::run(&client(), shell, profile),
-        Cmd::Unlock => cmd::unlock::run(&client()),
-        Cmd::Lock => cmd::lock::run(&client()),
+        Cmd::Unlock { identity } => cmd::unlock::run(&client(), identity),
+        Cmd::Lock { identity } => cmd::lock::run(&client(), identity),
+        Cmd::Rotate { identity } => cmd::rotate::run(&client(), identity),
         Cmd::Stop => cmd::stop::run(&client()),
         Cmd::Status { format } => cmd::status::run(&client(), format.json()),
         Cmd::Doctor { format } => cmd::doctor::run(&client(), format.json()),

@@ -8,6 +8,7 @@
 
 pub mod eks;
 pub mod federation;
+pub mod iam;
 pub mod sts;
 
 use std::collections::HashMap;

@@ -13,9 +13,54 @@ pub struct Config {
     pub path: PathBuf,
     pub region: String,
     pub daemon: DaemonConfig,
+    /// The default identity's item: `[onepassword]`, or the first of
+    /// `[identities]` when there is no `[onepassword]` table.
     pub onepassword: OnePasswordConfig,
+    /// Every identity by name; `[onepassword]` is the one named
+    /// [`DEFAULT_IDENTITY`].
+    pub identities: BTreeMap<String, IdentityConfig>,
     pub roles: BTreeMap<String, RoleConfig>,
     pub clusters: BTreeMap<String, ClusterConfig>,
+    /// Files named by `include`, in order (their changes reload the config).
+    pub includes: Vec<PathBuf>,
+}
+
+/// The name `[onepassword]` is known by among the identities.
+pub const DEFAULT_IDENTITY: &str = "default";
+
+/// One IAM user: where its keys are, where its MFA code comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityConfig {
+    pub name: String,
+    pub onepassword: OnePasswordConfig,
+    pub mfa: MfaMode,
+    /// The file that defines it.
+    pub file: String,
+}
+
+/// Where an identity's MFA code comes from. The device serial is always
+/// the item's MFA Serial field; without it the identity uses no MFA.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum MfaMode {
+    /// The item's one-time password field (read with the keys).
+    #[default]
+    Item,
+    /// The user types it: the client that triggered the unlock asks on its
+    /// terminal and passes it once.
+    Prompt,
+    /// A command (argv, no shell) prints it, e.g.
+    /// `["ykman", "oath", "accounts", "code", "-s", "NAME"]`.
+    Process(Vec<String>),
+}
+
+impl MfaMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MfaMode::Item => "item",
+            MfaMode::Prompt => "prompt",
+            MfaMode::Process(_) => "process",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +84,9 @@ pub struct OnePasswordConfig {
     /// `op` on the requesting client's PATH, resolved at unlock.
     pub command: Option<PathBuf>,
     pub fields: FieldLabels,
+    /// Read the one-time password field with the keys (`mfa = "item"`);
+    /// otherwise only the MFA serial is read from the item.
+    pub read_otp: bool,
 }
 
 /// Labels of the item's fields, matched case-insensitively.
@@ -67,6 +115,10 @@ impl Default for FieldLabels {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoleConfig {
     pub key: String,
+    /// The identity the role is assumed from.
+    pub identity: String,
+    /// The file that defines it (the config or an included file).
+    pub file: String,
     /// Role name (with optional path), joined with the account ID from 1Password.
     pub name: Option<String>,
     /// Full ARN, used as is.
@@ -123,6 +175,17 @@ impl Config {
         }
     }
 
+    /// The configured identity `name`.
+    pub fn identity(&self, name: &str) -> Result<&IdentityConfig, ConfigError> {
+        self.identities.get(name).ok_or_else(|| {
+            ConfigError(format!(
+                "unknown identity \"{name}\": configured identities in {} are: {}",
+                self.path.display(),
+                self.list(self.identities.keys())
+            ))
+        })
+    }
+
     /// The configured cluster `key`.
     pub fn cluster(&self, key: &str) -> Result<&ClusterConfig, ConfigError> {
         self.clusters.get(key).ok_or_else(|| {
@@ -177,8 +240,21 @@ impl Config {
                 a.role_arn
             )));
         }
+        // The default identity assumes it: [onepassword] (or the only one).
+        let identity = if self.identities.contains_key(DEFAULT_IDENTITY) {
+            DEFAULT_IDENTITY.to_string()
+        } else if self.identities.len() == 1 {
+            self.identities.keys().next().cloned().unwrap_or_default()
+        } else {
+            return Err(ConfigError(format!(
+                "--role-arn for a cluster not in the config is assumed from the default identity, and this config has several identities ({}) but no [onepassword] default: add the cluster to the config with a role that names its identity",
+                self.list(self.identities.keys())
+            )));
+        };
         let role = RoleConfig {
             key: a.role_arn.clone(),
+            identity,
+            file: "the command line (--role-arn)".into(),
             name: None,
             arn: Some(a.role_arn.clone()),
             duration: std::time::Duration::from_secs(3600),

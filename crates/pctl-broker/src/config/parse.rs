@@ -16,6 +16,23 @@ struct RawConfig {
     #[serde(default)]
     daemon: RawDaemon,
     onepassword: Option<RawOnePassword>,
+    /// Further files with roles, clusters and identities (never secrets).
+    #[serde(default)]
+    include: Vec<PathBuf>,
+    #[serde(default)]
+    identities: BTreeMap<String, RawOnePassword>,
+    #[serde(default)]
+    roles: BTreeMap<String, RawRole>,
+    #[serde(default)]
+    clusters: BTreeMap<String, RawCluster>,
+}
+
+/// An included file: definitions only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInclude {
+    #[serde(default)]
+    identities: BTreeMap<String, RawOnePassword>,
     #[serde(default)]
     roles: BTreeMap<String, RawRole>,
     #[serde(default)]
@@ -42,11 +59,16 @@ struct RawOnePassword {
     op_path: Option<PathBuf>,
     #[serde(default)]
     fields: FieldLabels,
+    /// Where the MFA code comes from: "item" (default), "prompt", "process".
+    mfa: Option<String>,
+    /// With mfa = "process": the command printing the code (argv, no shell).
+    mfa_command: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRole {
+    identity: Option<String>,
     name: Option<String>,
     arn: Option<String>,
     duration: Option<String>,
@@ -78,37 +100,140 @@ impl Config {
         Self::parse(path, &text)
     }
 
-    /// Parses and validates TOML text; `path` is only used in messages.
+    /// Parses and validates TOML text; `path` is only used in messages and
+    /// to find included files (relative to its directory).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let msg = e.message().trim().to_string();
-            let at = e
-                .span()
-                .map(|s| {
-                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-                    format!(" (line {line})")
-                })
-                .unwrap_or_default();
-            ConfigError(format!("config {file}{at}: {msg}"))
-        })?;
+        let raw: RawConfig = toml_in(&file, text)?;
         let err = Errors { file: &file };
         let region = raw
             .region
             .ok_or_else(|| err.at("region", "missing: set e.g. region = \"us-east-1\""))?;
         check_region(&region).map_err(|w| err.at("region", w))?;
         let daemon = daemon(&err, raw.daemon)?;
-        let onepassword = onepassword(&err, raw.onepassword)?;
-        let roles = roles(&err, raw.roles)?;
-        let clusters = clusters(&err, raw.clusters, &roles, &region)?;
+        let mut defs = Definitions::default();
+        if let Some(op) = raw.onepassword {
+            defs.add_identity(DEFAULT_IDENTITY, op, &file, "onepassword")?;
+        }
+        defs.add(&file, raw.identities, raw.roles, raw.clusters)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut includes = Vec::new();
+        for inc in raw.include {
+            let p = if inc.is_absolute() {
+                inc
+            } else {
+                dir.join(inc)
+            };
+            let name = p.display().to_string();
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                err.at(
+                    "include",
+                    format!("cannot read \"{name}\": {e}: fix the path or remove it from include"),
+                )
+            })?;
+            let r: RawInclude = toml_in(&name, &text)?;
+            defs.add(&name, r.identities, r.roles, r.clusters)?;
+            includes.push(p);
+        }
+        let identities = identities(defs.identities)?;
+        let Some(default) = identities
+            .get(DEFAULT_IDENTITY)
+            .or_else(|| identities.values().next())
+        else {
+            return Err(err.at(
+                "onepassword",
+                "missing: add [onepassword] with item = \"...\" and vault = \"...\" \
+                 (or [identities.NAME] tables)",
+            ));
+        };
+        let onepassword = default.onepassword.clone();
+        let roles = roles(defs.roles, &identities)?;
+        let clusters = clusters(defs.clusters, &roles, &region)?;
         Ok(Config {
             path: path.to_path_buf(),
             region,
             daemon,
             onepassword,
+            identities,
             roles,
             clusters,
+            includes,
         })
+    }
+}
+
+fn toml_in<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let msg = e.message().trim().to_string();
+        let at = e
+            .span()
+            .map(|s| {
+                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                format!(" (line {line})")
+            })
+            .unwrap_or_default();
+        ConfigError(format!("config {file}{at}: {msg}"))
+    })
+}
+
+/// Definitions gathered from the config and its includes, each with the
+/// file (and key) that defined it.
+#[derive(Default)]
+struct Definitions {
+    identities: BTreeMap<String, (String, String, RawOnePassword)>,
+    roles: BTreeMap<String, (String, RawRole)>,
+    clusters: BTreeMap<String, (String, RawCluster)>,
+}
+
+fn twice(kind: &str, key: &str, first: &str, second: &str) -> ConfigError {
+    ConfigError(format!(
+        "config {second}: {kind}.{key}: already defined in {first}: keep one definition"
+    ))
+}
+
+impl Definitions {
+    fn add_identity(
+        &mut self,
+        name: &str,
+        raw: RawOnePassword,
+        file: &str,
+        key: &str,
+    ) -> Result<(), ConfigError> {
+        if let Some((f, k, _)) = self.identities.get(name) {
+            return Err(ConfigError(format!(
+                "config {file}: {key}: identity \"{name}\" is already defined by {k} in {f}: \
+                 keep one definition"
+            )));
+        }
+        self.identities
+            .insert(name.to_string(), (file.to_string(), key.to_string(), raw));
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        file: &str,
+        identities: BTreeMap<String, RawOnePassword>,
+        roles: BTreeMap<String, RawRole>,
+        clusters: BTreeMap<String, RawCluster>,
+    ) -> Result<(), ConfigError> {
+        for (name, raw) in identities {
+            let key = format!("identities.{name}");
+            self.add_identity(&name, raw, file, &key)?;
+        }
+        for (key, r) in roles {
+            if let Some((f, _)) = self.roles.get(&key) {
+                return Err(twice("roles", &key, f, file));
+            }
+            self.roles.insert(key, (file.to_string(), r));
+        }
+        for (key, c) in clusters {
+            if let Some((f, _)) = self.clusters.get(&key) {
+                return Err(twice("clusters", &key, f, file));
+            }
+            self.clusters.insert(key, (file.to_string(), c));
+        }
+        Ok(())
     }
 }
 
@@ -174,49 +299,113 @@ fn daemon(err: &Errors<'_>, raw: RawDaemon) -> Result<DaemonConfig, ConfigError>
     Ok(daemon)
 }
 
-fn onepassword(
-    err: &Errors<'_>,
-    raw: Option<RawOnePassword>,
-) -> Result<OnePasswordConfig, ConfigError> {
-    let op = raw.ok_or_else(|| {
-        err.at(
-            "onepassword",
-            "missing: add [onepassword] with item = \"...\" and vault = \"...\"",
-        )
-    })?;
-    if op.item.trim().is_empty() {
-        return Err(err.at("onepassword.item", "must not be empty"));
-    }
-    if op.vault.trim().is_empty() {
-        return Err(err.at("onepassword.vault", "must not be empty"));
-    }
-    if let Some(p) = &op.op_path {
-        if !p.is_absolute() {
-            return Err(err.at(
-                "onepassword.op_path",
-                format!(
-                    "\"{}\" is not an absolute path: give the full path of `op` (e.g. \"/usr/local/bin/op\")",
-                    p.display()
-                ),
-            ));
+fn identities(
+    raw: BTreeMap<String, (String, String, RawOnePassword)>,
+) -> Result<BTreeMap<String, IdentityConfig>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, (file, key, op)) in raw {
+        let err = Errors { file: &file };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(err.at(&key, "identity names are letters, digits and -_."));
         }
+        if op.item.trim().is_empty() {
+            return Err(err.at(&format!("{key}.item"), "must not be empty"));
+        }
+        if op.vault.trim().is_empty() {
+            return Err(err.at(&format!("{key}.vault"), "must not be empty"));
+        }
+        if let Some(p) = &op.op_path {
+            if !p.is_absolute() {
+                return Err(err.at(
+                    &format!("{key}.op_path"),
+                    format!(
+                        "\"{}\" is not an absolute path: give the full path of `op` (e.g. \"/usr/local/bin/op\")",
+                        p.display()
+                    ),
+                ));
+            }
+        }
+        let mfa = match (op.mfa.as_deref(), op.mfa_command) {
+            (None | Some("item"), None) => MfaMode::Item,
+            (Some("prompt"), None) => MfaMode::Prompt,
+            (Some("process"), Some(argv)) if argv.first().is_some_and(|a| !a.is_empty()) => {
+                MfaMode::Process(argv)
+            }
+            (Some("process"), _) => {
+                return Err(err.at(
+                    &format!("{key}.mfa_command"),
+                    "mfa = \"process\" needs mfa_command = [\"program\", \"arg\", ...] \
+                     (run without a shell; it prints the 6-digit code)",
+                ))
+            }
+            (None | Some("item" | "prompt"), Some(_)) => {
+                return Err(err.at(
+                    &format!("{key}.mfa_command"),
+                    "only used with mfa = \"process\": remove it or set mfa = \"process\"",
+                ))
+            }
+            (Some(other), _) => {
+                return Err(err.at(
+                    &format!("{key}.mfa"),
+                    format!(
+                        "\"{other}\" is not an MFA source: use \"item\", \"prompt\" or \"process\""
+                    ),
+                ))
+            }
+        };
+        out.insert(
+            name.clone(),
+            IdentityConfig {
+                name,
+                onepassword: OnePasswordConfig {
+                    item: op.item,
+                    vault: op.vault,
+                    account: op.account,
+                    command: op.op_path,
+                    fields: op.fields,
+                    read_otp: mfa == MfaMode::Item,
+                },
+                mfa,
+                file,
+            },
+        );
     }
-    Ok(OnePasswordConfig {
-        item: op.item,
-        vault: op.vault,
-        account: op.account,
-        command: op.op_path,
-        fields: op.fields,
-    })
+    Ok(out)
 }
 
 fn roles(
-    err: &Errors<'_>,
-    raw: BTreeMap<String, RawRole>,
+    raw: BTreeMap<String, (String, RawRole)>,
+    identities: &BTreeMap<String, IdentityConfig>,
 ) -> Result<BTreeMap<String, RoleConfig>, ConfigError> {
     let mut roles = BTreeMap::new();
-    for (key, r) in raw {
+    for (key, (file, r)) in raw {
+        let err = &Errors { file: &file };
         let k = format!("roles.{key}");
+        let known = || identities.keys().cloned().collect::<Vec<_>>().join(", ");
+        let identity = match r.identity {
+            Some(i) if identities.contains_key(&i) => i,
+            Some(i) => {
+                return Err(err.at(
+                    &format!("{k}.identity"),
+                    format!("no identity \"{i}\" (configured: {})", known()),
+                ))
+            }
+            None if identities.contains_key(DEFAULT_IDENTITY) => DEFAULT_IDENTITY.to_string(),
+            None if identities.len() == 1 => identities.keys().next().cloned().unwrap_or_default(),
+            None => {
+                return Err(err.at(
+                    &format!("{k}.identity"),
+                    format!(
+                        "missing: several identities are configured ({}): name one",
+                        known()
+                    ),
+                ))
+            }
+        };
         match (&r.name, &r.arn) {
             (None, None) => {
                 return Err(err.at(
@@ -263,6 +452,8 @@ fn roles(
             key.clone(),
             RoleConfig {
                 key,
+                identity,
+                file: file.clone(),
                 name: r.name,
                 arn: r.arn,
                 duration,
@@ -274,13 +465,13 @@ fn roles(
 }
 
 fn clusters(
-    err: &Errors<'_>,
-    raw: BTreeMap<String, RawCluster>,
+    raw: BTreeMap<String, (String, RawCluster)>,
     roles: &BTreeMap<String, RoleConfig>,
     default_region: &str,
 ) -> Result<BTreeMap<String, ClusterConfig>, ConfigError> {
     let mut clusters = BTreeMap::new();
-    for (key, c) in raw {
+    for (key, (file, c)) in raw {
+        let err = &Errors { file: &file };
         let k = format!("clusters.{key}");
         let Some(role) = roles.get(&c.role) else {
             let known: Vec<_> = roles.keys().map(String::as_str).collect();
@@ -431,6 +622,138 @@ role = "admin"
             e.contains("onepassword.op_path") && e.contains("absolute"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn onepassword_is_the_default_identity() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.roles["admin"].identity, DEFAULT_IDENTITY);
+        assert_eq!(
+            c.identities[DEFAULT_IDENTITY].onepassword.item,
+            "AWS user key"
+        );
+        assert_eq!(c.identities[DEFAULT_IDENTITY].mfa, MfaMode::Item);
+        assert_eq!(c.roles["admin"].file, "/cfg/config.toml");
+    }
+
+    const TWO: &str = r#"
+region = "us-east-1"
+[identities.work]
+item = "AWS work user"
+vault = "Private"
+[identities.sandbox]
+item = "AWS sandbox user"
+vault = "Private"
+account = "my.1password.com"
+[roles.admin]
+identity = "work"
+name = "platform-admin"
+[roles.play]
+identity = "sandbox"
+name = "sandbox-admin"
+"#;
+
+    #[test]
+    fn identities_and_roles_naming_them() {
+        let c = parse(TWO).unwrap();
+        assert_eq!(c.roles["play"].identity, "sandbox");
+        assert_eq!(
+            c.identities["sandbox"].onepassword.account.as_deref(),
+            Some("my.1password.com")
+        );
+        let e = parse(&TWO.replace("identity = \"sandbox\"", "identity = \"sbx\""))
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("roles.play.identity") && e.contains("sbx") && e.contains("sandbox, work"),
+            "{e}"
+        );
+        let e = parse(&TWO.replace("identity = \"sandbox\"\n", ""))
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("roles.play.identity") && e.contains("several"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{GOOD}\n[identities.default]\nitem = \"x\"\nvault = \"v\"\n"
+        ))
+        .unwrap_err()
+        .0;
+        assert!(
+            e.contains("identities.default") && e.contains("onepassword"),
+            "{e}"
+        );
+        let e = parse(&TWO.replace("account = ", "mfa = \"sms\"\naccount = "))
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("identities.sandbox.mfa") && e.contains("sms"),
+            "{e}"
+        );
+        let with = |lines: &str| parse(&TWO.replace("account = ", &format!("{lines}\naccount = ")));
+        let c = with("mfa = \"prompt\"").unwrap();
+        assert_eq!(c.identities["sandbox"].mfa, MfaMode::Prompt);
+        assert!(!c.identities["sandbox"].onepassword.read_otp);
+        assert!(c.identities["work"].onepassword.read_otp);
+        let c = with("mfa = \"process\"\nmfa_command = [\"ykman\", \"oath\", \"accounts\", \"code\", \"-s\", \"AWS\"]").unwrap();
+        assert_eq!(
+            c.identities["sandbox"].mfa,
+            MfaMode::Process(
+                ["ykman", "oath", "accounts", "code", "-s", "AWS"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+        let e = with("mfa = \"process\"").unwrap_err().0;
+        assert!(e.contains("identities.sandbox.mfa_command"), "{e}");
+        let e = with("mfa = \"process\"\nmfa_command = \"ykman oath\"")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("line 10") && e.contains("sequence"), "{e}");
+        let e = with("mfa_command = [\"x\"]").unwrap_err().0;
+        assert!(e.contains("only used with mfa"), "{e}");
+    }
+
+    #[test]
+    fn includes_add_definitions_and_a_key_twice_names_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let team = dir.path().join("team.toml");
+        std::fs::write(
+            &team,
+            "[roles.viewer]\nidentity = \"work\"\nname = \"viewer\"\n[clusters.prod]\nrole = \"viewer\"\n",
+        )
+        .unwrap();
+        let main = dir.path().join("config.toml");
+        let text = format!("include = [\"team.toml\"]\n{TWO}");
+        let c = Config::parse(&main, &text).unwrap();
+        assert_eq!(c.roles["viewer"].file, team.display().to_string());
+        assert_eq!(c.roles["admin"].file, main.display().to_string());
+        assert_eq!(c.clusters["prod"].role, "viewer");
+        assert_eq!(c.includes, vec![team.clone()]);
+        std::fs::write(
+            &team,
+            "[roles.admin]\nidentity = \"work\"\nname = \"other\"\n",
+        )
+        .unwrap();
+        let e = Config::parse(&main, &text).unwrap_err().0;
+        assert!(
+            e.contains("roles.admin")
+                && e.contains(&team.display().to_string())
+                && e.contains(&main.display().to_string()),
+            "{e}"
+        );
+        // secrets and daemon settings are not accepted from an included file
+        std::fs::write(&team, "region = \"eu-west-1\"\n").unwrap();
+        let e = Config::parse(&main, &text).unwrap_err().0;
+        assert!(
+            e.contains(&team.display().to_string()) && e.contains("region"),
+            "{e}"
+        );
+        let e = Config::parse(&main, &text.replace("team.toml", "gone.toml"))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("include") && e.contains("gone.toml"), "{e}");
     }
 
     #[test]

@@ -1,29 +1,88 @@
 //! The MFA code: where it comes from, and the rule that AWS never sees the
 //! same one-time password twice.
 //!
-//! Today the only [`CodeSource`] is the item itself (1Password computes the
-//! current TOTP); a prompt or a command would be further variants.
+//! Per identity (`mfa = ...` in the config, [`crate::config::MfaMode`]):
+//! the item's one-time password field (read with the keys, see
+//! [`super::onepassword`]), a code the user typed (checked with
+//! [`is_code`]), or a command's output ([`run_command`]: argv without a
+//! shell, a timeout, the code parsed from stdout). A code is used for one
+//! GetSessionToken and never stored or logged.
 
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use super::Mfa;
+use pctl_protocol::ClientEnv;
+use tokio::io::AsyncReadExt;
+use zeroize::Zeroizing;
 
-/// Where the MFA code for GetSessionToken comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CodeSource {
-    /// The one-time password field of the item, read with the keys.
-    #[default]
-    FromItem,
+use crate::secret::LockedString;
+
+/// Whether `code` looks like a TOTP code: exactly 6 ASCII digits.
+pub fn is_code(code: &str) -> bool {
+    code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
 }
 
-impl CodeSource {
-    /// The serial and code to send, given what the source read.
-    pub fn code(self, from_item: Option<Mfa>) -> Option<Mfa> {
-        match self {
-            CodeSource::FromItem => from_item,
+/// The code in a command's output: the last whitespace-separated word of 6
+/// digits (`ykman oath accounts code` prints `NAME  123456`, `-s` only the code).
+pub fn parse_code(stdout: &str) -> Option<&str> {
+    stdout.split_whitespace().rev().find(|w| is_code(w))
+}
+
+/// Most a code command may print.
+const MAX_OUTPUT: u64 = 64 * 1024;
+
+/// Runs `argv` (no shell) with the client's forwarded environment and
+/// returns the code it printed. Killed after `timeout`. Errors never
+/// contain the output.
+pub async fn run_command(
+    argv: &[String],
+    env: &ClientEnv,
+    timeout: Duration,
+) -> Result<LockedString, String> {
+    let program = argv.first().ok_or("mfa_command is empty")?;
+    let mut child = tokio::process::Command::new(program)
+        .args(&argv[1..])
+        .env_clear()
+        .envs(&env.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            format!("mfa_command: cannot run \"{program}\": {e}: fix mfa_command in the config")
+        })?;
+    let mut out = Zeroizing::new(Vec::new());
+    let mut stdout = child.stdout.take().ok_or("mfa_command: no stdout")?;
+    let run = async {
+        let mut limited = (&mut stdout).take(MAX_OUTPUT);
+        limited.read_to_end(&mut out).await.ok();
+        child.wait().await
+    };
+    let status = match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => return Err(format!("mfa_command \"{program}\" failed: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "mfa_command \"{program}\" gave no code within {}s (daemon.op_timeout): \
+                 is the device plugged in and touched?",
+                timeout.as_secs()
+            ))
         }
+    };
+    if !status.success() {
+        return Err(format!(
+            "mfa_command \"{program}\" exited with {status}: run it yourself to see why"
+        ));
     }
+    let text = String::from_utf8_lossy(&out);
+    let text = Zeroizing::new(text.into_owned());
+    parse_code(&text).map(LockedString::new).ok_or_else(|| {
+        format!(
+            "mfa_command \"{program}\" printed no 6-digit code: it must print the code on stdout"
+        )
+    })
 }
 
 /// The 30-second TOTP step of `t`.
@@ -67,6 +126,83 @@ impl NeverTwice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_are_six_digits_and_the_last_one_printed_wins() {
+        assert!(is_code("012345"));
+        assert!(
+            !is_code("12345")
+                && !is_code("1234567")
+                && !is_code("12a456")
+                && !is_code("１２３４５６")
+        );
+        assert_eq!(parse_code("123456\n"), Some("123456"));
+        assert_eq!(parse_code("AWS:me  654321\n"), Some("654321"));
+        assert_eq!(
+            parse_code("Touch your YubiKey...\n111111 222222\n"),
+            Some("222222")
+        );
+        assert_eq!(parse_code("no code 1234567"), None);
+    }
+
+    fn env() -> ClientEnv {
+        ClientEnv(std::iter::once(("PATH".to_string(), "/usr/bin:/bin".to_string())).collect())
+    }
+
+    #[tokio::test]
+    async fn a_command_runs_without_a_shell_and_with_a_timeout() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let c = run_command(
+            &argv(&["echo", "AWS", "123456"]),
+            &env(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(c.expose(), "123456");
+        // shell syntax is one literal argument: printed, not run
+        let e = run_command(
+            &argv(&["echo", "$(echo 999999)"]),
+            &env(),
+            Duration::from_secs(5),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(e.contains("printed no 6-digit code"), "{e}");
+        let e = run_command(&argv(&["sleep", "5"]), &env(), Duration::from_millis(200))
+            .await
+            .err()
+            .unwrap();
+        assert!(e.contains("within"), "{e}");
+        let e = run_command(&argv(&["false"]), &env(), Duration::from_secs(5))
+            .await
+            .err()
+            .unwrap();
+        assert!(e.contains("exited"), "{e}");
+        let e = run_command(
+            &argv(&["/nonexistent/ykman"]),
+            &env(),
+            Duration::from_secs(5),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("cannot run") && e.contains("/nonexistent/ykman"),
+            "{e}"
+        );
+        // the output never reaches the error
+        let e = run_command(
+            &argv(&["sh", "-c", "echo 424242; exit 3"]),
+            &env(),
+            Duration::from_secs(5),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(!e.contains("424242"), "{e}");
+    }
 
     #[test]
     fn same_step_waits_for_the_next_code() {

@@ -8,7 +8,7 @@ pub mod onepassword;
 
 use pctl_protocol::ClientEnv;
 
-use crate::config::Config;
+use crate::config::{Config, IdentityConfig};
 use crate::secret::LockedString;
 pub use crate::BoxFuture;
 
@@ -52,9 +52,10 @@ impl From<onepassword::OpError> for SourceError {
 
 /// Where the user's long-lived keys come from.
 pub trait CredentialSource: Send + Sync {
-    /// Reads the keys once. May wait for a person (a 1Password prompt).
+    /// Reads `identity`'s keys once. May wait for a person (a 1Password prompt).
     fn read<'a>(
         &'a self,
+        identity: &'a IdentityConfig,
         cfg: &'a Config,
         env: &'a ClientEnv,
     ) -> BoxFuture<'a, Result<SourceRead, SourceError>>;

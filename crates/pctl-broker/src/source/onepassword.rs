@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt;
 use zeroize::Zeroizing;
 
 use super::{BoxFuture, CredentialSource, ItemSecrets, Mfa, SourceError, SourceRead};
-use crate::config::{Config, OnePasswordConfig};
+use crate::config::{Config, IdentityConfig, OnePasswordConfig};
 use crate::secret::LockedString;
 
 /// Why 1Password could not be read. Messages are safe to show and log.
@@ -82,22 +82,27 @@ pub struct OnePassword {
 impl CredentialSource for OnePassword {
     fn read<'a>(
         &'a self,
+        identity: &'a IdentityConfig,
         cfg: &'a Config,
         env: &'a ClientEnv,
     ) -> BoxFuture<'a, Result<SourceRead, SourceError>> {
         Box::pin(async move {
-            let op = resolve_op(&cfg.onepassword, &env.0).map_err(SourceError::from)?;
+            let item_cfg = &identity.onepassword;
+            let op = resolve_op(item_cfg, &env.0).map_err(SourceError::from)?;
             let origin = op.display().to_string();
             let wrap = |e: OpError| SourceError {
                 message: e.to_string(),
                 origin: Some(origin.clone()),
             };
-            tracing::info!("reading 1Password item ({origin} item get)");
+            tracing::info!(
+                "reading 1Password item of identity {} ({origin} item get)",
+                identity.name
+            );
             self.runs.fetch_add(1, Ordering::Relaxed);
-            let mut item = read_item(&op, &cfg.onepassword, &env.0, cfg.daemon.op_timeout).await;
+            let mut item = read_item(&op, item_cfg, &env.0, cfg.daemon.op_timeout).await;
             if matches!(&item, Err(e) if e.transient()) {
                 self.runs.fetch_add(1, Ordering::Relaxed);
-                item = read_item(&op, &cfg.onepassword, &env.0, cfg.daemon.op_timeout).await;
+                item = read_item(&op, item_cfg, &env.0, cfg.daemon.op_timeout).await;
             }
             let secrets = item.map_err(wrap)?;
             Ok(SourceRead {
@@ -197,6 +202,151 @@ pub async fn read_item(
         return Err(classify_error(&text, cfg));
     }
     parse_item(&out, cfg)
+}
+
+/// Runs `op` with `args`, writing `stdin` (then closing it) when given; the
+/// output, or the classified error. Killed after `timeout`.
+async fn run_op(
+    op: &Path,
+    args: &[String],
+    stdin: Option<&[u8]>,
+    cfg: &OnePasswordConfig,
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<Zeroizing<Vec<u8>>, OpError> {
+    let mut child = tokio::process::Command::new(op)
+        .args(args)
+        .env_clear()
+        .envs(
+            env.iter()
+                .filter(|(k, _)| pctl_protocol::forwarded_env_name(k)),
+        )
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => OpError::NotFound,
+            _ => OpError::Other(format!("cannot run {}: {e}", op.display())),
+        })?;
+    let mut input = child.stdin.take();
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let mut out = Zeroizing::new(Vec::with_capacity(16 * 1024));
+    let mut err = Vec::new();
+    let run = async {
+        let write = async {
+            if let (Some(w), Some(data)) = (input.as_mut(), stdin) {
+                use tokio::io::AsyncWriteExt;
+                let _ = w.write_all(data).await;
+                let _ = w.shutdown().await;
+            }
+            drop(input.take());
+        };
+        let mut out_r = (&mut stdout).take(4 * 1024 * 1024);
+        let mut err_r = (&mut stderr).take(64 * 1024);
+        let ((), a, b) = tokio::join!(
+            write,
+            out_r.read_to_end(&mut out),
+            err_r.read_to_end(&mut err)
+        );
+        a.and(b)?;
+        child.wait().await
+    };
+    let status = match tokio::time::timeout(timeout, run).await {
+        Err(_) => {
+            let _ = child.start_kill();
+            return Err(OpError::Timeout(
+                humantime::format_duration(timeout).to_string(),
+            ));
+        }
+        Ok(Err(e)) => return Err(OpError::Other(format!("talking to op: {e}"))),
+        Ok(Ok(s)) => s,
+    };
+    if !status.success() {
+        let text = String::from_utf8_lossy(&err).to_string();
+        return Err(classify_error(&text, cfg));
+    }
+    Ok(out)
+}
+
+/// Wipes every string of a JSON value (the item held secrets).
+fn wipe(v: &mut serde_json::Value) {
+    use zeroize::Zeroize;
+    match v {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(wipe),
+        serde_json::Value::Object(o) => o.values_mut().for_each(wipe),
+        _ => {}
+    }
+}
+
+/// Writes a new access key into the item without the secret in any argv:
+/// `op item get` (the whole item as JSON), the two fields' values
+/// replaced, then `op item edit --vault=V [--account=A] --template=/dev/stdin
+/// --format=json -- ITEM` with that JSON on standard input.
+pub async fn write_keys(
+    op: &Path,
+    cfg: &OnePasswordConfig,
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+    access_key_id: &str,
+    secret_access_key: &str,
+) -> Result<(), OpError> {
+    let raw = run_op(op, &op_args(cfg), None, cfg, env, timeout).await?;
+    let mut item: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(|_| OpError::Malformed)?;
+    let mut set = |label: &str, value: &str| -> bool {
+        let Some(fields) = item.get_mut("fields").and_then(|f| f.as_array_mut()) else {
+            return false;
+        };
+        let mut found = false;
+        for f in fields.iter_mut() {
+            let matches = f
+                .get("label")
+                .and_then(|l| l.as_str())
+                .is_some_and(|l| l.eq_ignore_ascii_case(label));
+            if matches && !found {
+                f["value"] = serde_json::Value::String(value.to_string());
+                found = true;
+            }
+        }
+        found
+    };
+    let ok = set(&cfg.fields.access_key_id, access_key_id)
+        && set(&cfg.fields.secret_access_key, secret_access_key);
+    if !ok {
+        wipe(&mut item);
+        return Err(OpError::MissingField {
+            field: format!(
+                "{} / {}",
+                cfg.fields.access_key_id, cfg.fields.secret_access_key
+            ),
+            item: cfg.item.clone(),
+            key: "access_key_id",
+        });
+    }
+    let template = Zeroizing::new(serde_json::to_vec(&item).map_err(|_| OpError::Malformed)?);
+    wipe(&mut item);
+    let mut args = vec![
+        "item".to_string(),
+        "edit".into(),
+        format!("--vault={}", cfg.vault),
+        "--template=/dev/stdin".into(),
+        "--format=json".into(),
+    ];
+    if let Some(a) = &cfg.account {
+        args.push(format!("--account={a}"));
+    }
+    args.push("--".into());
+    args.push(cfg.item.clone());
+    run_op(op, &args, Some(&template), cfg, env, timeout).await?;
+    Ok(())
 }
 
 /// Maps `op`'s stderr to an actionable error. Only known phrases are
@@ -355,8 +505,17 @@ pub fn parse_item(json: &[u8], cfg: &OnePasswordConfig) -> Result<ItemSecrets, O
     let serial = find(&labels.mfa_serial)
         .and_then(|f| f.value.as_ref())
         .filter(|v| !v.trim().is_empty());
-    let otp = find(&labels.totp);
+    // mfa = "prompt" / "process": only the serial; the code comes from elsewhere.
+    let otp = if cfg.read_otp {
+        find(&labels.totp)
+    } else {
+        None
+    };
     let mfa = match (serial, otp) {
+        (Some(serial), None) if !cfg.read_otp => Some(Mfa {
+            serial: serial.trim().to_string(),
+            code: LockedString::new(""),
+        }),
         (None, None) => None,
         (Some(_), None) => return Err(missing(&labels.totp, "totp")),
         (None, Some(_)) => return Err(missing(&labels.mfa_serial, "mfa_serial")),
@@ -401,6 +560,7 @@ mod tests {
             account: None,
             command: None,
             fields: FieldLabels::default(),
+            read_otp: true,
         }
     }
 

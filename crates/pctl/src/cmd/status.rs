@@ -34,6 +34,29 @@ fn print(s: &pctl_protocol::Status) {
     if let Some(m) = &s.mlock {
         println!("warning: {m}");
     }
+    if s.identities.len() > 1 {
+        for i in &s.identities {
+            let state = if i.locked {
+                format!("locked ({})", i.lock_reason.as_deref().unwrap_or("?"))
+            } else {
+                format!(
+                    "unlocked since {}; locks at {}",
+                    i.unlocked_at.as_deref().unwrap_or("?"),
+                    i.locks_at.as_deref().unwrap_or("?")
+                )
+            };
+            println!(
+                "identity {:<10} item \"{}\" in {}  mfa {}  {state}  op reads {}",
+                i.name, i.item, i.vault, i.mfa, i.op_reads
+            );
+        }
+    }
+    for o in &s.role_origins {
+        println!(
+            "role {:<12} identity {}  from {}",
+            o.role, o.identity, o.file
+        );
+    }
     for r in &s.roles {
         println!("role {:<12} {}  expires {}", r.role, r.arn, r.expiration);
     }
