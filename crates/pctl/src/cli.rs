@@ -250,6 +250,7 @@ pub enum EksCmd {
             conflicts_with = "cluster_name"
         )]
         cluster: Option<String>,
+        /// The role's key in pctl's config (default: the cluster's `role`).
         #[arg(long)]
         role: Option<String>,
         /// aws eks get-token: the EKS cluster name (matched against pctl's config).
