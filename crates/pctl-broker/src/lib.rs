@@ -28,6 +28,7 @@ pub mod secret;
 pub mod server;
 pub mod source;
 pub mod status;
+pub mod text;
 pub mod unlock;
 pub mod vault;
 

@@ -112,26 +112,8 @@ impl Sdk {
     }
 }
 
-/// Text from AWS made safe to repeat: one line, no control characters,
-/// at most `max` characters.
-pub fn clean(text: &str, max: usize) -> String {
-    let one_line: String = text
-        .chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
-    let t = one_line.trim();
-    let mut out: String = t.chars().take(max).collect();
-    if t.chars().count() > max {
-        out.push('…');
-    }
-    out
-}
+/// Text from AWS made safe to repeat (see [`crate::text::one_line`]).
+pub use crate::text::one_line as clean;
 
 /// The AWS error code and message (cleaned and capped): from the SDK's
 /// parsed metadata, or read from the raw XML body when the SDK could not

@@ -385,22 +385,7 @@ pub fn classify_error(stderr: &str, cfg: &OnePasswordConfig) -> OpError {
     } else {
         // op's text reaches the user's terminal and the daemon log: no control
         // characters (escape sequences, CR, other line breaks) and one line.
-        let clean: String = msg
-            .chars()
-            .map(|c| {
-                if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
-                    ' '
-                } else {
-                    c
-                }
-            })
-            .collect();
-        let clean = clean.trim();
-        let mut m: String = clean.chars().take(200).collect();
-        if clean.chars().count() > 200 {
-            m.push('…');
-        }
-        OpError::Other(m)
+        OpError::Other(crate::text::one_line(msg, 200))
     }
 }
 
