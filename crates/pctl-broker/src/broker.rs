@@ -447,30 +447,7 @@ impl Broker {
     ) -> Result<EksToken, Failure> {
         let cfg = self.config()?;
         let (c, role) = cfg.cluster_and_role(cluster, role)?;
-        let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
-        let spec = Self::role_spec(&cfg, role, &u);
-        let cluster = ClusterSpec {
-            key: c.key.clone(),
-            name: c.name.clone(),
-            region: c.region.clone(),
-        };
-        let (t, cached) = id.issuer.eks_token(&u, &cluster, &spec).await?;
-        self.issue(
-            &id,
-            &u,
-            peer,
-            "eks_token",
-            Issued {
-                role: Some(&role.key),
-                cluster: Some(&c.key),
-                expiration: Some(t.expiration),
-                cached,
-            },
-        )?;
-        Ok(EksToken {
-            token: t.token.expose().to_string(),
-            expiration: rfc3339(t.expiration),
-        })
+        self.token_for(&cfg, c, role, env, peer).await
     }
 
     /// An EKS token for a cluster the config does not list, named by
@@ -484,8 +461,20 @@ impl Broker {
     ) -> Result<EksToken, Failure> {
         let cfg = self.config()?;
         let (c, role) = cfg.adhoc_cluster(adhoc)?;
-        let (id, u) = self.unlocked(&cfg, &role, env, peer).await?;
-        let spec = Self::role_spec(&cfg, &role, &u);
+        self.token_for(&cfg, &c, &role, env, peer).await
+    }
+
+    /// A token for `c` assumed through `role`: from the cache, or minted.
+    async fn token_for(
+        &self,
+        cfg: &Config,
+        c: &crate::config::ClusterConfig,
+        role: &crate::config::RoleConfig,
+        env: Option<&ClientEnv>,
+        peer: &Peer,
+    ) -> Result<EksToken, Failure> {
+        let (id, u) = self.unlocked(cfg, role, env, peer).await?;
+        let spec = Self::role_spec(cfg, role, &u);
         let cluster = ClusterSpec {
             key: c.key.clone(),
             name: c.name.clone(),

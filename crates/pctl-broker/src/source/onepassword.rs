@@ -160,47 +160,7 @@ pub async fn read_item(
     env: &BTreeMap<String, String>,
     timeout: Duration,
 ) -> Result<ItemSecrets, OpError> {
-    let mut child = tokio::process::Command::new(op)
-        .args(op_args(cfg))
-        .env_clear()
-        .envs(
-            env.iter()
-                .filter(|(k, _)| pctl_protocol::forwarded_env_name(k)),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => OpError::NotFound,
-            _ => OpError::Other(format!("cannot run {}: {e}", op.display())),
-        })?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let mut out = Zeroizing::new(Vec::with_capacity(16 * 1024));
-    let mut err = Vec::new();
-    let run = async {
-        let mut out_r = (&mut stdout).take(4 * 1024 * 1024);
-        let mut err_r = (&mut stderr).take(64 * 1024);
-        let (a, b) = tokio::join!(out_r.read_to_end(&mut out), err_r.read_to_end(&mut err));
-        a.and(b)?;
-        child.wait().await
-    };
-    let status = match tokio::time::timeout(timeout, run).await {
-        Err(_) => {
-            let _ = child.start_kill();
-            return Err(OpError::Timeout(
-                humantime::format_duration(timeout).to_string(),
-            ));
-        }
-        Ok(Err(e)) => return Err(OpError::Other(format!("reading op output: {e}"))),
-        Ok(Ok(s)) => s,
-    };
-    if !status.success() {
-        let text = String::from_utf8_lossy(&err).to_string();
-        return Err(classify_error(&text, cfg));
-    }
+    let out = run_op(op, &op_args(cfg), None, cfg, env, timeout).await?;
     parse_item(&out, cfg)
 }
 
