@@ -45,6 +45,8 @@ pub struct RoleSpec {
     pub session_name: String,
     pub duration: Duration,
     pub region: String,
+    /// An `sso` identity's role: (account ID, role name) for GetRoleCredentials.
+    pub sso: Option<(String, String)>,
 }
 
 impl RoleSpec {
@@ -224,6 +226,7 @@ pub struct IssueStats {
     pub assume_role: AtomicU64,
     pub eks_tokens_minted: AtomicU64,
     pub background_refreshes: AtomicU64,
+    pub sso_role_credentials: AtomicU64,
 }
 
 /// Builds, caches and refreshes role sessions and EKS tokens.
@@ -295,17 +298,33 @@ impl Issuer {
                 "the MFA session has ended: retry, pctl unlocks again".into(),
             ));
         }
-        self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
-        let session = self
-            .sts
-            .assume_role(
-                &role.region,
-                &u.base,
-                &role.arn,
-                &role.session_name,
-                role.duration,
-            )
-            .await?;
+        let session = match (&role.sso, &u.sso) {
+            (Some((account, name)), Some(signed)) => {
+                self.stats.sso_role_credentials.fetch_add(1, Ordering::Relaxed);
+                signed.role_session(account, name).await?
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(Failure(
+                    ErrorKind::Config,
+                    format!(
+                        "role {} and its identity disagree on IAM Identity Center: set account_id and role_name exactly for roles of an sso identity",
+                        role.key
+                    ),
+                ))
+            }
+            (None, None) => {
+                self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
+                self.sts
+                    .assume_role(
+                        &role.region,
+                        &u.base,
+                        &role.arn,
+                        &role.session_name,
+                        role.duration,
+                    )
+                    .await?
+            }
+        };
         if !self.vault.is_current(u.epoch) {
             return Err(locked_meanwhile());
         }

@@ -45,6 +45,8 @@ pub struct Unlocker {
     /// Source reads started for this identity.
     reads: AtomicU64,
     get_session_token: AtomicU64,
+    /// `source = "sso"`: the device authorizations of this identity.
+    pub sso: crate::source::sso::SignIns,
 }
 
 impl Unlocker {
@@ -66,6 +68,7 @@ impl Unlocker {
             attempts: AtomicU64::new(0),
             reads: AtomicU64::new(0),
             get_session_token: AtomicU64::new(0),
+            sso: Default::default(),
         }
     }
 
@@ -97,6 +100,9 @@ impl Unlocker {
         if let Some(u) = self.vault.current(self.clock.as_ref())? {
             return Ok(shared(u));
         }
+        if let Some(sso) = &cfg.identity(&self.name)?.sso {
+            return self.signed_in(sso).await.map(shared);
+        }
         let seen = self.attempts.load(Ordering::Acquire);
         let mut flight = self.flight.lock().await;
         if let Some(u) = self.vault.current(self.clock.as_ref())? {
@@ -124,6 +130,13 @@ impl Unlocker {
         env: &ClientEnv,
         mfa_code: Option<&str>,
     ) -> Result<Option<Unlock>, Failure> {
+        if let Some(sso) = &cfg.identity(&self.name)?.sso {
+            // A sign-in lasts until lock: `pctl unlock` only signs in when needed.
+            if let Ok(Some(_)) = self.vault.current(self.clock.as_ref()) {
+                return Ok(None);
+            }
+            return self.signed_in(sso).await.map(|_| None);
+        }
         let seen = self.attempts.load(Ordering::Acquire);
         let mut flight = self.flight.lock().await;
         if self.attempts.load(Ordering::Acquire) != seen {
@@ -137,6 +150,18 @@ impl Unlocker {
         self.attempt(&mut flight, cfg, env, mfa_code)
             .await
             .map(Some)
+    }
+
+    /// An `sso` identity's unlock: the sign-in in progress when there is
+    /// one, else the client is asked to start one ([`needs_sign_in`]).
+    async fn signed_in(&self, sso: &crate::config::SsoConfig) -> Result<Arc<Unlocked>, Failure> {
+        if let Some(serial) = self.sso.pending() {
+            self.sso.wait(serial).await?;
+            if let Ok(Some(u)) = self.vault.current(self.clock.as_ref()) {
+                return Ok(u);
+            }
+        }
+        Err(crate::failure::needs_sign_in(&self.name, &sso.start_url, ""))
     }
 
     async fn attempt(
@@ -259,6 +284,7 @@ impl Unlocker {
             base,
             mfa_expires,
             origin: read.origin,
+            sso: None,
         };
         let Some(u) = self.vault.install(u, self.clock.as_ref()) else {
             return Err(Failure(

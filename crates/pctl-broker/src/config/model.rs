@@ -36,6 +36,26 @@ pub struct IdentityConfig {
     pub mfa: MfaMode,
     /// The file that defines it.
     pub file: String,
+    /// `source = "sso"`: an IAM Identity Center sign-in instead of 1Password.
+    pub sso: Option<SsoConfig>,
+}
+
+/// An IAM Identity Center identity (`source = "sso"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoConfig {
+    pub start_url: String,
+    pub region: String,
+    /// Asked for at RegisterClient; `sso:account:access` (the default)
+    /// gets a refresh token.
+    pub scopes: Vec<String>,
+}
+
+/// A role served by IAM Identity Center's GetRoleCredentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoRoleConfig {
+    pub account_id: String,
+    /// The permission set's role name.
+    pub role_name: String,
 }
 
 /// Where an identity's MFA code comes from. The device serial is always
@@ -125,11 +145,16 @@ pub struct RoleConfig {
     pub arn: Option<String>,
     pub duration: Duration,
     pub session_name: String,
+    /// `account_id` + `role_name` of an `sso` identity.
+    pub sso: Option<SsoRoleConfig>,
 }
 
 impl RoleConfig {
     /// The role ARN, given the account ID read from 1Password.
     pub fn arn(&self, account_id: &str) -> String {
+        if let Some(s) = &self.sso {
+            return format!("arn:aws:iam::{}:role/{}", s.account_id, s.role_name);
+        }
         match (&self.arn, &self.name) {
             (Some(arn), _) => arn.clone(),
             (None, Some(name)) => {
@@ -259,6 +284,7 @@ impl Config {
             arn: Some(a.role_arn.clone()),
             duration: std::time::Duration::from_secs(3600),
             session_name: "pctl".into(),
+            sso: None,
         };
         let cluster = ClusterConfig {
             key: a.name.clone(),

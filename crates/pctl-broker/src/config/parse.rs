@@ -51,7 +51,9 @@ struct RawDaemon {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOnePassword {
+    #[serde(default)]
     item: String,
+    #[serde(default)]
     vault: String,
     account: Option<String>,
     /// Absolute path of `op`; `command` is its former name.
@@ -63,6 +65,14 @@ struct RawOnePassword {
     mfa: Option<String>,
     /// With mfa = "process": the command printing the code (argv, no shell).
     mfa_command: Option<Vec<String>>,
+    /// "onepassword" (default) or "sso" (IAM Identity Center).
+    source: Option<String>,
+    /// source = "sso": the AWS access portal URL,
+    start_url: Option<String>,
+    /// its region,
+    sso_region: Option<String>,
+    /// and the scopes to register with (default ["sso:account:access"]).
+    registration_scopes: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +83,10 @@ struct RawRole {
     arn: Option<String>,
     duration: Option<String>,
     session_name: Option<String>,
+    /// An `sso` identity's role: the account,
+    account_id: Option<String>,
+    /// and the permission set's role name.
+    role_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -312,6 +326,10 @@ fn identities(
         {
             return Err(err.at(&key, "identity names are letters, digits and -_."));
         }
+        if let Some(ident) = sso_identity(&err, &key, &name, &file, &op)? {
+            out.insert(name, ident);
+            continue;
+        }
         if op.item.trim().is_empty() {
             return Err(err.at(&format!("{key}.item"), "must not be empty"));
         }
@@ -371,10 +389,105 @@ fn identities(
                 },
                 mfa,
                 file,
+                sso: None,
             },
         );
     }
     Ok(out)
+}
+
+/// `source = "sso"`: an IAM Identity Center identity (`None`: a 1Password one).
+fn sso_identity(
+    err: &Errors,
+    key: &str,
+    name: &str,
+    file: &str,
+    op: &RawOnePassword,
+) -> Result<Option<IdentityConfig>, ConfigError> {
+    let sso_keys = op.start_url.is_some() || op.sso_region.is_some() || op.registration_scopes.is_some();
+    match op.source.as_deref() {
+        None | Some("onepassword") if !sso_keys => return Ok(None),
+        None | Some("onepassword") => {
+            return Err(err.at(
+                key,
+                "start_url, sso_region and registration_scopes are for source = \"sso\": add it or remove them",
+            ))
+        }
+        Some("sso") => {}
+        Some(other) => {
+            return Err(err.at(
+                &format!("{key}.source"),
+                format!("\"{other}\" is not a source: use \"onepassword\" (default) or \"sso\""),
+            ))
+        }
+    }
+    if !op.item.is_empty() || !op.vault.is_empty() || op.mfa.is_some() || op.mfa_command.is_some() || op.op_path.is_some() {
+        return Err(err.at(
+            key,
+            "source = \"sso\" takes start_url, sso_region and registration_scopes: remove item, vault, op_path and mfa",
+        ));
+    }
+    let start_url = op.start_url.clone().unwrap_or_default();
+    if !(start_url.starts_with("https://") || start_url.starts_with("http://")) || start_url.chars().any(char::is_whitespace) {
+        return Err(err.at(
+            &format!("{key}.start_url"),
+            "missing or not a URL: set the AWS access portal URL, e.g. \"https://example.awsapps.com/start\"",
+        ));
+    }
+    let region = op.sso_region.clone().unwrap_or_default();
+    check_region(&region).map_err(|w| err.at(&format!("{key}.sso_region"), w))?;
+    let scopes = op.registration_scopes.clone().unwrap_or_else(|| vec!["sso:account:access".into()]);
+    if scopes.iter().any(|s| s.is_empty() || s.chars().any(char::is_whitespace)) {
+        return Err(err.at(&format!("{key}.registration_scopes"), "scopes are non-empty words, e.g. [\"sso:account:access\"]"));
+    }
+    Ok(Some(IdentityConfig {
+        name: name.to_string(),
+        onepassword: OnePasswordConfig {
+            item: String::new(),
+            vault: String::new(),
+            account: None,
+            command: None,
+            fields: FieldLabels::default(),
+            read_otp: false,
+        },
+        mfa: MfaMode::Item,
+        file: file.to_string(),
+        sso: Some(SsoConfig { start_url, region, scopes }),
+    }))
+}
+
+/// An `sso` identity's role: `account_id` and `role_name`, nothing else.
+fn sso_role(
+    err: &Errors,
+    k: &str,
+    r: &RawRole,
+    identity: &IdentityConfig,
+) -> Result<Option<SsoRoleConfig>, ConfigError> {
+    let given = r.account_id.is_some() || r.role_name.is_some();
+    if identity.sso.is_none() {
+        if given {
+            return Err(err.at(
+                k,
+                format!("account_id and role_name are for roles of an sso identity; identity \"{}\" reads 1Password: use name or arn", identity.name),
+            ));
+        }
+        return Ok(None);
+    }
+    if r.name.is_some() || r.arn.is_some() {
+        return Err(err.at(
+            k,
+            format!("identity \"{}\" signs in with IAM Identity Center: give account_id and role_name (the permission set), not name or arn", identity.name),
+        ));
+    }
+    let account_id = r.account_id.clone().unwrap_or_default();
+    if account_id.len() != 12 || !account_id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(err.at(&format!("{k}.account_id"), "missing or not a 12-digit AWS account ID"));
+    }
+    let role_name = r.role_name.clone().unwrap_or_default();
+    if role_name.is_empty() || role_name.len() > 64 || !role_name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c)) {
+        return Err(err.at(&format!("{k}.role_name"), "missing or not a role name (the permission set's name, e.g. \"AdministratorAccess\")"));
+    }
+    Ok(Some(SsoRoleConfig { account_id, role_name }))
 }
 
 fn roles(
@@ -386,7 +499,7 @@ fn roles(
         let err = &Errors { file: &file };
         let k = format!("roles.{key}");
         let known = || identities.keys().cloned().collect::<Vec<_>>().join(", ");
-        let identity = match r.identity {
+        let identity = match r.identity.clone() {
             Some(i) if identities.contains_key(&i) => i,
             Some(i) => {
                 return Err(err.at(
@@ -406,7 +519,9 @@ fn roles(
                 ))
             }
         };
+        let sso = sso_role(err, &k, &r, &identities[&identity])?;
         match (&r.name, &r.arn) {
+            _ if sso.is_some() => {}
             (None, None) => {
                 return Err(err.at(
                     &k,
@@ -458,6 +573,7 @@ fn roles(
                 arn: r.arn,
                 duration,
                 session_name,
+                sso,
             },
         );
     }

@@ -17,6 +17,7 @@ pub mod prompt;
 pub mod rotate;
 pub mod serve;
 pub mod shell;
+pub mod sso;
 pub mod status;
 pub mod stop;
 pub mod unlock;
