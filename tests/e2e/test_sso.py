@@ -203,9 +203,11 @@ def test_expired_access_token_is_refreshed_before_any_new_sign_in(env):
     # a refused refresh falls back to a new sign-in, only when a client asks
     env.sso.expire_tokens()
     env.sso.revoke_refresh()
-    rc, out, err, _ = sign_in_with(env, "approve", "credential-process", "--role", "dev", "--")
-    # (dev is still cached: the request is served without the portal)
-    assert rc == 0 or "error" in err
+    assert env.sso.state()["counts"]["StartDeviceAuthorization"] == 1
+    out, _, _ = approve(env, "sso", "roles")  # needs the portal: refresh refused, sign in
+    assert rig.ACCOUNT_ID in out
+    counts = env.sso.state()["counts"]
+    assert counts["StartDeviceAuthorization"] == 2 and counts["CreateToken:refresh_token"] == 2
 
 
 def test_ten_concurrent_cold_requests_one_device_authorization(env):

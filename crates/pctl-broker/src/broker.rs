@@ -173,6 +173,7 @@ impl Broker {
         if !id.vault.is_current(u.epoch) {
             return Err(locked_meanwhile());
         }
+        self.sso_audit(id, u, peer);
         self.audit.record(self.record(peer, issued, what));
         Ok(())
     }
