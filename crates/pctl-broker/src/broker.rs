@@ -407,7 +407,11 @@ impl Broker {
         cfg: &'c Config,
         identity: Option<&str>,
     ) -> Result<&'c crate::config::IdentityConfig, Failure> {
-        let ssos: Vec<_> = cfg.identities.values().filter(|i| i.sso.is_some()).collect();
+        let ssos: Vec<_> = cfg
+            .identities
+            .values()
+            .filter(|i| i.sso.is_some())
+            .collect();
         let i = match identity {
             Some(n) => cfg.identity(n)?,
             None if ssos.len() == 1 => ssos[0],
@@ -433,7 +437,10 @@ impl Broker {
         if i.sso.is_none() {
             return Err(Failure(
                 ErrorKind::Config,
-                format!("identity {} reads 1Password, it does not sign in with IAM Identity Center", i.name),
+                format!(
+                    "identity {} reads 1Password, it does not sign in with IAM Identity Center",
+                    i.name
+                ),
             ));
         }
         Ok(i)
@@ -459,7 +466,12 @@ impl Broker {
     }
 
     /// Waits for the device authorization `serial` of `identity` to end.
-    pub async fn sign_in_wait(&self, identity: &str, serial: u64, peer: &Peer) -> Result<(), Failure> {
+    pub async fn sign_in_wait(
+        &self,
+        identity: &str,
+        serial: u64,
+        peer: &Peer,
+    ) -> Result<(), Failure> {
         let cfg = self.config()?;
         let ic = Self::sso_identity(&cfg, Some(identity))?;
         let id = self.identities.get(&ic.name);
@@ -483,7 +495,10 @@ impl Broker {
         let u = id.unlocker.on_demand(&cfg, None).await?;
         self.sso_audit(&id, &u.unlocked, peer);
         let signed = u.unlocked.sso.clone().ok_or_else(|| {
-            Failure(ErrorKind::Locked, "the identity was locked meanwhile: retry".into())
+            Failure(
+                ErrorKind::Locked,
+                "the identity was locked meanwhile: retry".into(),
+            )
         })?;
         let roles = signed.roles().await?;
         self.sso_audit(&id, &u.unlocked, peer);

@@ -161,7 +161,11 @@ impl Unlocker {
                 return Ok(u);
             }
         }
-        Err(crate::failure::needs_sign_in(&self.name, &sso.start_url, ""))
+        Err(crate::failure::needs_sign_in(
+            &self.name,
+            &sso.start_url,
+            "",
+        ))
     }
 
     async fn attempt(

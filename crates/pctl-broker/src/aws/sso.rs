@@ -146,11 +146,9 @@ impl SsoApi {
             .send()
             .await
             .map_err(|e| oidc_error("StartDeviceAuthorization", e))?;
-        let (Some(dc), Some(uc), Some(uri)) = (
-            out.device_code(),
-            out.user_code(),
-            out.verification_uri(),
-        ) else {
+        let (Some(dc), Some(uc), Some(uri)) =
+            (out.device_code(), out.user_code(), out.verification_uri())
+        else {
             return Err(AwsError(
                 "IAM Identity Center StartDeviceAuthorization answered without a device code, user code or URL"
                     .into(),
@@ -227,17 +225,21 @@ impl SsoApi {
             .role_name(role_name)
             .send()
             .await
-            .map_err(|e| portal_error("GetRoleCredentials", &format!("{account_id}/{role_name}"), e))?;
+            .map_err(|e| {
+                portal_error(
+                    "GetRoleCredentials",
+                    &format!("{account_id}/{role_name}"),
+                    e,
+                )
+            })?;
         let c = out.role_credentials().ok_or_else(|| {
             Some(AwsError(
                 "IAM Identity Center GetRoleCredentials answered without credentials".into(),
             ))
         })?;
-        let (Some(akid), Some(secret), Some(tok)) = (
-            c.access_key_id(),
-            c.secret_access_key(),
-            c.session_token(),
-        ) else {
+        let (Some(akid), Some(secret), Some(tok)) =
+            (c.access_key_id(), c.secret_access_key(), c.session_token())
+        else {
             return Err(Some(AwsError(
                 "IAM Identity Center GetRoleCredentials answered with incomplete credentials"
                     .into(),
@@ -359,7 +361,10 @@ fn oidc_error<E: ProvideErrorMetadata + std::error::Error>(
     call: &str,
     e: SdkError<E, aws_smithy_runtime_api::http::Response>,
 ) -> AwsError {
-    AwsError(format!("IAM Identity Center {call} failed: {}", describe(&e)))
+    AwsError(format!(
+        "IAM Identity Center {call} failed: {}",
+        describe(&e)
+    ))
 }
 
 /// `None` for UnauthorizedException (the token is no longer accepted).

@@ -404,7 +404,8 @@ fn sso_identity(
     file: &str,
     op: &RawOnePassword,
 ) -> Result<Option<IdentityConfig>, ConfigError> {
-    let sso_keys = op.start_url.is_some() || op.sso_region.is_some() || op.registration_scopes.is_some();
+    let sso_keys =
+        op.start_url.is_some() || op.sso_region.is_some() || op.registration_scopes.is_some();
     match op.source.as_deref() {
         None | Some("onepassword") if !sso_keys => return Ok(None),
         None | Some("onepassword") => {
@@ -421,14 +422,21 @@ fn sso_identity(
             ))
         }
     }
-    if !op.item.is_empty() || !op.vault.is_empty() || op.mfa.is_some() || op.mfa_command.is_some() || op.op_path.is_some() {
+    if !op.item.is_empty()
+        || !op.vault.is_empty()
+        || op.mfa.is_some()
+        || op.mfa_command.is_some()
+        || op.op_path.is_some()
+    {
         return Err(err.at(
             key,
             "source = \"sso\" takes start_url, sso_region and registration_scopes: remove item, vault, op_path and mfa",
         ));
     }
     let start_url = op.start_url.clone().unwrap_or_default();
-    if !(start_url.starts_with("https://") || start_url.starts_with("http://")) || start_url.chars().any(char::is_whitespace) {
+    if !(start_url.starts_with("https://") || start_url.starts_with("http://"))
+        || start_url.chars().any(char::is_whitespace)
+    {
         return Err(err.at(
             &format!("{key}.start_url"),
             "missing or not a URL: set the AWS access portal URL, e.g. \"https://example.awsapps.com/start\"",
@@ -436,9 +444,18 @@ fn sso_identity(
     }
     let region = op.sso_region.clone().unwrap_or_default();
     check_region(&region).map_err(|w| err.at(&format!("{key}.sso_region"), w))?;
-    let scopes = op.registration_scopes.clone().unwrap_or_else(|| vec!["sso:account:access".into()]);
-    if scopes.iter().any(|s| s.is_empty() || s.chars().any(char::is_whitespace)) {
-        return Err(err.at(&format!("{key}.registration_scopes"), "scopes are non-empty words, e.g. [\"sso:account:access\"]"));
+    let scopes = op
+        .registration_scopes
+        .clone()
+        .unwrap_or_else(|| vec!["sso:account:access".into()]);
+    if scopes
+        .iter()
+        .any(|s| s.is_empty() || s.chars().any(char::is_whitespace))
+    {
+        return Err(err.at(
+            &format!("{key}.registration_scopes"),
+            "scopes are non-empty words, e.g. [\"sso:account:access\"]",
+        ));
     }
     Ok(Some(IdentityConfig {
         name: name.to_string(),
@@ -452,7 +469,11 @@ fn sso_identity(
         },
         mfa: MfaMode::Item,
         file: file.to_string(),
-        sso: Some(SsoConfig { start_url, region, scopes }),
+        sso: Some(SsoConfig {
+            start_url,
+            region,
+            scopes,
+        }),
     }))
 }
 
@@ -481,13 +502,27 @@ fn sso_role(
     }
     let account_id = r.account_id.clone().unwrap_or_default();
     if account_id.len() != 12 || !account_id.chars().all(|c| c.is_ascii_digit()) {
-        return Err(err.at(&format!("{k}.account_id"), "missing or not a 12-digit AWS account ID"));
+        return Err(err.at(
+            &format!("{k}.account_id"),
+            "missing or not a 12-digit AWS account ID",
+        ));
     }
     let role_name = r.role_name.clone().unwrap_or_default();
-    if role_name.is_empty() || role_name.len() > 64 || !role_name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c)) {
-        return Err(err.at(&format!("{k}.role_name"), "missing or not a role name (the permission set's name, e.g. \"AdministratorAccess\")"));
+    if role_name.is_empty()
+        || role_name.len() > 64
+        || !role_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
+    {
+        return Err(err.at(
+            &format!("{k}.role_name"),
+            "missing or not a role name (the permission set's name, e.g. \"AdministratorAccess\")",
+        ));
     }
-    Ok(Some(SsoRoleConfig { account_id, role_name }))
+    Ok(Some(SsoRoleConfig {
+        account_id,
+        role_name,
+    }))
 }
 
 fn roles(

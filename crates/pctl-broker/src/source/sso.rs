@@ -75,7 +75,10 @@ impl SignedIn {
                 }
                 *t = new;
                 self.refreshes.fetch_add(1, Ordering::Relaxed);
-                tracing::info!("identity {}: IAM Identity Center token refreshed", self.identity);
+                tracing::info!(
+                    "identity {}: IAM Identity Center token refreshed",
+                    self.identity
+                );
                 Ok(())
             }
             Err(TokenError::Other(m)) => Err(Failure(ErrorKind::Aws, m)),
@@ -92,7 +95,11 @@ impl SignedIn {
 
     /// A role session from GetRoleCredentials, refreshing the access token
     /// first when it is due, or once when the portal refuses it.
-    pub async fn role_session(&self, account_id: &str, role_name: &str) -> Result<Session, Failure> {
+    pub async fn role_session(
+        &self,
+        account_id: &str,
+        role_name: &str,
+    ) -> Result<Session, Failure> {
         let mut t = self.tokens.lock().await;
         self.refresh(&mut t, false).await?;
         match self
@@ -293,7 +300,11 @@ impl SignIns {
                 unaudited.store(true, Ordering::Release);
             }
             let mut st = lock(&state);
-            if st.pending.as_ref().is_some_and(|p| p.prompt.serial == serial) {
+            if st
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.prompt.serial == serial)
+            {
                 st.pending = None;
             }
             st.last = Some((serial, r.clone()));
@@ -454,10 +465,80 @@ impl Job {
         };
         match self.vault.install(u, self.clock.as_ref()) {
             Some(_) => {
-                tracing::info!("identity {} signed in to IAM Identity Center", self.identity);
+                tracing::info!(
+                    "identity {} signed in to IAM Identity Center",
+                    self.identity
+                );
                 Ok(())
             }
             None => Err(crate::failure::locked_meanwhile()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    const SSO: &str = r#"region = "us-east-1"
+[identities.corp]
+source = "sso"
+start_url = "https://example.awsapps.com/start"
+sso_region = "eu-west-1"
+"#;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("/cfg/config.toml"), text).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn sso_identity_and_role_parse_with_default_scope() {
+        let c = parse(&format!(
+            "{SSO}[roles.dev]\nidentity = \"corp\"\naccount_id = \"123456789012\"\nrole_name = \"Dev\"\n"
+        ))
+        .unwrap();
+        let s = c.identities["corp"].sso.as_ref().unwrap();
+        assert_eq!(s.region, "eu-west-1");
+        assert_eq!(s.scopes, vec!["sso:account:access".to_string()]);
+        let r = c.roles["dev"].sso.as_ref().unwrap();
+        assert_eq!(
+            (r.account_id.as_str(), r.role_name.as_str()),
+            ("123456789012", "Dev")
+        );
+        assert_eq!(c.roles["dev"].arn(""), "arn:aws:iam::123456789012:role/Dev");
+    }
+
+    #[test]
+    fn sso_mistakes_are_one_line_naming_the_key() {
+        let cases = [
+            (SSO.replace("source = \"sso\"\n", ""), "for source = \"sso\""),
+            (SSO.replace("\"sso\"", "\"okta\""), "identities.corp.source"),
+            (SSO.replace("https://example.awsapps.com/start", "example"), "start_url"),
+            (SSO.replace("eu-west-1", "mars"), "sso_region"),
+            (format!("{SSO}item = \"x\"\n"), "remove item"),
+            (
+                format!("{SSO}[roles.dev]\nidentity = \"corp\"\nname = \"Dev\"\n"),
+                "account_id and role_name",
+            ),
+            (
+                format!("{SSO}[roles.dev]\nidentity = \"corp\"\naccount_id = \"12\"\nrole_name = \"Dev\"\n"),
+                "roles.dev.account_id",
+            ),
+            (
+                format!("{SSO}[roles.dev]\nidentity = \"corp\"\naccount_id = \"123456789012\"\n"),
+                "roles.dev.role_name",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse(&text).unwrap_err();
+            assert!(e.contains(want), "{want:?} not in {e:?}");
+            assert!(!e.contains('\n'), "{e:?}");
+        }
+        // a 1Password identity's role may not name an SSO account
+        let op = "region = \"us-east-1\"\n[onepassword]\nitem = \"i\"\nvault = \"v\"\n\
+                  [roles.a]\naccount_id = \"123456789012\"\nrole_name = \"Dev\"\n";
+        assert!(parse(op).unwrap_err().contains("reads 1Password"));
     }
 }
