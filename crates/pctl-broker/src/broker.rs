@@ -57,7 +57,7 @@ pub struct Parts {
 
 /// The daemon's state. Cheap to share (`Arc<Broker>`).
 pub struct Broker {
-    config_path: PathBuf,
+    pub(crate) config_path: PathBuf,
     config: Mutex<ConfigCache>,
     clock: Arc<dyn Clock>,
     identities: Identities,
@@ -105,23 +105,58 @@ impl Broker {
             let m = std::fs::metadata(p).ok()?;
             Some((m.modified().ok()?, m.len()))
         };
-        let mut cache = self.config.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stamp = vec![stamp_of(&self.config_path)];
-        if let Ok(c) = &cache.loaded {
-            stamp.extend(c.includes.iter().map(|p| stamp_of(p)));
-        }
-        if cache.stamp.first().is_none_or(Option::is_none) || cache.stamp != stamp {
-            cache.loaded = Config::load(&self.config_path).map(Arc::new);
+        let (loaded, reloaded) = {
+            let mut cache = self.config.lock().unwrap_or_else(|p| p.into_inner());
+            let mut stamp = vec![stamp_of(&self.config_path)];
             if let Ok(c) = &cache.loaded {
-                stamp.truncate(1);
                 stamp.extend(c.includes.iter().map(|p| stamp_of(p)));
             }
-            cache.stamp = stamp;
-            if let Err(e) = &cache.loaded {
-                tracing::warn!("{e}");
+            let stale = cache.stamp.first().is_none_or(Option::is_none) || cache.stamp != stamp;
+            if stale {
+                cache.loaded = Config::load(&self.config_path).map(Arc::new);
+                if let Ok(c) = &cache.loaded {
+                    stamp.truncate(1);
+                    stamp.extend(c.includes.iter().map(|p| stamp_of(p)));
+                }
+                cache.stamp = stamp;
+                if let Err(e) = &cache.loaded {
+                    tracing::warn!("{e}");
+                }
+            }
+            (cache.loaded.clone(), stale)
+        };
+        if let (true, Ok(cfg)) = (reloaded, &loaded) {
+            self.lock_removed(cfg);
+        }
+        loaded
+    }
+
+    /// After a load: an identity the config no longer defines is locked
+    /// (its secrets and sessions dropped, an unlock under way refused),
+    /// logged and audited; only a config that defines it again can unlock it.
+    fn lock_removed(&self, cfg: &Config) {
+        for id in self.identities.all() {
+            if cfg.identities.contains_key(&id.name) {
+                continue;
+            }
+            let snap = id.vault.snapshot(self.clock.as_ref());
+            if snap.reason == LockReason::Removed && snap.unlocked.is_none() {
+                continue;
+            }
+            let held = snap.unlocked.is_some();
+            drop(snap);
+            self.lock_one(&id, LockReason::Removed);
+            if held {
+                tracing::warn!(
+                    "identity {} is no longer in the config {}: locked, its secrets dropped",
+                    id.name,
+                    cfg.path.display()
+                );
+                let mut rec = self.record(&Peer::default(), "lock", Issued::default());
+                rec.role = Some(format!("identity {}: removed from the config", id.name));
+                self.audit.record(rec);
             }
         }
-        cache.loaded.clone()
     }
 
     /// The longest a request may run: two `op` runs (one retry), a wait for
@@ -189,8 +224,14 @@ impl Broker {
         match name {
             None => self.lock(reason),
             Some(n) => {
-                self.config()?.identity(n)?;
-                self.lock_one(&self.identities.get(n), reason);
+                // Configured, or held from an earlier config.
+                let cfg = self.config()?;
+                let id = match (cfg.identity(n), self.identities.find(n)) {
+                    (Ok(_), _) => self.identities.get(n),
+                    (Err(_), Some(id)) => id,
+                    (Err(e), None) => return Err(e.into()),
+                };
+                self.lock_one(&id, reason);
             }
         }
         Ok(())
