@@ -42,9 +42,27 @@ pub struct Peer {
     pub exe: Option<String>,
 }
 
+/// What identifies one version of a file: modification and change times
+/// (a `chmod` or `chown` changes the latter), length, device and inode (a
+/// file renamed over it).
+type Stamp = Option<(SystemTime, i64, i64, u64, u64, u64)>;
+
+fn stamp_of(p: &std::path::Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    Some((
+        m.modified().ok()?,
+        m.ctime(),
+        m.ctime_nsec(),
+        m.len(),
+        m.dev(),
+        m.ino(),
+    ))
+}
+
 struct ConfigCache {
-    /// Modification time and length of the config and each included file.
-    stamp: Vec<Option<(SystemTime, u64)>>,
+    /// Stamps of the config and each included file.
+    stamp: Vec<Stamp>,
     loaded: Result<Arc<Config>, ConfigError>,
 }
 
@@ -99,28 +117,31 @@ impl Broker {
         }
     }
 
-    /// The current config, re-read when the file or an included file changed.
+    /// The current config, re-read when the file or an included file
+    /// changed (content, owner or mode), and at every call while it is
+    /// refused (the fix may be in a directory's mode or an include).
     pub fn config(&self) -> Result<Arc<Config>, ConfigError> {
-        let stamp_of = |p: &std::path::Path| {
-            let m = std::fs::metadata(p).ok()?;
-            Some((m.modified().ok()?, m.len()))
-        };
         let (loaded, reloaded) = {
             let mut cache = self.config.lock().unwrap_or_else(|p| p.into_inner());
             let mut stamp = vec![stamp_of(&self.config_path)];
             if let Ok(c) = &cache.loaded {
                 stamp.extend(c.includes.iter().map(|p| stamp_of(p)));
             }
-            let stale = cache.stamp.first().is_none_or(Option::is_none) || cache.stamp != stamp;
+            let stale = cache.loaded.is_err()
+                || cache.stamp.first().is_none_or(Option::is_none)
+                || cache.stamp != stamp;
             if stale {
+                let before = cache.loaded.as_ref().err().cloned();
                 cache.loaded = Config::load(&self.config_path).map(Arc::new);
                 if let Ok(c) = &cache.loaded {
                     stamp.truncate(1);
                     stamp.extend(c.includes.iter().map(|p| stamp_of(p)));
                 }
                 cache.stamp = stamp;
-                if let Err(e) = &cache.loaded {
-                    tracing::warn!("{e}");
+                match &cache.loaded {
+                    // Said once, not at every request while it stays so.
+                    Err(e) if before.as_ref() != Some(e) => tracing::warn!("{e}"),
+                    _ => {}
                 }
             }
             (cache.loaded.clone(), stale)

@@ -126,7 +126,7 @@ fn include_checks(config: &Path) -> Vec<Check> {
             ),
             Err(Refused::Untrusted(why)) => Check::fail(
                 "include",
-                format!("{} refused: {why}", p.display()),
+                format!("refused: {why}"),
                 "make it yours (or root's) and writable by you only, as said, or remove it \
                  from include",
             ),

@@ -144,9 +144,7 @@ impl Config {
                         format!("cannot read \"{name}\": {e}: fix the path or remove it from include"),
                     ))
                 }
-                Err(Refused::Untrusted(why)) => {
-                    return Err(err.at("include", format!("refusing \"{name}\": {why}")))
-                }
+                Err(Refused::Untrusted(why)) => return Err(err.at("include", why)),
             };
             let keys: toml::Table = toml_in(&name, &text)?;
             if let Some(k) = keys.keys().find(|k| !INCLUDE_KEYS.contains(&k.as_str())) {
@@ -842,8 +840,11 @@ name = "sandbox-admin"
         chmod(&team, 0o666);
         let e = Config::load(&main).unwrap_err().0;
         assert!(
-            e.starts_with(&format!("config {}: include: refusing", main.display()))
-                && e.contains(&team.display().to_string())
+            e.starts_with(&format!(
+                "config {}: include: file {}",
+                main.display(),
+                team.display()
+            )) && e.contains(&team.display().to_string())
                 && e.contains("mode 0666")
                 && e.contains("chmod go-w"),
             "{e}"

@@ -72,7 +72,7 @@ fn problem(meta: &std::fs::Metadata, path: &Path, what: &str) -> Option<String> 
         } else {
             "a config file"
         },
-        owner(me),
+        owner_name(me),
         fix.join(" && ")
     ))
 }

@@ -199,8 +199,8 @@ pub fn to_roles(profiles: &[AwsRoleProfile], existing: &View) -> Result<Import, 
         let key = role_key(&p.profile);
         pctl_protocol::names::check_name("role", &key).map_err(|e| {
             format!(
-                "[profile {}] would become [roles.{key}]: {e}, or add the role by hand",
-                pctl_protocol::names::shown(&p.profile)
+                "[profile {}] cannot be imported: {e} (the profile, or the role added by hand)",
+                pctl_protocol::text::one_line(&p.profile, 80)
             )
         })?;
         if !pctl_protocol::names::is_role_arn(&p.role_arn) {
