@@ -44,7 +44,8 @@ pub struct Peer {
 
 /// What identifies one version of a file: modification and change times
 /// (a `chmod` or `chown` changes the latter), length, device and inode (a
-/// file renamed over it).
+/// file renamed over it); of a directory: its owner, mode, device and inode
+/// (not its times, which every file saved beside the config changes).
 type Stamp = Option<(SystemTime, i64, i64, u64, u64, u64)>;
 
 fn stamp_of(p: &std::path::Path) -> Stamp {
@@ -58,6 +59,28 @@ fn stamp_of(p: &std::path::Path) -> Stamp {
         m.dev(),
         m.ino(),
     ))
+}
+
+/// The stamps of the config, each include, and the directories holding them.
+fn stamps(config: &std::path::Path, includes: &[PathBuf]) -> Vec<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let mut files = vec![config];
+    files.extend(includes.iter().map(PathBuf::as_path));
+    let mut out: Vec<Stamp> = files.iter().map(|p| stamp_of(p)).collect();
+    let mut dirs: Vec<&std::path::Path> = files.iter().filter_map(|p| p.parent()).collect();
+    dirs.dedup();
+    out.extend(dirs.iter().map(|d| {
+        let m = std::fs::metadata(d).ok()?;
+        Some((
+            SystemTime::UNIX_EPOCH,
+            i64::from(m.uid()),
+            i64::from(m.mode()),
+            0,
+            m.dev(),
+            m.ino(),
+        ))
+    }));
+    out
 }
 
 struct ConfigCache {
@@ -123,10 +146,11 @@ impl Broker {
     pub fn config(&self) -> Result<Arc<Config>, ConfigError> {
         let (loaded, reloaded) = {
             let mut cache = self.config.lock().unwrap_or_else(|p| p.into_inner());
-            let mut stamp = vec![stamp_of(&self.config_path)];
-            if let Ok(c) = &cache.loaded {
-                stamp.extend(c.includes.iter().map(|p| stamp_of(p)));
-            }
+            let includes = match &cache.loaded {
+                Ok(c) => c.includes.as_slice(),
+                Err(_) => &[],
+            };
+            let mut stamp = stamps(&self.config_path, includes);
             let stale = cache.loaded.is_err()
                 || cache.stamp.first().is_none_or(Option::is_none)
                 || cache.stamp != stamp;
@@ -134,8 +158,7 @@ impl Broker {
                 let before = cache.loaded.as_ref().err().cloned();
                 cache.loaded = Config::load(&self.config_path).map(Arc::new);
                 if let Ok(c) = &cache.loaded {
-                    stamp.truncate(1);
-                    stamp.extend(c.includes.iter().map(|p| stamp_of(p)));
+                    stamp = stamps(&self.config_path, &c.includes);
                 }
                 cache.stamp = stamp;
                 match &cache.loaded {
