@@ -154,7 +154,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     // Connections die with this task (and so with the endpoint).
     let mut conns = JoinSet::new();
     let mut refusals = Refusals::new(shared.my_uid);
-    let mut tick = tokio::time::interval(REFUSAL_LOG_INTERVAL);
+    // The first tick one interval from now (`interval` ticks at once).
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + REFUSAL_LOG_INTERVAL,
+        REFUSAL_LOG_INTERVAL,
+    );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let accepted = tokio::select! {
