@@ -6,8 +6,9 @@
 //!
 //! Under a service manager the daemon runs without `--log-file`
 //! (`shell/systemd/pctl.service` runs `pctl daemon`): it then logs to
-//! stderr, which systemd hands to the journal, whose own limits apply;
-//! launchd's `StandardErrorPath` likewise.
+//! stderr, which systemd hands to the journal, whose own limits apply. The
+//! launchd agent (`shell/launchd`) sets no `StandardErrorPath`, so nothing
+//! accumulates there.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

@@ -6,7 +6,11 @@
 //! `MADV_DONTDUMP` has no equivalent (core dumps are already off);
 //! peer credentials come from `getpeereid`/`LOCAL_PEERPID` (tokio's
 //! `peer_cred` does this) and the executable from `proc_pidpath`; the
-//! service unit is a launchd agent instead of a systemd user unit.
+//! service unit is a launchd agent instead of a systemd user unit. The
+//! owner of a loopback TCP peer (the credential endpoint's check) comes
+//! from sock_diag netlink on Linux; macOS has neither sock_diag nor a
+//! public layout for its socket table (`net.inet.tcp.pcblist_n`), so
+//! there the endpoint relies on its token alone ([`tcp_peer_scan`]).
 
 use std::path::PathBuf;
 
