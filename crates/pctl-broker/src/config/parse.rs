@@ -358,6 +358,17 @@ fn identities(
             (None | Some("item"), None) => MfaMode::Item,
             (Some("prompt"), None) => MfaMode::Prompt,
             (Some("process"), Some(argv)) if argv.first().is_some_and(|a| !a.is_empty()) => {
+                let program = &argv[0];
+                if program.contains('/') && !program.starts_with('/') {
+                    return Err(err.at(
+                        &format!("{key}.mfa_command"),
+                        format!(
+                            "{} is a relative path: give the program's absolute path, or a bare \
+                             name found on your PATH like `op`",
+                            names::shown(program)
+                        ),
+                    ));
+                }
                 MfaMode::Process(argv)
             }
             (Some("process"), _) => {
@@ -737,6 +748,13 @@ name = "sandbox-admin"
         assert!(e.contains("line 10") && e.contains("sequence"), "{e}");
         let e = with("mfa_command = [\"x\"]").unwrap_err().0;
         assert!(e.contains("only used with mfa"), "{e}");
+        let e = with("mfa = \"process\"\nmfa_command = [\"bin/ykman\"]")
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("identities.sandbox.mfa_command") && e.contains("relative path"),
+            "{e}"
+        );
     }
 
     #[test]
