@@ -133,6 +133,8 @@ def test_an_own_include_still_cannot_define_identities_or_programs(mfa_item_env,
     assert [c["level"] for c in checks] == ["ok"], checks
     assert team_path(env) in checks[0]["detail"] and "mode 0640" in checks[0]["detail"]
     assert "uid 0" in checks[0]["detail"], checks
+    main = doctor_checks(env, "config")
+    assert main[0]["level"] == "ok" and "owner root (uid 0), mode 0" in main[0]["detail"], main
 
 
 @pytest.mark.parametrize("case", ["group-writable file", "world-writable directory",

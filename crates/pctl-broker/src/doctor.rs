@@ -56,10 +56,13 @@ impl Broker {
             Ok(c) => Check::ok(
                 "config",
                 format!(
-                    "{} ({} roles, {} clusters)",
+                    "{} ({} roles, {} clusters; {})",
                     c.path.display(),
                     c.roles.len(),
-                    c.clusters.len()
+                    c.clusters.len(),
+                    crate::config::trust::verdict(&c.path)
+                        .map(|t| t.describe())
+                        .unwrap_or_else(|_| "changed since it was read".into())
                 ),
             ),
             Err(e) => Check::fail(
