@@ -24,10 +24,12 @@ SCRIPT = stack_tools.TERRAFORM_DIR / "check-signed.sh"
 # Key generation and signing in the past, for a key that has expired by now.
 PAST = "20200101T000000!"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("gpg") is None or shutil.which("git") is None,
-    reason="needs gpg and git (tests/setup.sh installs gnupg and git with apt-get)",
-)
+
+@pytest.fixture(autouse=True, scope="module")
+def tools():
+    """The real programs (tests/setup.sh installs gnupg and git with apt-get)."""
+    for name in ("gpg", "gpgconf", "git"):
+        stack_tools.require_tool(name)
 
 
 @dataclass
