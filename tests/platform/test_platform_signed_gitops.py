@@ -120,8 +120,7 @@ def test_patched_gitrepository_passes_the_recorded_crd_schema(tmp_path):
     "old, new, expected",
     [
         ("mode: HEAD", "mode: Head", "spec.verify.mode"),
-        ("secretRef:\n            name: flux-signing-keys", "secret: flux-signing-keys",
-         "'secretRef' is a required property"),
+        ("          secretRef:\n", "          secret:\n", "'secretRef' is a required property"),
     ],
     ids=["mode-enum", "no-secretref"],
 )
@@ -272,3 +271,15 @@ def test_per_pr_workflow_runs_check_signed():
                            "HEAD_SHA": "${{ github.event.pull_request.head.sha }}"}
     # The PR's own head, not the merge commit GitHub makes (which nobody signs).
     assert re.fullmatch(r'terraform/check-signed.sh "\$BASE_SHA" "\$HEAD_SHA"\s*', step["run"])
+
+
+def test_docs_cover_signers_keys_and_the_check():
+    kube = (stack_tools.KUBE_DIR / "README.md").read_text()
+    section = kube[kube.index("## Signed GitOps"):kube.index("## Offline checks")]
+    for needle in ("--quick-generate-key", "--quick-set-expire", "git merge --ff-only", "openpgp-revocs.d",
+                   "kube/signing/new-signer.asc", "terraform/check-signed.sh", "v5", "expired or revoked"):
+        assert needle in section, f"kube/README.md, Signed GitOps: no {needle}"
+    terraform = (TF / "README.md").read_text()
+    for needle in ("### Signed GitOps", "check-signed.sh origin/main HEAD", "TF_VAR_git_gpg_key_ring",
+                   "flux-system-kustomization.yaml"):
+        assert needle in terraform, f"terraform/README.md: no {needle}"
