@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -138,11 +139,24 @@ def test_patch_that_misses_the_gitrepository_is_caught(tmp_path):
     assert "verify" not in repo["spec"]
 
 
-def test_bootstrap_commits_must_be_signed(stack):
-    boot = stack.resource("flux_bootstrap_git", "this")
-    pre = stack_hcl.block(stack_hcl.block(boot["lifecycle"])["precondition"])
-    assert pre["condition"] == "${var.git_gpg_key_ring != null}"
-    assert "kube/signing" in pre["error_message"]
+@pytest.mark.parametrize("key_ring, warned", [(None, True), ("/run/user/1000/flux-gpg.asc", False)],
+                         ids=["unsigned-warns", "signed-quiet"])
+def test_plan_warns_when_bootstrap_commits_would_be_unsigned(tmp_path, key_ring, warned):
+    """The check block of flux.tf, planned by terraform with variables.tf."""
+    terraform = stack_tools.require_tool("terraform")
+    text = (TF / "flux.tf").read_text()
+    (tmp_path / "check.tf").write_text(hcl_block(text, text.index('check "flux_bootstrap_commits_are_signed"')))
+    shutil.copy(TF / "variables.tf", tmp_path / "variables.tf")
+    proc = stack_tools.run([terraform, "init", "-input=false", "-backend=false"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    args = [terraform, "plan", "-input=false", "-lock=false", "-no-color", "-var", 'operator_cidrs=["203.0.113.10/32"]',
+            "-var", "git_url=https://example.com/r.git", "-var", "git_token=x"]
+    if key_ring:
+        args += ["-var", f"git_gpg_key_ring={key_ring}"]
+    proc = stack_tools.run(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # a warning, never an error
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert ("must be signed: set TF_VAR_git_gpg_key_ring" in out) is warned, out
 
 
 # --------------------------------------------------------------------------
