@@ -95,16 +95,23 @@ refuse() {
 # public key (Flux reads every value of the Secret as a key ring and fails all
 # verifications when one cannot be read) and a valid Secret key name.
 head_fprs=$'\n'
+armor_begin="-----BEGIN PGP PUBLIC KEY BLOCK-----"
 while IFS= read -r -d '' path; do
   name="${path#"$keydir/"}"
+  shown="$(one_line "$path")"
   blob="$(git cat-file blob "$head:$path")"
+  rest="${blob#*"$armor_begin"}"
   if [[ ! "$name" =~ ^[-._A-Za-z0-9]+$ ]]; then
-    refuse "$path at HEAD_REF: the name is not a valid Secret key; use letters, digits, '-', '_' and '.'"
+    refuse "$shown at HEAD_REF: the name is not a valid Secret key; use letters, digits, '-', '_' and '.'"
   elif [[ "$blob" == *"PRIVATE KEY BLOCK"* ]]; then
-    refuse "$path at HEAD_REF: holds a PRIVATE key; remove it from the history and revoke that key"
+    refuse "$shown at HEAD_REF: holds a PRIVATE key; remove it from the history and revoke that key"
+  elif [[ "$rest" == *"$armor_begin"* ]]; then
+    # Flux decodes the first armored block only; export several keys as one
+    # block (gpg --armor --export FPR1 FPR2) or, better, one file per signer.
+    refuse "$shown at HEAD_REF: holds more than one armored block, and Flux reads only the first; one key per file"
   else
     fprs="$(fingerprints "$head" "$path")"
-    [[ -n "$fprs" ]] || refuse "$path at HEAD_REF: no OpenPGP public key gpg can read (export with gpg --armor --export <fingerprint>)"
+    [[ -n "$fprs" ]] || refuse "$shown at HEAD_REF: no OpenPGP public key gpg can read (export with gpg --armor --export <fingerprint>)"
     head_fprs+="$fprs"$'\n'
   fi
 done < <(key_files "$head")

@@ -70,8 +70,9 @@ resource "kubernetes_secret_v1" "flux_signing_keys" {
       error_message = "A file name in kube/signing is not a valid Secret key: use only letters, digits, '-', '_' and '.' (e.g. alice.asc)."
     }
     precondition {
-      condition     = alltrue([for key in values(local.flux_signing_keys) : strcontains(key, "-----BEGIN PGP PUBLIC KEY BLOCK-----") && !strcontains(key, "PRIVATE KEY BLOCK")])
-      error_message = "Every kube/signing/*.asc must be an armored OpenPGP public key (gpg --armor --export) and nothing else: Flux fails every verification when one cannot be read, and a private key must never be committed (if one was, revoke that key)."
+      # Flux reads only the first armored block of each value.
+      condition     = alltrue([for key in values(local.flux_signing_keys) : length(regexall("-----BEGIN PGP PUBLIC KEY BLOCK-----", key)) == 1 && !strcontains(key, "PRIVATE KEY BLOCK")])
+      error_message = "Every kube/signing/*.asc must be one armored OpenPGP public key block (gpg --armor --export) and nothing else: Flux fails every verification when one cannot be read, reads only the first block of a file, and a private key must never be committed (if one was, revoke that key)."
     }
   }
 }

@@ -263,13 +263,13 @@ def test_the_first_keys_are_taken_from_head_when_base_has_none(tmp_path, signers
          "no OpenPGP public key gpg can read"),
         ("leak.asc", "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxx\n-----END PGP PRIVATE KEY BLOCK-----\n",
          "holds a PRIVATE key"),
-        ("my key.asc", None, "not a valid Secret key"),
+        ("my key.asc", "{mallory}", "not a valid Secret key"),
+        ("two.asc", "{mallory}{bob}", "more than one armored block, and Flux reads only the first"),
     ],
-    ids=["unreadable", "private-key", "bad-name"],
+    ids=["unreadable", "private-key", "bad-name", "two-blocks"],
 )
 def test_bad_key_files_are_refused(repo, signers, name, text, reason):
-    if text is None:
-        text = signers["mallory"].public_key()
+    text = text.replace("{mallory}", signers["mallory"].public_key()).replace("{bob}", signers["bob"].public_key())
     repo.commit("key file", {f"kube/signing/{name}": text}, signers["alice"])
     proc = repo.check()
     assert proc.returncode == 1

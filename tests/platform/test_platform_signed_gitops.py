@@ -258,14 +258,16 @@ def test_secret_of_the_repository_matches_its_key_files(tmp_path):
     [
         ({}, "kube/signing holds no *.asc public key"),
         ({"alice.asc": "-----BEGIN PGP PRIVATE KEY BLOCK-----\nxx\n-----END PGP PRIVATE KEY BLOCK-----\n"},
-         "must be an armored OpenPGP public key"),
-        ({"bob.asc": "ssh-ed25519 AAAAC3 bob"}, "must be an armored OpenPGP public key"),
+         "must be one armored OpenPGP public key block"),
+        ({"bob.asc": "ssh-ed25519 AAAAC3 bob"}, "must be one armored OpenPGP public key block"),
         ({"my key.asc": "{alice}"}, "not a valid Secret key"),
+        ({"both.asc": "{alice}{bob}"}, "reads only the first block of a file"),
     ],
-    ids=["no-keys", "private-key", "not-openpgp", "bad-name"],
+    ids=["no-keys", "private-key", "not-openpgp", "bad-name", "two-blocks"],
 )
 def test_secret_preconditions_refuse_bad_key_files(tmp_path, public_keys, files, message):
-    files = {name: text.replace("{alice}", public_keys["alice.asc"]) for name, text in files.items()}
+    files = {name: text.replace("{alice}", public_keys["alice.asc"]).replace("{bob}", public_keys["bob.asc"])
+             for name, text in files.items()}
     proc = terraform_eval(tmp_path, files)
     assert proc.returncode != 0, proc.stdout
     assert message in " ".join((proc.stdout + proc.stderr).split())
