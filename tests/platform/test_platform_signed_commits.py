@@ -277,6 +277,21 @@ def test_bad_key_files_are_refused(repo, signers, name, text, reason):
                for line in proc.stderr.splitlines()), proc.stderr
 
 
+def test_ssh_signed_commit_is_refused(repo, tmp_path):
+    # Flux 2.8's source-controller verifies OpenPGP signatures only.
+    keygen = stack_tools.require_tool("ssh-keygen")
+    key = tmp_path / "id_ed25519"
+    subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, capture_output=True,
+                   timeout=30)
+    repo.write("kube/x.yaml", "x: 1\n")
+    repo.git("add", "kube/x.yaml")
+    repo.git("-c", "gpg.format=ssh", "-c", f"user.signingkey={key}", "commit", "-q", "-S", "-m", "ssh-signed")
+    proc = repo.check()
+    assert proc.returncode == 1
+    lines = refused_lines(proc)
+    assert len(lines) == 1 and "not with OpenPGP" in lines[0], proc.stderr
+
+
 def test_merge_commits_are_checked_against_their_first_parent(repo, signers):
     repo.git("checkout", "-q", "-b", "topic")
     repo.commit("topic change", {"kube/t.yaml": "t: 1\n"}, signers["bob"])
