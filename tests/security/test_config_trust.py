@@ -166,7 +166,9 @@ def test_files_and_directories_others_can_write_are_refused(auth_env, tmp_path, 
         named, mode = str(open_dir), "mode 1777"
     # the change is noticed at the next request: no restart, no edit of the config
     r = env.run("credential-process", "--role", "viewer")
-    rig.assert_pctl_error(r, named, mode, "chmod go-w")
+    # a shared sticky directory (like /tmp) is not to be chmod-ed: the fix is to move the file
+    fix = "move the file into a directory of yours" if mode == "mode 1777" else "chmod go-w"
+    rig.assert_pctl_error(r, named, mode, fix)
     # and the fix the message names is enough
     os.chmod(conf_dir, 0o700)
     os.chmod(env.config_path, 0o600)

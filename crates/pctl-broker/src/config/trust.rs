@@ -53,17 +53,26 @@ fn problem(meta: &std::fs::Metadata, path: &Path, what: &str) -> Option<String> 
     if !bad_owner && !bad_mode {
         return None;
     }
-    let mut fix = Vec::new();
-    if bad_owner {
-        fix.push(format!("chown {} {}", owner_name(me), path.display()));
-    }
-    if bad_mode {
-        fix.push(format!("chmod go-w {}", path.display()));
-    }
+    let shared = what == "directory" && meta.mode() & 0o1000 != 0;
+    let fix = if shared {
+        // /tmp and the like: shared on purpose, never to be chmod-ed.
+        "move the file into a directory of yours that others cannot write \
+         (e.g. ~/.config/pctl)"
+            .to_string()
+    } else {
+        let mut cmds = Vec::new();
+        if bad_owner {
+            cmds.push(format!("chown {} {}", owner_name(me), path.display()));
+        }
+        if bad_mode {
+            cmds.push(format!("chmod go-w {}", path.display()));
+        }
+        format!("run `{}`", cmds.join(" && "))
+    };
     Some(format!(
         "{what} {} is owned by {}, mode {:04o}: {} must be owned by you ({}) or root and \
          writable by its owner only, so that no other account can change what pctl runs: \
-         run `{}`",
+         {fix}",
         path.display(),
         owner(meta.uid()),
         meta.mode() & 0o7777,
@@ -73,7 +82,6 @@ fn problem(meta: &std::fs::Metadata, path: &Path, what: &str) -> Option<String> 
             "a config file"
         },
         owner_name(me),
-        fix.join(" && ")
     ))
 }
 
@@ -245,7 +253,12 @@ mod tests {
         let Err(Refused::Untrusted(e)) = read_trusted(&link) else {
             panic!("the target's directory was not checked")
         };
-        assert!(e.contains(&open.display().to_string()), "{e}");
+        assert!(
+            e.contains(&open.display().to_string())
+                && e.contains("mode 1777")
+                && e.contains("move the file"),
+            "{e}"
+        );
         // target private, link in a world-writable directory
         chmod(&open, 0o700);
         let target2 = safe.join("real2.toml");
