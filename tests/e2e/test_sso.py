@@ -261,3 +261,26 @@ def test_sso_roles_lists_every_page(env):
     assert {(r["account_id"], r["role_name"]) for r in js} == {
         (a["accountId"], r) for a in ACCOUNTS for r in a["roles"]}
     assert len(env.sso.records("ListAccounts")) == 4  # 3 accounts, 2 a page, twice
+
+
+def test_sso_roles_serve_exec_the_credential_endpoint_and_eks_tokens(env, aws_cli):
+    env.write_config(text=CONFIG + '\n[clusters.platform]\nrole = "dev"\n')
+    approve(env, "unlock")
+    r = env.ok("exec", "--role", "dev", "--", aws_cli, "sts", "get-caller-identity",
+               "--output", "json", "--region", "us-east-1")
+    assert json.loads(r.stdout)["Arn"] == DEV_ARN
+    r = env.ok("exec", "--server", "--role", "ro", "--", aws_cli, "sts", "get-caller-identity",
+               "--output", "json", "--region", "us-east-1")
+    assert json.loads(r.stdout)["Arn"] == RO_ARN
+    tok = json.loads(env.ok("eks", "token", "--cluster", "platform").stdout)["status"]["token"]
+    # the token is presigned with the Dev role session GetRoleCredentials gave
+    dev = json.loads(env.ok("credential-process", "--role", "dev").stdout)
+    cred = rig.token_params(tok)["X-Amz-Credential"]
+    assert cred.startswith(dev["AccessKeyId"] + "/"), cred
+    st = env.status()  # status shows the signed-in identity, never a token
+    assert not st["locked"], st
+    text = json.dumps(st)
+    for values in env.sso.secrets().values():
+        assert not any(v in text for v in values)
+    assert rig.token_params(tok)["X-Amz-Security-Token"] == dev["SessionToken"]
+    assert env.sso.state()["counts"]["StartDeviceAuthorization"] == 1
