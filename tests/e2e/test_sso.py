@@ -284,3 +284,17 @@ def test_sso_roles_serve_exec_the_credential_endpoint_and_eks_tokens(env, aws_cl
         assert not any(v in text for v in values)
     assert rig.token_params(tok)["X-Amz-Security-Token"] == dev["SessionToken"]
     assert env.sso.state()["counts"]["StartDeviceAuthorization"] == 1
+
+
+def test_init_from_aws_config_carries_sso_sessions_and_profiles(env):
+    aws = os.path.join(env.home, "aws-config")
+    with open(aws, "w") as f:
+        f.write(f"[sso-session corp]\nsso_start_url = {sso_rig.START_URL}\nsso_region = us-east-1\n"
+                f"sso_registration_scopes = sso:account:access\n\n[profile dev]\nsso_session = corp\n"
+                f"sso_account_id = {rig.ACCOUNT_ID}\nsso_role_name = Dev\nregion = us-east-1\n")
+    os.remove(env.config_path)
+    env.ok("init", "--from-aws-config", aws, "--write")
+    text = open(env.config_path).read()
+    assert 'source = "sso"' in text and "[roles.dev]" in text, text
+    out, _, _ = approve(env, "credential-process", "--role", "dev")
+    assert json.loads(out)["AccessKeyId"].startswith("ASIA")

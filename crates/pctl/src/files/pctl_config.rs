@@ -16,6 +16,9 @@ pub struct View {
     pub roles: BTreeMap<String, RoleView>,
     #[serde(default)]
     pub clusters: BTreeMap<String, ClusterView>,
+    /// Only the names matter to the client (an import skips existing ones).
+    #[serde(default)]
+    pub identities: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
