@@ -50,6 +50,13 @@ def sso_moto(tmp_path_factory):
     m = rig.Moto(str(tmp_path_factory.mktemp("moto-sso")), "sso").start()
     try:
         m.sso_keys = sso_rig.setup_sso_moto(m)
+        # a role assumed from the Dev session (role chaining), trusting the account
+        m.client("iam").create_role(RoleName="Chained", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "sts:AssumeRole",
+                "Principal": {"AWS": [f"arn:aws:iam::{rig.ACCOUNT_ID}:role/Dev",
+                                      f"arn:aws:sts::{rig.ACCOUNT_ID}:assumed-role/Dev/sso-user"]}
+            }]}))
         m.set_auth(True)
         yield m
     finally:
@@ -298,3 +305,42 @@ def test_init_from_aws_config_carries_sso_sessions_and_profiles(env):
     assert 'source = "sso"' in text and "[roles.dev]" in text, text
     out, _, _ = approve(env, "credential-process", "--role", "dev")
     assert json.loads(out)["AccessKeyId"].startswith("ASIA")
+
+
+def test_chained_role_from_an_sso_role_sends_external_id(env, recording_proxy):
+    proxy = recording_proxy(env.moto.url)
+    env.env["AWS_ENDPOINT_URL_STS"] = proxy.url
+    env.write_config(text=CONFIG + f"""
+[roles.chained]
+source_role = "dev"
+arn = "arn:aws:iam::{rig.ACCOUNT_ID}:role/Chained"
+external_id = "team-ext-42"
+""")
+    out, _, _ = approve(env, "credential-process", "--role", "chained")
+    cp = json.loads(out)
+    sts = env.moto.client("sts", cp["AccessKeyId"], cp["SecretAccessKey"], cp["SessionToken"])
+    assert sts.get_caller_identity()["Arn"] == (
+        f"arn:aws:sts::{rig.ACCOUNT_ID}:assumed-role/Chained/pctl")
+    calls = proxy.actions("AssumeRole")
+    assert len(calls) == 1, calls
+    p = calls[0]["params"]
+    assert p["RoleArn"].endswith(":role/Chained") and p["ExternalId"] == "team-ext-42", p
+    assert int(p["DurationSeconds"]) <= 3600
+    # the source session came from Identity Center, signed in once
+    assert env.sso.state()["counts"]["GetRoleCredentials"] == 1
+
+
+@pytest.mark.parametrize("extra, want", [
+    ('[roles.a]\nsource_role = "b"\narn = "arn:aws:iam::123456789012:role/A"\n'
+     '[roles.b]\nsource_role = "a"\narn = "arn:aws:iam::123456789012:role/B"\n', "a -> b -> a"),
+    ('[roles.a]\nsource_role = "dev"\narn = "arn:aws:iam::123456789012:role/A"\n'
+     'duration = "2h"\n', "one hour"),
+    ('[roles.a]\nsource_role = "nope"\narn = "arn:aws:iam::123456789012:role/A"\n',
+     'no role "nope"'),
+])
+def test_bad_chains_are_refused_naming_the_chain(env, extra, want):
+    env.write_config(text=CONFIG + extra)
+    r = env.run("credential-process", "--role", "dev")
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("pctl: ") and want in last, r.stderr

@@ -617,6 +617,13 @@ impl Broker {
                 .sso
                 .as_ref()
                 .map(|s| (s.account_id.clone(), s.role_name.clone())),
+            // validated acyclic: the recursion ends at the chain's root
+            source: role
+                .source_role
+                .as_ref()
+                .and_then(|s| cfg.roles.get(s))
+                .map(|r| Box::new(Self::role_spec(cfg, r, u))),
+            external_id: role.external_id.clone(),
         }
     }
 

@@ -47,6 +47,9 @@ pub struct RoleSpec {
     pub region: String,
     /// An `sso` identity's role: (account ID, role name) for GetRoleCredentials.
     pub sso: Option<(String, String)>,
+    /// A chained role: assumed with this role's session.
+    pub source: Option<Box<RoleSpec>>,
+    pub external_id: Option<String>,
 }
 
 impl RoleSpec {
@@ -259,8 +262,18 @@ impl Issuer {
         self.tokens.clear();
     }
 
-    /// A session of `role` with more than `min_left` to live.
-    pub async fn role_session(
+    /// A session of `role` with more than `min_left` to live (boxed: a
+    /// chained role's session is built through its source's).
+    pub fn role_session<'a>(
+        self: &'a Arc<Self>,
+        u: &'a Arc<Unlocked>,
+        role: &'a RoleSpec,
+        min_left: Duration,
+    ) -> crate::BoxFuture<'a, Result<(Arc<RoleSession>, bool), Failure>> {
+        Box::pin(self.role_session_inner(u, role, min_left))
+    }
+
+    async fn role_session_inner(
         self: &Arc<Self>,
         u: &Arc<Unlocked>,
         role: &RoleSpec,
@@ -287,8 +300,8 @@ impl Issuer {
     }
 
     async fn assume(
-        &self,
-        u: &Unlocked,
+        self: &Arc<Self>,
+        u: &Arc<Unlocked>,
         role: &RoleSpec,
         min_left: Duration,
     ) -> Result<RoleSession, Failure> {
@@ -299,6 +312,22 @@ impl Issuer {
             ));
         }
         let session = match (&role.sso, &u.sso) {
+            _ if role.source.is_some() => {
+                let src = role.source.as_deref().expect("checked");
+                // a chain is assumed through its source's cache
+                let (from, _) = self.role_session(u, src, src.credentials_margin()).await?;
+                self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
+                self.sts
+                    .assume_role_external(
+                        &role.region,
+                        &from.session,
+                        &role.arn,
+                        &role.session_name,
+                        role.duration.min(Duration::from_secs(3600)),
+                        role.external_id.as_deref(),
+                    )
+                    .await?
+            }
             (Some((account, name)), Some(signed)) => {
                 self.stats.sso_role_credentials.fetch_add(1, Ordering::Relaxed);
                 signed.role_session(account, name).await?
@@ -315,12 +344,13 @@ impl Issuer {
             (None, None) => {
                 self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
                 self.sts
-                    .assume_role(
+                    .assume_role_external(
                         &role.region,
                         &u.base,
                         &role.arn,
                         &role.session_name,
                         role.duration,
+                        role.external_id.as_deref(),
                     )
                     .await?
             }

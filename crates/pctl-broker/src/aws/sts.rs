@@ -33,6 +33,21 @@ pub trait Sts: Send + Sync {
         session_name: &'a str,
         duration: Duration,
     ) -> BoxFuture<'a, Result<Session, AwsError>>;
+
+    /// AssumeRole sending `ExternalId` when given. The default (for fakes
+    /// that do not look at it) is [`Sts::assume_role`].
+    fn assume_role_external<'a>(
+        &'a self,
+        region: &'a str,
+        from: &'a Session,
+        role_arn: &'a str,
+        session_name: &'a str,
+        duration: Duration,
+        external_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Session, AwsError>> {
+        let _ = external_id;
+        self.assume_role(region, from, role_arn, session_name, duration)
+    }
 }
 
 /// STS through the AWS SDK.
@@ -59,6 +74,30 @@ impl SdkSts {
 }
 
 impl Sts for SdkSts {
+    fn assume_role_external<'a>(
+        &'a self,
+        region: &'a str,
+        from: &'a Session,
+        role_arn: &'a str,
+        session_name: &'a str,
+        duration: Duration,
+        external_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Session, AwsError>> {
+        Box::pin(async move {
+            let client = self.client(region, from.provider()).await;
+            let out = client
+                .assume_role()
+                .role_arn(role_arn)
+                .role_session_name(session_name)
+                .duration_seconds(duration.as_secs() as i32)
+                .set_external_id(external_id.map(str::to_string))
+                .send()
+                .await
+                .map_err(|e| sts_error("AssumeRole", role_arn, e))?;
+            session_from(out.credentials())
+        })
+    }
+
     fn get_session_token<'a>(
         &'a self,
         region: &'a str,

@@ -147,6 +147,10 @@ pub struct RoleConfig {
     pub session_name: String,
     /// `account_id` + `role_name` of an `sso` identity.
     pub sso: Option<SsoRoleConfig>,
+    /// Assumed from this role's session (a chain), not from the identity.
+    pub source_role: Option<String>,
+    /// ExternalId sent with AssumeRole.
+    pub external_id: Option<String>,
 }
 
 impl RoleConfig {
@@ -264,6 +268,8 @@ impl Config {
             duration: std::time::Duration::from_secs(3600),
             session_name: "pctl".into(),
             sso: None,
+            source_role: None,
+            external_id: None,
         };
         let cluster = ClusterConfig {
             key: a.name.clone(),

@@ -88,6 +88,10 @@ struct RawRole {
     account_id: Option<String>,
     /// and the permission set's role name.
     role_name: Option<String>,
+    /// Assume this role from another role's session (AWS config's source_profile).
+    source_role: Option<String>,
+    /// Sent as ExternalId with AssumeRole.
+    external_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -561,6 +565,50 @@ fn sso_role(
     }))
 }
 
+/// Gives each chained role (`source_role`) the identity at the root of its
+/// chain; an unknown source or a cycle is refused, naming the chain.
+fn resolve_chains(roles: &mut BTreeMap<String, RoleConfig>) -> Result<(), ConfigError> {
+    let keys: Vec<String> = roles
+        .iter()
+        .filter(|(_, r)| r.source_role.is_some())
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in keys {
+        let mut chain = vec![key.clone()];
+        let mut cur = roles[&key].source_role.clone();
+        let identity = loop {
+            let Some(src) = cur else {
+                unreachable!("chained roles have a source")
+            };
+            let Some(r) = roles.get(&src) else {
+                let file = &roles[&key].file;
+                return Err(ConfigError(format!(
+                    "config {file}: roles.{}.source_role: no role \"{src}\" (configured: {})",
+                    chain.last().map(String::as_str).unwrap_or_default(),
+                    roles.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            };
+            if chain.contains(&src) || chain.len() > roles.len() {
+                chain.push(src);
+                return Err(ConfigError(format!(
+                    "config {}: roles.{key}.source_role: the chain {} is a cycle: end it at a role with an identity",
+                    roles[&key].file,
+                    chain.join(" -> ")
+                )));
+            }
+            chain.push(src.clone());
+            match &r.source_role {
+                Some(next) => cur = Some(next.clone()),
+                None => break r.identity.clone(),
+            }
+        };
+        if let Some(r) = roles.get_mut(&key) {
+            r.identity = identity;
+        }
+    }
+    Ok(())
+}
+
 fn roles(
     raw: BTreeMap<String, (String, RawRole)>,
     identities: &BTreeMap<String, IdentityConfig>,
@@ -570,7 +618,10 @@ fn roles(
         let err = &Errors { file: &file };
         let k = format!("roles.{key}");
         let known = || identities.keys().cloned().collect::<Vec<_>>().join(", ");
+        let chained = r.source_role.is_some();
         let identity = match r.identity.clone() {
+            // a chained role's identity is its source's (resolved below)
+            _ if chained => String::new(),
             Some(i) if identities.contains_key(&i) => i,
             Some(i) => {
                 return Err(err.at(
@@ -590,7 +641,31 @@ fn roles(
                 ))
             }
         };
-        let sso = sso_role(err, &k, &r, &identities[&identity])?;
+        let sso = if chained {
+            if r.arn.is_none()
+                || r.name.is_some()
+                || r.account_id.is_some()
+                || r.role_name.is_some()
+                || r.identity.is_some()
+            {
+                return Err(err.at(
+                    &k,
+                    "a role with source_role needs arn = \"arn:aws:iam::ACCOUNT:role/NAME\" \
+                     (and no name, identity, account_id or role_name: it uses its source's identity)",
+                ));
+            }
+            None
+        } else {
+            sso_role(err, &k, &r, &identities[&identity])?
+        };
+        if let Some(x) = &r.external_id {
+            if x.len() < 2
+                || x.len() > 1224
+                || x.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                return Err(err.at(&format!("{k}.external_id"), "2-1224 characters, no spaces"));
+            }
+        }
         match (&r.name, &r.arn) {
             _ if sso.is_some() => {}
             (None, None) => {
@@ -619,6 +694,12 @@ fn roles(
             _ => {}
         }
         let duration = err.duration(&format!("{k}.duration"), r.duration, "1h")?;
+        if chained && duration > Duration::from_secs(3600) {
+            return Err(err.at(
+                &format!("{k}.duration"),
+                "a chained role (source_role) gets at most 1h: AWS caps role chaining at one hour",
+            ));
+        }
         if !(Duration::from_secs(900)..=Duration::from_secs(12 * 3600)).contains(&duration) {
             return Err(err.at(
                 &format!("{k}.duration"),
@@ -648,9 +729,12 @@ fn roles(
                 duration,
                 session_name,
                 sso,
+                source_role: r.source_role.clone(),
+                external_id: r.external_id.clone(),
             },
         );
     }
+    resolve_chains(&mut roles)?;
     Ok(roles)
 }
 
