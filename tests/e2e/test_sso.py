@@ -344,3 +344,28 @@ def test_bad_chains_are_refused_naming_the_chain(env, extra, want):
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("pctl: ") and want in last, r.stderr
+
+
+def test_role_options_source_identity_tags_and_region(env, recording_proxy):
+    proxy = recording_proxy(env.moto.url)
+    env.env["AWS_ENDPOINT_URL_STS"] = proxy.url
+    env.write_config(text=CONFIG + f"""
+[roles.tagged]
+source_role = "dev"
+arn = "arn:aws:iam::{rig.ACCOUNT_ID}:role/Chained"
+region = "eu-west-1"
+source_identity = "alice@example.com"
+tags = {{ team = "platform", cost = "42" }}
+transitive_tags = ["team"]
+""")
+    out, _, _ = approve(env, "env", "--role", "tagged")
+    assert "eu-west-1" in out, out
+    p = proxy.actions("AssumeRole")[0]["params"]
+    assert p["SourceIdentity"] == "alice@example.com", p
+    tags = {p[f"Tags.member.{i}.Key"]: p[f"Tags.member.{i}.Value"] for i in (1, 2)}
+    assert tags == {"team": "platform", "cost": "42"}, p
+    assert p["TransitiveTagKeys.member.1"] == "team", p
+    # options that only AssumeRole takes are refused on an Identity Center role
+    env.write_config(text=CONFIG.replace('role_name = "Dev"', 'role_name = "Dev"\nexternal_id = "xx"'))
+    r = env.run("credential-process", "--role", "dev")
+    assert r.returncode != 0 and "GetRoleCredentials" in r.stderr.strip().splitlines()[-1]

@@ -612,7 +612,7 @@ impl Broker {
             arn: role.arn(&u.account_id),
             session_name: role.session_name.clone(),
             duration: role.duration,
-            region: cfg.region.clone(),
+            region: role.region.clone().unwrap_or_else(|| cfg.region.clone()),
             sso: role
                 .sso
                 .as_ref()
@@ -623,7 +623,16 @@ impl Broker {
                 .as_ref()
                 .and_then(|s| cfg.roles.get(s))
                 .map(|r| Box::new(Self::role_spec(cfg, r, u))),
-            external_id: role.external_id.clone(),
+            extras: crate::aws::sts::AssumeExtras {
+                external_id: role.external_id.clone(),
+                source_identity: role.source_identity.clone(),
+                tags: role
+                    .tags
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                transitive_tags: role.transitive_tags.clone(),
+            },
         }
     }
 
@@ -664,7 +673,7 @@ impl Broker {
                 .map(|t| t.expose().to_string())
                 .unwrap_or_default(),
             expiration: rfc3339(rs.session.expiration),
-            region: cfg.region.clone(),
+            region: spec.region.clone(),
         })
     }
 

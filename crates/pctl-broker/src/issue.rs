@@ -49,7 +49,8 @@ pub struct RoleSpec {
     pub sso: Option<(String, String)>,
     /// A chained role: assumed with this role's session.
     pub source: Option<Box<RoleSpec>>,
-    pub external_id: Option<String>,
+    /// ExternalId, SourceIdentity, session tags.
+    pub extras: crate::aws::sts::AssumeExtras,
 }
 
 impl RoleSpec {
@@ -324,7 +325,7 @@ impl Issuer {
                         &role.arn,
                         &role.session_name,
                         role.duration.min(Duration::from_secs(3600)),
-                        role.external_id.as_deref(),
+                        &role.extras,
                     )
                     .await?
             }
@@ -350,7 +351,7 @@ impl Issuer {
                         &role.arn,
                         &role.session_name,
                         role.duration,
-                        role.external_id.as_deref(),
+                        &role.extras,
                     )
                     .await?
             }

@@ -151,6 +151,14 @@ pub struct RoleConfig {
     pub source_role: Option<String>,
     /// ExternalId sent with AssumeRole.
     pub external_id: Option<String>,
+    /// This role's region (default: the config's).
+    pub region: Option<String>,
+    /// SourceIdentity sent with AssumeRole.
+    pub source_identity: Option<String>,
+    /// Session tags sent with AssumeRole.
+    pub tags: BTreeMap<String, String>,
+    /// Which of `tags` pass on to a chained role.
+    pub transitive_tags: Vec<String>,
 }
 
 impl RoleConfig {
@@ -270,6 +278,10 @@ impl Config {
             sso: None,
             source_role: None,
             external_id: None,
+            region: None,
+            source_identity: None,
+            tags: BTreeMap::new(),
+            transitive_tags: Vec::new(),
         };
         let cluster = ClusterConfig {
             key: a.name.clone(),

@@ -92,6 +92,16 @@ struct RawRole {
     source_role: Option<String>,
     /// Sent as ExternalId with AssumeRole.
     external_id: Option<String>,
+    /// The role's own region (credentials, STS, EKS tokens).
+    region: Option<String>,
+    /// Sent as SourceIdentity with AssumeRole.
+    source_identity: Option<String>,
+    /// Session tags.
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    /// Tag keys that pass on to chained roles.
+    #[serde(default)]
+    transitive_tags: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -658,6 +668,50 @@ fn roles(
         } else {
             sso_role(err, &k, &r, &identities[&identity])?
         };
+        if sso.is_some()
+            && (r.external_id.is_some() || r.source_identity.is_some() || !r.tags.is_empty())
+        {
+            return Err(err.at(
+                &k,
+                "external_id, source_identity and tags go with AssumeRole; an IAM Identity Center role gets its session from GetRoleCredentials: chain a role from it (source_role) to use them",
+            ));
+        }
+        if let Some(region) = &r.region {
+            names::check_region(region).map_err(|w| err.at(&format!("{k}.region"), w))?;
+        }
+        if let Some(s) = &r.source_identity {
+            if s.len() < 2
+                || s.len() > 64
+                || !s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
+            {
+                return Err(err.at(
+                    &format!("{k}.source_identity"),
+                    "2-64 characters of letters, digits and +=,.@-_",
+                ));
+            }
+        }
+        if r.tags.len() > 50 {
+            return Err(err.at(&format!("{k}.tags"), "at most 50 session tags"));
+        }
+        for (tk, tv) in &r.tags {
+            if tk.is_empty() || tk.len() > 128 || tv.len() > 256 || tk.starts_with("aws:") {
+                return Err(err.at(
+                    &format!("{k}.tags"),
+                    format!(
+                        "tag {:?}: keys are 1-128 characters (not aws:...), values at most 256",
+                        names::shown(tk)
+                    ),
+                ));
+            }
+        }
+        if let Some(t) = r.transitive_tags.iter().find(|t| !r.tags.contains_key(*t)) {
+            return Err(err.at(
+                &format!("{k}.transitive_tags"),
+                format!("{:?} is not a key of tags", names::shown(t)),
+            ));
+        }
         if let Some(x) = &r.external_id {
             if x.len() < 2
                 || x.len() > 1224
@@ -731,6 +785,10 @@ fn roles(
                 sso,
                 source_role: r.source_role.clone(),
                 external_id: r.external_id.clone(),
+                region: r.region.clone(),
+                source_identity: r.source_identity.clone(),
+                tags: r.tags.clone(),
+                transitive_tags: r.transitive_tags.clone(),
             },
         );
     }
