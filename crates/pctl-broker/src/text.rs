@@ -3,24 +3,8 @@
 
 /// One line, no control characters (escape sequences, CR, Unicode line
 /// breaks), trimmed, at most `max` characters (an ellipsis marks a cut).
-pub fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
-    let t = flat.trim();
-    let mut out: String = t.chars().take(max).collect();
-    if t.chars().count() > max {
-        out.push('…');
-    }
-    out
-}
+/// The rule lives in the protocol crate, shared with the client.
+pub use pctl_protocol::op::one_line;
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@
 
 pub mod connection;
 pub mod dirs;
+pub mod op;
 pub mod op_path;
 pub mod peer;
 
