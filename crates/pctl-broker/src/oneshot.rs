@@ -67,7 +67,9 @@ pub async fn start(target: Zeroizing<String>, life: Duration) -> Result<String, 
     let unavailable = |what: &str, e: std::io::Error| {
         Failure(
             ErrorKind::Unavailable,
-            format!("cannot {what} for the sign-in link ({e}): retry, or use `pctl login --stdout`"),
+            format!(
+                "cannot {what} for the sign-in link ({e}): retry, or use `pctl login --stdout`"
+            ),
         )
     };
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -127,7 +129,11 @@ async fn serve(listener: TcpListener, addr: SocketAddr, shared: Arc<Shared>, lif
     })
     .await;
     conns.abort_all();
-    shared.target.lock().unwrap_or_else(|p| p.into_inner()).take();
+    shared
+        .target
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
     let refused = shared.refused.load(Ordering::Relaxed);
     if refused > 0 {
         tracing::warn!(%addr, "sign-in link: refused {refused} connection(s) from other users");
@@ -256,7 +262,10 @@ mod tests {
         assert!(!url.contains("t0k"));
         // a wrong path and a HEAD use nothing up
         let wrong = format!("{}x", url);
-        assert!(get(&wrong, "GET").await.unwrap().starts_with("HTTP/1.1 404"));
+        assert!(get(&wrong, "GET")
+            .await
+            .unwrap()
+            .starts_with("HTTP/1.1 404"));
         assert!(get(&url, "HEAD").await.unwrap().starts_with("HTTP/1.1 405"));
         let first = get(&url, "GET").await.unwrap();
         assert!(first.starts_with("HTTP/1.1 303"), "{first}");
@@ -275,7 +284,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn expires_unused() {
-        let url = start(Zeroizing::new("https://x/".into()), LIFE).await.unwrap();
+        let url = start(Zeroizing::new("https://x/".into()), LIFE)
+            .await
+            .unwrap();
         tokio::time::sleep(LIFE + HEADER_TIMEOUT + Duration::from_secs(1)).await;
         // let the serving task see its timers before connecting for real
         for _ in 0..10 {

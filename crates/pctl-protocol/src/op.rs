@@ -110,11 +110,10 @@ where
     let mut c = Command::new(op);
     c.args(args)
         .env_clear()
-        .envs(env.into_iter().filter(|(k, _)| {
-            k.as_ref()
-                .to_str()
-                .is_some_and(crate::forwarded_env_name)
-        }))
+        .envs(
+            env.into_iter()
+                .filter(|(k, _)| k.as_ref().to_str().is_some_and(crate::forwarded_env_name)),
+        )
         .stdin(if piped_stdin {
             Stdio::piped()
         } else {
@@ -174,7 +173,8 @@ pub fn classify(stderr: &str) -> OpFailure {
         OpFailure::Dismissed
     } else if has("authorization timeout") {
         OpFailure::AuthTimeout
-    } else if has("connecting to desktop app") || has("couldn't connect to the 1password desktop app")
+    } else if has("connecting to desktop app")
+        || has("couldn't connect to the 1password desktop app")
     {
         OpFailure::DesktopUnreachable
     } else if has("(429)") || has("too many requests") {
@@ -272,10 +272,16 @@ mod tests {
 
     #[test]
     fn prefix_and_stamp_are_removed() {
-        assert_eq!(strip_error_prefix("[ERROR] 2026/11/25 10:00:00 boom"), "boom");
+        assert_eq!(
+            strip_error_prefix("[ERROR] 2026/11/25 10:00:00 boom"),
+            "boom"
+        );
         assert_eq!(strip_error_prefix("[ERROR] boom"), "boom");
         assert_eq!(strip_error_prefix("boom"), "boom");
-        assert_eq!(error_line("\n  \n[ERROR] 2026/01/02 03:04:05 x\nsecond"), "x");
+        assert_eq!(
+            error_line("\n  \n[ERROR] 2026/01/02 03:04:05 x\nsecond"),
+            "x"
+        );
     }
 
     #[test]
@@ -296,11 +302,15 @@ mod tests {
         for (stderr, want) in cases {
             assert_eq!(classify(stderr), want, "{stderr}");
         }
-        let OpFailure::Other(m) = classify("[ERROR] 2026/11/25 10:00:00 bad\x1b]0;pwned\x07 \rX\u{2028}Y\x0bZ")
+        let OpFailure::Other(m) =
+            classify("[ERROR] 2026/11/25 10:00:00 bad\x1b]0;pwned\x07 \rX\u{2028}Y\x0bZ")
         else {
             panic!()
         };
-        assert!(!m.chars().any(|c| c.is_control() || c == '\u{2028}'), "{m:?}");
+        assert!(
+            !m.chars().any(|c| c.is_control() || c == '\u{2028}'),
+            "{m:?}"
+        );
         assert!(m.starts_with("bad") && m.ends_with('Z'), "{m:?}");
         assert!(OpFailure::Other("Get ...: context deadline exceeded".into()).transient());
         assert!(!OpFailure::Dismissed.transient());
@@ -323,7 +333,9 @@ mod tests {
         for a in [item_get_args(r), item_edit_args(r)] {
             let dd = a.iter().position(|x| x == "--").unwrap();
             assert!(
-                a[2..dd].iter().all(|x| x.starts_with("--") && x.contains('=')),
+                a[2..dd]
+                    .iter()
+                    .all(|x| x.starts_with("--") && x.contains('=')),
                 "{a:?}"
             );
             assert_eq!(a[dd + 1..], ["--help"]);
@@ -336,7 +348,14 @@ mod tests {
                 vault: Some("Private"),
                 account: None
             }),
-            ["item", "get", "--vault=Private", "--format=json", "--", "AWS"]
+            [
+                "item",
+                "get",
+                "--vault=Private",
+                "--format=json",
+                "--",
+                "AWS"
+            ]
         );
         assert_eq!(
             item_get_args(ItemRef {
@@ -373,7 +392,10 @@ mod tests {
                 "--vault=V"
             ]
         );
-        assert_eq!(whoami_args(Some("x")), ["whoami", "--format=json", "--account=x"]);
+        assert_eq!(
+            whoami_args(Some("x")),
+            ["whoami", "--format=json", "--account=x"]
+        );
     }
 
     #[test]

@@ -8,15 +8,15 @@
 //! [`pctl_protocol::op`]'s. Its output is wiped after parsing, and its
 //! errors are shown as one clean line, never raw.
 
-use std::path::PathBuf;
 use anyhow::{anyhow, bail, Result};
 use pctl_protocol::op::{self, labels, OpFailure};
 use pctl_protocol::op_path::{self, OpPathError};
 use serde::Deserialize;
+use std::path::PathBuf;
 use zeroize::Zeroizing;
 
-pub use op::CATEGORIES;
 use labels::{ACCESS_KEY_ID, ACCOUNT_ID, MFA_SERIAL, SECRET_ACCESS_KEY, TOTP};
+pub use op::CATEGORIES;
 
 /// A resolved, trusted `op`.
 pub struct Op {

@@ -245,10 +245,9 @@ async fn run_op(
         Err(RunFailure::Spawn(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(OpError::NotFound)
         }
-        Err(RunFailure::Spawn(e)) => Err(OpError::Other(format!(
-            "cannot run {}: {e}",
-            op.display()
-        ))),
+        Err(RunFailure::Spawn(e)) => {
+            Err(OpError::Other(format!("cannot run {}: {e}", op.display())))
+        }
         Err(RunFailure::Timeout) => Err(OpError::Timeout(
             humantime::format_duration(timeout).to_string(),
         )),
