@@ -13,9 +13,10 @@
 //!
 //! - the path is 32 random bytes (base64url) from the OS generator;
 //! - each connection's peer must be this daemon's user (or root), asked of
-//!   the kernel with [`platform::tcp_peer`] off the async threads, before
-//!   anything is read; another user's connection is closed unanswered and
-//!   uses nothing up. Where the OS cannot tell (macOS) the random path and
+//!   the kernel for exactly this connection ([`platform::tcp_peer_diag`];
+//!   [`platform::tcp_peer_scan`] on the blocking pool where sock_diag cannot
+//!   be asked) before anything is read; another user's connection is closed
+//!   unanswered and uses nothing up. Where the OS cannot tell (macOS) the random path and
 //!   the one use are the protection (SECURITY.md);
 //! - the first redirect stops the listener (a second fetch: connection
 //!   refused), and so does [`LIFE`] without one; the URL is wiped then.
@@ -146,24 +147,31 @@ async fn serve(listener: TcpListener, addr: SocketAddr, shared: Arc<Shared>, lif
 }
 
 /// Whether the peer may use the link: this daemon's user or root. Unknown
-/// (no row, or a closed socket's row: inode 0) is refused where the OS can
-/// tell.
-fn peer_allowed(who: Option<(u32, u64)>, my_uid: u32, checkable: bool) -> bool {
+/// (no live socket: the platform module never reads a closed socket's row
+/// as root; inode 0 is refused here too) is refused where the OS can tell.
+fn peer_allowed(who: Option<platform::TcpOwner>, my_uid: u32, checkable: bool) -> bool {
     match who {
-        Some((uid, inode)) if inode != 0 => uid == my_uid || uid == 0,
+        Some(o) if o.inode != 0 => o.uid == my_uid || o.uid == 0,
         _ => !checkable,
     }
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let local = stream.local_addr().ok();
-    let who = match local {
-        Some(l) => tokio::task::spawn_blocking(move || platform::tcp_peer(l, peer))
+/// Who holds the other end of `stream` (`None`: unknown): the kernel's
+/// answer for exactly this connection, else a scan of the socket table off
+/// the async threads.
+async fn peer_owner(stream: &TcpStream, peer: SocketAddr) -> Option<platform::TcpOwner> {
+    let local = stream.local_addr().ok()?;
+    match platform::tcp_peer_diag(local, peer) {
+        Ok(found) => found,
+        Err(_) => tokio::task::spawn_blocking(move || platform::tcp_peer_scan(local, peer))
             .await
             .ok()
             .flatten(),
-        None => None,
-    };
+    }
+}
+
+async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let who = peer_owner(&stream, peer).await;
     if !peer_allowed(who, shared.my_uid, platform::TCP_PEER_UID_CHECKABLE) {
         shared.refused.fetch_add(1, Ordering::Relaxed);
         return; // closed unanswered, nothing read
@@ -306,11 +314,12 @@ mod tests {
 
     #[test]
     fn peers_allowed() {
-        assert!(peer_allowed(Some((1000, 7)), 1000, true));
-        assert!(peer_allowed(Some((0, 7)), 1000, true));
-        assert!(!peer_allowed(Some((1001, 7)), 1000, true));
+        let o = |uid, inode| Some(platform::TcpOwner { uid, inode });
+        assert!(peer_allowed(o(1000, 7), 1000, true));
+        assert!(peer_allowed(o(0, 7), 1000, true));
+        assert!(!peer_allowed(o(1001, 7), 1000, true));
         // a closed socket's row reads as root with inode 0: unknown
-        assert!(!peer_allowed(Some((0, 0)), 1000, true));
+        assert!(!peer_allowed(o(0, 0), 1000, true));
         assert!(!peer_allowed(None, 1000, true));
         assert!(peer_allowed(None, 1000, false));
     }
