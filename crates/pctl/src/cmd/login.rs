@@ -127,4 +127,16 @@ mod tests {
         assert_eq!(openers(None), vec![vec![platform_opener().to_string()]]);
         assert_eq!(openers(Some("::")), Vec::<Vec<String>>::new());
     }
+
+    #[test]
+    fn an_opener_that_fails_at_once_makes_way_for_the_next() {
+        // (one that keeps running, as a browser does, is left running:
+        // tests/e2e/test_login_oneshot.py checks it is alive after login)
+        assert_eq!(open("x", Some("false:true")).unwrap(), "true");
+        let e = open("x", Some("false")).unwrap_err().to_string();
+        assert!(
+            e.contains("false exited with") && e.contains("--stdout"),
+            "{e}"
+        );
+    }
 }
