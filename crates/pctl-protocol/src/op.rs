@@ -138,7 +138,7 @@ pub enum OpFailure {
     /// `op` failed and printed nothing.
     Silent,
     /// Anything else: `op`'s first line without its prefix, made safe to
-    /// show and log ([`one_line`], at most 200 characters).
+    /// show and log ([`crate::text::one_line`], at most 200 characters).
     Other(String),
 }
 
@@ -182,7 +182,7 @@ pub fn classify(stderr: &str) -> OpFailure {
     } else {
         // op's text reaches the user's terminal and the daemon log: no control
         // characters (escape sequences, CR, other line breaks) and one line.
-        let clean = one_line(msg, 200);
+        let clean = crate::text::one_line(msg, 200);
         if clean.is_empty() {
             OpFailure::Silent
         } else {
@@ -224,29 +224,6 @@ pub fn strip_error_prefix(line: &str) -> &str {
         Some(after) if is_stamp => after.trim_start(),
         _ => rest,
     }
-}
-
-/// Outside text (op's stderr, AWS messages, HTTP headers, item titles) made
-/// safe to repeat in an error, a log line or a terminal: one line, no
-/// control characters (escape sequences, CR, Unicode line breaks), trimmed,
-/// at most `max` characters (an ellipsis marks a cut).
-pub fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
-    let t = flat.trim();
-    let mut out: String = t.chars().take(max).collect();
-    if t.chars().count() > max {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]
@@ -314,13 +291,6 @@ mod tests {
         assert!(m.starts_with("bad") && m.ends_with('Z'), "{m:?}");
         assert!(OpFailure::Other("Get ...: context deadline exceeded".into()).transient());
         assert!(!OpFailure::Dismissed.transient());
-    }
-
-    #[test]
-    fn one_line_flattens_and_caps() {
-        assert_eq!(one_line("a\x1b[31mb\r\nc\u{2028}d", 100), "a [31mb  c d");
-        assert_eq!(one_line("  abcdef  ", 3), "abc…");
-        assert_eq!(one_line("abc", 3), "abc");
     }
 
     #[test]

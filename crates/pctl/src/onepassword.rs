@@ -146,7 +146,8 @@ fn check_fields(item: &FullItem) -> Result<CheckedItem> {
                 && f.filled()
         })
     };
-    let title = &item.title;
+    // Titles come from whoever can edit the vault: shown through the one sanitiser.
+    let title = &pctl_protocol::text::one_line(&item.title, 120);
     let missing: Vec<&str> = [ACCESS_KEY_ID, SECRET_ACCESS_KEY, ACCOUNT_ID]
         .into_iter()
         .filter(|l| find(l).is_none())
@@ -201,7 +202,7 @@ fn explain(stderr: &str) -> String {
         OpFailure::Silent => "op exited with an error and printed nothing".into(),
         OpFailure::Other(m) => m,
         // Known errors keep op's own line (it names the vault or item).
-        _ => op::one_line(op::error_line(stderr), 200),
+        _ => pctl_protocol::text::one_line(op::error_line(stderr), 200),
     }
 }
 
