@@ -688,8 +688,9 @@ impl Broker {
     }
 
     /// A console sign-in URL for `role`'s session, from the federation
-    /// endpoint of the role's partition. The audit line says
-    /// `console_login` and the role; the URL itself is never logged.
+    /// endpoint of the role's partition, or (`redirect`) a one-shot
+    /// loopback link to it. The audit line says `console_login` and the
+    /// role; the URL itself is never logged.
     pub async fn console_login(
         &self,
         req: ConsoleRequest<'_>,
@@ -737,8 +738,13 @@ impl Broker {
                 ..Issued::default()
             },
         )?;
+        let url = if req.redirect {
+            crate::oneshot::start(url, crate::oneshot::LIFE).await?
+        } else {
+            url.to_string()
+        };
         Ok(pctl_protocol::ConsoleLogin {
-            url: url.to_string(),
+            url,
             session_expires: rfc3339(session_expires),
         })
     }
@@ -750,6 +756,8 @@ pub struct ConsoleRequest<'a> {
     pub region: Option<&'a str>,
     pub path: Option<&'a str>,
     pub destination: Option<&'a str>,
+    /// Answer a one-shot loopback link to the URL ([`crate::oneshot`]).
+    pub redirect: bool,
 }
 
 /// What an audit record says was issued.

@@ -23,6 +23,7 @@ pub mod failure;
 pub mod identity;
 pub mod issue;
 pub mod logfile;
+pub mod oneshot;
 pub mod platform;
 pub mod rotate;
 pub mod secret;

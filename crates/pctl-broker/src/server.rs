@@ -352,6 +352,7 @@ async fn dispatch(
             region,
             path,
             destination,
+            redirect,
             env,
         } => Reply::ConsoleLogin(
             broker
@@ -361,6 +362,7 @@ async fn dispatch(
                         region: region.as_deref(),
                         path: path.as_deref(),
                         destination: destination.as_deref(),
+                        redirect,
                     },
                     env.as_ref(),
                     peer,

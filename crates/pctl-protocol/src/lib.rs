@@ -9,6 +9,7 @@
 pub mod connection;
 pub mod dirs;
 pub mod names;
+pub mod op;
 pub mod op_path;
 pub mod peer;
 pub mod text;
@@ -150,6 +151,11 @@ pub enum Request {
         /// A whole console URL of the role's partition.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         destination: Option<String>,
+        /// Answer a one-shot loopback link that redirects to the sign-in URL
+        /// (for a browser: the URL itself never reaches an argv) instead of
+        /// the URL.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        redirect: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
     },
@@ -406,8 +412,9 @@ pub struct Profiles {
     pub clusters: Vec<String>,
 }
 
-/// A console sign-in URL. The URL is a bearer credential for the console
-/// (valid 15 minutes): zeroized when dropped, never in `Debug`.
+/// A console sign-in URL (a bearer credential for the console, valid 15
+/// minutes), or with `redirect` the one-shot loopback link to it:
+/// zeroized when dropped, never in `Debug`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct ConsoleLogin {
     pub url: String,

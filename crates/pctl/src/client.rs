@@ -355,12 +355,14 @@ impl Client {
 
     /// A console sign-in URL for a role (a bearer credential: print it
     /// only where the user asked for it).
-    pub fn console_login(&self, req: ConsoleLoginArgs) -> Result<ConsoleLogin> {
+    /// With `redirect`, the answer is a one-shot loopback link to it.
+    pub fn console_login(&self, req: ConsoleLoginArgs, redirect: bool) -> Result<ConsoleLogin> {
         let req = Request::ConsoleLogin {
             role: req.role,
             region: req.region,
             path: req.path,
             destination: req.destination,
+            redirect,
             env: None,
         };
         self.call(req, |r| match r {
