@@ -27,6 +27,7 @@ use crate::issue::{ClusterSpec, RoleSpec};
 use crate::source::onepassword::OnePassword;
 use crate::source::CredentialSource;
 use crate::status::{self, Stats};
+use crate::unlock::OnUnlock;
 use crate::vault::Unlocked;
 use pctl_protocol::ErrorKind;
 
@@ -63,7 +64,7 @@ pub struct Broker {
     identities: Identities,
     sdk: Arc<Sdk>,
     stats: Stats,
-    audit: Audit,
+    audit: Arc<Audit>,
 }
 
 impl Broker {
@@ -95,7 +96,7 @@ impl Broker {
             clock: parts.clock,
             sdk,
             stats: Stats::default(),
-            audit: Audit::new(audit_log),
+            audit: Arc::new(Audit::new(audit_log)),
         }
     }
 
@@ -147,17 +148,7 @@ impl Broker {
     }
 
     fn record(&self, peer: &Peer, issued: &str, what: Issued<'_>) -> AuditRecord {
-        AuditRecord {
-            time: rfc3339(self.clock.now()),
-            pid: peer.pid,
-            uid: peer.uid,
-            exe: peer.exe.clone(),
-            issued: issued.into(),
-            role: what.role.map(Into::into),
-            cluster: what.cluster.map(Into::into),
-            expiration: what.expiration.map(rfc3339),
-            cached: what.cached,
-        }
+        record(self.clock.as_ref(), peer, issued, what)
     }
 
     /// Audits an issuance made under `u`, unless a lock came in between:
@@ -249,9 +240,9 @@ impl Broker {
         let mut failed: Vec<Failure> = Vec::new();
         for name in names {
             let id = self.identities.get(&name);
-            match id.unlocker.now(&cfg, env, mfa_code).await {
-                Ok(Some(u)) => self.unlocked_fresh(&id, &u.unlocked, peer),
-                Ok(None) => {}
+            let on_fresh = || self.on_unlock(&id, peer);
+            match id.unlocker.now(&cfg, env, mfa_code, on_fresh).await {
+                Ok(()) => {}
                 Err(f) if cfg.identities.len() > 1 && f.0 != ErrorKind::NeedsMfaCode => {
                     failed.push(Failure(f.0, format!("identity {name}: {}", f.1)))
                 }
@@ -310,11 +301,8 @@ impl Broker {
                 .current(self.clock.as_ref())?
                 .ok_or_else(|| crate::failure::needs_mfa_code(&name, ""))?,
             _ => {
-                let u = id.unlocker.on_demand(&cfg, Some(env)).await?;
-                if u.fresh {
-                    self.unlocked_fresh(&id, &u.unlocked, peer);
-                }
-                u.unlocked
+                let on_fresh = || self.on_unlock(&id, peer);
+                id.unlocker.on_demand(&cfg, Some(env), on_fresh).await?
             }
         };
         let audit = |what: &str, keys: &str| {
@@ -336,9 +324,8 @@ impl Broker {
         drop(u);
         self.lock_one(&id, LockReason::Rotated);
         if id_cfg.mfa != crate::config::MfaMode::Prompt {
-            if let Some(u) = id.unlocker.now(&cfg, env, None).await? {
-                self.unlocked_fresh(&id, &u.unlocked, peer);
-            }
+            let on_fresh = || self.on_unlock(&id, peer);
+            id.unlocker.now(&cfg, env, None, on_fresh).await?;
         }
         Ok(rotation)
     }
@@ -347,14 +334,15 @@ impl Broker {
     /// unlocking it on demand unless locked by `pctl lock`.
     async fn unlocked(
         &self,
-        cfg: &Config,
+        cfg: &Arc<Config>,
         role: &crate::config::RoleConfig,
         env: Option<&ClientEnv>,
         peer: &Peer,
     ) -> Result<(Arc<Identity>, Arc<Unlocked>), Failure> {
         self.enforce_limits();
         let id = self.identities.get(&role.identity);
-        let u = id.unlocker.on_demand(cfg, env).await.map_err(|f| {
+        let on_fresh = || self.on_unlock(&id, peer);
+        let u = id.unlocker.on_demand(cfg, env, on_fresh).await.map_err(|f| {
             if cfg.identities.len() > 1
                 && !matches!(f.0, ErrorKind::NeedsEnv | ErrorKind::NeedsMfaCode)
             {
@@ -363,26 +351,30 @@ impl Broker {
                 f
             }
         })?;
-        if u.fresh {
-            self.unlocked_fresh(&id, &u.unlocked, peer);
-        }
-        Ok((id, u.unlocked))
+        Ok((id, u))
     }
 
-    /// After a fresh unlock: what the previous unlock built is keyed by its
-    /// identity and will never be asked for again (drop it), and the unlock
-    /// is audited with the `op` that ran.
-    fn unlocked_fresh(&self, id: &Identity, u: &Unlocked, peer: &Peer) {
-        id.issuer.clear();
-        let rec = self.record(
-            peer,
-            "unlock",
-            Issued {
-                expiration: Some(u.at + u.lifetime()),
-                ..Issued::default()
-            },
-        );
-        self.audit.record_with(rec, u.origin.as_deref());
+    /// What a fresh unlock does once installed, in the unlock's own task
+    /// (so also when the request that started it went away): what the
+    /// previous unlock built is keyed by its identity and will never be
+    /// asked for again (drop it), and the unlock is audited, to the peer
+    /// that started it, with the `op` that ran.
+    fn on_unlock(&self, id: &Arc<Identity>, peer: &Peer) -> OnUnlock {
+        let (issuer, audit, clock) = (id.issuer.clone(), self.audit.clone(), self.clock.clone());
+        let peer = peer.clone();
+        Box::new(move |u: &Arc<Unlocked>| {
+            issuer.clear();
+            let rec = record(
+                clock.as_ref(),
+                &peer,
+                "unlock",
+                Issued {
+                    expiration: Some(u.at + u.lifetime()),
+                    ..Issued::default()
+                },
+            );
+            audit.record_with(rec, u.origin.as_deref());
+        })
     }
 
     fn role_spec(cfg: &Config, role: &crate::config::RoleConfig, u: &Unlocked) -> RoleSpec {
@@ -467,7 +459,7 @@ impl Broker {
     /// A token for `c` assumed through `role`: from the cache, or minted.
     async fn token_for(
         &self,
-        cfg: &Config,
+        cfg: &Arc<Config>,
         c: &crate::config::ClusterConfig,
         role: &crate::config::RoleConfig,
         env: Option<&ClientEnv>,
@@ -665,6 +657,21 @@ pub struct ConsoleRequest<'a> {
     pub region: Option<&'a str>,
     pub path: Option<&'a str>,
     pub destination: Option<&'a str>,
+}
+
+/// An audit record of `peer` being issued `issued`, now.
+fn record(clock: &dyn Clock, peer: &Peer, issued: &str, what: Issued<'_>) -> AuditRecord {
+    AuditRecord {
+        time: rfc3339(clock.now()),
+        pid: peer.pid,
+        uid: peer.uid,
+        exe: peer.exe.clone(),
+        issued: issued.into(),
+        role: what.role.map(Into::into),
+        cluster: what.cluster.map(Into::into),
+        expiration: what.expiration.map(rfc3339),
+        cached: what.cached,
+    }
 }
 
 /// What an audit record says was issued.

@@ -20,6 +20,7 @@ pub mod credserver;
 pub mod daemon;
 pub mod doctor;
 pub mod failure;
+pub mod flight;
 pub mod identity;
 pub mod issue;
 pub mod platform;
