@@ -442,18 +442,30 @@ impl Broker {
         self.token_for(&cfg, c, role, env, peer).await
     }
 
-    /// An EKS token for a cluster the config does not list, named by
-    /// `aws eks get-token`'s flags; cached like [`Broker::eks_token`]'s
+    /// An EKS token for the cluster `aws eks get-token`'s flags name
+    /// ([`crate::get_token`]): a configured one (main file or include), or
+    /// one the config does not list, cached like [`Broker::eks_token`]'s
     /// (by cluster name, region and role ARN).
-    pub async fn eks_token_adhoc(
+    pub async fn eks_token_flags(
         &self,
-        adhoc: &pctl_protocol::AdHocCluster,
+        cluster: Option<&str>,
+        role: Option<&str>,
+        flags: &pctl_protocol::GetTokenFlags,
         env: Option<&ClientEnv>,
         peer: &Peer,
     ) -> Result<EksToken, Failure> {
+        use crate::get_token::{resolve, Target};
         let cfg = self.config()?;
-        let (c, role) = cfg.adhoc_cluster(adhoc)?;
-        self.token_for(&cfg, &c, &role, env, peer).await
+        match resolve(&cfg, cluster, role, flags)? {
+            Target::Configured { cluster, role } => {
+                let (c, role) = cfg.cluster_and_role(&cluster, role.as_deref())?;
+                self.token_for(&cfg, c, role, env, peer).await
+            }
+            Target::AdHoc(adhoc) => {
+                let (c, role) = cfg.adhoc_cluster(&adhoc)?;
+                self.token_for(&cfg, &c, &role, env, peer).await
+            }
+        }
     }
 
     /// A token for `c` assumed through `role`: from the cache, or minted.
