@@ -342,15 +342,19 @@ impl Broker {
         self.enforce_limits();
         let id = self.identities.get(&role.identity);
         let on_fresh = || self.on_unlock(&id, peer);
-        let u = id.unlocker.on_demand(cfg, env, on_fresh).await.map_err(|f| {
-            if cfg.identities.len() > 1
-                && !matches!(f.0, ErrorKind::NeedsEnv | ErrorKind::NeedsMfaCode)
-            {
-                Failure(f.0, format!("identity {}: {}", id.name, f.1))
-            } else {
-                f
-            }
-        })?;
+        let u = id
+            .unlocker
+            .on_demand(cfg, env, on_fresh)
+            .await
+            .map_err(|f| {
+                if cfg.identities.len() > 1
+                    && !matches!(f.0, ErrorKind::NeedsEnv | ErrorKind::NeedsMfaCode)
+                {
+                    Failure(f.0, format!("identity {}: {}", id.name, f.1))
+                } else {
+                    f
+                }
+            })?;
         Ok((id, u))
     }
 

@@ -188,9 +188,7 @@ mod tests {
         .await;
         assert!(first.is_err(), "the first waiter timed out");
         assert!(f.running(), "the attempt outlives its waiter");
-        let (r, via) = f
-            .run(|| None, || slow(&runs, &done, 3, Ok(8)))
-            .await;
+        let (r, via) = f.run(|| None, || slow(&runs, &done, 3, Ok(8))).await;
         assert_eq!((r, via), (Ok(7), Via::Joined));
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(done.load(Ordering::SeqCst), 1);
@@ -281,7 +279,10 @@ mod tests {
         };
         tokio::task::yield_now().await;
         let (r, via) = f
-            .run(|| panic!("not asked while an attempt runs"), || slow(&runs, &done, 1, Ok(6)))
+            .run(
+                || panic!("not asked while an attempt runs"),
+                || slow(&runs, &done, 1, Ok(6)),
+            )
             .await;
         assert_eq!((r, via), (Ok(5), Via::Joined));
         assert_eq!(first.await.unwrap(), (Ok(5), Via::Started));
@@ -298,10 +299,13 @@ mod tests {
     async fn a_panicking_attempt_answers_and_frees_the_flight() {
         let f = Flight::<u64>::default();
         let (r, _) = f
-            .run(|| None, || async {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                explode()
-            })
+            .run(
+                || None,
+                || async {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    explode()
+                },
+            )
             .await;
         assert_eq!(r.unwrap_err().0, ErrorKind::Unavailable);
         assert!(!f.running());

@@ -264,7 +264,10 @@ role = "readonly"
             Some("arn:aws:iam::1:role/other"),
         )
         .unwrap_err();
-        assert!(e.contains("no role in") && e.contains("is arn:aws:iam::1:role/other"), "{e}");
+        assert!(
+            e.contains("no role in") && e.contains("is arn:aws:iam::1:role/other"),
+            "{e}"
+        );
     }
 
     #[test]

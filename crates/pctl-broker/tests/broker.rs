@@ -693,7 +693,10 @@ fn doomed_request(r: &Rig, with_env: bool) -> tokio::task::JoinHandle<()> {
 
 async fn drop_request(t: tokio::task::JoinHandle<()>) {
     t.abort();
-    assert!(t.await.unwrap_err().is_cancelled(), "the request was dropped");
+    assert!(
+        t.await.unwrap_err().is_cancelled(),
+        "the request was dropped"
+    );
 }
 
 fn slow_source_rig(delay: Duration) -> Rig {

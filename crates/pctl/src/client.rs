@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use pctl_protocol::connection::ConnectError;
 use pctl_protocol::{
-    dirs, Check, ClientEnv, ClusterInfo, Connection, ConsoleLogin, CredentialServer,
-    Credentials, EksToken, Envelope, ErrorKind, FrameError, GetTokenFlags, MfaCode, Profiles, Reply, Request,
+    dirs, Check, ClientEnv, ClusterInfo, Connection, ConsoleLogin, CredentialServer, Credentials,
+    EksToken, Envelope, ErrorKind, FrameError, GetTokenFlags, MfaCode, Profiles, Reply, Request,
     Response, Rotation, Status, VERSION,
 };
 
