@@ -27,6 +27,7 @@ pub mod flight;
 pub mod get_token;
 pub mod identity;
 pub mod issue;
+pub mod logfile;
 pub mod platform;
 pub mod rotate;
 pub mod secret;
