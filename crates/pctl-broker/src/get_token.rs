@@ -81,8 +81,8 @@ pub fn resolve(
                 }
                 ([], []) => {
                     return bad(format!(
-                        "EKS cluster {name:?} is not in {place}: add [clusters.KEY] with \
-                         name = {name:?} and role = \"...\"{}, or pass --role-arn ARN",
+                        "EKS cluster {name:?} is not in {place}: add [clusters.{name}] with \
+                         role = \"...\"{}, or pass --role-arn ARN",
                         region
                             .map(|r| format!(" and region = \"{r}\""))
                             .unwrap_or_default()
