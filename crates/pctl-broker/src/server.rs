@@ -330,10 +330,21 @@ async fn dispatch(
             Reply::Credentials(broker.credentials(&role, env.as_ref(), peer).await?)
         }
         Request::EksToken {
-            adhoc: Some(a),
+            cluster,
+            role,
             env,
-            ..
-        } => Reply::EksToken(broker.eks_token_adhoc(&a, env.as_ref(), peer).await?),
+            get_token: Some(flags),
+        } => Reply::EksToken(
+            broker
+                .eks_token_flags(
+                    Some(cluster.as_str()).filter(|c| !c.is_empty()),
+                    role.as_deref(),
+                    &flags,
+                    env.as_ref(),
+                    peer,
+                )
+                .await?,
+        ),
         Request::EksToken {
             cluster, role, env, ..
         } => Reply::EksToken(

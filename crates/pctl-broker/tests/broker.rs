@@ -668,6 +668,130 @@ async fn lock_during_unlock_discards_the_read() {
     assert!(r.sts.calls("assume").is_empty());
 }
 
+/// How many unlocks the audit log shows.
+fn audited_unlocks(r: &Rig) -> usize {
+    r.broker
+        .status()
+        .recent
+        .iter()
+        .filter(|a| a.issued == "unlock")
+        .count()
+}
+
+/// A credentials request from a client that will go away (the task is
+/// aborted: hyper dropping the request of an SDK that timed out, or a
+/// Unix-socket client killed mid-request).
+fn doomed_request(r: &Rig, with_env: bool) -> tokio::task::JoinHandle<()> {
+    let b = r.broker.clone();
+    tokio::spawn(async move {
+        let e = env();
+        let _ = b
+            .credentials("admin", with_env.then_some(&e), &peer())
+            .await;
+    })
+}
+
+async fn drop_request(t: tokio::task::JoinHandle<()>) {
+    t.abort();
+    assert!(
+        t.await.unwrap_err().is_cancelled(),
+        "the request was dropped"
+    );
+}
+
+fn slow_source_rig(delay: Duration) -> Rig {
+    let mut s = source();
+    s.delay = delay;
+    rig_with(&config_text("platform-admin", "platform", ""), s)
+}
+
+/// Issue 15 §6: the request that started an unlock goes away after 2 s
+/// (botocore's timeout) while `op` takes 2.5 s: the read runs to its end,
+/// the retry joins it, and there is one read and one audited unlock.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_request_does_not_cancel_its_unlock() {
+    let r = slow_source_rig(Duration::from_millis(2500));
+    let first = doomed_request(&r, true);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop_request(first).await;
+    r.creds(true).await.unwrap();
+    assert_eq!(r.source.runs(), 1);
+    assert_eq!(audited_unlocks(&r), 1);
+}
+
+/// Issue 15 §6: nobody is left waiting for an unlock: it still completes
+/// and is audited, and the next request (even one without the 1Password
+/// environment) is served from it.
+#[tokio::test(start_paused = true)]
+async fn an_unlock_nobody_waits_for_completes() {
+    let r = slow_source_rig(Duration::from_secs(3));
+    let first = doomed_request(&r, true);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop_request(first).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!r.broker.status().locked);
+    assert_eq!(audited_unlocks(&r), 1);
+    r.creds(false).await.unwrap();
+    assert_eq!(r.source.runs(), 1);
+}
+
+/// Issue 15 §6: a `pctl lock` while an unlock nobody waits for runs still
+/// wins: the read is discarded, nothing is audited, requests stay locked.
+#[tokio::test(start_paused = true)]
+async fn a_lock_wins_over_an_unlock_nobody_waits_for() {
+    let r = slow_source_rig(Duration::from_secs(3));
+    let first = doomed_request(&r, true);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop_request(first).await;
+    r.broker.lock(LockReason::Manual);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let st = r.broker.status();
+    assert!(st.locked && st.recent.is_empty(), "{st:?}");
+    assert_eq!(r.creds(true).await.unwrap_err(), ErrorKind::Locked);
+    assert!(r.sts.calls("assume").is_empty());
+}
+
+/// Issue 15 §6: the same for STS: a request dropped during AssumeRole does
+/// not cancel the call; the retry joins it and the session is cached.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_request_does_not_cancel_its_assume_role() {
+    let r = rig();
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *r.sts.gate.lock().unwrap() = Some(gate.clone());
+    let first = doomed_request(&r, false);
+    r.sts.entered.notified().await;
+    drop_request(first).await;
+    let b = r.broker.clone();
+    let retry = tokio::spawn(async move { b.credentials("admin", None, &peer()).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gate.add_permits(100);
+    let a = retry.await.unwrap().unwrap();
+    assert_eq!(r.sts.calls("assume").len(), 1);
+    assert_eq!(r.creds(false).await.unwrap().access_key_id, a.access_key_id);
+    assert_eq!(r.sts.calls("assume").len(), 1);
+}
+
+/// Issue 15 §6: a lock during an AssumeRole nobody waits for: the session
+/// it returns is neither cached nor handed out after the next unlock.
+#[tokio::test(start_paused = true)]
+async fn a_lock_wins_over_an_assume_role_nobody_waits_for() {
+    let r = rig();
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *r.sts.gate.lock().unwrap() = Some(gate.clone());
+    let first = doomed_request(&r, false);
+    r.sts.entered.notified().await;
+    drop_request(first).await;
+    r.broker.lock(LockReason::Manual);
+    gate.add_permits(100);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(r.broker.status().roles.is_empty());
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
+    r.creds(false).await.unwrap();
+    assert_eq!(r.sts.calls("assume").len(), 2, "built anew after the lock");
+}
+
 const TWO_IDENTITIES: &str = r#"region = "us-east-1"
 
 [identities.work]

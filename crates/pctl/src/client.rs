@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use pctl_protocol::connection::ConnectError;
 use pctl_protocol::{
-    dirs, AdHocCluster, Check, ClientEnv, ClusterInfo, Connection, ConsoleLogin, CredentialServer,
-    Credentials, EksToken, Envelope, ErrorKind, FrameError, MfaCode, Profiles, Reply, Request,
+    dirs, Check, ClientEnv, ClusterInfo, Connection, ConsoleLogin, CredentialServer, Credentials,
+    EksToken, Envelope, ErrorKind, FrameError, GetTokenFlags, MfaCode, Profiles, Reply, Request,
     Response, Rotation, Status, VERSION,
 };
 
@@ -131,28 +131,20 @@ impl Client {
         })
     }
 
-    /// An EKS token for a configured cluster.
-    pub fn eks_token(&self, cluster: String, role: Option<String>) -> Result<EksToken> {
+    /// An EKS token for a configured cluster, or for the one `aws eks
+    /// get-token`'s flags name (`get_token`, resolved by the daemon; then
+    /// `cluster` may be empty).
+    pub fn eks_token(
+        &self,
+        cluster: String,
+        role: Option<String>,
+        get_token: Option<GetTokenFlags>,
+    ) -> Result<EksToken> {
         let req = Request::EksToken {
             cluster,
             role,
             env: None,
-            adhoc: None,
-        };
-        self.call(req, |r| match r {
-            Reply::EksToken(t) => Some(t),
-            _ => None,
-        })
-    }
-
-    /// An EKS token for a cluster not in the config (`aws eks get-token`'s
-    /// cluster name, region and role ARN).
-    pub fn eks_token_adhoc(&self, adhoc: AdHocCluster) -> Result<EksToken> {
-        let req = Request::EksToken {
-            cluster: adhoc.name.clone(),
-            role: None,
-            env: None,
-            adhoc: Some(adhoc),
+            get_token,
         };
         self.call(req, |r| match r {
             Reply::EksToken(t) => Some(t),

@@ -9,7 +9,6 @@
 //! `<file>.pctl-backup`. Nothing is written when the text would not change.
 
 pub mod aws_config;
-pub mod eks_get_token;
 pub mod import;
 pub mod kubeconfig_yaml;
 pub mod pctl_config;
