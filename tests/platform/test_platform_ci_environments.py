@@ -77,6 +77,19 @@ def test_flux_branch_is_created_at_the_pr_head_before_use_and_deleted_at_the_end
     assert '[[ "$FLUX_BRANCH" == ci/pr-* ]]' in delete["run"]
 
 
+def test_bootstrap_commit_is_signed_by_a_throw_away_key(platform):
+    # kube/ is verified (issue 19): the run's own key, listed in its checkout only.
+    e2e = platform["jobs"]["e2e"]
+    names = [s.get("name", s.get("uses", "")) for s in e2e["steps"]]
+    step = steps_by_name(e2e)["throw-away key that signs Flux's bootstrap commit"]
+    run = step["run"]
+    assert 'GNUPGHOME="$RUNNER_TEMP/gnupg"' in run and "--quick-gen-key" in run
+    assert "> kube/signing/ci-throw-away.asc" in run
+    assert 'TF_VAR_git_gpg_key_ring=$RUNNER_TEMP/flux-gpg.asc' in run and "umask 077" in run
+    assert "git commit" not in all_text(e2e) and "git push" not in all_text(e2e)
+    assert names.index("throw-away key that signs Flux's bootstrap commit") < names.index("terraform apply")
+
+
 # --------------------------------------------------------------------------
 # 3. destroy in its own job, fresh credentials, a fallback that terminates
 #    Karpenter's instances, and a janitor
