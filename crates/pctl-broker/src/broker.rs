@@ -593,6 +593,16 @@ impl Broker {
                                 role: r.key.clone(),
                                 identity: r.identity.clone(),
                                 file: r.file.clone(),
+                                arn: match &r.arn {
+                                    Some(a) => Some(a.clone()),
+                                    None => ids
+                                        .iter()
+                                        .find(|i| i.name == r.identity)
+                                        .and_then(|i| {
+                                            i.vault.snapshot(self.clock.as_ref()).unlocked
+                                        })
+                                        .map(|u| r.arn(&u.account_id)),
+                                },
                             })
                             .collect()
                     })

@@ -482,6 +482,10 @@ pub struct RoleOrigin {
     pub identity: String,
     /// The config file or included file that defines it.
     pub file: String,
+    /// The role's ARN: from the config, or its name joined with the account
+    /// ID read at unlock; `None` while that identity has not been unlocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Run the broker in the foreground (clients start it automatically).
+    #[command(display_order = 90)]
     Daemon {
         /// Log to this file (0600) instead of stderr.
         #[arg(long)]
@@ -88,9 +89,13 @@ pub enum Cmd {
         shell: ShellKind,
     },
     /// Run a command with a role's session credentials in its environment.
+    ///
+    /// `pctl exec ROLE -- CMD...` (aws-vault's form) is `pctl exec --role ROLE -- CMD...`.
+    /// Without a role: AWS_PROFILE's (`pctl-ROLE`), else the only configured role.
     Exec {
+        /// The role (also as its AWS profile name, `pctl-ROLE`).
         #[arg(long)]
-        role: String,
+        role: Option<String>,
         /// Give CMD a loopback credential endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI +
         /// AWS_CONTAINER_AUTHORIZATION_TOKEN) instead of keys: the SDKs re-read it, so a long
         /// job gets refreshed sessions. The endpoint ends when CMD (or pctl) does.
@@ -98,6 +103,11 @@ pub enum Cmd {
         server: bool,
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
+    },
+    /// List the configured roles: identity, ARN and session state.
+    Roles {
+        #[command(flatten)]
+        format: Format,
     },
     /// Print (or write) AWS config profiles `pctl-<role>` using credential_process.
     AwsConfig {
@@ -113,6 +123,7 @@ pub enum Cmd {
     ///
     /// Without --item, lists the API Credential and Login items (`op item list`) and asks
     /// which one (on a terminal only). With --from-aws-config, imports roles instead.
+    #[command(display_order = 0)]
     Init {
         /// The 1Password item holding the IAM user's keys (name or ID): no prompt.
         #[arg(long, conflicts_with = "from_aws_config")]
@@ -345,6 +356,35 @@ pub fn parse_fast(args: &[OsString]) -> Option<Cli> {
     })
 }
 
+/// Rewrites aws-vault's `exec ROLE [--server] -- CMD...` into `exec --role
+/// ROLE [--server] -- CMD...`: exactly one word that is not an option
+/// between `exec` and `--`. Any other command line is returned as it was.
+pub fn exec_role_first(args: Vec<OsString>) -> Vec<OsString> {
+    if args.get(1).and_then(|a| a.to_str()) != Some("exec") {
+        return args;
+    }
+    let Some(dash) = args.iter().position(|a| a == "--") else {
+        return args;
+    };
+    let before: Vec<&str> = match args[2..dash].iter().map(|a| a.to_str()).collect() {
+        Some(b) => b,
+        None => return args,
+    };
+    let words: Vec<usize> = (0..before.len())
+        .filter(|&i| !before[i].starts_with('-'))
+        .collect();
+    if words.len() != 1
+        || before
+            .iter()
+            .any(|b| *b == "--role" || b.starts_with("--role="))
+    {
+        return args;
+    }
+    let mut out = args;
+    out.insert(2 + words[0], "--role".into());
+    out
+}
+
 /// Rewrites the command line `aws eks update-kubeconfig` writes into a
 /// kubeconfig (`[--region R] eks get-token --cluster-name N ...`, with `aws`
 /// replaced by `pctl` in `command:`) into `eks token --region R
@@ -404,6 +444,34 @@ mod tests {
         ] {
             let (fast, slow) = both(ok);
             assert_eq!(fast.as_deref(), Some(slow.as_str()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn exec_with_the_role_first() {
+        let norm = |s: &str| {
+            exec_role_first(args(s))
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            norm("pctl exec admin -- aws s3 ls"),
+            "pctl exec --role admin -- aws s3 ls"
+        );
+        assert_eq!(
+            norm("pctl exec --server admin -- env"),
+            "pctl exec --server --role admin -- env"
+        );
+        for same in [
+            "pctl exec --role admin -- aws s3 ls",
+            "pctl exec -- aws s3 ls",
+            "pctl exec aws s3 ls",
+            "pctl exec a b -- c",
+            "pctl env --role a -- b",
+        ] {
+            assert_eq!(norm(same), same);
         }
     }
 

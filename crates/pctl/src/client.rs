@@ -40,14 +40,6 @@ impl Client {
         &self.socket
     }
 
-    /// Checks that a daemon answers (starting one if needed).
-    pub fn ping(&self) -> Result<()> {
-        self.call(Request::Ping, |r| match r {
-            Reply::Pong { .. } => Some(()),
-            _ => None,
-        })
-    }
-
     /// Reads 1Password now.
     pub fn unlock(&self, identity: Option<String>) -> Result<()> {
         let env = ClientEnv::from_current();
@@ -279,6 +271,8 @@ impl Client {
             Err(ConnectError::Absent(_)) => {}
             other => return Ok(other?),
         }
+        // A daemon without a config could only answer that it has none.
+        require_config()?;
         self.start_daemon()?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -413,6 +407,23 @@ impl Client {
             self.socket.display()
         )
     }
+}
+
+/// The config file a daemon started by this client reads: its absence is
+/// the one-line "run pctl init" (the client only looks whether it exists;
+/// the daemon reads it).
+pub fn require_config() -> Result<()> {
+    let path = dirs::config_path();
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(no_config(&path))
+    }
+}
+
+/// `no config at PATH: run pctl init`.
+pub fn no_config(path: &Path) -> anyhow::Error {
+    anyhow!("no config at {}: run pctl init", path.display())
 }
 
 /// What `pctl login` asks for.

@@ -32,7 +32,10 @@ pub extern "C" fn main(
     _argc: std::ffi::c_int,
     _argv: *const *const std::ffi::c_char,
 ) -> std::ffi::c_int {
-    let args = cli::aws_style(std::env::args_os().collect());
+    let args = cli::exec_role_first(cli::aws_style(std::env::args_os().collect()));
+    if args.len() == 1 {
+        return bare();
+    }
     let cli = cli::parse_fast(&args).unwrap_or_else(|| Cli::parse_from(&args));
     match run(cli) {
         Ok(()) => 0,
@@ -52,6 +55,20 @@ pub extern "C" fn main(
     }
 }
 
+/// `pctl` alone: the help, and where to start when there is no config yet.
+fn bare() -> std::ffi::c_int {
+    use clap::CommandFactory;
+    let _ = Cli::command().print_help();
+    let config = dirs::config_path();
+    if !config.exists() {
+        eprintln!(
+            "\npctl: no config at {}: run pctl init to create it",
+            config.display()
+        );
+    }
+    2
+}
+
 /// Runs one command: each lives in its own module under `cmd/`.
 fn run(cli: Cli) -> Result<()> {
     let client = || Client::new(dirs::socket_path());
@@ -63,6 +80,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Rotate { identity } => cmd::rotate::run(&client(), identity),
         Cmd::Stop => cmd::stop::run(&client()),
         Cmd::Status { format } => cmd::status::run(&client(), format.json()),
+        Cmd::Roles { format } => cmd::roles::run(&client(), format.json()),
         Cmd::Doctor { format } => cmd::doctor::run(&client(), format.json()),
         Cmd::Prompt { quiet, format } => cmd::prompt::run(&client(), quiet, format.json()),
         Cmd::CredentialProcess { role } => cmd::credential_process::run(&client(), role),

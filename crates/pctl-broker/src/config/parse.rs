@@ -88,11 +88,7 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                ConfigError(format!(
-                    "config {}: file not found: create it (see `pctl --help` and README \
-                     \"Real-world setup\") or set PCTL_CONFIG",
-                    path.display()
-                ))
+                ConfigError(format!("no config at {}: run pctl init", path.display()))
             } else {
                 ConfigError(format!("config {}: cannot read: {e}", path.display()))
             }

@@ -20,7 +20,14 @@ pub fn run(client: &Client, json: bool) -> Result<()> {
         format!("client {VERSION} at {}", me.display()),
     )];
     let socket_ok = socket_check(client.socket(), &mut checks);
-    if socket_ok {
+    let config = dirs::config_path();
+    if !config.exists() {
+        checks.push(Check::fail(
+            "config",
+            format!("no config at {}", config.display()),
+            "run pctl init",
+        ));
+    } else if socket_ok {
         daemon_checks(client, &mut checks);
     }
     checks.push(aws_profiles_check(&me));

@@ -5,8 +5,18 @@ use anyhow::{anyhow, Result};
 use crate::client::Client;
 use crate::output;
 
-pub fn run(client: &Client, role: String, command: Vec<String>) -> Result<()> {
+/// The role `exec` runs as: the one named (checked by the daemon), else
+/// `AWS_PROFILE`'s or the only one (asked from the daemon).
+fn role_of(client: &Client, role: Option<String>) -> Result<String> {
+    match role {
+        Some(r) => Ok(r),
+        None => super::roles::default_role(&client.profiles()?.roles),
+    }
+}
+
+pub fn run(client: &Client, role: Option<String>, command: Vec<String>) -> Result<()> {
     use std::os::unix::process::CommandExt;
+    let role = role_of(client, role)?;
     let c = client.credentials(role.clone())?;
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..])
@@ -26,8 +36,9 @@ pub fn run(client: &Client, role: String, command: Vec<String>) -> Result<()> {
 /// (the daemon sees the connection close). SIGTERM and SIGHUP sent to pctl
 /// are passed on to CMD; Ctrl-C reaches CMD from the terminal directly.
 /// Exits with CMD's status (128 + N when a signal N ended it).
-pub fn run_with_server(client: &Client, role: String, command: Vec<String>) -> Result<()> {
+pub fn run_with_server(client: &Client, role: Option<String>, command: Vec<String>) -> Result<()> {
     use std::os::unix::process::ExitStatusExt;
+    let role = role_of(client, role)?;
     let (conn, server) = client.credential_server(role, None)?;
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..]);

@@ -6,6 +6,10 @@ use crate::client::Client;
 
 pub fn run(client: &Client, json: bool) -> Result<()> {
     let s = client.status()?;
+    // A daemon started before the file was removed (or with another one).
+    if !std::path::Path::new(&s.config).exists() {
+        return Err(crate::client::no_config(std::path::Path::new(&s.config)));
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
