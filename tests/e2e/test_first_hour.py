@@ -80,3 +80,100 @@ def test_init_comes_first_in_help(no_config_env):
     r = no_config_env.ok("--help")
     cmds = r.stdout.split("Commands:")[1].strip().splitlines()
     assert cmds[0].split()[0] == "init", r.stdout
+
+
+# -- shells (tmux): the fixture and helpers of test_shells.py
+
+from test_shells import SHELL_DIR, need, shell_env  # noqa: E402,F401  (shell_env: a fixture)
+
+BOGUS = {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7BOGUS00",
+         "AWS_SECRET_ACCESS_KEY": "bogus-secret-left-from-yesterday",
+         "AWS_SESSION_TOKEN": "bogus-token"}
+UNSET_LINE = ("pctl: unset AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN "
+              "(exported keys would take precedence over pctl's profiles)")
+
+
+def zsh_with_installed_completion(env):
+    """zsh with the completion file installed as packaging does (`_pctl` in an fpath
+    directory) and a standard compinit: nothing is sourced."""
+    zdot = os.path.join(env.root, "zdot")
+    comp = os.path.join(zdot, "completions")
+    os.makedirs(comp)
+    with open(os.path.join(comp, "_pctl"), "w") as f:
+        f.write(env.ok("completions", "zsh").stdout)
+    with open(os.path.join(zdot, ".zshrc"), "w") as f:
+        f.write(f"PROMPT='%% '\nfpath=({comp} $fpath)\n"
+                "autoload -Uz compinit && compinit -u -d $ZDOTDIR/.zcompdump\n")
+    env.env["ZDOTDIR"] = zdot
+    t = env.tmux([need("zsh"), "-i"])
+    t.wait_for("%")
+    return t
+
+
+def test_zsh_completion_installed_in_fpath_works_with_compinit(shell_env):
+    t = zsh_with_installed_completion(shell_env)
+    t.run('eval "$(pctl shell --shell zsh)"')
+    t.keys("pctl env --role aud", enter=False)
+    t.tab()
+    t.wait_for("pctl env --role audit ")
+    t.keys("\x03", enter=False)
+    t.keys("pctl rol", enter=False)
+    t.tab()
+    t.wait_for("pctl roles ")
+    t.keys("\x03", enter=False)
+
+
+def test_bash_completion_does_not_offer_hidden_complete(shell_env):
+    t = shell_env.tmux(["bash", "--norc", "--noprofile", "-i"])
+    t.run("PS1='$ '")
+    t.run('eval "$(pctl completions bash)"')
+    t.keys("pctl __", enter=False)
+    t.tab()
+    t.tab()
+    t.keys("X", enter=False)  # a marker right after whatever completion inserted
+    screen = t.wait_for("pctl __X")
+    assert "__complete" not in screen.split("eval")[-1], screen
+    t.keys("\x03", enter=False)
+
+
+def shell_keys_then_aws(t, shell_env, export_cmds, shell_cmd):
+    for c in export_cmds:
+        t.run(c)
+    screen = t.run(shell_cmd)
+    assert UNSET_LINE in screen, screen
+    screen = t.run("aws sts get-caller-identity --output text --query Arn")
+    assert f":assumed-role/{rig.ROLE_NAME}/" in screen, screen
+    assert "InvalidClientTokenId" not in screen, screen
+
+
+def test_shell_unsets_exported_keys_bash(shell_env):
+    t = shell_env.tmux(["bash", "--norc", "--noprofile", "-i"])
+    t.run("PS1='$ '")
+    shell_keys_then_aws(t, shell_env, [f"export {k}='{v}'" for k, v in BOGUS.items()],
+                        'eval "$(pctl shell --shell bash --profile admin)"')
+    screen = t.run('echo "left:${AWS_ACCESS_KEY_ID-none}"')
+    assert "left:none" in screen, screen
+
+
+def test_shell_unsets_exported_keys_zsh(shell_env):
+    t = zsh_with_installed_completion(shell_env)
+    shell_keys_then_aws(t, shell_env, [f"export {k}='{v}'" for k, v in BOGUS.items()],
+                        'eval "$(pctl shell --shell zsh --profile admin)"')
+
+
+def test_shell_unsets_exported_keys_fish(shell_env):
+    t = shell_env.tmux([need("fish"), "--no-config", "-i"])
+    t.run("function fish_prompt; printf '> '; end")
+    shell_keys_then_aws(t, shell_env, [f"set -gx {k} '{v}'" for k, v in BOGUS.items()],
+                        "pctl shell --shell fish --profile admin | source")
+
+
+def test_doctor_warns_about_exported_keys(auth_env):
+    r = auth_env.run("doctor", env=BOGUS)
+    line = [l for l in r.stdout.splitlines() if l.startswith("WARN") and "environment" in l]
+    assert line, r.stdout
+    assert "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN exported" in line[0]
+    for v in BOGUS.values():
+        assert v not in r.stdout + r.stderr
+    r = auth_env.run("doctor")
+    assert "WARN  environment" not in r.stdout, r.stdout

@@ -185,12 +185,6 @@ pub enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Role or cluster names, one a line (the completion scripts call this).
-    #[command(name = "__complete", hide = true)]
-    Complete {
-        #[arg(value_enum)]
-        what: Names,
-    },
     /// Open the AWS console signed in as a role (federation sign-in URL).
     Login {
         #[arg(long)]
@@ -238,10 +232,25 @@ impl Format {
     }
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+/// What `pctl __complete roles|clusters` lists, one name a line, for the
+/// completion scripts. Parsed before clap so that no completion script (they
+/// are generated from clap's tree, hidden commands included) offers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Names {
     Roles,
     Clusters,
+}
+
+/// `pctl __complete roles|clusters`.
+pub fn complete_names(args: &[OsString]) -> Option<Names> {
+    match args.get(1..)? {
+        [c, w] if c == "__complete" => match w.to_str()? {
+            "roles" => Some(Names::Roles),
+            "clusters" => Some(Names::Clusters),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

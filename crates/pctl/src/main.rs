@@ -36,6 +36,10 @@ pub extern "C" fn main(
     if args.len() == 1 {
         return bare();
     }
+    if let Some(what) = cli::complete_names(&args) {
+        let _ = cmd::completions::names(&Client::new(dirs::socket_path()), what);
+        return 0;
+    }
     let cli = cli::parse_fast(&args).unwrap_or_else(|| Cli::parse_from(&args));
     match run(cli) {
         Ok(()) => 0,
@@ -150,7 +154,6 @@ fn run(cli: Cli) -> Result<()> {
             },
         ),
         Cmd::Completions { shell } => cmd::completions::run(shell),
-        Cmd::Complete { what } => cmd::completions::names(&client(), what),
         Cmd::Login {
             role,
             region,

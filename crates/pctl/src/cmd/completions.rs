@@ -16,12 +16,14 @@ pub fn run(shell: clap_complete::Shell) -> Result<()> {
     let script = String::from_utf8(buf)?;
     let out = match shell {
         clap_complete::Shell::Bash => format!("{script}{BASH}"),
-        clap_complete::Shell::Zsh => format!(
-            "{ZSH}{}",
-            script
+        clap_complete::Shell::Zsh => {
+            let script = script
                 .replace(":ROLE:_default'", ":ROLE:_pctl_roles'")
-                .replace(":CLUSTER:_default'", ":CLUSTER:_pctl_clusters'")
-        ),
+                .replace(":CLUSTER:_default'", ":CLUSTER:_pctl_clusters'");
+            // compinit reads only line 1 for `#compdef`: it stays first.
+            let (first, rest) = script.split_once('\n').unwrap_or((&script, ""));
+            format!("{first}\n{ZSH}{rest}")
+        }
         clap_complete::Shell::Fish => script
             .lines()
             // clap_complete's fish script offers hidden subcommands too.
@@ -103,6 +105,18 @@ _pctl_clusters() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zsh_compdef_on_line_one() {
+        let mut buf = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Zsh,
+            &mut Cli::command(),
+            "pctl",
+            &mut buf,
+        );
+        assert!(String::from_utf8(buf).unwrap().starts_with("#compdef pctl\n"));
+    }
 
     #[test]
     fn fish_lines_for_names() {
