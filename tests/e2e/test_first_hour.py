@@ -177,3 +177,102 @@ def test_doctor_warns_about_exported_keys(auth_env):
         assert v not in r.stdout + r.stderr
     r = auth_env.run("doctor")
     assert "WARN  environment" not in r.stdout, r.stdout
+
+
+# -- 4. names checked against the daemon's config; roles vs profiles
+
+TWO_ROLES = rig.CONFIG_TEMPLATE + """
+[roles.audit]
+name = "{role}"
+duration = "1h"
+"""
+
+
+def two_roles(env):
+    env.write_config(text=TWO_ROLES.format(
+        region=rig.REGION, op_timeout="20s", item=rig.ITEM_TITLE, vault=rig.VAULT,
+        role=rig.ROLE_NAME, cluster=rig.CLUSTER))
+
+
+def test_shell_profile_names_are_checked(auth_env):
+    two_roles(auth_env)
+    r = auth_env.run("shell", "--shell", "bash", "--profile", "nope")
+    rig.assert_pctl_error(r, "--profile nope: no such role", "admin, audit", "pctl roles")
+    out = auth_env.ok("shell", "--shell", "bash", "--profile", "pctl-admin").stdout
+    assert "export AWS_PROFILE='pctl-admin';" in out, out
+    assert "pctl-pctl-" not in out, out
+
+
+def test_pctl_prefix_is_accepted_wherever_a_role_is(auth_env):
+    out = auth_env.ok("credential-process", "--role", "pctl-admin").stdout
+    assert json.loads(out)["AccessKeyId"].startswith("ASIA"), out
+    r = auth_env.ok("exec", "--role", "pctl-admin", "--", "sh", "-c", 'echo "$AWS_ACCESS_KEY_ID"')
+    assert r.stdout.strip().startswith("ASIA"), r.stdout
+
+
+def test_exec_default_role_and_role_first(auth_env, aws_cli):
+    two_roles(auth_env)
+    r = auth_env.run("exec", "--", "true")
+    rig.assert_pctl_error(r, "several roles are configured (admin, audit)", "AWS_PROFILE=pctl-ROLE")
+    r = auth_env.ok("exec", "--", aws_cli, "sts", "get-caller-identity", "--output", "text",
+                    "--query", "Arn", env={"AWS_PROFILE": "pctl-audit"})
+    assert f":assumed-role/{rig.ROLE_NAME}/" in r.stdout, r.stdout
+    r = auth_env.ok("exec", "--", "sh", "-c", 'echo "role=$PCTL_ROLE profile=${AWS_PROFILE-}"',
+                    env={"AWS_PROFILE": "pctl-audit"})
+    assert r.stdout.strip() == "role=audit profile=", r.stdout
+    # aws-vault's form
+    r = auth_env.ok("exec", "admin", "--", "sh", "-c", 'echo "role=$PCTL_ROLE"')
+    assert r.stdout.strip() == "role=admin", r.stdout
+    r = auth_env.run("exec", "nope", "--", "true")
+    rig.assert_pctl_error(r, 'unknown role "nope"')
+
+
+def test_exec_defaults_to_the_only_role(auth_env):
+    r = auth_env.ok("exec", "--", "sh", "-c", 'echo "role=$PCTL_ROLE"')
+    assert r.stdout.strip() == "role=admin", r.stdout
+
+
+def test_roles_lists_identity_arn_and_session(auth_env):
+    two_roles(auth_env)
+    r = auth_env.ok("roles")
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["ROLE", "IDENTITY", "ARN", "SESSION"], r.stdout
+    admin = next(l for l in lines if l.startswith("admin "))
+    assert "default" in admin and "(ARN known after unlock)" in admin, r.stdout
+    assert "no session (identity default locked)" in admin, r.stdout
+    # columns line up
+    assert len({l.index("default") for l in lines[1:]}) == 1, r.stdout
+    auth_env.ok("credential-process", "--role", "admin")
+    r = auth_env.ok("roles")
+    admin = next(l for l in r.stdout.splitlines() if l.startswith("admin "))
+    assert f"arn:aws:iam::{rig.ACCOUNT_ID}:role/{rig.ROLE_NAME}" in admin, r.stdout
+    assert re.search(r"session until \S+ \(in (59|60)m\)", admin), r.stdout
+    audit = next(l for l in r.stdout.splitlines() if l.startswith("audit "))
+    assert "no session yet" in audit, r.stdout
+    rows = json.loads(auth_env.ok("roles", "-o", "json").stdout)
+    by = {x["role"]: x for x in rows}
+    assert set(by) == {"admin", "audit"}
+    assert by["admin"]["identity"] == "default"
+    assert by["admin"]["profile"] == "pctl-admin"
+    assert by["admin"]["arn"] == f"arn:aws:iam::{rig.ACCOUNT_ID}:role/{rig.ROLE_NAME}"
+    assert rig.parse_rfc3339(by["admin"]["session_expires"])
+    assert by["audit"]["session_expires"] is None
+    assert by["audit"]["identity_locked"] is False
+
+
+# -- 14. exec exits like a shell when the command cannot run
+
+
+def test_exec_command_not_found_and_not_executable(auth_env):
+    r = auth_env.run("exec", "--role", "admin", "--", "no-such-command-xyz")
+    assert r.returncode == 127, r
+    assert r.stderr.strip() == "pctl: no-such-command-xyz: command not found", r.stderr
+    script = os.path.join(auth_env.home, "not-executable.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho hi\n")
+    os.chmod(script, 0o644)
+    r = auth_env.run("exec", "--role", "admin", "--", script)
+    assert r.returncode == 126, r
+    assert r.stderr.startswith(f"pctl: {script}: not executable"), r.stderr
+    r = auth_env.run("exec", "--server", "--role", "admin", "--", "no-such-command-xyz")
+    assert r.returncode == 127, r
