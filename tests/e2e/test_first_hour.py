@@ -4,6 +4,7 @@ shell steps run in real shells through tmux."""
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 
@@ -276,3 +277,44 @@ def test_exec_command_not_found_and_not_executable(auth_env):
     assert r.stderr.startswith(f"pctl: {script}: not executable"), r.stderr
     r = auth_env.run("exec", "--server", "--role", "admin", "--", "no-such-command-xyz")
     assert r.returncode == 127, r
+
+
+# -- 7. typed MFA codes
+
+from test_mfa_modes import config_text, mfa_env, sent_codes  # noqa: E402,F401  (mfa_env: a fixture)
+
+
+def test_typed_mfa_code_with_a_space_and_terminal_retry_wording(mfa_env):
+    env = mfa_env
+    env.write_config(text=config_text(env, 'mfa = "prompt"'))
+    sock = os.path.join(env.root, "tmux.sock")
+    err, rc = (os.path.join(env.root, n) for n in ("err.txt", "rc"))
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.env.items())
+    cmd = (f"env -i {exports} {shlex.quote(env.bin)} unlock --identity default "
+           f"2> {err}; echo $? > {rc}")
+    base = [need("tmux"), "-S", sock]
+    subprocess.run(base + ["new-session", "-d", "-s", "pctl", "-x", "200", "-y", "20", cmd],
+                   check=True, timeout=30, env={"PATH": os.environ["PATH"], "TERM": "xterm"})
+    try:
+        def screen():
+            return subprocess.run(base + ["capture-pane", "-p", "-t", "pctl"],
+                                  capture_output=True, text=True, timeout=10).stdout
+
+        def prompts():
+            return screen().count("MFA code for identity default")
+
+        rig.wait_until(lambda: prompts() == 1, timeout=30, what="the first prompt")
+        subprocess.run(base + ["send-keys", "-t", "pctl", "12ab", "Enter"], check=True, timeout=10)
+        rig.wait_until(lambda: prompts() == 2, timeout=30, what="the second prompt")
+        # as the authenticator app shows it
+        subprocess.run(base + ["send-keys", "-t", "pctl", "975 310", "Enter"], check=True,
+                       timeout=10)
+        rig.wait_until(lambda: os.path.exists(rc) and open(rc).read().strip(), timeout=60,
+                       what="pctl unlock to finish")
+        assert open(rc).read().strip() == "0", open(err).read() + env.daemon_log_tail()
+    finally:
+        subprocess.run(base + ["kill-server"], capture_output=True, timeout=10)
+    text = open(err).read()
+    assert "pctl: the code must be 6 digits, try again (2 left)" in text, text
+    assert "in a terminal" not in text, text  # no advice meant for callers without one
+    assert sent_codes(env) == ["975310"]

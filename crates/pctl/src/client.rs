@@ -237,27 +237,41 @@ impl Client {
     /// `Unlock`. Without a terminal (kubectl, terraform, an IDE) the
     /// daemon's one line is the error. At most three codes are asked for.
     fn unlock_with_typed_code(&self, identity: &str, message: &str) -> Result<()> {
+        const TRIES: usize = 3;
         let mut why = message.to_string();
-        for _ in 0..3 {
+        for attempt in 1..=TRIES {
+            let left = TRIES - attempt;
             let prompt = format!("pctl: MFA code for identity {identity}: ");
             let typed = match rpassword::prompt_password(prompt) {
                 Ok(t) => zeroize::Zeroizing::new(t),
                 Err(_) => bail!("{why}"),
             };
+            // Authenticator apps show codes grouped (`123 456`).
+            let code: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
+            if !(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())) {
+                why = format!("identity {identity}: the code must be 6 digits");
+                if left > 0 {
+                    eprintln!("pctl: the code must be 6 digits, try again ({left} left)");
+                }
+                continue;
+            }
             let env = Envelope {
                 version: VERSION.into(),
                 request: Request::Unlock {
                     env: ClientEnv::from_current(),
                     identity: Some(identity.to_string()),
-                    mfa_code: Some(MfaCode(typed.trim().to_string())),
+                    mfa_code: Some(MfaCode(code)),
                 },
             };
             let mut conn = self.connect_or_start()?;
             match exchange(&mut conn, &env)? {
                 Response::Ok(_) => return Ok(()),
                 Response::Error(e) if e.kind == ErrorKind::NeedsMfaCode => {
-                    // a mistyped or already used code: say why and ask again
-                    eprintln!("pctl: {}", e.message);
+                    // an already used code: say why (not the advice for
+                    // callers without a terminal) and ask again
+                    if left > 0 {
+                        eprintln!("pctl: {}, try again ({left} left)", refusal(&e.message));
+                    }
                     why = e.message;
                 }
                 Response::Error(e) => bail!("{}", e.message),
@@ -407,6 +421,17 @@ impl Client {
             self.socket.display()
         )
     }
+}
+
+/// Why the daemon refused a typed code, without its advice for callers
+/// that have no terminal (`identity X needs an MFA code (mfa = "prompt"):
+/// WHY: run `pctl unlock ...` ...`).
+fn refusal(message: &str) -> &str {
+    message
+        .split_once("(mfa = \"prompt\"): ")
+        .and_then(|(_, rest)| rest.split_once(": run `pctl unlock"))
+        .map(|(why, _)| why)
+        .unwrap_or(message)
 }
 
 /// The config file a daemon started by this client reads: its absence is
