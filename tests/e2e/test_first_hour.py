@@ -318,3 +318,44 @@ def test_typed_mfa_code_with_a_space_and_terminal_retry_wording(mfa_env):
     assert "pctl: the code must be 6 digits, try again (2 left)" in text, text
     assert "in a terminal" not in text, text  # no advice meant for callers without one
     assert sent_codes(env) == ["975310"]
+
+
+# -- 12. --diff exits as diff does, with distinct headers, coloured on a terminal
+
+from test_user_files import eks_env  # noqa: E402,F401  (a fixture)
+
+
+def test_aws_config_diff_exit_status_and_headers(auth_env):
+    cfg = os.path.join(auth_env.home, ".aws", "config")
+    r = auth_env.run("aws-config", "--diff")
+    assert r.returncode == 1, r
+    head = r.stdout.splitlines()[:2]
+    assert head == [f"--- {cfg}\tno such file yet", f"+++ {cfg}\tafter pctl"], head
+    assert "\x1b[" not in r.stdout  # no colour into a pipe
+    assert not os.path.exists(cfg)
+    auth_env.ok("aws-config", "--write")
+    r = auth_env.run("aws-config", "--diff")
+    assert (r.returncode, r.stdout) == (0, ""), r
+    assert "up to date" in r.stderr
+
+
+def test_kubeconfig_diff_exit_status(eks_env, server_cert):
+    env = eks_env
+    args = ["kubeconfig", "--cluster", rig.CLUSTER, "--endpoint", env.server.url,
+            "--ca-file", server_cert[0]]
+    r = env.run(*args, "--diff")
+    assert r.returncode == 1, r
+    kc = os.path.join(env.xdg_config, "pctl", "kubeconfig")
+    assert r.stdout.startswith(f"--- {kc}\tno such file yet\n+++ {kc}\tafter pctl\n"), r.stdout
+    env.ok(*args)
+    r = env.run(*args, "--diff")
+    assert (r.returncode, r.stdout) == (0, ""), r
+
+
+def test_diff_is_coloured_on_a_terminal(shell_env):
+    t = shell_env.tmux(["bash", "--norc", "--noprofile", "-i"])
+    t.run("PS1='$ '")
+    t.run(f"pctl aws-config --diff --write {shell_env.home}/new-aws-config; echo rc=$?")
+    out = t._run("capture-pane", "-p", "-e", "-t", "t").stdout
+    assert "\x1b[32m+[profile pctl-admin]" in out or "\x1b[32m+" in out, out
+    assert "rc=1" in out, out

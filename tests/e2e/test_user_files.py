@@ -130,8 +130,9 @@ def test_aws_config_diff_shows_and_changes_nothing(auth_env):
     cfg = os.path.join(env.home, "elsewhere", "aws.cfg")
     write(cfg, USER_AWS_CONFIG)
     original = read(cfg)
-    r = env.ok("aws-config", "--diff", env={"AWS_CONFIG_FILE": cfg})
-    assert r.stdout.startswith(f"--- {cfg}\n+++ {cfg}\n"), r.stdout
+    r = env.run("aws-config", "--diff", env={"AWS_CONFIG_FILE": cfg})
+    assert r.returncode == 1, r  # as diff(1): 1 when there are changes
+    assert r.stdout.startswith(f"--- {cfg}\tnow\n+++ {cfg}\tafter pctl\n"), r.stdout
     added = [line for line in r.stdout.splitlines() if line.startswith("+")]
     assert any(line.startswith("+# BEGIN pctl") for line in added), r.stdout
     assert "+[profile pctl-admin]" in added and "+# END pctl" in added
@@ -266,8 +267,9 @@ def test_kubeconfig_diff_changes_nothing(eks_env, server_cert):
     env = eks_env
     kc = os.path.join(env.home, ".kube", "config")
     write(kc, USER_KUBECONFIG)
-    r = env.ok("kubeconfig", "--cluster", rig.CLUSTER, "--endpoint", env.server.url,
-               "--ca-file", server_cert[0], "--write", "--diff")
+    r = env.run("kubeconfig", "--cluster", rig.CLUSTER, "--endpoint", env.server.url,
+                "--ca-file", server_cert[0], "--write", "--diff")
+    assert r.returncode == 1, r  # as diff(1): 1 when there are changes
     assert f"+- name: pctl-{rig.CLUSTER}" in r.stdout, r.stdout
     assert read(kc) == USER_KUBECONFIG.encode()
 
