@@ -359,3 +359,33 @@ def test_diff_is_coloured_on_a_terminal(shell_env):
     out = t._run("capture-pane", "-p", "-e", "-t", "t").stdout
     assert "\x1b[32m+[profile pctl-admin]" in out or "\x1b[32m+" in out, out
     assert "rc=1" in out, out
+
+
+# -- 11. status is easy to scan
+
+
+def test_status_text_one_line_per_role_relative_times(auth_env):
+    two_roles(auth_env)
+    auth_env.ok("credential-process", "--role", "admin")
+    r = auth_env.ok("status")
+    text = r.stdout
+    lines = text.splitlines()
+    assert text.count(auth_env.config_path) == 1, text
+    # the identity's state is in its header line, with relative times
+    ident = [l for l in lines if l.startswith("identity default: unlocked since ")]
+    assert len(ident) == 1, text
+    assert re.search(r"unlocked since \S+ \((\d+s|0m|1m) ago\), locks at \S+ \(in 1[45]m\)",
+                     ident[0]), ident
+    # one line per role, in aligned columns
+    head = [l for l in lines if l.split()[:4] == ["ROLE", "IDENTITY", "ARN", "SESSION"]]
+    assert len(head) == 1, text
+    admin = [l for l in lines if l.split()[:1] == ["admin"]]
+    audit = [l for l in lines if l.split()[:1] == ["audit"]]
+    assert len(admin) == 1 and len(audit) == 1, text
+    assert head[0].index("IDENTITY") == admin[0].index("default") == audit[0].index("default")
+    assert re.search(r"until \S+ \(in (59|60)m\)", admin[0]), admin
+    assert f"arn:aws:iam::{rig.ACCOUNT_ID}:role/{rig.ROLE_NAME}" in admin[0], admin
+    # the recent issuances the README promises
+    recent = [l for l in lines if l.startswith("RECENT")]
+    assert recent, text
+    assert any("credentials" in l and "admin" in l for l in lines[lines.index(recent[0]):]), text
