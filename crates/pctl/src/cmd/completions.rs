@@ -115,7 +115,9 @@ mod tests {
             "pctl",
             &mut buf,
         );
-        assert!(String::from_utf8(buf).unwrap().starts_with("#compdef pctl\n"));
+        assert!(String::from_utf8(buf)
+            .unwrap()
+            .starts_with("#compdef pctl\n"));
     }
 
     #[test]

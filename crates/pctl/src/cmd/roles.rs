@@ -28,7 +28,7 @@ pub fn resolve(roles: &[String], given: &str, flag: &str) -> Result<String> {
 /// (`pctl-NAME`), else the only configured role.
 pub fn default_role(roles: &[String]) -> Result<String> {
     if let Some(p) = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()) {
-        if roles.iter().any(|r| *r == p) || p.starts_with("pctl-") {
+        if roles.contains(&p) || p.starts_with("pctl-") {
             return resolve(roles, &p, "AWS_PROFILE");
         }
     }
