@@ -963,3 +963,59 @@ async fn included_roles_are_served_and_reloaded() {
         e.1
     );
 }
+
+/// Issue 15 §7: an identity removed from the config while unlocked is
+/// locked by the load that drops it (secrets and sessions gone, audited),
+/// can still be locked by name, and the other identity keeps serving.
+#[tokio::test(start_paused = true)]
+async fn an_identity_dropped_from_the_config_is_locked_and_audited() {
+    let r = two_identities();
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
+    r.creds_for("play").await.unwrap();
+    let without_sandbox = TWO_IDENTITIES
+        .replace(
+            "[identities.sandbox]\nitem = \"sandbox item\"\nvault = \"Private\"\naccount = \"my.1password.com\"\n",
+            "",
+        )
+        .replace(
+            "[roles.play]\nidentity = \"sandbox\"\nname = \"sandbox-admin\"\n",
+            "",
+        );
+    assert!(!without_sandbox.contains("sandbox"), "{without_sandbox}");
+    r.rewrite(&without_sandbox);
+    r.broker.config().unwrap();
+    let s = r.broker.status();
+    let sandbox = s.identities.iter().find(|i| i.name == "sandbox").unwrap();
+    assert!(
+        sandbox.locked,
+        "the dropped identity still holds its secrets"
+    );
+    assert_eq!(
+        sandbox.lock_reason.as_deref(),
+        Some("removed from the config")
+    );
+    assert!(s.roles.iter().all(|x| x.role != "play"), "{:?}", s.roles);
+    let audited: Vec<_> = s
+        .recent
+        .iter()
+        .filter(|a| a.issued == "lock")
+        .map(|a| a.role.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(audited, ["identity sandbox: removed from the config"]);
+    // locking it by name still works; the other identity is untouched
+    r.broker
+        .lock_identity(Some("sandbox"), LockReason::Manual)
+        .unwrap();
+    let before = r.sts.calls("assume").len();
+    r.creds_for("admin").await.unwrap();
+    r.creds_for("admin").await.unwrap();
+    assert_eq!(r.source.reads_of("work item"), 1);
+    assert!(r.sts.calls("assume").len() <= before + 1);
+    // another load of the same config audits nothing more
+    r.broker.config().unwrap();
+    let again = r.broker.status();
+    assert_eq!(
+        again.recent.iter().filter(|a| a.issued == "lock").count(),
+        1
+    );
+}
