@@ -389,3 +389,25 @@ def test_status_text_one_line_per_role_relative_times(auth_env):
     recent = [l for l in lines if l.startswith("RECENT")]
     assert recent, text
     assert any("credentials" in l and "admin" in l for l in lines[lines.index(recent[0]):]), text
+
+
+def test_kubeconfig_with_endpoint_and_ca_asks_eks_nothing(eks_env, server_cert):
+    env = eks_env
+    mine = os.path.join(env.xdg_config, "pctl", "kubeconfig")
+    args = ["kubeconfig", "--cluster", rig.CLUSTER, "--endpoint", env.server.url,
+            "--ca-file", server_cert[0]]
+    # as after `pctl shell`: pctl's file is on KUBECONFIG, so no --kubeconfig hint
+    r = env.ok(*args, env={"KUBECONFIG": mine})
+    assert "--kubeconfig" not in r.stderr, r.stderr
+    st = env.status()
+    assert st["counters"]["describe_cluster"] == 0, st["counters"]
+    assert env.op_calls("item get") == [], "nothing to unlock for"
+    import yaml
+    doc = yaml.safe_load(open(mine))
+    assert doc["users"][0]["user"]["exec"]["args"] == [
+        "eks", "token", "--cluster", rig.CLUSTER, "--role", "admin"]
+    # a file kubectl would not read gets the hint
+    r = env.ok(*args, "--write", os.path.join(env.home, "elsewhere.yaml"), env={"KUBECONFIG": mine})
+    assert "kubectl --kubeconfig" in r.stderr, r.stderr
+    r = env.run("kubeconfig", "--cluster", "nope", *args[3:])
+    rig.assert_pctl_error(r, "--cluster nope: no such cluster", rig.CLUSTER)

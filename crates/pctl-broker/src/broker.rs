@@ -632,6 +632,11 @@ impl Broker {
             region: cfg.region.clone(),
             roles: cfg.roles.keys().cloned().collect(),
             clusters: cfg.clusters.keys().cloned().collect(),
+            cluster_roles: cfg
+                .clusters
+                .values()
+                .map(|c| (c.key.clone(), c.role.clone()))
+                .collect(),
         })
     }
 

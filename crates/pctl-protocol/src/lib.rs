@@ -404,6 +404,10 @@ pub struct Profiles {
     pub region: String,
     pub roles: Vec<String>,
     pub clusters: Vec<String>,
+    /// Each cluster's role (`[clusters.KEY] role`), for kubeconfig entries
+    /// written without asking EKS.
+    #[serde(default)]
+    pub cluster_roles: BTreeMap<String, String>,
 }
 
 /// A console sign-in URL. The URL is a bearer credential for the console

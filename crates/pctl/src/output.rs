@@ -140,7 +140,11 @@ pub fn kubeconfig_entries(
     let mut exec = json!({
         "apiVersion": "client.authentication.k8s.io/v1beta1",
         "command": pctl.display().to_string(),
-        "args": ["eks", "token", "--cluster", info.key, "--role", info.role],
+        "args": if info.role.is_empty() {
+            json!(["eks", "token", "--cluster", info.key])
+        } else {
+            json!(["eks", "token", "--cluster", info.key, "--role", info.role])
+        },
         "interactiveMode": "Never",
         "provideClusterInfo": false,
     });
