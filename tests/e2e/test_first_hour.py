@@ -411,3 +411,24 @@ def test_kubeconfig_with_endpoint_and_ca_asks_eks_nothing(eks_env, server_cert):
     assert "kubectl --kubeconfig" in r.stderr, r.stderr
     r = env.run("kubeconfig", "--cluster", "nope", *args[3:])
     rig.assert_pctl_error(r, "--cluster nope: no such cluster", rig.CLUSTER)
+
+
+# -- 14. --identity completes identity names
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_identity_names_complete(shell_env, shell):
+    if shell == "bash":
+        t = shell_env.tmux(["bash", "--norc", "--noprofile", "-i"])
+        t.run("PS1='$ '")
+        t.run('eval "$(pctl completions bash)"')
+    elif shell == "zsh":
+        t = zsh_with_installed_completion(shell_env)
+    else:
+        t = shell_env.tmux([need("fish"), "--no-config", "-i"])
+        t.run("function fish_prompt; printf '> '; end")
+        t.run("pctl completions fish | source")
+    t.keys("pctl lock --identity def", enter=False)
+    t.tab()
+    t.wait_for("pctl lock --identity default ")
+    t.keys("\x03", enter=False)

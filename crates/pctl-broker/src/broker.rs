@@ -637,6 +637,7 @@ impl Broker {
                 .values()
                 .map(|c| (c.key.clone(), c.role.clone()))
                 .collect(),
+            identities: cfg.identities.keys().cloned().collect(),
         })
     }
 

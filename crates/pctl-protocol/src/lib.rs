@@ -408,6 +408,9 @@ pub struct Profiles {
     /// written without asking EKS.
     #[serde(default)]
     pub cluster_roles: BTreeMap<String, String>,
+    /// The configured identities (`default` is `[onepassword]`).
+    #[serde(default)]
+    pub identities: Vec<String>,
 }
 
 /// A console sign-in URL. The URL is a bearer credential for the console

@@ -36,19 +36,19 @@ pub enum Cmd {
     /// Read the 1Password item now (one `op item get` per identity).
     Unlock {
         /// Only this identity (`[identities.NAME]`; `default` is `[onepassword]`).
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "IDENTITY")]
         identity: Option<String>,
     },
     /// Drop every secret and session; stays locked until `pctl unlock`.
     Lock {
         /// Only this identity; the others keep serving.
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "IDENTITY")]
         identity: Option<String>,
     },
     /// Replace the IAM user's access key (create, verify, write to 1Password, read back, delete the old).
     Rotate {
         /// The identity whose key to rotate (needed when several are configured).
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "IDENTITY")]
         identity: Option<String>,
     },
     /// Show lock state, sessions, tokens and counters (never a secret).
@@ -232,21 +232,23 @@ impl Format {
     }
 }
 
-/// What `pctl __complete roles|clusters` lists, one name a line, for the
+/// What `pctl __complete roles|clusters|identities` lists, one name a line, for the
 /// completion scripts. Parsed before clap so that no completion script (they
 /// are generated from clap's tree, hidden commands included) offers it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Names {
     Roles,
     Clusters,
+    Identities,
 }
 
-/// `pctl __complete roles|clusters`.
+/// `pctl __complete roles|clusters|identities`.
 pub fn complete_names(args: &[OsString]) -> Option<Names> {
     match args.get(1..)? {
         [c, w] if c == "__complete" => match w.to_str()? {
             "roles" => Some(Names::Roles),
             "clusters" => Some(Names::Clusters),
+            "identities" => Some(Names::Identities),
             _ => None,
         },
         _ => None,

@@ -19,7 +19,8 @@ pub fn run(shell: clap_complete::Shell) -> Result<()> {
         clap_complete::Shell::Zsh => {
             let script = script
                 .replace(":ROLE:_default'", ":ROLE:_pctl_roles'")
-                .replace(":CLUSTER:_default'", ":CLUSTER:_pctl_clusters'");
+                .replace(":CLUSTER:_default'", ":CLUSTER:_pctl_clusters'")
+                .replace(":IDENTITY:_default'", ":IDENTITY:_pctl_identities'");
             // compinit reads only line 1 for `#compdef`: it stays first.
             let (first, rest) = script.split_once('\n').unwrap_or((&script, ""));
             format!("{first}\n{ZSH}{rest}")
@@ -50,6 +51,8 @@ fn fish_names(line: &str) -> Option<&'static str> {
         Some("roles")
     } else if line.contains(" -l cluster ") {
         Some("clusters")
+    } else if line.contains(" -l identity ") {
+        Some("identities")
     } else {
         None
     }
@@ -64,6 +67,7 @@ pub fn names(client: &Client, what: Names) -> Result<()> {
         let list = match what {
             Names::Roles => p.roles,
             Names::Clusters => p.clusters,
+            Names::Identities => p.identities,
         };
         print!("{}", name_lines(&list));
     }
@@ -85,6 +89,7 @@ _pctl_with_names() {
     case "$prev" in
         --role|--profile) what=roles ;;
         --cluster) what=clusters ;;
+        --identity) what=identities ;;
     esac
     if [[ -n "$what" ]]; then
         local names
@@ -107,6 +112,11 @@ _pctl_clusters() {
     local -a names
     names=(${(f)"$(command pctl __complete clusters 2>/dev/null)"})
     _describe -t clusters 'pctl cluster' names
+}
+_pctl_identities() {
+    local -a names
+    names=(${(f)"$(command pctl __complete identities 2>/dev/null)"})
+    _describe -t identities 'pctl identity' names
 }
 "#;
 
