@@ -432,3 +432,29 @@ def test_identity_names_complete(shell_env, shell):
     t.tab()
     t.wait_for("pctl lock --identity default ")
     t.keys("\x03", enter=False)
+
+
+# -- 12. aws-config and kubeconfig: the same default (write), --print for both
+
+
+def test_aws_config_writes_by_default_and_prints_on_request(auth_env):
+    cfg = os.path.join(auth_env.home, ".aws", "config")
+    r = auth_env.ok("aws-config", "--print")
+    assert "[profile pctl-admin]" in r.stdout and not os.path.exists(cfg), r
+    r = auth_env.ok("aws-config")
+    assert r.stdout == "" and f"wrote 1 profile(s)" in r.stderr, r
+    assert "[profile pctl-admin]" in open(cfg).read()
+
+
+def test_kubeconfig_prints_on_request(eks_env, server_cert):
+    env = eks_env
+    mine = os.path.join(env.xdg_config, "pctl", "kubeconfig")
+    args = ["kubeconfig", "--cluster", rig.CLUSTER, "--endpoint", env.server.url,
+            "--ca-file", server_cert[0]]
+    r = env.ok(*args, "--print")
+    import yaml
+    doc = yaml.safe_load(r.stdout)
+    assert doc["current-context"] == f"pctl-{rig.CLUSTER}", r.stdout
+    assert not os.path.exists(mine)
+    env.ok(*args)
+    assert os.path.exists(mine)

@@ -175,7 +175,7 @@ def test_old_pctl_owned_file_is_migrated(auth_env):
     one block (it has no markers; all of it was pctl's)."""
     env = auth_env
     old = os.path.join(env.xdg_config, "pctl", "aws-config")
-    printed = env.ok("aws-config").stdout
+    printed = env.ok("aws-config", "--print").stdout
     write(old, printed)
     env.ok("aws-config", "--write", env={"AWS_CONFIG_FILE": old})
     text = read(old).decode()

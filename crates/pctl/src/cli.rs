@@ -109,15 +109,22 @@ pub enum Cmd {
         #[command(flatten)]
         format: Format,
     },
-    /// Print (or write) AWS config profiles `pctl-<role>` using credential_process.
+    /// Write (or print) AWS config profiles `pctl-<role>` using credential_process.
+    ///
+    /// Like `pctl kubeconfig`, it writes by default (`--diff` first to see what would
+    /// change, `--print` to only print).
     AwsConfig {
         /// Write them into pctl's managed block (`# BEGIN pctl` ... `# END pctl`) of this AWS
         /// config file, keeping every other line (default: $AWS_CONFIG_FILE, else ~/.aws/config).
         #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path())]
         write: Option<PathBuf>,
-        /// Show what --write would change (a unified diff) and change nothing.
-        #[arg(long)]
+        /// Show what would change (a unified diff) and change nothing; exit 1 when something
+        /// would, 0 when nothing would (as diff does).
+        #[arg(long, conflicts_with = "print")]
         diff: bool,
+        /// Print the profiles instead of writing them.
+        #[arg(long, conflicts_with = "write")]
+        print: bool,
     },
     /// First run: pick the 1Password item, write pctl's config and the AWS config block.
     ///
@@ -176,9 +183,14 @@ pub enum Cmd {
         /// `pctl shell` adds to KUBECONFIG.
         #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path())]
         write: Option<PathBuf>,
-        /// Show what would change (a unified diff) and change nothing.
-        #[arg(long)]
+        /// Show what would change (a unified diff) and change nothing; exit 1 when something
+        /// would, 0 when nothing would (as diff does).
+        #[arg(long, conflicts_with = "print")]
         diff: bool,
+        /// Print the entries (a kubeconfig of pctl's cluster, user and context) instead of
+        /// writing them.
+        #[arg(long, conflicts_with = "write")]
+        print: bool,
     },
     /// Print shell completions.
     Completions {

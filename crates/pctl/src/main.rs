@@ -95,7 +95,9 @@ fn run(cli: Cli) -> Result<()> {
             command,
         } => cmd::exec::run_with_server(&client(), role, command),
         Cmd::Exec { role, command, .. } => cmd::exec::run(&client(), role, command),
-        Cmd::AwsConfig { write, diff } => cmd::aws_config::run(&client(), write, diff),
+        Cmd::AwsConfig { write, diff, print } => {
+            cmd::aws_config::run(&client(), write, diff, print)
+        }
         Cmd::Init {
             from_aws_config: Some(from),
             write,
@@ -142,6 +144,7 @@ fn run(cli: Cli) -> Result<()> {
             ca_file,
             write,
             diff,
+            print,
         } => cmd::kubeconfig::run(
             &client(),
             cmd::kubeconfig::Args {
@@ -151,6 +154,7 @@ fn run(cli: Cli) -> Result<()> {
                 ca_file,
                 write,
                 diff,
+                print,
             },
         ),
         Cmd::Completions { shell } => cmd::completions::run(shell),

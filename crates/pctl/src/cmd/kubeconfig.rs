@@ -18,6 +18,8 @@ pub struct Args {
     pub write: Option<PathBuf>,
     /// Show what would change and change nothing.
     pub diff: bool,
+    /// Print the entries instead of writing them.
+    pub print: bool,
 }
 
 pub fn run(client: &Client, args: Args) -> Result<()> {
@@ -96,5 +98,9 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
                 dirs::config_path().display()
             )
         })?;
+    if args.print {
+        print!("{}", yaml_serde::to_string(&fresh)?);
+        return Ok(());
+    }
     files::kubeconfig_yaml::run(path, &fresh, &format!("pctl-{}", info.key), args.diff)
 }
