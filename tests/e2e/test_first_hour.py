@@ -458,3 +458,25 @@ def test_kubeconfig_prints_on_request(eks_env, server_cert):
     assert not os.path.exists(mine)
     env.ok(*args)
     assert os.path.exists(mine)
+
+
+# -- 14. a waiting line while 1Password takes long, erased when the answer comes
+
+
+def test_waiting_line_while_op_is_slow(shell_env):
+    shell_env.op_state(latency=3)
+    t = shell_env.tmux(["bash", "--norc", "--noprofile", "-i"])
+    t.run("PS1='$ '")
+    t.keys("pctl env --role admin >/dev/null; echo rc=$?")
+    t.wait_for("waiting for the daemon (1Password may be asking you to approve)", timeout=15)
+    screen = t.wait_for("rc=0", timeout=60)
+    assert "waiting for the daemon" not in screen, screen  # erased when the answer came
+    # quick answers show nothing
+    shell_env.op_state(latency=None)
+    screen = t.run("pctl env --role admin >/dev/null")
+    assert "waiting" not in screen, screen
+    # and nothing reaches a stderr that is not a terminal
+    shell_env.ok("stop")
+    shell_env.op_state(latency=2)
+    r = shell_env.ok("env", "--role", "admin")
+    assert r.stderr == "", r.stderr

@@ -199,7 +199,10 @@ impl Client {
         };
         for attempt in 0..4 {
             let mut conn = self.connect_or_start()?;
-            match exchange(&mut conn, &env)? {
+            let waiting = Waiting::start(&env.request);
+            let answer = exchange(&mut conn, &env);
+            drop(waiting);
+            match answer? {
                 Response::Ok(r) => return Ok(r),
                 Response::Error(e) if e.kind == ErrorKind::NeedsMfaCode => {
                     drop(conn);
@@ -420,6 +423,67 @@ impl Client {
             "the daemon at {} kept answering with another version",
             self.socket.display()
         )
+    }
+}
+
+/// A line on the terminal while a request that may read 1Password takes
+/// long (`op` may be waiting for the user to approve in the app); erased
+/// when the answer comes. Nothing when stderr is not a terminal.
+struct Waiting {
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Waiting {
+    /// How long an answer may take before the line appears.
+    const AFTER: Duration = Duration::from_millis(1500);
+
+    fn start(request: &Request) -> Waiting {
+        use std::io::IsTerminal;
+        let may_unlock = matches!(
+            request,
+            Request::Unlock { .. }
+                | Request::Credentials { .. }
+                | Request::EksToken { .. }
+                | Request::DescribeCluster { .. }
+                | Request::ConsoleLogin { .. }
+        );
+        if !may_unlock || !std::io::stderr().is_terminal() {
+            return Waiting {
+                done: None,
+                thread: None,
+            };
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            use std::io::Write;
+            // an answer (the sender dropped) before the time: nothing shown
+            if rx.recv_timeout(Self::AFTER) != Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                return;
+            }
+            let mut err = std::io::stderr();
+            let _ = write!(
+                err,
+                "pctl: waiting for the daemon (1Password may be asking you to approve)..."
+            );
+            let _ = err.flush();
+            let _ = rx.recv();
+            let _ = write!(err, "\r\x1b[K");
+            let _ = err.flush();
+        });
+        Waiting {
+            done: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
