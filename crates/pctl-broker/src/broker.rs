@@ -644,6 +644,9 @@ impl Broker {
     /// What `pctl status` shows. Never a secret.
     pub fn status(&self) -> Status {
         self.enforce_limits();
+        // As `doctor` does: `mlock` then says whether secret pages can be
+        // locked even before the first secret arrives.
+        crate::platform::probe_mlock();
         let cfg = self.config().ok();
         let ids = self.known_identities();
         let sum = |f: &dyn Fn(&Identity) -> u64| ids.iter().map(|i| f(i)).sum::<u64>();
