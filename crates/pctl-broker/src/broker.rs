@@ -640,12 +640,21 @@ impl Broker {
             region: cfg.region.clone(),
             roles: cfg.roles.keys().cloned().collect(),
             clusters: cfg.clusters.keys().cloned().collect(),
+            cluster_roles: cfg
+                .clusters
+                .values()
+                .map(|c| (c.key.clone(), c.role.clone()))
+                .collect(),
+            identities: cfg.identities.keys().cloned().collect(),
         })
     }
 
     /// What `pctl status` shows. Never a secret.
     pub fn status(&self) -> Status {
         self.enforce_limits();
+        // As `doctor` does: `mlock` then says whether secret pages can be
+        // locked even before the first secret arrives.
+        crate::platform::probe_mlock();
         let cfg = self.config().ok();
         let ids = self.known_identities();
         let sum = |f: &dyn Fn(&Identity) -> u64| ids.iter().map(|i| f(i)).sum::<u64>();
@@ -686,6 +695,16 @@ impl Broker {
                                 role: r.key.clone(),
                                 identity: r.identity.clone(),
                                 file: r.file.clone(),
+                                arn: match &r.arn {
+                                    Some(a) => Some(a.clone()),
+                                    None => ids
+                                        .iter()
+                                        .find(|i| i.name == r.identity)
+                                        .and_then(|i| {
+                                            i.vault.snapshot(self.clock.as_ref()).unlocked
+                                        })
+                                        .map(|u| r.arn(&u.account_id)),
+                                },
                             })
                             .collect()
                     })

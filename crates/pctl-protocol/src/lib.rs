@@ -426,6 +426,13 @@ pub struct Profiles {
     pub region: String,
     pub roles: Vec<String>,
     pub clusters: Vec<String>,
+    /// Each cluster's role (`[clusters.KEY] role`), for kubeconfig entries
+    /// written without asking EKS.
+    #[serde(default)]
+    pub cluster_roles: BTreeMap<String, String>,
+    /// The configured identities (`default` is `[onepassword]`).
+    #[serde(default)]
+    pub identities: Vec<String>,
 }
 
 /// A console sign-in URL (a bearer credential for the console, valid 15
@@ -528,6 +535,10 @@ pub struct RoleOrigin {
     pub identity: String,
     /// The config file or included file that defines it.
     pub file: String,
+    /// The role's ARN: from the config, or its name joined with the account
+    /// ID read at unlock; `None` while that identity has not been unlocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -92,11 +92,9 @@ impl Config {
     /// yours or root's and writable only by its owner ([`super::trust`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let (text, _) = read_trusted(path).map_err(|e| match e {
-            Refused::NotFound => ConfigError(format!(
-                "config {}: file not found: create it (see `pctl --help` and README \
-                 \"Real-world setup\") or set PCTL_CONFIG",
-                path.display()
-            )),
+            Refused::NotFound => {
+                ConfigError(format!("no config at {}: run pctl init", path.display()))
+            }
             Refused::Unreadable(e) => {
                 ConfigError(format!("config {}: cannot read: {e}", path.display()))
             }
