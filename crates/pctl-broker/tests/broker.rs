@@ -963,3 +963,87 @@ async fn included_roles_are_served_and_reloaded() {
         e.1
     );
 }
+
+// --------------------------------------------------------------------------
+// Timers on paused time (moved from tests/e2e/test_lifecycle.py, which slept
+// 3.5 s, 6 x 1 s and 5 s on wall-clock timers; an e2e smoke test of the idle
+// lock stays there). `enforce_limits` is what the daemon's one-second timer
+// calls (daemon.rs); the fake clock follows tokio's paused clock.
+
+/// The idle timer drops the secrets and every session; a lock by the idle
+/// timer (unlike `pctl lock`) unlocks again on the next request that brings
+/// an environment, with a fresh 1Password read and a new session.
+#[tokio::test(start_paused = true)]
+async fn idle_lock_by_the_timer_then_unlock_on_demand() {
+    let r = rig_with(
+        &config_text("platform-admin", "platform", "")
+            .replace("idle_lock = \"1h\"", "idle_lock = \"2s\""),
+        source(),
+    );
+    let k1 = r.creds(true).await.unwrap().access_key_id;
+    tokio::time::advance(Duration::from_millis(1500)).await;
+    r.broker.enforce_limits();
+    assert!(!r.broker.status().locked, "locked before the idle limit");
+    tokio::time::advance(Duration::from_millis(1000)).await;
+    r.broker.enforce_limits();
+    let st = r.broker.status();
+    assert!(
+        st.locked,
+        "idle_lock=2s: still unlocked after 2.5 s idle: {st:?}"
+    );
+    assert_eq!(st.lock_reason.as_deref(), Some("idle"));
+    assert!(
+        st.roles.is_empty(),
+        "sessions kept after the idle lock: {st:?}"
+    );
+    assert_eq!(r.creds(false).await.unwrap_err(), ErrorKind::NeedsEnv);
+    let k2 = r.creds(true).await.unwrap().access_key_id;
+    assert_eq!(r.source.runs(), 2);
+    assert_ne!(k1, k2, "sessions are dropped with the secrets");
+}
+
+/// Requests keep the daemon unlocked: six requests a second apart under a
+/// three-second idle limit read 1Password once.
+#[tokio::test(start_paused = true)]
+async fn requests_keep_the_daemon_unlocked() {
+    let r = rig_with(
+        &config_text("platform-admin", "platform", "")
+            .replace("idle_lock = \"1h\"", "idle_lock = \"3s\""),
+        source(),
+    );
+    r.creds(true).await.unwrap();
+    for _ in 0..6 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        r.broker.enforce_limits();
+        r.creds(false).await.unwrap();
+    }
+    assert!(!r.broker.status().locked);
+    assert_eq!(r.source.runs(), 1);
+}
+
+/// max_unlock applies whatever happens: requests every quarter second keep
+/// the idle timer away, yet the timer locks three seconds after the unlock.
+#[tokio::test(start_paused = true)]
+async fn max_unlock_locks_while_in_use() {
+    let r = rig_with(
+        &config_text("platform-admin", "platform", "")
+            .replace("max_unlock = \"12h\"", "max_unlock = \"3s\""),
+        source(),
+    );
+    r.creds(true).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let mut first_refusal = None;
+    for _ in 0..20 {
+        tokio::time::advance(Duration::from_millis(250)).await;
+        r.broker.enforce_limits();
+        if r.creds(false).await.is_err() {
+            first_refusal = Some(start.elapsed());
+            break;
+        }
+    }
+    let at = first_refusal.expect("still unlocked 5 s into a 3 s max_unlock");
+    assert!(at >= Duration::from_secs(3), "locked early, at {at:?}");
+    let st = r.broker.status();
+    assert!(st.locked, "{st:?}");
+    assert_eq!(st.lock_reason.as_deref(), Some("lifetime"));
+}
