@@ -980,7 +980,7 @@ async fn idle_lock_by_the_timer_then_unlock_on_demand() {
             .replace("idle_lock = \"1h\"", "idle_lock = \"2s\""),
         source(),
     );
-    let k1 = r.creds(true).await.unwrap().access_key_id;
+    let k1 = r.creds(true).await.unwrap().access_key_id.clone();
     tokio::time::advance(Duration::from_millis(1500)).await;
     r.broker.enforce_limits();
     assert!(!r.broker.status().locked, "locked before the idle limit");
@@ -997,7 +997,7 @@ async fn idle_lock_by_the_timer_then_unlock_on_demand() {
         "sessions kept after the idle lock: {st:?}"
     );
     assert_eq!(r.creds(false).await.unwrap_err(), ErrorKind::NeedsEnv);
-    let k2 = r.creds(true).await.unwrap().access_key_id;
+    let k2 = r.creds(true).await.unwrap().access_key_id.clone();
     assert_eq!(r.source.runs(), 2);
     assert_ne!(k1, k2, "sessions are dropped with the secrets");
 }
@@ -1046,4 +1046,85 @@ async fn max_unlock_locks_while_in_use() {
     let st = r.broker.status();
     assert!(st.locked, "{st:?}");
     assert_eq!(st.lock_reason.as_deref(), Some("lifetime"));
+}
+
+/// Moved from tests/security/test_hostile_input.py, which stalled 12 s of
+/// wall-clock time: a client that pipelines requests and never reads the
+/// answers fills its socket buffer, and the daemon gives up on it after
+/// `WRITE_TIMEOUT` (each such connection holds one of the connection slots)
+/// instead of blocking on the write forever. The real server on a real
+/// socket, on paused time. Criterion as before: stall 12 s, then drain; a
+/// daemon that dropped us delivered fewer answers than requests, one still
+/// blocked delivers every answer after the drain (and keeps the connection).
+#[tokio::test(start_paused = true)]
+async fn client_that_never_reads_is_dropped_after_the_write_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    assert!(pctl_broker::server::WRITE_TIMEOUT < Duration::from_secs(12));
+    let r = rig();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("pctl.sock");
+    let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let server = tokio::spawn(pctl_broker::server::serve(
+        r.broker.clone(),
+        listener,
+        shutdown.clone(),
+    ));
+    let body = serde_json::to_vec(&serde_json::json!({
+        "version": pctl_protocol::VERSION,
+        "request": {"kind": "status"},
+    }))
+    .unwrap();
+    let mut one = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    one.extend_from_slice(&body);
+    let mut s = tokio::net::UnixStream::connect(&sock).await.unwrap();
+    let mut sent = 0u64;
+    for _ in 0..200_000 {
+        match tokio::time::timeout(Duration::from_secs(1), s.write_all(&one)).await {
+            Ok(Ok(())) => sent += 1,
+            // blocked: the daemon stopped reading (it is blocked writing to
+            // us), or it already dropped the connection
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    assert!(sent > 10, "only {sent} requests went out");
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut closed = false;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => break, // nothing more for 10 s and still open
+        }
+    }
+    let mut answers = 0u64;
+    let mut rest = &buf[..];
+    while rest.len() >= 4 {
+        let n = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        if rest.len() < 4 + n {
+            break;
+        }
+        rest = &rest[4 + n..];
+        answers += 1;
+    }
+    assert!(
+        closed && answers < sent,
+        "a client that never reads was not dropped: {answers} answers to {sent} requests, closed={closed}"
+    );
+    // and the daemon still serves others
+    let mut t = tokio::net::UnixStream::connect(&sock).await.unwrap();
+    t.write_all(&one).await.unwrap();
+    let mut len = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), t.read_exact(&mut len))
+        .await
+        .expect("the daemon stopped serving")
+        .unwrap();
+    shutdown.notify_one();
+    drop(t);
+    let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
 }
