@@ -31,6 +31,19 @@ if (( ${#missing[@]} )); then
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" apt-get install -y -qq "${missing[@]}"
 fi
+# Real gpg (with its agent, which signs) and git for
+# tests/platform/test_platform_signed_*.py (Debian packages), only when missing.
+missing=()
+for prog in gpg gpg-agent gpgconf; do
+  command -v "$prog" >/dev/null 2>&1 || { missing+=(gnupg) && break; }
+done
+command -v git >/dev/null 2>&1 || missing+=(git)
+if (( ${#missing[@]} )); then
+  sudo=()
+  [[ "$(id -u)" == 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
 if [[ "${PCTL_SKIP_PLATFORM_TOOLS:-}" != 1 ]]; then
   tests/platform/install-tools.sh
 fi

@@ -42,9 +42,50 @@ pub struct Peer {
     pub exe: Option<String>,
 }
 
+/// What identifies one version of a file: modification and change times
+/// (a `chmod` or `chown` changes the latter), length, device and inode (a
+/// file renamed over it); of a directory: its owner, mode, device and inode
+/// (not its times, which every file saved beside the config changes).
+type Stamp = Option<(SystemTime, i64, i64, u64, u64, u64)>;
+
+fn stamp_of(p: &std::path::Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    Some((
+        m.modified().ok()?,
+        m.ctime(),
+        m.ctime_nsec(),
+        m.len(),
+        m.dev(),
+        m.ino(),
+    ))
+}
+
+/// The stamps of the config, each include, and the directories holding them.
+fn stamps(config: &std::path::Path, includes: &[PathBuf]) -> Vec<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let mut files = vec![config];
+    files.extend(includes.iter().map(PathBuf::as_path));
+    let mut out: Vec<Stamp> = files.iter().map(|p| stamp_of(p)).collect();
+    let mut dirs: Vec<&std::path::Path> = files.iter().filter_map(|p| p.parent()).collect();
+    dirs.dedup();
+    out.extend(dirs.iter().map(|d| {
+        let m = std::fs::metadata(d).ok()?;
+        Some((
+            SystemTime::UNIX_EPOCH,
+            i64::from(m.uid()),
+            i64::from(m.mode()),
+            0,
+            m.dev(),
+            m.ino(),
+        ))
+    }));
+    out
+}
+
 struct ConfigCache {
-    /// Modification time and length of the config and each included file.
-    stamp: Vec<Option<(SystemTime, u64)>>,
+    /// Stamps of the config and each included file.
+    stamp: Vec<Stamp>,
     loaded: Result<Arc<Config>, ConfigError>,
 }
 
@@ -57,7 +98,7 @@ pub struct Parts {
 
 /// The daemon's state. Cheap to share (`Arc<Broker>`).
 pub struct Broker {
-    config_path: PathBuf,
+    pub(crate) config_path: PathBuf,
     config: Mutex<ConfigCache>,
     clock: Arc<dyn Clock>,
     identities: Identities,
@@ -99,29 +140,67 @@ impl Broker {
         }
     }
 
-    /// The current config, re-read when the file or an included file changed.
+    /// The current config, re-read when the file or an included file
+    /// changed (content, owner or mode), and at every call while it is
+    /// refused (the fix may be in a directory's mode or an include).
     pub fn config(&self) -> Result<Arc<Config>, ConfigError> {
-        let stamp_of = |p: &std::path::Path| {
-            let m = std::fs::metadata(p).ok()?;
-            Some((m.modified().ok()?, m.len()))
+        let (loaded, reloaded) = {
+            let mut cache = self.config.lock().unwrap_or_else(|p| p.into_inner());
+            let includes = match &cache.loaded {
+                Ok(c) => c.includes.as_slice(),
+                Err(_) => &[],
+            };
+            let mut stamp = stamps(&self.config_path, includes);
+            let stale = cache.loaded.is_err()
+                || cache.stamp.first().is_none_or(Option::is_none)
+                || cache.stamp != stamp;
+            if stale {
+                let before = cache.loaded.as_ref().err().cloned();
+                cache.loaded = Config::load(&self.config_path).map(Arc::new);
+                if let Ok(c) = &cache.loaded {
+                    stamp = stamps(&self.config_path, &c.includes);
+                }
+                cache.stamp = stamp;
+                match &cache.loaded {
+                    // Said once, not at every request while it stays so.
+                    Err(e) if before.as_ref() != Some(e) => tracing::warn!("{e}"),
+                    _ => {}
+                }
+            }
+            (cache.loaded.clone(), stale)
         };
-        let mut cache = self.config.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stamp = vec![stamp_of(&self.config_path)];
-        if let Ok(c) = &cache.loaded {
-            stamp.extend(c.includes.iter().map(|p| stamp_of(p)));
+        if let (true, Ok(cfg)) = (reloaded, &loaded) {
+            self.lock_removed(cfg);
         }
-        if cache.stamp.first().is_none_or(Option::is_none) || cache.stamp != stamp {
-            cache.loaded = Config::load(&self.config_path).map(Arc::new);
-            if let Ok(c) = &cache.loaded {
-                stamp.truncate(1);
-                stamp.extend(c.includes.iter().map(|p| stamp_of(p)));
+        loaded
+    }
+
+    /// After a load: an identity the config no longer defines is locked
+    /// (its secrets and sessions dropped, an unlock under way refused),
+    /// logged and audited; only a config that defines it again can unlock it.
+    fn lock_removed(&self, cfg: &Config) {
+        for id in self.identities.all() {
+            if cfg.identities.contains_key(&id.name) {
+                continue;
             }
-            cache.stamp = stamp;
-            if let Err(e) = &cache.loaded {
-                tracing::warn!("{e}");
+            let snap = id.vault.snapshot(self.clock.as_ref());
+            if snap.reason == LockReason::Removed && snap.unlocked.is_none() {
+                continue;
+            }
+            let held = snap.unlocked.is_some();
+            drop(snap);
+            self.lock_one(&id, LockReason::Removed);
+            if held {
+                tracing::warn!(
+                    "identity {} is no longer in the config {}: locked, its secrets dropped",
+                    id.name,
+                    cfg.path.display()
+                );
+                let mut rec = self.record(&Peer::default(), "lock", Issued::default());
+                rec.role = Some(format!("identity {}: removed from the config", id.name));
+                self.audit.record(rec);
             }
         }
-        cache.loaded.clone()
     }
 
     /// The longest a request may run: two `op` runs (one retry), a wait for
@@ -189,8 +268,14 @@ impl Broker {
         match name {
             None => self.lock(reason),
             Some(n) => {
-                self.config()?.identity(n)?;
-                self.lock_one(&self.identities.get(n), reason);
+                // Configured, or held from an earlier config.
+                let cfg = self.config()?;
+                let id = match (cfg.identity(n), self.identities.find(n)) {
+                    (Ok(_), _) => self.identities.get(n),
+                    (Err(_), Some(id)) => id,
+                    (Err(e), None) => return Err(e.into()),
+                };
+                self.lock_one(&id, reason);
             }
         }
         Ok(())

@@ -56,10 +56,13 @@ impl Broker {
             Ok(c) => Check::ok(
                 "config",
                 format!(
-                    "{} ({} roles, {} clusters)",
+                    "{} ({} roles, {} clusters; {})",
                     c.path.display(),
                     c.roles.len(),
-                    c.clusters.len()
+                    c.clusters.len(),
+                    crate::config::trust::verdict(&c.path)
+                        .map(|t| t.describe())
+                        .unwrap_or_else(|_| "changed since it was read".into())
                 ),
             ),
             Err(e) => Check::fail(
@@ -68,6 +71,7 @@ impl Broker {
                 "fix the file, then run `pctl doctor` again (docs/interface.md lists every key)",
             ),
         });
+        checks.extend(include_checks(&self.config_path));
         let status = self.status();
         checks.push(match (&cfg, status.locked) {
             (Err(_), _) => Check::warn(
@@ -106,6 +110,41 @@ impl Broker {
         });
         checks
     }
+}
+
+/// One line per included file: its owner and mode, or why it is refused
+/// (another owner, writable by others, in such a directory, missing).
+fn include_checks(config: &Path) -> Vec<Check> {
+    use crate::config::trust::{includes_of, verdict, Refused};
+    includes_of(config)
+        .into_iter()
+        .map(|p| match verdict(&p) {
+            Ok(t) => Check::ok(
+                "include",
+                format!(
+                    "{} ({}): roles and clusters only",
+                    p.display(),
+                    t.describe()
+                ),
+            ),
+            Err(Refused::Untrusted(why)) => Check::fail(
+                "include",
+                format!("refused: {why}"),
+                "make it yours (or root's) and writable by you only, as said, or remove it \
+                 from include",
+            ),
+            Err(Refused::NotFound) => Check::fail(
+                "include",
+                format!("{}: no such file", p.display()),
+                "fix the path or remove it from include",
+            ),
+            Err(Refused::Unreadable(e)) => Check::fail(
+                "include",
+                format!("{}: cannot read: {e}", p.display()),
+                "fix the path or remove it from include",
+            ),
+        })
+        .collect()
 }
 
 fn default_op_config() -> OnePasswordConfig {

@@ -70,6 +70,12 @@ impl Identities {
             .clone()
     }
 
+    /// The identity `name` if it was created (configured now or earlier).
+    pub fn find(&self, name: &str) -> Option<Arc<Identity>> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(name).cloned()
+    }
+
     /// Every identity created so far, by name.
     pub fn all(&self) -> Vec<Arc<Identity>> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());

@@ -22,6 +22,7 @@ pub mod doctor;
 pub mod failure;
 pub mod identity;
 pub mod issue;
+pub mod logfile;
 pub mod platform;
 pub mod rotate;
 pub mod secret;

@@ -14,7 +14,7 @@ static ALLOC: pctl_broker::secret::ZeroizingAllocator = pctl_broker::secret::Zer
 #[derive(Parser, Debug)]
 #[command(name = "pctl-daemon", version)]
 struct Args {
-    /// Log to this file (0600) instead of stderr.
+    /// Log to this file (0600, rotated at 10 MiB to FILE.1) instead of stderr.
     #[arg(long)]
     log_file: Option<PathBuf>,
 }
@@ -47,15 +47,17 @@ fn init_logging(file: Option<&std::path::Path>) -> std::io::Result<()> {
     let filter = EnvFilter::new(format!("warn,pctl_daemon={level},pctl_broker={level}"));
     match file {
         Some(path) => {
-            use std::os::unix::fs::OpenOptionsExt;
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 pctl_broker::dirs::create_private_dir(dir)?;
             }
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(path)?;
+            // Size-capped, one old file (logfile.rs): no peer can fill the disk.
+            let f = pctl_broker::logfile::RotatingFile::open(path, pctl_broker::logfile::MAX_BYTES)
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("cannot open the log file {}: {e}", path.display()),
+                    )
+                })?;
             tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_ansi(false)

@@ -6,7 +6,11 @@
 //! `MADV_DONTDUMP` has no equivalent (core dumps are already off);
 //! peer credentials come from `getpeereid`/`LOCAL_PEERPID` (tokio's
 //! `peer_cred` does this) and the executable from `proc_pidpath`; the
-//! service unit is a launchd agent instead of a systemd user unit.
+//! service unit is a launchd agent instead of a systemd user unit. The
+//! owner of a loopback TCP peer (the credential endpoint's check) comes
+//! from sock_diag netlink on Linux; macOS has neither sock_diag nor a
+//! public layout for its socket table (`net.inet.tcp.pcblist_n`), so
+//! there the endpoint relies on its token alone ([`tcp_peer_scan`]).
 
 use std::path::PathBuf;
 
@@ -177,29 +181,162 @@ pub fn exe_of(pid: i32) -> Option<PathBuf> {
     }
 }
 
-/// Whether [`tcp_peer`] can tell who is on the other end of a loopback
-/// TCP connection on this OS.
+/// Whether [`tcp_peer_diag`] / [`tcp_peer_scan`] can tell who is on the
+/// other end of a loopback TCP connection on this OS.
 pub const TCP_PEER_UID_CHECKABLE: bool = cfg!(target_os = "linux");
 
+/// The process side of one end of a loopback TCP connection: the UID that
+/// owns the socket and its inode (for [`pid_of_socket`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpOwner {
+    pub uid: u32,
+    pub inode: u64,
+}
+
+/// `TCP_ESTABLISHED` in the kernel's state numbering (`/proc/net/tcp`'s
+/// `st` column and `inet_diag_msg.idiag_state`).
+const TCP_ESTABLISHED: u8 = 1;
+
+/// The owner a socket row names, or `None` when the row does not name a
+/// live socket held by a process: a closed connection's row (a TIME_WAIT
+/// or orphaned FIN_WAIT mini-socket) has inode 0 and reads as uid 0, so
+/// anything but ESTABLISHED with an inode is unknown, never root.
+fn live_owner(state: u8, uid: u32, inode: u64) -> Option<TcpOwner> {
+    (state == TCP_ESTABLISHED && inode != 0).then_some(TcpOwner { uid, inode })
+}
+
+/// An address as the socket tables print it for either family: an
+/// IPv4-mapped IPv6 address (`::ffff:127.0.0.1`, what Java and .NET
+/// sockets show for an IPv4 peer) becomes the IPv4 address it maps.
+fn canonical(a: std::net::SocketAddr) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
 /// Who holds the other end of a loopback TCP connection, whose socket is at
-/// `peer` and connected to ours at `local` (IPv4): its UID and the socket's
-/// inode (for [`pid_of_socket`]).
+/// `peer` and connected to ours at `local`: one `sock_diag` (`INET_DIAG`)
+/// netlink request for exactly that 4-tuple, which the kernel answers from
+/// its connection hash in constant time, however many sockets the machine
+/// has. The kernel finds an IPv6 socket connected through an IPv4-mapped
+/// address from the IPv4 tuple too.
 ///
-/// Linux: the kernel's socket table, `/proc/net/tcp` (the peer's socket is
-/// the row whose local address is `peer` and remote address `local`).
+/// `Ok(None)`: no live socket of a process has that tuple (closed, in
+/// TIME_WAIT, never there): refuse. `Err`: the kernel could not be asked
+/// (no `inet_diag`, netlink refused): use [`tcp_peer_scan`].
+///
+/// macOS has no sock_diag; see [`tcp_peer_scan`].
+pub fn tcp_peer_diag(
+    local: std::net::SocketAddr,
+    peer: std::net::SocketAddr,
+) -> std::io::Result<Option<TcpOwner>> {
+    #[cfg(target_os = "linux")]
+    {
+        diag::query(local, peer)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (local, peer);
+        Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+    }
+}
+
+/// The fallback of [`tcp_peer_diag`]: the row of `/proc/net/tcp` or
+/// `/proc/net/tcp6` (IPv4-mapped rows included) whose local address is
+/// `peer` and remote address `local`. The table has a row per socket on
+/// the machine (tens of thousands under a TIME_WAIT flood), so this reads
+/// files for milliseconds: call it off the async threads.
+///
 /// macOS: not implemented (`None`); the table is only reachable through
 /// the `net.inet.tcp.pcblist_n` sysctl, whose record layout is private, so
 /// the credential endpoint relies on its token alone there (SECURITY.md).
-pub fn tcp_peer(local: std::net::SocketAddr, peer: std::net::SocketAddr) -> Option<(u32, u64)> {
+pub fn tcp_peer_scan(local: std::net::SocketAddr, peer: std::net::SocketAddr) -> Option<TcpOwner> {
     #[cfg(target_os = "linux")]
     {
-        let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-        tcp_table_row(&table, local, peer)
+        ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|path| {
+            let f = std::fs::File::open(path).ok()?;
+            tcp_table_row(std::io::BufReader::new(f), local, peer)
+        })
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (local, peer);
         None
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod diag {
+    use std::io;
+    use std::net::SocketAddr;
+
+    use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_REQUEST};
+    use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
+    use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+    use netlink_packet_sock_diag::SockDiagMessage;
+    use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr as NlAddr};
+
+    use super::{canonical, live_owner, TcpOwner};
+
+    pub(super) fn query(local: SocketAddr, peer: SocketAddr) -> io::Result<Option<TcpOwner>> {
+        let family = if peer.is_ipv4() { AF_INET } else { AF_INET6 };
+        let mut header = NetlinkHeader::default();
+        // Not NLM_F_DUMP: one socket, looked up by its tuple.
+        header.flags = NLM_F_REQUEST;
+        let mut msg = NetlinkMessage::new(
+            header,
+            SockDiagMessage::InetRequest(InetRequest {
+                family,
+                protocol: IPPROTO_TCP,
+                extensions: ExtensionFlags::empty(),
+                states: StateFlags::all(),
+                socket_id: SocketId {
+                    // The peer's socket: its source is the peer's address.
+                    source_port: peer.port(),
+                    destination_port: local.port(),
+                    source_address: peer.ip(),
+                    destination_address: local.ip(),
+                    interface_id: 0,
+                    // INET_DIAG_NOCOOKIE: match by the tuple alone.
+                    cookie: [0xff; 8],
+                },
+            })
+            .into(),
+        );
+        msg.finalize();
+        let mut out = vec![0u8; msg.buffer_len()];
+        msg.serialize(&mut out);
+
+        let mut sock = Socket::new(NETLINK_SOCK_DIAG)?;
+        sock.bind_auto()?;
+        sock.connect(&NlAddr::new(0, 0))?;
+        sock.send(&out, 0)?;
+        // The kernel queues the answer while handling the send: never wait.
+        let mut buf = Vec::with_capacity(8192);
+        let n = sock.recv(&mut buf, libc::MSG_DONTWAIT)?;
+        buf.truncate(n);
+        let reply = NetlinkMessage::<SockDiagMessage>::deserialize(&buf)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        match reply.payload {
+            NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
+                let h = &r.header;
+                let id = &h.socket_id;
+                // The exact lookup may fall back to a listener on that
+                // port: only the very tuple asked for counts.
+                let same = canonical(SocketAddr::new(id.source_address, id.source_port))
+                    == canonical(peer)
+                    && canonical(SocketAddr::new(id.destination_address, id.destination_port))
+                        == canonical(local);
+                Ok(same
+                    .then(|| live_owner(h.state, h.uid, u64::from(h.inode)))
+                    .flatten())
+            }
+            // ENOENT: no socket has that tuple.
+            NetlinkPayload::Error(e) if e.raw_code() == -libc::ENOENT => Ok(None),
+            NetlinkPayload::Error(e) => Err(io::Error::from_raw_os_error(-e.raw_code())),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "unexpected sock_diag answer",
+            )),
+        }
     }
 }
 
@@ -233,64 +370,269 @@ pub fn pid_of_socket(inode: u64, uid: u32) -> Option<i32> {
     }
 }
 
-/// The UID and inode columns of the `/proc/net/tcp` row for the socket at
-/// `peer` connected to `local`.
+/// An address of `/proc/net/tcp{,6}`: "0100007F:1F90" (the IPv4 address
+/// as the kernel's in-memory u32, the port in hex) or 32 hex digits of
+/// four such words for IPv6; IPv4-mapped IPv6 addresses come back as IPv4.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn parse_table_addr(s: &str) -> Option<std::net::SocketAddr> {
+    use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+    let (ip, port) = s.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let word = |w: &str| u32::from_str_radix(w, 16).ok().map(u32::to_ne_bytes);
+    let ip = match ip.len() {
+        8 => IpAddr::from(word(ip)?),
+        32 => {
+            let mut b = [0u8; 16];
+            for (i, chunk) in b.chunks_mut(4).enumerate() {
+                chunk.copy_from_slice(&word(ip.get(i * 8..i * 8 + 8)?)?);
+            }
+            IpAddr::V6(Ipv6Addr::from(b))
+        }
+        _ => return None,
+    };
+    Some(canonical(SocketAddr::new(ip, port)))
+}
+
+/// The live owner named by the `/proc/net/tcp{,6}` row for the socket at
+/// `peer` connected to `local` ([`live_owner`]: state and inode checked).
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn tcp_table_row(
-    table: &str,
+    table: impl std::io::BufRead,
     local: std::net::SocketAddr,
     peer: std::net::SocketAddr,
-) -> Option<(u32, u64)> {
-    use std::net::{IpAddr, SocketAddr};
-    // "0100007F:1F90": the address as the kernel's in-memory u32, the port in hex.
-    let parse = |s: &str| -> Option<SocketAddr> {
-        let (ip, port) = s.split_once(':')?;
-        let ip = u32::from_str_radix(ip, 16).ok()?;
-        let port = u16::from_str_radix(port, 16).ok()?;
-        Some(SocketAddr::new(IpAddr::from(ip.to_ne_bytes()), port))
-    };
-    table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 10 || parse(f[1])? != peer || parse(f[2])? != local {
-            return None;
-        }
-        Some((f[7].parse().ok()?, f[9].parse().ok()?))
-    })
+) -> Option<TcpOwner> {
+    let (local, peer) = (canonical(local), canonical(peer));
+    table
+        .lines()
+        .skip(1)
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 || parse_table_addr(f[1])? != peer || parse_table_addr(f[2])? != local {
+                return None;
+            }
+            let state = u8::from_str_radix(f[3], 16).ok()?;
+            live_owner(state, f[7].parse().ok()?, f[9].parse().ok()?)
+        })
 }
 
 #[cfg(test)]
 mod tcp_tests {
     use super::*;
+    use std::net::SocketAddr;
+
+    const HEAD: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+
+    /// An IPv4 address as the kernel prints it on this machine.
+    fn hex4(a: [u8; 4]) -> String {
+        format!("{:08X}", u32::from_ne_bytes(a))
+    }
+
+    /// An IPv6 address as the kernel prints it: four in-memory u32 words.
+    fn hex6(a: std::net::Ipv6Addr) -> String {
+        a.octets()
+            .chunks(4)
+            .map(|w| format!("{:08X}", u32::from_ne_bytes(w.try_into().unwrap())))
+            .collect()
+    }
+
+    fn row(n: u32, local: &str, remote: &str, st: &str, uid: u32, inode: u64) -> String {
+        format!(
+            "{n}: {local} {remote} {st} 00000000:00000000 00:00000000 00000000 {uid:>5}        0 {inode} 1 0\n"
+        )
+    }
+
+    fn lookup(table: &str, local: &str, peer: &str) -> Option<TcpOwner> {
+        let local: SocketAddr = local.parse().unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        tcp_table_row(std::io::Cursor::new(table), local, peer)
+    }
 
     #[test]
     fn finds_the_peer_row_of_a_loopback_connection() {
-        // Host byte order as the kernel prints it on this machine.
-        let hex = |a: [u8; 4]| format!("{:08X}", u32::from_ne_bytes(a));
-        let lo = hex([127, 0, 0, 1]);
+        let lo = hex4([127, 0, 0, 1]);
         let table = format!(
-            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-             0: {lo}:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1 0\n\
-             1: {lo}:1F90 {lo}:D431 01 00000000:00000000 00:00000000 00000000  1000        0 2 1 0\n\
-             2: {lo}:D431 {lo}:1F90 01 00000000:00000000 00:00000000 00000000  1001        0 3 1 0\n"
+            "{HEAD}{}{}{}",
+            row(0, &format!("{lo}:1F90"), "00000000:0000", "0A", 1000, 1),
+            row(
+                1,
+                &format!("{lo}:1F90"),
+                &format!("{lo}:D431"),
+                "01",
+                1000,
+                2
+            ),
+            row(
+                2,
+                &format!("{lo}:D431"),
+                &format!("{lo}:1F90"),
+                "01",
+                1001,
+                3
+            ),
         );
-        let server: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let client: std::net::SocketAddr = "127.0.0.1:54321".parse().unwrap();
-        assert_eq!(tcp_table_row(&table, server, client), Some((1001, 3)));
-        let other: std::net::SocketAddr = "127.0.0.1:54322".parse().unwrap();
-        assert_eq!(tcp_table_row(&table, server, other), None);
+        assert_eq!(
+            lookup(&table, "127.0.0.1:8080", "127.0.0.1:54321"),
+            Some(TcpOwner {
+                uid: 1001,
+                inode: 3
+            })
+        );
+        assert_eq!(lookup(&table, "127.0.0.1:8080", "127.0.0.1:54322"), None);
+    }
+
+    /// Issue 15 item 7: a closed connection's row (a TIME_WAIT or orphaned
+    /// FIN_WAIT2 mini-socket: uid 0, inode 0) is unknown, not root.
+    #[test]
+    fn a_closed_connections_row_is_unknown_not_root() {
+        let lo = hex4([127, 0, 0, 1]);
+        for st in ["06", "05", "08", "07"] {
+            let table = format!(
+                "{HEAD}{}",
+                row(0, &format!("{lo}:D431"), &format!("{lo}:1F90"), st, 0, 0)
+            );
+            assert_eq!(
+                lookup(&table, "127.0.0.1:8080", "127.0.0.1:54321"),
+                None,
+                "state {st}"
+            );
+        }
+        // ESTABLISHED but no inode (orphaned) is unknown too.
+        let table = format!(
+            "{HEAD}{}",
+            row(0, &format!("{lo}:D431"), &format!("{lo}:1F90"), "01", 0, 0)
+        );
+        assert_eq!(lookup(&table, "127.0.0.1:8080", "127.0.0.1:54321"), None);
+        assert_eq!(live_owner(6, 0, 0), None);
+        assert_eq!(live_owner(1, 0, 0), None);
+        assert_eq!(live_owner(1, 0, 7), Some(TcpOwner { uid: 0, inode: 7 }));
+    }
+
+    /// Issue 15 item 5: Java and .NET connect through an IPv6 socket to
+    /// `::ffff:127.0.0.1`; their row is in tcp6 with mapped addresses.
+    #[test]
+    fn finds_an_ipv4_mapped_row_in_tcp6() {
+        let mapped: std::net::Ipv6Addr = "::ffff:127.0.0.1".parse().unwrap();
+        let m = hex6(mapped);
+        let table = format!(
+            "{HEAD}{}",
+            row(0, &format!("{m}:D431"), &format!("{m}:1F90"), "01", 1001, 9)
+        );
+        let want = Some(TcpOwner {
+            uid: 1001,
+            inode: 9,
+        });
+        assert_eq!(lookup(&table, "127.0.0.1:8080", "127.0.0.1:54321"), want);
+        assert_eq!(
+            lookup(
+                &table,
+                "[::ffff:127.0.0.1]:8080",
+                "[::ffff:127.0.0.1]:54321"
+            ),
+            want
+        );
+        // a real IPv6 loopback row is not the IPv4 one
+        let l6 = hex6(std::net::Ipv6Addr::LOCALHOST);
+        let table = format!(
+            "{HEAD}{}",
+            row(
+                0,
+                &format!("{l6}:D431"),
+                &format!("{l6}:1F90"),
+                "01",
+                1001,
+                9
+            )
+        );
+        assert_eq!(lookup(&table, "127.0.0.1:8080", "127.0.0.1:54321"), None);
+        assert_eq!(lookup(&table, "[::1]:8080", "[::1]:54321"), want);
+    }
+
+    #[test]
+    fn table_addresses_that_are_not_addresses_are_skipped() {
+        for bad in [
+            "",
+            "0100007F",
+            "0100007F:",
+            "ZZ00007F:1F90",
+            "0100007F0:1F90",
+            "é:1F90",
+        ] {
+            assert_eq!(parse_table_addr(bad), None, "{bad:?}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn me() -> u32 {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() }
     }
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn a_real_loopback_connection_is_ours() {
+    fn a_real_loopback_connection_is_ours_by_diag_and_by_scan() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, peer) = l.accept().unwrap();
         assert_eq!(peer, c.local_addr().unwrap());
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
-        let (uid, inode) = tcp_peer(s.local_addr().unwrap(), peer).unwrap();
-        assert_eq!(uid, me);
-        assert_eq!(pid_of_socket(inode, uid), Some(std::process::id() as i32));
+        let local = s.local_addr().unwrap();
+        let by_diag = tcp_peer_diag(local, peer).unwrap().unwrap();
+        assert_eq!(by_diag.uid, me());
+        assert_eq!(tcp_peer_scan(local, peer), Some(by_diag));
+        assert_eq!(
+            pid_of_socket(by_diag.inode, by_diag.uid),
+            Some(std::process::id() as i32)
+        );
+        // our own end (the listener side) is a different socket
+        assert_ne!(
+            tcp_peer_diag(peer, local).unwrap().unwrap().inode,
+            by_diag.inode
+        );
+        // nobody at that port: unknown, by either way
+        let gone: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(tcp_peer_diag(local, gone).unwrap(), None);
+        assert_eq!(tcp_peer_scan(local, gone), None);
+    }
+
+    /// A client whose socket is IPv6, connected to `::ffff:127.0.0.1`
+    /// (what a JVM does): the endpoint sees an IPv4 peer.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_real_ipv4_mapped_client_is_ours_by_diag_and_by_scan() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let c = std::net::TcpStream::connect(format!("[::ffff:127.0.0.1]:{port}")).unwrap();
+        assert!(c.local_addr().unwrap().is_ipv6());
+        let (s, peer) = l.accept().unwrap();
+        assert!(peer.is_ipv4());
+        let local = s.local_addr().unwrap();
+        let by_diag = tcp_peer_diag(local, peer).unwrap().unwrap();
+        assert_eq!(by_diag.uid, me());
+        assert_eq!(tcp_peer_scan(local, peer), Some(by_diag));
+    }
+
+    /// Issue 15 item 7 on a real socket: the client closed (its side is a
+    /// FIN_WAIT2/TIME_WAIT mini-socket): unknown.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_real_closed_client_is_unknown() {
+        use std::io::Write;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, peer) = l.accept().unwrap();
+        let local = s.local_addr().unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        drop(c);
+        // The close is asynchronous: poll until the row is no longer live.
+        let mut seen = Some(());
+        for _ in 0..200 {
+            if tcp_peer_diag(local, peer).unwrap().is_none() {
+                seen = None;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(seen, None, "the closed socket still reads as live");
+        assert_eq!(tcp_peer_scan(local, peer), None);
     }
 }

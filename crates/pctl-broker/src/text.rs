@@ -1,35 +1,5 @@
 //! Text from outside (op's stderr, AWS messages, HTTP headers) made safe to
-//! repeat in an error, a log line or a terminal.
+//! repeat in an error, a log line or a terminal: the one function the
+//! client uses too, [`pctl_protocol::text::one_line`].
 
-/// One line, no control characters (escape sequences, CR, Unicode line
-/// breaks), trimmed, at most `max` characters (an ellipsis marks a cut).
-pub fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
-    let t = flat.trim();
-    let mut out: String = t.chars().take(max).collect();
-    if t.chars().count() > max {
-        out.push('…');
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::one_line;
-
-    #[test]
-    fn escapes_and_line_breaks_become_spaces_and_length_is_capped() {
-        assert_eq!(one_line("a\x1b[31mb\r\nc\u{2028}d", 100), "a [31mb  c d");
-        assert_eq!(one_line("  abcdef  ", 3), "abc…");
-        assert_eq!(one_line("abc", 3), "abc");
-    }
-}
+pub use pctl_protocol::text::one_line;

@@ -33,6 +33,9 @@ pub enum LockReason {
     MfaSession,
     /// `pctl rotate` replaced the key: unlocks on demand with the new one.
     Rotated,
+    /// The config no longer defines the identity: its secrets are dropped
+    /// at the load that noticed; it unlocks again only if defined again.
+    Removed,
 }
 
 impl LockReason {
@@ -44,6 +47,7 @@ impl LockReason {
             LockReason::Lifetime => "lifetime",
             LockReason::MfaSession => "MFA session ended",
             LockReason::Rotated => "key rotated",
+            LockReason::Removed => "removed from the config",
         }
     }
 }

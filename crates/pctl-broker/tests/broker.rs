@@ -1128,3 +1128,89 @@ async fn client_that_never_reads_is_dropped_after_the_write_timeout() {
     drop(t);
     let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
 }
+
+/// Issue 15 §7: an identity removed from the config while unlocked is
+/// locked by the load that drops it (secrets and sessions gone, audited),
+/// can still be locked by name, and the other identity keeps serving.
+#[tokio::test(start_paused = true)]
+async fn an_identity_dropped_from_the_config_is_locked_and_audited() {
+    let r = two_identities();
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
+    r.creds_for("play").await.unwrap();
+    let without_sandbox = TWO_IDENTITIES
+        .replace(
+            "[identities.sandbox]\nitem = \"sandbox item\"\nvault = \"Private\"\naccount = \"my.1password.com\"\n",
+            "",
+        )
+        .replace(
+            "[roles.play]\nidentity = \"sandbox\"\nname = \"sandbox-admin\"\n",
+            "",
+        );
+    assert!(!without_sandbox.contains("sandbox"), "{without_sandbox}");
+    r.rewrite(&without_sandbox);
+    r.broker.config().unwrap();
+    let s = r.broker.status();
+    let sandbox = s.identities.iter().find(|i| i.name == "sandbox").unwrap();
+    assert!(
+        sandbox.locked,
+        "the dropped identity still holds its secrets"
+    );
+    assert_eq!(
+        sandbox.lock_reason.as_deref(),
+        Some("removed from the config")
+    );
+    assert!(s.roles.iter().all(|x| x.role != "play"), "{:?}", s.roles);
+    let audited: Vec<_> = s
+        .recent
+        .iter()
+        .filter(|a| a.issued == "lock")
+        .map(|a| a.role.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(audited, ["identity sandbox: removed from the config"]);
+    // locking it by name still works; the other identity is untouched
+    r.broker
+        .lock_identity(Some("sandbox"), LockReason::Manual)
+        .unwrap();
+    let before = r.sts.calls("assume").len();
+    r.creds_for("admin").await.unwrap();
+    r.creds_for("admin").await.unwrap();
+    assert_eq!(r.source.reads_of("work item"), 1);
+    assert!(r.sts.calls("assume").len() <= before + 1);
+    // another load of the same config audits nothing more
+    r.broker.config().unwrap();
+    let again = r.broker.status();
+    assert_eq!(
+        again.recent.iter().filter(|a| a.issued == "lock").count(),
+        1
+    );
+}
+
+/// Moved from tests/e2e/test_mfa.py (which waited up to 30 s of wall-clock
+/// time for the next TOTP step): AWS refuses a one-time password it has
+/// already seen, so an unlock in the same 30-second step as the last one
+/// waits for the next step before it reads a code, instead of replaying it.
+#[tokio::test(start_paused = true)]
+async fn mfa_unlock_in_the_same_totp_step_waits_for_the_next_code() {
+    use pctl_broker::source::mfa::totp_step;
+    let mut s = source();
+    s.mfa = true;
+    let r = rig_with(&config_text("platform-admin", "platform", ""), s);
+    r.creds(true).await.unwrap();
+    let first = totp_step(r.clock.now());
+    r.broker.lock(LockReason::Manual);
+    r.broker
+        .unlock(None, &env(), None, &peer())
+        .await
+        .map_err(|f| f.0)
+        .unwrap();
+    assert_eq!(r.sts.calls("gst").len(), 2);
+    assert_eq!(r.source.runs(), 2);
+    // the second code was read (FakeSource takes 10 ms) in a later step
+    let read_at = r.clock.now() - Duration::from_millis(20);
+    assert!(
+        totp_step(read_at) > first,
+        "the second unlock read its code in the same TOTP step as the first"
+    );
+    // and it waited no longer than to the next step
+    assert_eq!(totp_step(read_at), first + 1);
+}

@@ -8,8 +8,10 @@
 
 pub mod connection;
 pub mod dirs;
+pub mod names;
 pub mod op_path;
 pub mod peer;
+pub mod text;
 
 use std::collections::BTreeMap;
 
@@ -40,6 +42,24 @@ pub fn forwarded_env_name(name: &str) -> bool {
     ) || name.starts_with("XDG_")
         || name.starts_with("OP_SESSION_")
         || name.starts_with("OP_CONNECT_")
+}
+
+/// Names of the variables an `mfa_command` runs with: enough to find its
+/// programs, speak the user's language and reach a display, a terminal or
+/// the session bus (a prompt, a security key's helper); nothing of
+/// 1Password's (`OP_*`) and nothing else of the client's environment.
+pub fn mfa_env_name(name: &str) -> bool {
+    matches!(
+        name,
+        "PATH"
+            | "HOME"
+            | "LANG"
+            | "TERM"
+            | "DISPLAY"
+            | "WAYLAND_DISPLAY"
+            | "XDG_RUNTIME_DIR"
+            | "DBUS_SESSION_BUS_ADDRESS"
+    ) || name.starts_with("LC_")
 }
 
 /// One message from a client.
@@ -163,18 +183,21 @@ pub struct AdHocCluster {
     pub role_arn: String,
 }
 
-/// The part of a client's environment the daemon may use to run `op`.
+/// The part of a client's environment the daemon may use to run `op` and
+/// an `mfa_command`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ClientEnv(pub BTreeMap<String, String>);
 
 impl ClientEnv {
-    /// Collects the forwarded variables from this process's environment.
+    /// Collects the variables `op` ([`forwarded_env_name`]) and an
+    /// `mfa_command` ([`mfa_env_name`]) may get from this process's
+    /// environment; each runner passes on only its own.
     pub fn from_current() -> Self {
         ClientEnv(
             std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .filter(|(k, _)| forwarded_env_name(k))
+                .filter(|(k, _)| forwarded_env_name(k) || mfa_env_name(k))
                 .collect(),
         )
     }

@@ -27,19 +27,35 @@ pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Resolves and checks the `op` to run: `configured` (which must be
 /// absolute), else the first `op` on `path_var` (default [`DEFAULT_PATH`]).
 pub fn resolve(configured: Option<&Path>, path_var: Option<&str>) -> Result<PathBuf, OpPathError> {
-    let candidate = match configured {
-        Some(cmd) if cmd.is_absolute() => cmd.to_path_buf(),
-        Some(cmd) => {
-            return Err(OpPathError::Unsafe {
-                path: cmd.display().to_string(),
-                why: "is not an absolute path".into(),
-            })
-        }
-        None => std::env::split_paths(path_var.unwrap_or(DEFAULT_PATH))
+    match configured {
+        Some(cmd) if !cmd.is_absolute() => Err(OpPathError::Unsafe {
+            path: cmd.display().to_string(),
+            why: "is not an absolute path".into(),
+        }),
+        Some(cmd) => resolve_program(cmd, path_var),
+        None => resolve_program(Path::new("op"), path_var),
+    }
+}
+
+/// The same rule for any program pctl runs on the user's behalf (`op`,
+/// `mfa_command`): a bare name is looked up on `path_var`'s absolute
+/// entries (default [`DEFAULT_PATH`]), a path must be absolute; the answer
+/// has its links resolved and is refused when others could replace it.
+pub fn resolve_program(program: &Path, path_var: Option<&str>) -> Result<PathBuf, OpPathError> {
+    let bare = program.components().count() == 1 && !program.is_absolute();
+    let candidate = if bare {
+        std::env::split_paths(path_var.unwrap_or(DEFAULT_PATH))
             .filter(|d| d.is_absolute())
-            .map(|d| d.join("op"))
+            .map(|d| d.join(program))
             .find(|p| is_executable(p))
-            .ok_or(OpPathError::NotFound)?,
+            .ok_or(OpPathError::NotFound)?
+    } else if program.is_absolute() {
+        program.to_path_buf()
+    } else {
+        return Err(OpPathError::Unsafe {
+            path: program.display().to_string(),
+            why: "is not an absolute path".into(),
+        });
     };
     let real = std::fs::canonicalize(&candidate).map_err(|_| OpPathError::NotFound)?;
     if !is_executable(&real) {

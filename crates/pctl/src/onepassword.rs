@@ -170,7 +170,8 @@ fn check_fields(item: &FullItem) -> Result<CheckedItem> {
                 && f.filled()
         })
     };
-    let title = &item.title;
+    // Titles come from whoever can edit the vault: shown through the one sanitiser.
+    let title = &pctl_protocol::text::one_line(&item.title, 120);
     let missing: Vec<&str> = [ACCESS_KEY_ID, SECRET_ACCESS_KEY, ACCOUNT_ID]
         .into_iter()
         .filter(|l| find(l).is_none())

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use pctl_protocol::{ClusterInfo, Credentials, EksToken};
+use pctl_protocol::{names, ClusterInfo, Credentials, EksToken};
 use serde_json::json;
 
 use crate::cli::ShellKind;
@@ -77,17 +77,32 @@ pub fn exec_credential(api_version: &str, t: &EksToken) -> String {
     .to_string()
 }
 
-/// `[profile pctl-<role>]` sections using credential_process.
-pub fn aws_config(pctl: &Path, region: &str, roles: &[String]) -> String {
+/// `[profile pctl-<role>]` sections using credential_process. Every role
+/// name must follow the one name rule ([`names::NAME_RULE`]) and the region
+/// be a region name: nothing else can open a section or a line in the INI
+/// file (the daemon's parser checks the same; this is the writer's own
+/// check). A refusal says which name, the rule and that nothing was written.
+pub fn aws_config(pctl: &Path, region: &str, roles: &[String]) -> Result<String, String> {
+    names::check_region(region).map_err(|e| format!("region: {e}"))?;
+    for r in roles {
+        names::check_name("role", r).map_err(|e| format!("roles: {e}"))?;
+    }
+    let exe = pctl.display().to_string();
+    if exe.chars().any(char::is_control) {
+        return Err(format!(
+            "the pctl executable's path {} holds a control character: move pctl",
+            names::shown(&exe)
+        ));
+    }
     let mut out =
         String::from("# Written by `pctl aws-config`: credentials come from the pctl daemon.\n");
     for r in roles {
         out.push_str(&format!(
             "\n[profile pctl-{r}]\ncredential_process = {} credential-process --role {r}\nregion = {region}\n",
-            shell_word(&pctl.display().to_string())
+            shell_word(&exe)
         ));
     }
-    out
+    Ok(out)
 }
 
 fn shell_word(s: &str) -> String {
@@ -101,14 +116,17 @@ fn shell_word(s: &str) -> String {
 }
 
 /// A kubeconfig holding exactly pctl's cluster, user and context for one
-/// cluster (`files::kubeconfig_yaml` merges it into the user's file).
+/// cluster (`files::kubeconfig_yaml` merges it into the user's file). The
+/// cluster and role names must follow the one name rule.
 pub fn kubeconfig_entries(
     info: &ClusterInfo,
     server: &str,
     ca_b64: &str,
     pctl: &Path,
     socket: Option<&str>,
-) -> serde_json::Value {
+) -> Result<serde_json::Value, String> {
+    names::check_name("cluster", &info.key).map_err(|e| format!("clusters: {e}"))?;
+    names::check_name("role", &info.role).map_err(|e| format!("roles: {e}"))?;
     let name = format!("pctl-{}", info.key);
     let mut doc = json!({"apiVersion": "v1", "kind": "Config", "preferences": {}});
     let mut exec = json!({
@@ -138,7 +156,7 @@ pub fn kubeconfig_entries(
         doc[list] = json!([{"name": name, key: body}]);
     }
     doc["current-context"] = json!(name);
-    doc
+    Ok(doc)
 }
 
 #[cfg(test)]
@@ -180,16 +198,125 @@ mod tests {
             certificate_authority_data: "Q0E=".into(),
             arn: String::new(),
         };
-        let doc = kubeconfig_entries(&info, "https://x", "Q0E=", Path::new("/bin/pctl"), None);
+        let doc =
+            kubeconfig_entries(&info, "https://x", "Q0E=", Path::new("/bin/pctl"), None).unwrap();
         assert_eq!(doc["current-context"], "pctl-platform");
         assert_eq!(doc["contexts"][0]["context"]["user"], "pctl-platform");
         assert_eq!(doc["users"][0]["user"]["exec"]["args"][3], "platform");
         assert!(doc["users"][0]["user"]["exec"].get("env").is_none());
         let with_sock =
-            kubeconfig_entries(&info, "https://x", "", Path::new("/bin/pctl"), Some("/s"));
+            kubeconfig_entries(&info, "https://x", "", Path::new("/bin/pctl"), Some("/s")).unwrap();
         assert_eq!(
             with_sock["users"][0]["user"]["exec"]["env"][0]["value"],
             "/s"
         );
+    }
+
+    /// The sections and options an INI reader built like botocore's
+    /// (Python's configparser: full-line `#`/`;` comments, indented lines
+    /// continue the previous value, `[...]` up to the last `]` is a section)
+    /// sees, as (section, option, value).
+    fn botocore_view(text: &str) -> Vec<(String, String, String)> {
+        let mut out: Vec<(String, String, String)> = Vec::new();
+        let mut section: Option<String> = None;
+        for line in text.split('\n') {
+            let t = line.trim();
+            if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+                continue;
+            }
+            let indented = line.starts_with(char::is_whitespace);
+            if indented && section.is_some() && !out.is_empty() {
+                let last = out.last_mut().unwrap();
+                last.2.push('\n');
+                last.2.push_str(t);
+                continue;
+            }
+            if let Some(inner) = t
+                .strip_prefix('[')
+                .and_then(|r| r.rfind(']').map(|e| &r[..e]))
+            {
+                section = Some(inner.to_string());
+                continue;
+            }
+            let Some(sec) = &section else {
+                out.push(("<no section>".into(), t.into(), String::new()));
+                continue;
+            };
+            let at = t.find(['=', ':']).unwrap_or(t.len());
+            out.push((
+                sec.clone(),
+                t[..at].trim().to_string(),
+                t.get(at + 1..).unwrap_or("").trim().to_string(),
+            ));
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Issue 15 §2: whatever names reach the writer, either it refuses
+        /// them or botocore sees exactly one `profile pctl-NAME` section per
+        /// role with its own credential_process and region, and nothing else.
+        #[test]
+        fn no_name_the_writer_accepts_changes_what_botocore_sees(
+            a in "(?s).{0,40}|[A-Za-z0-9._\\-\\]\\[ \n=#;:]{1,30}|[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+            b in "[A-Za-z0-9][A-Za-z0-9._-]{0,63}|a]\n \\[default\\]\n credential_process = sh\n \\[profile pctl-zz",
+        ) {
+            let roles = vec![a.clone(), b.clone()];
+            let exe = Path::new("/usr/bin/pctl");
+            match aws_config(exe, "us-east-1", &roles) {
+                Err(e) => {
+                    proptest::prop_assert!(!names::is_name(&a) || !names::is_name(&b));
+                    proptest::prop_assert!(e.contains(names::NAME_RULE) && !e.contains('\n'), "{}", e);
+                }
+                Ok(text) => {
+                    proptest::prop_assert!(names::is_name(&a) && names::is_name(&b));
+                    let mut want = Vec::new();
+                    for r in &roles {
+                        let sec = format!("profile pctl-{r}");
+                        want.push((sec.clone(), "credential_process".to_string(),
+                            format!("/usr/bin/pctl credential-process --role {r}")));
+                        want.push((sec, "region".to_string(), "us-east-1".to_string()));
+                    }
+                    proptest::prop_assert_eq!(botocore_view(&text), want);
+                }
+            }
+        }
+
+        /// Issue 15 §2: the same for kubectl: merged into a kubeconfig with
+        /// entries of its own, pctl's entry adds exactly `pctl-KEY` to each
+        /// list, and its exec arguments are the names as given.
+        #[test]
+        fn no_name_the_writer_accepts_changes_what_kubectl_sees(
+            key in "(?s).{0,30}|[A-Za-z0-9][A-Za-z0-9._-]{0,63}|x\n- name: evil",
+            role in "[A-Za-z0-9][A-Za-z0-9._-]{0,63}|a: b|\"q\"",
+        ) {
+            let info = ClusterInfo {
+                key: key.clone(),
+                name: "eks".into(),
+                role: role.clone(),
+                region: "us-east-1".into(),
+                endpoint: "https://x".into(),
+                certificate_authority_data: "Q0E=".into(),
+                arn: String::new(),
+            };
+            let Ok(fresh) = kubeconfig_entries(&info, "https://x", "Q0E=", Path::new("/bin/pctl"), None) else {
+                proptest::prop_assert!(!names::is_name(&key) || !names::is_name(&role));
+                return Ok(());
+            };
+            proptest::prop_assert!(names::is_name(&key) && names::is_name(&role));
+            let mine = "apiVersion: v1\nkind: Config\nclusters:\n- name: mine\n  cluster: {server: 'https://m'}\nusers:\n- name: mine\n  user: {token: t}\ncontexts:\n- name: mine\n  context: {cluster: mine, user: mine}\ncurrent-context: mine\n";
+            let text = crate::files::kubeconfig_yaml::merge(Some(mine), &fresh).unwrap();
+            let doc: yaml_serde::Value = yaml_serde::from_str(&text).unwrap();
+            for list in ["clusters", "users", "contexts"] {
+                let got: Vec<&str> = doc[list].as_sequence().unwrap().iter()
+                    .map(|e| e["name"].as_str().unwrap()).collect();
+                let want = format!("pctl-{key}");
+                proptest::prop_assert_eq!(got, vec!["mine", want.as_str()]);
+            }
+            proptest::prop_assert_eq!(doc["current-context"].as_str(), Some("mine"));
+            let args: Vec<&str> = doc["users"][1]["user"]["exec"]["args"].as_sequence().unwrap()
+                .iter().map(|a| a.as_str().unwrap()).collect();
+            proptest::prop_assert_eq!(args, vec!["eks", "token", "--cluster", key.as_str(), "--role", role.as_str()]);
+        }
     }
 }

@@ -4,5 +4,7 @@
 
 mod model;
 mod parse;
+pub mod trust;
 
 pub use model::*;
+pub use parse::INCLUDE_KEYS;

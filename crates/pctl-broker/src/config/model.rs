@@ -132,11 +132,7 @@ impl RoleConfig {
     pub fn arn(&self, account_id: &str) -> String {
         match (&self.arn, &self.name) {
             (Some(arn), _) => arn.clone(),
-            (None, Some(name)) => {
-                let name = name.trim_start_matches('/');
-                let name = name.strip_prefix("role/").unwrap_or(name);
-                format!("arn:aws:iam::{account_id}:role/{name}")
-            }
+            (None, Some(name)) => pctl_protocol::names::role_arn(account_id, name),
             (None, None) => unreachable!("validated: roles have a name or an arn"),
         }
     }
@@ -218,28 +214,11 @@ impl Config {
         &self,
         a: &pctl_protocol::AdHocCluster,
     ) -> Result<(ClusterConfig, RoleConfig), ConfigError> {
-        let name_ok = (1..=100).contains(&a.name.len())
-            && a.name.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && a.name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !name_ok {
-            return Err(ConfigError(format!(
-                "--cluster-name {:?} is not an EKS cluster name (1-100 letters, digits, - and _)",
-                a.name
-            )));
-        }
-        super::parse::check_region(&a.region).map_err(|e| ConfigError(format!("--region: {e}")))?;
-        let arn_ok = a.role_arn.starts_with("arn:aws")
-            && a.role_arn.contains(":role/")
-            && a.role_arn.len() <= 2048
-            && !a.role_arn.chars().any(char::is_control);
-        if !arn_ok {
-            return Err(ConfigError(format!(
-                "--role-arn {:?} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)",
-                a.role_arn
-            )));
-        }
+        use pctl_protocol::names;
+        names::check_eks_cluster_name(&a.name)
+            .map_err(|e| ConfigError(format!("--cluster-name: {e}")))?;
+        names::check_region(&a.region).map_err(|e| ConfigError(format!("--region: {e}")))?;
+        names::check_role_arn(&a.role_arn).map_err(|e| ConfigError(format!("--role-arn: {e}")))?;
         // The default identity assumes it: [onepassword] (or the only one).
         let identity = if self.identities.contains_key(DEFAULT_IDENTITY) {
             DEFAULT_IDENTITY.to_string()

@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pctl_protocol::names;
 use serde::Deserialize;
 
 use super::model::*;
+use super::trust::{read_trusted, Refused};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,7 +18,7 @@ struct RawConfig {
     #[serde(default)]
     daemon: RawDaemon,
     onepassword: Option<RawOnePassword>,
-    /// Further files with roles, clusters and identities (never secrets).
+    /// Further files with roles and clusters only.
     #[serde(default)]
     include: Vec<PathBuf>,
     #[serde(default)]
@@ -27,12 +29,11 @@ struct RawConfig {
     clusters: BTreeMap<String, RawCluster>,
 }
 
-/// An included file: definitions only.
+/// An included file: roles and clusters only. Nothing in it can name a
+/// program to run, an item to read or a daemon setting ([`INCLUDE_KEYS`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInclude {
-    #[serde(default)]
-    identities: BTreeMap<String, RawOnePassword>,
     #[serde(default)]
     roles: BTreeMap<String, RawRole>,
     #[serde(default)]
@@ -83,19 +84,23 @@ struct RawCluster {
     region: Option<String>,
 }
 
+/// The only top-level keys an included file may have.
+pub const INCLUDE_KEYS: [&str; 2] = ["roles", "clusters"];
+
 impl Config {
-    /// Reads and validates the file.
+    /// Reads and validates the file (and its includes): each must be
+    /// yours or root's and writable only by its owner ([`super::trust`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                ConfigError(format!(
-                    "config {}: file not found: create it (see `pctl --help` and README \
-                     \"Real-world setup\") or set PCTL_CONFIG",
-                    path.display()
-                ))
-            } else {
+        let (text, _) = read_trusted(path).map_err(|e| match e {
+            Refused::NotFound => ConfigError(format!(
+                "config {}: file not found: create it (see `pctl --help` and README \
+                 \"Real-world setup\") or set PCTL_CONFIG",
+                path.display()
+            )),
+            Refused::Unreadable(e) => {
                 ConfigError(format!("config {}: cannot read: {e}", path.display()))
             }
+            Refused::Untrusted(why) => ConfigError(format!("config {}: {why}", path.display())),
         })?;
         Self::parse(path, &text)
     }
@@ -109,7 +114,7 @@ impl Config {
         let region = raw
             .region
             .ok_or_else(|| err.at("region", "missing: set e.g. region = \"us-east-1\""))?;
-        check_region(&region).map_err(|w| err.at("region", w))?;
+        names::check_region(&region).map_err(|w| err.at("region", w))?;
         let daemon = daemon(&err, raw.daemon)?;
         let mut defs = Definitions::default();
         if let Some(op) = raw.onepassword {
@@ -125,14 +130,34 @@ impl Config {
                 dir.join(inc)
             };
             let name = p.display().to_string();
-            let text = std::fs::read_to_string(&p).map_err(|e| {
-                err.at(
-                    "include",
-                    format!("cannot read \"{name}\": {e}: fix the path or remove it from include"),
-                )
-            })?;
+            let text = match read_trusted(&p) {
+                Ok((text, _)) => text,
+                Err(Refused::NotFound) => {
+                    return Err(err.at(
+                        "include",
+                        format!("cannot read \"{name}\": no such file: fix the path or remove it from include"),
+                    ))
+                }
+                Err(Refused::Unreadable(e)) => {
+                    return Err(err.at(
+                        "include",
+                        format!("cannot read \"{name}\": {e}: fix the path or remove it from include"),
+                    ))
+                }
+                Err(Refused::Untrusted(why)) => return Err(err.at("include", why)),
+            };
+            let keys: toml::Table = toml_in(&name, &text)?;
+            if let Some(k) = keys.keys().find(|k| !INCLUDE_KEYS.contains(&k.as_str())) {
+                return Err(ConfigError(format!(
+                    "config {name}: {k}: not allowed in an included file: an include may \
+                     define [roles] and [clusters] only (identities, onepassword, op_path, \
+                     mfa, mfa_command, region, daemon settings and include belong in {file}, \
+                     which only you can write): move it there or remove it",
+                    k = names::shown(k)
+                )));
+            }
             let r: RawInclude = toml_in(&name, &text)?;
-            defs.add(&name, r.identities, r.roles, r.clusters)?;
+            defs.add(&name, BTreeMap::new(), r.roles, r.clusters)?;
             includes.push(p);
         }
         let identities = identities(defs.identities)?;
@@ -217,17 +242,24 @@ impl Definitions {
         roles: BTreeMap<String, RawRole>,
         clusters: BTreeMap<String, RawCluster>,
     ) -> Result<(), ConfigError> {
+        let named = |kind: &str, what: &str, name: &str| {
+            names::check_name(what, name)
+                .map_err(|e| ConfigError(format!("config {file}: {kind}: {e}")))
+        };
         for (name, raw) in identities {
+            named("identities", "identity", &name)?;
             let key = format!("identities.{name}");
             self.add_identity(&name, raw, file, &key)?;
         }
         for (key, r) in roles {
+            named("roles", "role", &key)?;
             if let Some((f, _)) = self.roles.get(&key) {
                 return Err(twice("roles", &key, f, file));
             }
             self.roles.insert(key, (file.to_string(), r));
         }
         for (key, c) in clusters {
+            named("clusters", "cluster", &key)?;
             if let Some((f, _)) = self.clusters.get(&key) {
                 return Err(twice("clusters", &key, f, file));
             }
@@ -305,13 +337,6 @@ fn identities(
     let mut out = BTreeMap::new();
     for (name, (file, key, op)) in raw {
         let err = Errors { file: &file };
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(err.at(&key, "identity names are letters, digits and -_."));
-        }
         if op.item.trim().is_empty() {
             return Err(err.at(&format!("{key}.item"), "must not be empty"));
         }
@@ -333,6 +358,17 @@ fn identities(
             (None | Some("item"), None) => MfaMode::Item,
             (Some("prompt"), None) => MfaMode::Prompt,
             (Some("process"), Some(argv)) if argv.first().is_some_and(|a| !a.is_empty()) => {
+                let program = &argv[0];
+                if program.contains('/') && !program.starts_with('/') {
+                    return Err(err.at(
+                        &format!("{key}.mfa_command"),
+                        format!(
+                            "{} is a relative path: give the program's absolute path, or a bare \
+                             name found on your PATH like `op`",
+                            names::shown(program)
+                        ),
+                    ));
+                }
                 MfaMode::Process(argv)
             }
             (Some("process"), _) => {
@@ -415,16 +451,19 @@ fn roles(
                 ))
             }
             (Some(_), Some(_)) => return Err(err.at(&k, "set either name or arn, not both")),
-            (None, Some(arn)) if !arn.starts_with("arn:aws") || !arn.contains(":role/") => {
+            (None, Some(arn)) if !names::is_role_arn(arn) => {
                 return Err(err.at(
                     &format!("{k}.arn"),
-                    format!("\"{arn}\" is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
+                    names::check_role_arn(arn).err().unwrap_or_default(),
                 ))
             }
-            (Some(name), None) if name.is_empty() || name.contains(':') => {
+            (Some(name), None) if !names::is_role_name(name) => {
                 return Err(err.at(
                     &format!("{k}.name"),
-                    format!("\"{name}\" is not a role name: use the name only, or set arn"),
+                    format!(
+                        "{} is not a role name: use the name only, or set arn",
+                        names::shown(name)
+                    ),
                 ))
             }
             _ => {}
@@ -499,11 +538,13 @@ fn clusters(
             ));
         }
         let region = c.region.unwrap_or_else(|| default_region.to_string());
-        check_region(&region).map_err(|w| err.at(&format!("{k}.region"), w))?;
+        names::check_region(&region).map_err(|w| err.at(&format!("{k}.region"), w))?;
+        let name = c.name.unwrap_or_else(|| key.clone());
+        names::check_eks_cluster_name(&name).map_err(|w| err.at(&format!("{k}.name"), w))?;
         clusters.insert(
             key.clone(),
             ClusterConfig {
-                name: c.name.unwrap_or_else(|| key.clone()),
+                name,
                 key,
                 role: c.role,
                 region,
@@ -511,21 +552,6 @@ fn clusters(
         );
     }
     Ok(clusters)
-}
-
-pub(super) fn check_region(r: &str) -> Result<(), String> {
-    let ok = !r.is_empty()
-        && r.len() <= 32
-        && r.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && r.contains('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "\"{r}\" is not an AWS region name (e.g. us-east-1)"
-        ))
-    }
 }
 
 #[cfg(test)]
@@ -549,6 +575,15 @@ role = "admin"
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/cfg/config.toml"), s)
+    }
+
+    impl Config {
+        /// Writes `text` to `path` (mode 0600) and loads it.
+        fn load_with(path: &Path, text: &str) -> Result<Config, ConfigError> {
+            std::fs::write(path, text).unwrap();
+            chmod(path, 0o600);
+            Config::load(path)
+        }
     }
 
     #[test]
@@ -713,6 +748,13 @@ name = "sandbox-admin"
         assert!(e.contains("line 10") && e.contains("sequence"), "{e}");
         let e = with("mfa_command = [\"x\"]").unwrap_err().0;
         assert!(e.contains("only used with mfa"), "{e}");
+        let e = with("mfa = \"process\"\nmfa_command = [\"bin/ykman\"]")
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("identities.sandbox.mfa_command") && e.contains("relative path"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -756,6 +798,159 @@ name = "sandbox-admin"
         assert!(e.contains("include") && e.contains("gone.toml"), "{e}");
     }
 
+    fn chmod(p: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Issue 15 §1: an included file may define roles and clusters only;
+    /// anything that can run a program, read another item or change the
+    /// daemon is refused, naming the file and the key.
+    #[test]
+    fn an_include_may_define_roles_and_clusters_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let team = dir.path().join("team.toml");
+        let main = dir.path().join("config.toml");
+        let text = format!("include = [\"team.toml\"]\n{TWO}");
+        let role = "[roles.viewer]\nidentity = \"work\"\nname = \"viewer\"\n";
+        for (extra, key) in [
+            (
+                "[identities.evil]\nitem = \"x\"\nvault = \"v\"\nmfa = \"process\"\nmfa_command = [\"/bin/sh\", \"-c\", \"id\"]\n",
+                "identities",
+            ),
+            ("[onepassword]\nitem = \"x\"\nvault = \"v\"\nop_path = \"/tmp/op\"\n", "onepassword"),
+            ("op_path = \"/tmp/op\"\n", "op_path"),
+            ("mfa_command = [\"id\"]\n", "mfa_command"),
+            ("mfa = \"process\"\n", "mfa"),
+            ("[daemon]\nidle_lock = \"36h\"\n", "daemon"),
+            ("include = [\"more.toml\"]\n", "include"),
+            ("region = \"eu-west-1\"\n", "region"),
+        ] {
+            std::fs::write(&team, format!("{extra}{role}")).unwrap();
+            let e = Config::load_with(&main, &text).unwrap_err().0;
+            assert!(
+                e.starts_with(&format!("config {}: \"{key}\": not allowed in an included file", team.display())),
+                "{key}: {e}"
+            );
+            assert!(e.contains("[roles] and [clusters] only"), "{e}");
+        }
+        std::fs::write(&team, format!("{role}[clusters.prod]\nrole = \"viewer\"\n")).unwrap();
+        let c = Config::load_with(&main, &text).unwrap();
+        assert_eq!(c.clusters["prod"].role, "viewer");
+    }
+
+    /// Issue 15 §1: the config and each include must be the user's (or
+    /// root's) and writable by the owner only, and so their directories.
+    #[test]
+    fn files_others_can_write_are_refused_with_owner_mode_and_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let team = dir.path().join("team.toml");
+        let main = dir.path().join("config.toml");
+        std::fs::write(
+            &team,
+            "[roles.viewer]\nidentity = \"work\"\nname = \"viewer\"\n",
+        )
+        .unwrap();
+        std::fs::write(&main, format!("include = [\"team.toml\"]\n{TWO}")).unwrap();
+        chmod(&main, 0o600);
+        chmod(&team, 0o644);
+        Config::load(&main).unwrap();
+        chmod(&team, 0o666);
+        let e = Config::load(&main).unwrap_err().0;
+        assert!(
+            e.starts_with(&format!(
+                "config {}: include: file {}",
+                main.display(),
+                team.display()
+            )) && e.contains(&team.display().to_string())
+                && e.contains("mode 0666")
+                && e.contains("chmod go-w"),
+            "{e}"
+        );
+        chmod(&team, 0o644);
+        chmod(&main, 0o620);
+        let e = Config::load(&main).unwrap_err().0;
+        assert!(e.contains("mode 0620") && e.contains("chmod go-w"), "{e}");
+        chmod(&main, 0o600);
+        chmod(dir.path(), 0o757);
+        let e = Config::load(&main).unwrap_err().0;
+        assert!(e.contains("directory") && e.contains("mode 0757"), "{e}");
+        chmod(dir.path(), 0o700);
+        if pctl_protocol::peer::euid() == 0 {
+            std::os::unix::fs::chown(&team, Some(65534), None).unwrap();
+            let e = Config::load(&main).unwrap_err().0;
+            assert!(
+                e.contains("uid 65534") && e.contains("mode 0644") && e.contains("chown"),
+                "{e}"
+            );
+        }
+    }
+
+    /// Issue 15 §2: one name rule for roles, clusters and identities, in
+    /// the config and in includes; the injection from the issue is refused
+    /// with the file, the key and the rule.
+    #[test]
+    fn names_outside_the_rule_are_refused_with_file_key_and_rule() {
+        let evil = "a]\\n [default]\\n credential_process = sh -c 'id > FILE'\\n [profile pctl-zz";
+        let e = parse(&format!("{GOOD}\n[roles.\"{evil}\"]\nname = \"x\"\n"))
+            .unwrap_err()
+            .0;
+        assert!(
+            e.starts_with("config /cfg/config.toml: roles: role name \"a]\\n [default]")
+                && e.contains(names::NAME_RULE)
+                && !e.contains('\n'),
+            "{e}"
+        );
+        for (table, what) in [("clusters", "cluster"), ("identities", "identity")] {
+            let body = if table == "clusters" {
+                "role = \"admin\"\n"
+            } else {
+                "item = \"i\"\nvault = \"v\"\n"
+            };
+            for bad in ["-x", "a b", "x/y", "é", &"a".repeat(65)] {
+                let e = parse(&format!("{GOOD}\n[{table}.\"{bad}\"]\n{body}"))
+                    .unwrap_err()
+                    .0;
+                assert!(
+                    e.contains(&format!("{table}: {what} name")) && e.contains(names::NAME_RULE),
+                    "{bad}: {e}"
+                );
+            }
+        }
+        for ok in ["prod.eu-1", "A_b", &"a".repeat(64)] {
+            parse(&format!("{GOOD}\n[roles.\"{ok}\"]\nname = \"x\"\n")).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("team.toml"),
+            "[roles.\"x\\ny\"]\nidentity = \"work\"\nname = \"viewer\"\n",
+        )
+        .unwrap();
+        let main = dir.path().join("config.toml");
+        let e = Config::parse(&main, &format!("include = [\"team.toml\"]\n{TWO}"))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("team.toml: roles: role name \"x\\ny\""), "{e}");
+        // and the EKS cluster name, region and role ARN syntax
+        let e = parse(&GOOD.replace("role = \"admin\"", "role = \"admin\"\nname = \"a b\""))
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("clusters.platform.name") && e.contains("EKS cluster name"),
+            "{e}"
+        );
+        let e = parse(&GOOD.replace(
+            "name = \"platform-admin\"",
+            "arn = \"arn:aws:iam::1:role/x\\n[default]\"",
+        ))
+        .unwrap_err()
+        .0;
+        assert!(
+            e.contains("roles.admin.arn") && e.contains("not a role ARN"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn role_lookup_messages() {
         let c = parse(GOOD).unwrap();
@@ -778,6 +973,28 @@ mod props {
         fn config_parse_never_panics(text in "(?s).{0,600}") {
             if let Err(e) = Config::parse(Path::new("/cfg/config.toml"), &text) {
                 prop_assert!(e.0.starts_with("config /cfg/config.toml"), "{}", e.0);
+            }
+        }
+
+        /// Issue 15 §2: the parser accepts a role or cluster name exactly
+        /// when it follows the one rule (so no accepted name can carry INI
+        /// or YAML syntax into a user file); a refusal names the rule.
+        #[test]
+        fn accepted_names_are_exactly_the_rule(key in "(?s).{0,70}|[A-Za-z0-9._ \\[\\]\n#;=-]{1,70}") {
+            let q = serde_json::to_string(&key).unwrap();
+            let text = format!(
+                "region = \"us-east-1\"\n[onepassword]\nitem = \"i\"\nvault = \"v\"\n\
+                 [roles.{q}]\nname = \"r\"\n[clusters.{q}]\nrole = {q}\n"
+            );
+            match Config::parse(Path::new("/cfg/config.toml"), &text) {
+                Ok(c) => {
+                    prop_assert!(names::is_name(&key), "accepted {:?}", key);
+                    prop_assert!(c.roles.keys().chain(c.clusters.keys()).all(|k| k == &key));
+                }
+                Err(e) => {
+                    prop_assert!(!names::is_name(&key), "refused a valid name {:?}: {}", key, e.0);
+                    prop_assert!(!e.0.contains('\n'), "{}", e.0);
+                }
             }
         }
 

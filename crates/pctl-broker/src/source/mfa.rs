@@ -8,10 +8,12 @@
 //! shell, a timeout, the code parsed from stdout). A code is used for one
 //! GetSessionToken and never stored or logged.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use pctl_protocol::op_path::{self, OpPathError};
 use pctl_protocol::ClientEnv;
 use tokio::io::AsyncReadExt;
 use zeroize::Zeroizing;
@@ -32,19 +34,39 @@ pub fn parse_code(stdout: &str) -> Option<&str> {
 /// Most a code command may print.
 const MAX_OUTPUT: u64 = 64 * 1024;
 
-/// Runs `argv` (no shell) with the client's forwarded environment and
-/// returns the code it printed. Killed after `timeout`. Errors never
-/// contain the output.
+/// Runs `argv` (no shell) and returns the code it printed. The program is
+/// found like `op` ([`pctl_protocol::op_path::resolve_program`]: a bare
+/// name on the client's PATH, links resolved, refused when others could
+/// replace it) and runs with a minimal environment
+/// ([`pctl_protocol::mfa_env_name`]: no `OP_*`). Killed after `timeout`.
+/// Errors never contain the output.
 pub async fn run_command(
     argv: &[String],
     env: &ClientEnv,
     timeout: Duration,
 ) -> Result<LockedString, String> {
     let program = argv.first().ok_or("mfa_command is empty")?;
-    let mut child = tokio::process::Command::new(program)
+    let path_var = env.0.get("PATH").map(String::as_str);
+    let exe = op_path::resolve_program(Path::new(program), path_var).map_err(|e| match e {
+        OpPathError::NotFound => format!(
+            "mfa_command: cannot run \"{program}\": not found{}: give its absolute path in \
+             mfa_command, or install it",
+            if program.contains('/') {
+                ""
+            } else {
+                " on the client's PATH (absolute entries only)"
+            }
+        ),
+        OpPathError::Unsafe { path, why } => format!(
+            "mfa_command: refusing to run {path}: {why}, so another account could replace \
+             it: fix it (chmod go-w, chown) or point mfa_command at a copy only you and root \
+             can write"
+        ),
+    })?;
+    let mut child = tokio::process::Command::new(&exe)
         .args(&argv[1..])
         .env_clear()
-        .envs(&env.0)
+        .envs(env.0.iter().filter(|(k, _)| pctl_protocol::mfa_env_name(k)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -202,6 +224,90 @@ mod tests {
         .err()
         .unwrap();
         assert!(!e.contains("424242"), "{e}");
+    }
+
+    /// Issue 15 §7: the command gets PATH, HOME, locale, terminal and
+    /// display variables only (never OP_*), and a bare name is found like
+    /// `op`: on PATH, and refused when others can write it.
+    #[tokio::test]
+    async fn a_command_gets_a_minimal_environment_and_a_trusted_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("env.txt");
+        let script = dir.path().join("show-env");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\nenv > '{}'\necho 123456\n", out.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let mut vars = env().0;
+        for (k, v) in [
+            ("HOME", "/home/me"),
+            ("LANG", "C.UTF-8"),
+            ("LC_ALL", "C.UTF-8"),
+            ("TERM", "xterm"),
+            ("DISPLAY", ":0"),
+            ("WAYLAND_DISPLAY", "wayland-0"),
+            ("XDG_RUNTIME_DIR", "/run/user/1"),
+            ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1/bus"),
+            ("OP_SERVICE_ACCOUNT_TOKEN", "ops_planted"),
+            ("OP_SESSION_my", "planted"),
+            ("USER", "me"),
+            ("XDG_CONFIG_HOME", "/home/me/.config"),
+        ] {
+            vars.insert(k.into(), v.into());
+        }
+        vars.insert(
+            "PATH".into(),
+            format!("{}:/usr/bin:/bin", dir.path().display()),
+        );
+        let code = run_command(
+            &["show-env".to_string()],
+            &ClientEnv(vars.clone()),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(code.expose(), "123456");
+        let seen = std::fs::read_to_string(&out).unwrap();
+        let mut names: Vec<&str> = seen
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+            .filter(|k| *k != "PWD" && *k != "SHLVL" && *k != "_") // set by sh itself
+            .collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "DBUS_SESSION_BUS_ADDRESS",
+                "DISPLAY",
+                "HOME",
+                "LANG",
+                "LC_ALL",
+                "PATH",
+                "TERM",
+                "WAYLAND_DISPLAY",
+                "XDG_RUNTIME_DIR"
+            ]
+        );
+        assert!(!seen.contains("planted"), "{seen}");
+        // a program others can write is refused, and not run
+        std::fs::remove_file(&out).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = run_command(
+            &["show-env".to_string()],
+            &ClientEnv(vars),
+            Duration::from_secs(5),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("refusing to run") && e.contains("writable"),
+            "{e}"
+        );
+        assert!(!out.exists(), "the untrusted program ran");
     }
 
     #[test]

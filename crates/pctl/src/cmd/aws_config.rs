@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 
 use crate::client::Client;
 use crate::{files, output};
@@ -12,7 +12,12 @@ use crate::{files, output};
 pub fn run(client: &Client, write: Option<PathBuf>, diff: bool) -> Result<()> {
     let p = client.profiles()?;
     let exe = std::env::current_exe().context("cannot find the pctl executable")?;
-    let text = output::aws_config(&exe, &p.region, &p.roles);
+    let text = output::aws_config(&exe, &p.region, &p.roles).map_err(|e| {
+        anyhow!(
+            "refusing to write AWS profiles: pctl's config {}: {e}; nothing changed",
+            pctl_protocol::dirs::config_path().display()
+        )
+    })?;
     match (write, diff) {
         (None, false) => {
             print!("{text}");

@@ -55,17 +55,25 @@ fn fish_names(line: &str) -> Option<&'static str> {
 
 /// Prints the configured role or cluster names, one a line. Completion
 /// must never print an error into the command line: failures print nothing.
+/// The shells expand what this prints (bash's `compgen -W` runs `$(...)`),
+/// so a list holding a name outside the one name rule is refused whole.
 pub fn names(client: &Client, what: Names) -> Result<()> {
     if let Ok(p) = client.profiles() {
         let list = match what {
             Names::Roles => p.roles,
             Names::Clusters => p.clusters,
         };
-        for n in list {
-            println!("{n}");
-        }
+        print!("{}", name_lines(&list));
     }
     Ok(())
+}
+
+/// The names one a line, or nothing when any breaks the name rule.
+fn name_lines(list: &[String]) -> String {
+    if !list.iter().all(|n| pctl_protocol::names::is_name(n)) {
+        return String::new();
+    }
+    list.iter().map(|n| format!("{n}\n")).collect()
 }
 
 /// bash: values of --role/--profile/--cluster from pctl, the rest from clap's `_pctl`.
@@ -103,6 +111,16 @@ _pctl_clusters() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_the_shell_would_expand_empties_the_list() {
+        let ok = vec!["admin".to_string(), "prod.ro".to_string()];
+        assert_eq!(name_lines(&ok), "admin\nprod.ro\n");
+        for bad in ["$(touch x)", "a b", "a\nb", "`id`"] {
+            let list = vec!["admin".to_string(), bad.to_string()];
+            assert_eq!(name_lines(&list), "", "{bad}");
+        }
+    }
 
     #[test]
     fn fish_lines_for_names() {

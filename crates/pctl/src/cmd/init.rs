@@ -7,8 +7,8 @@
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write};
 
-use anyhow::{bail, Context, Result};
-use pctl_protocol::dirs;
+use anyhow::{anyhow, bail, Context, Result};
+use pctl_protocol::{dirs, names};
 
 use crate::files::{self, pctl_config::View, Edit};
 use crate::onepassword::{ListedItem, Op, CATEGORIES};
@@ -58,11 +58,11 @@ pub fn run(args: Args) -> Result<()> {
     let checked = op.check_item(&item, vault.as_deref())?;
     let vault = vault.unwrap_or_else(|| checked.vault.clone());
     let region = match args.region.or_else(|| checked.region.clone()) {
-        Some(r) if is_region(&r) => r,
-        Some(r) => bail!("{r:?} is not an AWS region name (e.g. us-east-1): pass --region"),
+        Some(r) if names::is_region(&r) => r,
+        Some(r) => bail!("{}: pass --region", names::check_region(&r).unwrap_err()),
         None => bail!(
             "1Password item '{}' has no \"Default Region\" field: pass --region (e.g. us-east-1)",
-            checked.title
+            printable(&checked.title)
         ),
     };
     let mut roles = roles;
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> Result<()> {
     View::parse(&text, &config).context("internal: the config pctl init wrote does not parse")?;
     let exe = std::env::current_exe().context("cannot find the pctl executable")?;
     let keys: Vec<String> = roles.iter().map(|r| r.key.clone()).collect();
-    let profiles = output::aws_config(&exe, &region, &keys);
+    let profiles = output::aws_config(&exe, &region, &keys).map_err(|e| anyhow!("{e}"))?;
     // Both files are planned before either is written: a damaged AWS config
     // block refuses the whole run.
     let aws = files::aws_config::plan(None, &profiles)?;
@@ -94,8 +94,9 @@ pub fn run(args: Args) -> Result<()> {
     files::aws_config::finish(&aws, keys.len(), false)?;
 
     eprintln!(
-        "pctl: 1Password item '{}' in vault '{vault}' has the keys and account ID{}",
-        checked.title,
+        "pctl: 1Password item '{}' in vault '{}' has the keys and account ID{}",
+        printable(&checked.title),
+        printable(&vault),
         if checked.mfa {
             ", MFA serial and one-time password"
         } else {
@@ -129,21 +130,19 @@ impl Role {
             None => (None, s.trim().to_string()),
         };
         let arn = value.starts_with("arn:");
-        if arn && (!value.starts_with("arn:aws") || !value.contains(":role/")) {
-            bail!("--role {value:?} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)");
+        if arn {
+            names::check_role_arn(&value).map_err(|e| anyhow!("--role: {e}"))?;
         }
         let name = value.rsplit(['/', ':']).next().unwrap_or("");
-        if value.is_empty() || name.is_empty() || (!arn && value.contains(':')) {
-            bail!("--role {s:?} is not a role name or ARN (e.g. platform-admin)");
+        if name.is_empty() || (!arn && !names::is_role_name(&value)) {
+            bail!(
+                "--role {} is not a role name or ARN (e.g. platform-admin)",
+                names::shown(s)
+            );
         }
         let key = key.unwrap_or_else(|| name.to_string());
-        if key.is_empty()
-            || !key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            bail!("--role key {key:?}: use letters, digits, - and _ (KEY=NAME_OR_ARN)");
-        }
+        names::check_name("role", &key)
+            .map_err(|e| anyhow!("--role: {e} (or name it KEY=NAME_OR_ARN)"))?;
         Ok(Role { key, arn, value })
     }
 }
@@ -239,11 +238,11 @@ fn category_name(c: &str) -> &str {
     }
 }
 
-/// Item and vault names go to the terminal: no control characters.
+/// Item and vault names from 1Password go to the terminal through the
+/// project's one sanitiser: no escape sequences, line breaks or direction
+/// overrides, at most 120 characters.
 fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    pctl_protocol::text::one_line(s, 120)
 }
 
 /// Asks on stderr, reads one line from stdin (end of input: an error).
@@ -259,14 +258,6 @@ fn ask(prompt: &str) -> Result<String> {
         bail!("no answer (end of input): run pctl init again, or pass --item ITEM --vault VAULT");
     }
     Ok(line.trim().to_string())
-}
-
-fn is_region(r: &str) -> bool {
-    !r.is_empty()
-        && r.len() <= 32
-        && r.contains('-')
-        && r.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 #[cfg(test)]
@@ -285,6 +276,27 @@ mod tests {
         for bad in ["", "arn:aws:iam::1:user/x", "a b=x", "x:y", "k="] {
             assert!(Role::parse(bad).is_err(), "{bad}");
         }
+        // issue 15 §2: the key follows the one name rule
+        for bad in ["-a=x", "a]=x", "a\n[default]=x", ".a=x", "x=ops/a b"] {
+            let e = Role::parse(bad).err().map(|e| e.to_string());
+            assert!(e.is_some(), "{bad}");
+        }
+        let e = Role::parse("arn:aws:iam::1:role/my+role")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains(names::NAME_RULE) && e.contains("KEY="), "{e}");
+        assert_eq!(Role::parse("prod.ro=x").unwrap().key, "prod.ro");
+    }
+
+    #[test]
+    fn item_titles_reach_the_terminal_sanitised() {
+        let t = printable("AWS\x1b]0;pwned\x07 key\u{202e}\r\nfake: ok\u{9b}2J");
+        assert!(
+            !t.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{t:?}"
+        );
+        assert!(t.starts_with("AWS ]0;pwned  key"), "{t:?}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use pctl_protocol::dirs;
 
 use crate::client::Client;
@@ -55,6 +55,12 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
         .map(PathBuf::from)
         .filter(|s| *s != dirs::default_socket_path());
     let sock = sock.as_deref().map(|s| s.to_string_lossy());
-    let fresh = output::kubeconfig_entries(&info, &server, &ca, &exe, sock.as_deref());
+    let fresh =
+        output::kubeconfig_entries(&info, &server, &ca, &exe, sock.as_deref()).map_err(|e| {
+            anyhow!(
+                "refusing to write a kubeconfig entry: pctl's config {}: {e}; nothing changed",
+                dirs::config_path().display()
+            )
+        })?;
     files::kubeconfig_yaml::run(path, &fresh, &format!("pctl-{}", info.key), args.diff)
 }

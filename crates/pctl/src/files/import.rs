@@ -52,7 +52,13 @@ pub fn run(from: Option<PathBuf>, write: bool) -> Result<()> {
         Some(t) => View::parse(t, &config)?,
         None => View::default(),
     };
-    let imp = to_roles(&profiles, &view);
+    let imp = to_roles(&profiles, &view).map_err(|e| {
+        anyhow!(
+            "{}: {e}; nothing imported, {} unchanged",
+            from.display(),
+            config.display()
+        )
+    })?;
     for n in &imp.notes {
         eprintln!("pctl: {n}");
     }
@@ -177,7 +183,9 @@ fn duration(secs: &str) -> Option<String> {
 }
 
 /// The `[roles.KEY]` tables for `profiles` that `existing` does not have yet.
-pub fn to_roles(profiles: &[AwsRoleProfile], existing: &View) -> Import {
+/// A profile whose key would break the one name rule refuses the import
+/// (naming the profile, the key and the rule).
+pub fn to_roles(profiles: &[AwsRoleProfile], existing: &View) -> Result<Import, String> {
     let mut imp = Import {
         default_region: profiles
             .iter()
@@ -189,7 +197,13 @@ pub fn to_roles(profiles: &[AwsRoleProfile], existing: &View) -> Import {
     let mut mfa = false;
     for p in profiles {
         let key = role_key(&p.profile);
-        if !p.role_arn.starts_with("arn:aws") || !p.role_arn.contains(":role/") {
+        pctl_protocol::names::check_name("role", &key).map_err(|e| {
+            format!(
+                "[profile {}] cannot be imported: {e} (the profile, or the role added by hand)",
+                pctl_protocol::text::one_line(&p.profile, 80)
+            )
+        })?;
+        if !pctl_protocol::names::is_role_arn(&p.role_arn) {
             imp.notes.push(format!(
                 "skipped [profile {}]: role_arn {:?} is not a role ARN",
                 p.profile, p.role_arn
@@ -250,7 +264,7 @@ pub fn to_roles(profiles: &[AwsRoleProfile], existing: &View) -> Import {
                 .into(),
         );
     }
-    imp
+    Ok(imp)
 }
 
 #[cfg(test)]
@@ -293,7 +307,7 @@ s3 =
         let p = parse_profiles(AWS).unwrap();
         let names: Vec<_> = p.iter().map(|p| p.profile.as_str()).collect();
         assert_eq!(names, ["admin", "prod.readonly", "weird"]);
-        let imp = to_roles(&p, &View::default());
+        let imp = to_roles(&p, &View::default()).unwrap();
         assert_eq!(imp.roles, ["admin", "prod-readonly"]);
         let parsed = View::parse(&imp.toml, Path::new("x")).unwrap();
         assert_eq!(
@@ -308,11 +322,27 @@ s3 =
         assert_eq!(imp.default_region.as_deref(), Some("us-east-1"));
     }
 
+    /// Issue 15 §2: a profile whose role key would break the name rule
+    /// refuses the whole import, naming the profile, the key and the rule.
+    #[test]
+    fn a_key_outside_the_name_rule_refuses_the_import() {
+        for profile in ["-x", "_x", "ö", &"a".repeat(65)] {
+            let text = format!(
+                "[profile ok]\nrole_arn = arn:aws:iam::1:role/a\n\n[profile {profile}]\nrole_arn = arn:aws:iam::1:role/b\n"
+            );
+            let e = to_roles(&parse_profiles(&text).unwrap(), &View::default()).unwrap_err();
+            assert!(
+                e.contains("[profile ") && e.contains(pctl_protocol::names::NAME_RULE),
+                "{profile}: {e}"
+            );
+        }
+    }
+
     #[test]
     fn existing_roles_are_kept_and_not_duplicated() {
         let cfg = "region = \"us-east-1\"\n[roles.admin]\nname = \"x\"\n[roles.ro]\narn = \"arn:aws:iam::444455556666:role/ReadOnly\"\n";
         let view = View::parse(cfg, Path::new("c")).unwrap();
-        let imp = to_roles(&parse_profiles(AWS).unwrap(), &view);
+        let imp = to_roles(&parse_profiles(AWS).unwrap(), &view).unwrap();
         assert!(imp.roles.is_empty(), "{:?}", imp.roles);
         assert!(imp
             .notes
@@ -323,7 +353,7 @@ s3 =
             .iter()
             .any(|n| n.contains("already configured as [roles.ro]")));
         // appending never touches what is there
-        let only_new = to_roles(&parse_profiles(AWS).unwrap(), &View::default());
+        let only_new = to_roles(&parse_profiles(AWS).unwrap(), &View::default()).unwrap();
         let out = append(Some(cfg.trim_end()), &only_new);
         assert!(out.starts_with(cfg.trim_end()));
         assert!(

@@ -66,14 +66,7 @@ impl RoleView {
     pub fn is(&self, arn: &str) -> bool {
         match (&self.arn, &self.name) {
             (Some(a), _) => a == arn,
-            (None, Some(name)) => {
-                let name = name.trim_start_matches('/');
-                let name = name.strip_prefix("role/").unwrap_or(name);
-                arn.starts_with("arn:aws")
-                    && arn
-                        .split_once(":role/")
-                        .is_some_and(|(_, path)| path == name)
-            }
+            (None, Some(name)) => pctl_protocol::names::arn_is_role_name(arn, name),
             (None, None) => false,
         }
     }
