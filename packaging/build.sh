@@ -60,18 +60,10 @@ else
   cargo build --locked --quiet ${profile_flag[@]+"${profile_flag[@]}"} -p pctl --bin pctl
   client="$repo/target/$profile/pctl"
 fi
-if [[ "$profile" == debug ]]; then
-  # Exactly the build tests/setup.sh made (daemon and docgen included), so the
-  # packaging tests compile nothing again: a `-p` build resolves features for
-  # one package only, which changes them low in the tree and rebuilds the AWS
-  # SDK.
-  cargo build --locked --quiet --workspace --bins
-else
-  cargo build --locked --quiet --release -p pctl-broker --bin pctl-daemon
-  # The generator is a build tool: its debug build is enough and is what
-  # tests/setup.sh already built.
-  cargo build --locked --quiet -p pctl-docgen
-fi
+cargo build --locked --quiet ${profile_flag[@]+"${profile_flag[@]}"} -p pctl-broker --bin pctl-daemon
+# The generator is a build tool: its debug build is enough and is what
+# tests/setup.sh already built.
+cargo build --locked --quiet -p pctl-docgen
 
 install -m 0755 "$client" "$out/bin/pctl"
 install -m 0755 "$repo/target/$profile/pctl-daemon" "$out/bin/pctl-daemon"
