@@ -978,11 +978,13 @@ mod props {
         /// when it follows the one rule (so no accepted name can carry INI
         /// or YAML syntax into a user file); a refusal names the rule.
         #[test]
+        // The cluster has its own EKS name: a key such as `a.` is a valid pctl
+        // name but not an EKS cluster name, which is a different rule.
         fn accepted_names_are_exactly_the_rule(key in "(?s).{0,70}|[A-Za-z0-9._ \\[\\]\n#;=-]{1,70}") {
             let q = serde_json::to_string(&key).unwrap();
             let text = format!(
                 "region = \"us-east-1\"\n[onepassword]\nitem = \"i\"\nvault = \"v\"\n\
-                 [roles.{q}]\nname = \"r\"\n[clusters.{q}]\nrole = {q}\n"
+                 [roles.{q}]\nname = \"r\"\n[clusters.{q}]\nname = \"c\"\nrole = {q}\n"
             );
             match Config::parse(Path::new("/cfg/config.toml"), &text) {
                 Ok(c) => {
