@@ -12,6 +12,11 @@
 # Locking needs no table: the backend's `use_lockfile = true` (versions.tf)
 # keeps a lock object next to the state in this bucket.
 #
+# It also creates the EC2 Spot service-linked role (AWSServiceRoleForEC2Spot),
+# which an account that never launched a spot instance lacks and which
+# Karpenter's controller policy may not create: without it the first spot
+# launch (system node group, Karpenter pools) fails. "Already exists" is fine.
+#
 # Idempotent: run it again at any time; an existing bucket of yours is
 # checked and its settings re-applied, an existing backend.hcl is kept.
 # Credentials come from the pctl profile, like everything else in this stack.
@@ -134,6 +139,27 @@ aws_ s3api put-bucket-lifecycle-configuration --bucket "$bucket" --lifecycle-con
     "NoncurrentVersionExpiration": {"NoncurrentDays": 90}
   }]
 }'
+
+echo "==> EC2 Spot service-linked role"
+spot_role="AWSServiceRoleForEC2Spot"
+# Found by its service path, the part AWS fixes for every service-linked role.
+spot_path="/aws-service-role/spot.amazonaws.com/"
+existing="$(aws_ iam list-roles --path-prefix "$spot_path" --query 'Roles[].RoleName' --output text)"
+if [[ -n "${existing//[[:space:]]/}" && "$existing" != "None" ]]; then
+  echo "==> $spot_role exists; kept"
+else
+  set +e
+  slr_err="$(aws_ iam create-service-linked-role --aws-service-name spot.amazonaws.com 2>&1 >/dev/null)"
+  slr_rc=$?
+  set -e
+  if [[ $slr_rc -eq 0 ]]; then
+    echo "==> created $spot_role"
+  elif [[ "$slr_err" == *"has been taken"* || "$slr_err" == *"already exists"* || "$slr_err" == *"EntityAlreadyExists"* ]]; then
+    echo "==> $spot_role exists; kept"
+  else
+    die "cannot create the EC2 Spot service-linked role ($spot_role): ${slr_err//$'\n'/ }; create it once with: aws iam create-service-linked-role --aws-service-name spot.amazonaws.com"
+  fi
+fi
 
 if [[ -f "$backend_file" ]]; then
   current="$(sed -n 's/^[[:space:]]*bucket[[:space:]]*=[[:space:]]*"\(.*\)".*/\1/p' "$backend_file")"

@@ -1,6 +1,11 @@
 # CloudTrail to S3 and to a CloudWatch log group, so permission problems can be
 # debugged with Logs Insights. It includes the SQS data events that found the
 # seed's Karpenter bug (the controller could not reach its interruption queue).
+#
+# Everything here exists only with var.create_trail (default true). An account
+# holds at most 5 trails per region, and where an organization trail already
+# records every account a second one is a paid duplicate: set it to false
+# there (and in CI, where every PR environment would add a multi-region trail).
 
 locals {
   trail_name = "${local.name}-trail"
@@ -13,6 +18,8 @@ resource "aws_s3_bucket" "cloudtrail" {
   #checkov:skip=CKV_AWS_144:Cross-region replication doubles storage for a sandbox whose trail is disposable; the platform is rebuilt from code.
   #checkov:skip=CKV2_AWS_62:Nothing consumes object-created events; logs are queried in CloudWatch Logs Insights instead.
   #checkov:skip=CKV_AWS_145:SSE-S3 (AES256) is used: a customer managed KMS key costs $1/month plus a key policy for CloudTrail, for logs of a sandbox.
+  count = var.create_trail ? 1 : 0
+
   bucket = "${local.name}-cloudtrail-${local.account_id}"
 
   # The trail is torn down with the platform; its logs go with it.
@@ -20,7 +27,9 @@ resource "aws_s3_bucket" "cloudtrail" {
 }
 
 resource "aws_s3_bucket_public_access_block" "cloudtrail" {
-  bucket = aws_s3_bucket.cloudtrail.id
+  count = var.create_trail ? 1 : 0
+
+  bucket = aws_s3_bucket.cloudtrail[0].id
 
   block_public_acls       = true
   block_public_policy     = true
@@ -29,7 +38,9 @@ resource "aws_s3_bucket_public_access_block" "cloudtrail" {
 }
 
 resource "aws_s3_bucket_ownership_controls" "cloudtrail" {
-  bucket = aws_s3_bucket.cloudtrail.id
+  count = var.create_trail ? 1 : 0
+
+  bucket = aws_s3_bucket.cloudtrail[0].id
 
   rule {
     object_ownership = "BucketOwnerEnforced"
@@ -37,7 +48,9 @@ resource "aws_s3_bucket_ownership_controls" "cloudtrail" {
 }
 
 resource "aws_s3_bucket_server_side_encryption_configuration" "cloudtrail" {
-  bucket = aws_s3_bucket.cloudtrail.id
+  count = var.create_trail ? 1 : 0
+
+  bucket = aws_s3_bucket.cloudtrail[0].id
 
   rule {
     apply_server_side_encryption_by_default {
@@ -47,7 +60,9 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "cloudtrail" {
 }
 
 resource "aws_s3_bucket_versioning" "cloudtrail" {
-  bucket = aws_s3_bucket.cloudtrail.id
+  count = var.create_trail ? 1 : 0
+
+  bucket = aws_s3_bucket.cloudtrail[0].id
 
   versioning_configuration {
     status = "Enabled"
@@ -55,7 +70,9 @@ resource "aws_s3_bucket_versioning" "cloudtrail" {
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "cloudtrail" {
-  bucket = aws_s3_bucket.cloudtrail.id
+  count = var.create_trail ? 1 : 0
+
+  bucket = aws_s3_bucket.cloudtrail[0].id
 
   rule {
     id     = "expire-trail-logs"
@@ -78,10 +95,12 @@ resource "aws_s3_bucket_lifecycle_configuration" "cloudtrail" {
 }
 
 data "aws_iam_policy_document" "cloudtrail_bucket" {
+  count = var.create_trail ? 1 : 0
+
   statement {
     sid       = "AWSCloudTrailAclCheck"
     actions   = ["s3:GetBucketAcl"]
-    resources = [aws_s3_bucket.cloudtrail.arn]
+    resources = [aws_s3_bucket.cloudtrail[0].arn]
 
     principals {
       type        = "Service"
@@ -98,7 +117,7 @@ data "aws_iam_policy_document" "cloudtrail_bucket" {
   statement {
     sid       = "AWSCloudTrailWrite"
     actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.cloudtrail.arn}/AWSLogs/${local.account_id}/*"]
+    resources = ["${aws_s3_bucket.cloudtrail[0].arn}/AWSLogs/${local.account_id}/*"]
 
     principals {
       type        = "Service"
@@ -123,8 +142,8 @@ data "aws_iam_policy_document" "cloudtrail_bucket" {
     effect  = "Deny"
     actions = ["s3:*"]
     resources = [
-      aws_s3_bucket.cloudtrail.arn,
-      "${aws_s3_bucket.cloudtrail.arn}/*",
+      aws_s3_bucket.cloudtrail[0].arn,
+      "${aws_s3_bucket.cloudtrail[0].arn}/*",
     ]
 
     principals {
@@ -141,8 +160,10 @@ data "aws_iam_policy_document" "cloudtrail_bucket" {
 }
 
 resource "aws_s3_bucket_policy" "cloudtrail" {
-  bucket = aws_s3_bucket.cloudtrail.id
-  policy = data.aws_iam_policy_document.cloudtrail_bucket.json
+  count = var.create_trail ? 1 : 0
+
+  bucket = aws_s3_bucket.cloudtrail[0].id
+  policy = data.aws_iam_policy_document.cloudtrail_bucket[0].json
 
   depends_on = [aws_s3_bucket_public_access_block.cloudtrail]
 }
@@ -150,6 +171,8 @@ resource "aws_s3_bucket_policy" "cloudtrail" {
 resource "aws_cloudwatch_log_group" "cloudtrail" {
   #checkov:skip=CKV_AWS_158:Logs are encrypted at rest by CloudWatch by default; a customer managed KMS key is not worth $1/month for sandbox audit logs.
   #checkov:skip=CKV_AWS_338:A year of retention is for compliance; this log group is a debugging aid (Logs Insights) and retention is a variable.
+  count = var.create_trail ? 1 : 0
+
   name              = "/aws/cloudtrail/${local.trail_name}"
   retention_in_days = var.log_retention_days
 }
@@ -162,6 +185,8 @@ resource "aws_cloudwatch_log_group" "cloudtrail" {
 # below follows the same page:
 # https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-required-policy-for-cloudwatch-logs.html
 data "aws_iam_policy_document" "cloudtrail_assume" {
+  count = var.create_trail ? 1 : 0
+
   statement {
     actions = ["sts:AssumeRole"]
 
@@ -173,35 +198,43 @@ data "aws_iam_policy_document" "cloudtrail_assume" {
 }
 
 data "aws_iam_policy_document" "cloudtrail_logs" {
+  count = var.create_trail ? 1 : 0
+
   statement {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.cloudtrail.arn}:log-stream:*"]
+    resources = ["${aws_cloudwatch_log_group.cloudtrail[0].arn}:log-stream:*"]
   }
 }
 
 resource "aws_iam_role" "cloudtrail" {
+  count = var.create_trail ? 1 : 0
+
   name               = "${local.trail_name}-logs"
-  assume_role_policy = data.aws_iam_policy_document.cloudtrail_assume.json
+  assume_role_policy = data.aws_iam_policy_document.cloudtrail_assume[0].json
 }
 
 resource "aws_iam_role_policy" "cloudtrail" {
+  count = var.create_trail ? 1 : 0
+
   name   = "write-cloudwatch-logs"
-  role   = aws_iam_role.cloudtrail.id
-  policy = data.aws_iam_policy_document.cloudtrail_logs.json
+  role   = aws_iam_role.cloudtrail[0].id
+  policy = data.aws_iam_policy_document.cloudtrail_logs[0].json
 }
 
 resource "aws_cloudtrail" "this" {
   #checkov:skip=CKV_AWS_35:Objects are SSE-S3 encrypted by the bucket default; SSE-KMS would need a customer managed key and key policy (cost and complexity for a sandbox trail).
   #checkov:skip=CKV_AWS_252:No SNS notification per log file: nobody subscribes to them; the trail is read through CloudWatch Logs Insights.
+  count = var.create_trail ? 1 : 0
+
   name           = local.trail_name
-  s3_bucket_name = aws_s3_bucket.cloudtrail.id
+  s3_bucket_name = aws_s3_bucket.cloudtrail[0].id
 
   include_global_service_events = true
   is_multi_region_trail         = true
   enable_log_file_validation    = true
 
-  cloud_watch_logs_group_arn = "${aws_cloudwatch_log_group.cloudtrail.arn}:*"
-  cloud_watch_logs_role_arn  = aws_iam_role.cloudtrail.arn
+  cloud_watch_logs_group_arn = "${aws_cloudwatch_log_group.cloudtrail[0].arn}:*"
+  cloud_watch_logs_role_arn  = aws_iam_role.cloudtrail[0].arn
 
   # Advanced selectors: all management events, plus the data events of
   # Karpenter's interruption queue (ReceiveMessage, DeleteMessage, ...).

@@ -8,6 +8,13 @@ module "eks" {
   name               = local.name
   kubernetes_version = var.kubernetes_version
 
+  # No extended support: it is on by default and bills the control plane at
+  # six times the standard price once a version's 14 months of standard
+  # support are over. With STANDARD, EKS upgrades such a cluster instead.
+  upgrade_policy = {
+    support_type = "STANDARD"
+  }
+
   # IAM entities only (access entries): no aws-auth ConfigMap.
   authentication_mode = "API"
 

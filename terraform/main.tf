@@ -19,13 +19,27 @@ data "aws_iam_session_context" "current" {
   }
 }
 
-# Three named zones, so the set never silently grows when AWS adds a zone.
+# Three zones where EKS can place the control plane. Zone names map to
+# different physical zones in every account, so the zones EKS documents as
+# unsupported are excluded by zone ID (use1-az3, usw1-az2, cac1-az3: "Amazon
+# EKS cluster subnets" in the EKS user guide); Local/Wavelength zones are left
+# out by their opt-in status. The first three in name order are taken; no
+# state filter, so a zone that is briefly impaired does not shift the set
+# (and with it every subnet).
 data "aws_availability_zones" "available" {
-  state = "available"
+  #checkov:skip=CKV_AWS_394:The result is sliced to the first three zone names in sorted order (local.azs). AWS gives new zones later letters, so the chosen three never change; pinning names would bring back the name-to-ID problem this block avoids.
+  exclude_zone_ids = local.eks_unsupported_zone_ids
 
   filter {
-    name   = "zone-name"
-    values = [for suffix in var.availability_zone_suffixes : "${var.region}${suffix}"]
+    name   = "opt-in-status"
+    values = ["opt-in-not-required"]
+  }
+
+  lifecycle {
+    postcondition {
+      condition     = length(self.names) >= 3
+      error_message = "Region ${var.region} has fewer than three availability zones where EKS can place a cluster (found: ${join(", ", self.names)}); choose another region."
+    }
   }
 }
 
@@ -34,7 +48,9 @@ locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
   region     = data.aws_region.current.region
-  azs        = data.aws_availability_zones.available.names
+  azs        = slice(sort(data.aws_availability_zones.available.names), 0, 3)
+
+  eks_unsupported_zone_ids = ["use1-az3", "usw1-az2", "cac1-az3"]
 
   # The pctl role behind var.aws_profile: `pctl aws-config` names the profile
   # of role R "pctl-R" (its credential_process runs `pctl credential-process

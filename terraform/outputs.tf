@@ -34,8 +34,8 @@ output "karpenter_node_iam_role_name" {
 }
 
 output "cloudtrail_log_group_name" {
-  description = "CloudWatch log group receiving CloudTrail (query it with Logs Insights)."
-  value       = aws_cloudwatch_log_group.cloudtrail.name
+  description = "CloudWatch log group receiving CloudTrail (query it with Logs Insights); null with create_trail = false."
+  value       = one(aws_cloudwatch_log_group.cloudtrail[*].name)
 }
 
 output "operator_role_arn" {

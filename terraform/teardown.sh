@@ -5,7 +5,12 @@
 # deletes the cluster (and Karpenter with it) while its EC2 instances keep
 # running, and their network interfaces then block the VPC's deletion. So:
 #
-#   1. destroy the Flux bootstrap, so nothing re-applies what we delete next;
+#   1. destroy the Flux bootstrap, so nothing re-applies what we delete next.
+#      That pushes a commit removing Flux's manifests from the Flux branch; if
+#      the push is refused (a protected branch without a bypass for the
+#      token), Flux is stopped in the cluster instead (controllers scaled to
+#      zero), the bootstrap is dropped from the state and the manifests stay
+#      in Git, and the teardown goes on;
 #   2. delete LoadBalancer Services (their ELBs would block the VPC too);
 #   3. delete NodePools, then EC2NodeClasses: Karpenter, still running on the
 #      system node group, drains and terminates its instances and removes the
@@ -72,7 +77,14 @@ current-context: ${cluster}
 KUBECONFIG_EOF
 
 echo "==> 1/5 removing the Flux bootstrap"
-terraform destroy -auto-approve -input=false -target=flux_bootstrap_git.this
+if ! terraform destroy -auto-approve -input=false -target=flux_bootstrap_git.this; then
+  echo "teardown: could not remove Flux's manifests from its branch (a protected branch refuses the push?);" \
+    "stopping Flux in the cluster instead and leaving the manifests in Git (see README.md, 'Protected branches')" >&2
+  if kubectl get namespace flux-system >/dev/null 2>&1; then
+    kubectl -n flux-system scale deployment --all --replicas=0
+  fi
+  terraform state rm flux_bootstrap_git.this
+fi
 
 echo "==> 2/5 deleting LoadBalancer Services"
 kubectl get services --all-namespaces \

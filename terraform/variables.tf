@@ -16,31 +16,20 @@ variable "aws_profile" {
 }
 
 variable "name" {
-  description = "Name of the cluster; also the prefix of every resource name and the karpenter.sh/discovery tag value."
+  description = "Name of the cluster; also the prefix of every resource name and the karpenter.sh/discovery tag value. At most 29 characters: the EKS module names the cluster role with the prefix \"<name>-cluster-\", and IAM name prefixes end at 38 characters."
   type        = string
   default     = "platform"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,30}$", var.name))
-    error_message = "Use 2-31 lowercase letters, digits and dashes, starting with a letter."
+    condition     = can(regex("^[a-z][a-z0-9-]{0,27}[a-z0-9]$", var.name))
+    error_message = "Use 2-29 lowercase letters, digits and dashes, starting with a letter and not ending with a dash (the cluster role's name prefix \"<name>-cluster-\" must fit IAM's 38 characters)."
   }
 }
 
 variable "kubernetes_version" {
-  description = "EKS Kubernetes version (standard support keeps the control plane at $0.10/hour)."
+  description = "EKS Kubernetes version. Keep it in standard support ($0.10/hour; extended support bills 6x): the dates are in tests/platform/eks_versions.json, whose test fails 90 days before the default's standard support ends. eks.tf opts out of extended support, so EKS upgrades a cluster left on an expired version."
   type        = string
-  default     = "1.34"
-}
-
-variable "availability_zone_suffixes" {
-  description = "The three availability zones of the VPC, as suffixes of the region name."
-  type        = list(string)
-  default     = ["a", "b", "c"]
-
-  validation {
-    condition     = length(var.availability_zone_suffixes) == 3
-    error_message = "The platform spans exactly three availability zones."
-  }
+  default     = "1.35"
 }
 
 variable "vpc_cidr" {
@@ -89,6 +78,12 @@ variable "control_plane_log_types" {
   description = "EKS control-plane log types sent to CloudWatch (audit is the largest; [] turns them off)."
   type        = list(string)
   default     = ["api", "audit", "authenticator"]
+}
+
+variable "create_trail" {
+  description = "Create the stack's own multi-region CloudTrail trail (cloudtrail.tf). Set false in an account whose organization trail already records it (a second trail's management events are billed) or that is near the limit of 5 trails per region; CI sets it false for its per-PR environments."
+  type        = bool
+  default     = true
 }
 
 variable "log_retention_days" {

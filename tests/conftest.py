@@ -36,15 +36,35 @@ DEFAULT_TIMEOUT = 120
 
 
 def pytest_configure(config):
+    # also in pytest.ini (--strict-markers); kept here for runs with another -c
     config.addinivalue_line("markers", "binary: needs the pctl binary")
+    config.addinivalue_line("markers", "slow: the slow tier (tests/run --slow)")
+    config.addinivalue_line("markers", "xdist_group(name): share one xdist worker")
 
 
 E2E_DIR = os.path.join(rig.TESTS, "e2e")
+# Whole directories in the slow tier: every test there runs Terraform, checkov,
+# kubectl or builds packages (files elsewhere mark themselves with
+# `pytestmark = pytest.mark.slow`).
+SLOW_DIRS = tuple(os.path.join(rig.TESTS, d) + os.sep for d in ("platform", "packaging"))
+# Both build target/package/debug (packaging/build.sh removes it first): never
+# at the same time, so always on one xdist worker.
+PACKAGE_BUILDERS = tuple(os.path.join(rig.TESTS, "packaging", f)
+                         for f in ("test_deb.py", "test_tarball_and_formula.py"))
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if not str(item.fspath).startswith(E2E_DIR + os.sep):
+        path = str(item.fspath)
+        if path.startswith(SLOW_DIRS) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
+        # `--dist loadgroup` (tests/run): one file per worker, so module-scoped
+        # fixtures (Terraform init, module moto servers) start once.
+        if item.get_closest_marker("xdist_group") is None:
+            group = "packaging-build" if path in PACKAGE_BUILDERS \
+                else os.path.relpath(path, rig.TESTS)
+            item.add_marker(pytest.mark.xdist_group(group))
+        if not path.startswith(E2E_DIR + os.sep):
             continue  # other suites (tests/platform) keep their own settings
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))

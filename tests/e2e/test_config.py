@@ -67,7 +67,7 @@ def test_two_roles_arn_form_session_name_and_account(pctl_env, moto_auth, record
     st = env.status()
     assert sorted(r["role"] for r in st["roles"]) == ["admin", "ro"]
 
-    profiles = env.ok("aws-config").stdout
+    profiles = env.ok("aws-config", "--print").stdout
     assert "[profile pctl-admin]" in profiles and "[profile pctl-ro]" in profiles
     assert re.search(r"credential_process\s*=\s*\S+ credential-process --role ro\b", profiles)
 

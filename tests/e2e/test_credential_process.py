@@ -30,7 +30,7 @@ def test_aws_config_profile(auth_env, pctl_bin):
     assert m.group(1).split() == [pctl_bin, "credential-process", "--role", "admin"]
     assert re.search(r"^region\s*=\s*us-east-1\s*$", text, re.M)
     # stdout form prints the same profile
-    out = auth_env.ok("aws-config").stdout
+    out = auth_env.ok("aws-config", "--print").stdout
     assert "[profile pctl-admin]" in out
 
 

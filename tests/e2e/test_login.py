@@ -3,7 +3,9 @@
 Real peers: moto issues the role session; a local federation stand-in
 (tests/fixtures/federation_server.py) checks the Session JSON against what moto
 issued and answers a SigninToken; a browser-opener stand-in on PATH
-(tests/fixtures/bin-opener/xdg-open) records the URL it is given.
+(tests/fixtures/bin-opener/xdg-open) records what it is given: the daemon's
+one-shot loopback link (issue 15 §7, tests/e2e/test_login_oneshot.py), which
+redirects to the sign-in URL.
 """
 
 import json
@@ -74,10 +76,27 @@ def query(url):
 def assert_login_url(url, fed, destination):
     parts, q = query(url)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == fed.url + "/federation", url
-    token = fed.records()[-1]["signin_token"]
+    token = [r for r in fed.records() if r.get("action") == "getSigninToken"][-1]["signin_token"]
     assert q == [("Action", "login"), ("Issuer", "pctl"), ("Destination", destination),
                  ("SigninToken", token)], q
     return token
+
+
+def follow_link(link):
+    """What the browser does with the one-shot link the opener got: the redirect's target."""
+    import http.client
+    parts = urllib.parse.urlsplit(link)
+    assert parts.scheme == "http" and parts.hostname == "127.0.0.1", link
+    assert "SigninToken" not in link and "federation" not in link, link
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("GET", parts.path)
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 303, r.status
+        return r.getheader("Location")
+    finally:
+        conn.close()
 
 
 def assert_no_token_leak(env, token, exclude):
@@ -103,8 +122,9 @@ def test_login_opens_the_console_with_a_checked_session(auth_env, federation, tm
     # the role's configured duration (1h)
     assert rec["session_duration"] == "3600", rec
     token = assert_login_url(
-        calls[0]["args"][0], fed,
+        follow_link(calls[0]["args"][0]), fed,
         "https://us-east-1.console.aws.amazon.com/console/home?region=us-east-1")
+    assert token not in open(opener_log).read()
     # the same cached role session serves credentials (no second AssumeRole)
     cp = json.loads(auth_env.ok("credential-process", "--role", "admin").stdout)
     assert cp["AccessKeyId"] == rec["session_id"]
@@ -113,7 +133,7 @@ def test_login_opens_the_console_with_a_checked_session(auth_env, federation, tm
     audit = rig.read_jsonl(os.path.join(auth_env.state_dir, "audit.log"))
     logins = [a for a in audit if a["issued"] == "console_login"]
     assert len(logins) == 1 and logins[0]["role"] == "admin", audit
-    assert_no_token_leak(auth_env, token, exclude=[opener_log])
+    assert_no_token_leak(auth_env, token, exclude=[])
     for path in (auth_env.daemon_log, os.path.join(auth_env.state_dir, "audit.log")):
         text = open(path).read()
         assert token not in text and "SigninToken" not in text and "federation?" not in text
@@ -142,7 +162,7 @@ def test_login_honours_browser(auth_env, federation, tmp_path):
     calls = rig.read_jsonl(opener_log)
     assert len(calls) == 1 and calls[0]["argv0"] == "open", calls
     assert calls[0]["args"][0] == "--new-tab"
-    assert_login_url(calls[0]["args"][1], fed,
+    assert_login_url(follow_link(calls[0]["args"][1]), fed,
                      "https://us-east-1.console.aws.amazon.com/console/home?region=us-east-1")
     # an opener that fails: one clear line, the URL not repeated
     r = auth_env.run("login", "--role", "admin", env={"PCTL_TEST_OPENER_EXIT": "3"})

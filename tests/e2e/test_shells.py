@@ -10,6 +10,9 @@ import pytest
 
 import rig
 
+# slow tier (tests/run --slow): real Terraform / real shells
+pytestmark = pytest.mark.slow
+
 SHELL_DIR = os.path.join(rig.REPO, "shell")
 
 CONFIG = rig.CONFIG_TEMPLATE + """

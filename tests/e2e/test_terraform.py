@@ -8,6 +8,9 @@ import pytest
 
 import rig
 
+# slow tier (tests/run --slow): real Terraform / real shells
+pytestmark = pytest.mark.slow
+
 MAIN_TF = """\
 terraform {{
   backend "s3" {{

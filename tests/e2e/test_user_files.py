@@ -130,8 +130,9 @@ def test_aws_config_diff_shows_and_changes_nothing(auth_env):
     cfg = os.path.join(env.home, "elsewhere", "aws.cfg")
     write(cfg, USER_AWS_CONFIG)
     original = read(cfg)
-    r = env.ok("aws-config", "--diff", env={"AWS_CONFIG_FILE": cfg})
-    assert r.stdout.startswith(f"--- {cfg}\n+++ {cfg}\n"), r.stdout
+    r = env.run("aws-config", "--diff", env={"AWS_CONFIG_FILE": cfg})
+    assert r.returncode == 1, r  # as diff(1): 1 when there are changes
+    assert r.stdout.startswith(f"--- {cfg}\tnow\n+++ {cfg}\tafter pctl\n"), r.stdout
     added = [line for line in r.stdout.splitlines() if line.startswith("+")]
     assert any(line.startswith("+# BEGIN pctl") for line in added), r.stdout
     assert "+[profile pctl-admin]" in added and "+# END pctl" in added
@@ -174,7 +175,7 @@ def test_old_pctl_owned_file_is_migrated(auth_env):
     one block (it has no markers; all of it was pctl's)."""
     env = auth_env
     old = os.path.join(env.xdg_config, "pctl", "aws-config")
-    printed = env.ok("aws-config").stdout
+    printed = env.ok("aws-config", "--print").stdout
     write(old, printed)
     env.ok("aws-config", "--write", env={"AWS_CONFIG_FILE": old})
     text = read(old).decode()
@@ -266,8 +267,9 @@ def test_kubeconfig_diff_changes_nothing(eks_env, server_cert):
     env = eks_env
     kc = os.path.join(env.home, ".kube", "config")
     write(kc, USER_KUBECONFIG)
-    r = env.ok("kubeconfig", "--cluster", rig.CLUSTER, "--endpoint", env.server.url,
-               "--ca-file", server_cert[0], "--write", "--diff")
+    r = env.run("kubeconfig", "--cluster", rig.CLUSTER, "--endpoint", env.server.url,
+                "--ca-file", server_cert[0], "--write", "--diff")
+    assert r.returncode == 1, r  # as diff(1): 1 when there are changes
     assert f"+- name: pctl-{rig.CLUSTER}" in r.stdout, r.stdout
     assert read(kc) == USER_KUBECONFIG.encode()
 

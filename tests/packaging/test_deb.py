@@ -20,6 +20,8 @@ import tomllib
 
 import pytest
 
+import rig
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 pytestmark = pytest.mark.skipif(
@@ -128,6 +130,13 @@ def test_installed_client_starts_the_installed_daemon(root, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir(mode=0o700)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(run_dir)}
+    # without a config no command starts a daemon ("no config at PATH: run pctl init")
+    cfg = tmp_path / ".config" / "pctl" / "config.toml"
+    cfg.parent.mkdir(parents=True, mode=0o700)
+    cfg.write_text(rig.CONFIG_TEMPLATE.format(
+        region=rig.REGION, op_timeout="20s", item=rig.ITEM_TITLE, vault=rig.VAULT,
+        role=rig.ROLE_NAME, cluster=rig.CLUSTER))
+    cfg.chmod(0o600)
     pctl = installed(root, "/usr/bin/pctl")
     try:
         r = run(pctl, "status", "--json", env=env, timeout=60)

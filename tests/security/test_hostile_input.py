@@ -293,47 +293,8 @@ def test_many_requests_on_one_connection_and_pipelining(daemon):
     _still_serving(env, pid)
 
 
-@pytest.mark.timeout(60)
-def test_client_that_never_reads_is_dropped(daemon):
-    """A client that pipelines requests and never reads the answers fills its socket
-    buffer. The daemon must give up on it after a bounded time (each such connection
-    holds one of the 512 slots) instead of blocking on the write forever.
-
-    Criterion: stall 12 s, then drain. A daemon that dropped us delivered fewer answers
-    than requests; one that was still blocked delivers every answer after the drain."""
-    env, pid, version = daemon
-    s = secutil.connect(env.sock, timeout=10)
-    one = secutil.frame({"version": version, "request": {"kind": "status"}})
-    sent = 0
-    s.settimeout(1.0)
-    try:
-        for _ in range(50000):
-            s.sendall(one)
-            sent += 1
-    except (socket.timeout, BrokenPipeError, ConnectionResetError):
-        pass  # the daemon stopped reading: it is blocked writing to us
-    assert sent > 10
-    time.sleep(12)
-    answers = 0
-    s.settimeout(10)
-    buf = b""
-    try:
-        while True:
-            c = s.recv(1 << 20)
-            if not c:
-                break
-            buf += c
-            while len(buf) >= 4:
-                (n,) = struct.unpack(">I", buf[:4])
-                if len(buf) < 4 + n:
-                    break
-                buf = buf[4 + n:]
-                answers += 1
-    except (socket.timeout, ConnectionResetError):
-        pass
-    finally:
-        s.close()
-    assert answers < sent, (
-        f"the daemon stayed blocked on a non-reading client for 12 s and then answered all "
-        f"{sent} pipelined requests: no write timeout")
-    _still_serving(env, pid)
+# A client that pipelines requests and never reads the answers is dropped after
+# the daemon's write timeout: proven on paused time against the real server on a
+# real socket in crates/pctl-broker/tests/broker.rs
+# (client_that_never_reads_is_dropped_after_the_write_timeout); it stalled 12 s
+# of wall-clock time here.

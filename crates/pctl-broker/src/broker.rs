@@ -27,6 +27,7 @@ use crate::issue::{ClusterSpec, RoleSpec};
 use crate::source::onepassword::OnePassword;
 use crate::source::CredentialSource;
 use crate::status::{self, Stats};
+use crate::unlock::OnUnlock;
 use crate::vault::Unlocked;
 use pctl_protocol::ErrorKind;
 
@@ -104,7 +105,7 @@ pub struct Broker {
     identities: Identities,
     sdk: Arc<Sdk>,
     stats: Stats,
-    audit: Audit,
+    audit: Arc<Audit>,
 }
 
 impl Broker {
@@ -136,7 +137,7 @@ impl Broker {
             clock: parts.clock,
             sdk,
             stats: Stats::default(),
-            audit: Audit::new(audit_log),
+            audit: Arc::new(Audit::new(audit_log)),
         }
     }
 
@@ -226,17 +227,7 @@ impl Broker {
     }
 
     fn record(&self, peer: &Peer, issued: &str, what: Issued<'_>) -> AuditRecord {
-        AuditRecord {
-            time: rfc3339(self.clock.now()),
-            pid: peer.pid,
-            uid: peer.uid,
-            exe: peer.exe.clone(),
-            issued: issued.into(),
-            role: what.role.map(Into::into),
-            cluster: what.cluster.map(Into::into),
-            expiration: what.expiration.map(rfc3339),
-            cached: what.cached,
-        }
+        record(self.clock.as_ref(), peer, issued, what)
     }
 
     /// Audits an issuance made under `u`, unless a lock came in between:
@@ -336,9 +327,9 @@ impl Broker {
         let mut failed: Vec<Failure> = Vec::new();
         for name in names {
             let id = self.identities.get(&name);
-            match id.unlocker.now(&cfg, env, mfa_code).await {
-                Ok(Some(u)) => self.unlocked_fresh(&id, &u.unlocked, peer),
-                Ok(None) => {}
+            let on_fresh = || self.on_unlock(&id, peer);
+            match id.unlocker.now(&cfg, env, mfa_code, on_fresh).await {
+                Ok(()) => {}
                 // the client signs in, then sends the unlock again
                 Err(f) if f.0 == ErrorKind::NeedsSignIn => return Err(f),
                 Err(f) if cfg.identities.len() > 1 && f.0 != ErrorKind::NeedsMfaCode => {
@@ -399,11 +390,8 @@ impl Broker {
                 .current(self.clock.as_ref())?
                 .ok_or_else(|| crate::failure::needs_mfa_code(&name, ""))?,
             _ => {
-                let u = id.unlocker.on_demand(&cfg, Some(env)).await?;
-                if u.fresh {
-                    self.unlocked_fresh(&id, &u.unlocked, peer);
-                }
-                u.unlocked
+                let on_fresh = || self.on_unlock(&id, peer);
+                id.unlocker.on_demand(&cfg, Some(env), on_fresh).await?
             }
         };
         let audit = |what: &str, keys: &str| {
@@ -425,9 +413,8 @@ impl Broker {
         drop(u);
         self.lock_one(&id, LockReason::Rotated);
         if id_cfg.mfa != crate::config::MfaMode::Prompt {
-            if let Some(u) = id.unlocker.now(&cfg, env, None).await? {
-                self.unlocked_fresh(&id, &u.unlocked, peer);
-            }
+            let on_fresh = || self.on_unlock(&id, peer);
+            id.unlocker.now(&cfg, env, None, on_fresh).await?;
         }
         Ok(rotation)
     }
@@ -436,30 +423,32 @@ impl Broker {
     /// unlocking it on demand unless locked by `pctl lock`.
     async fn unlocked(
         &self,
-        cfg: &Config,
+        cfg: &Arc<Config>,
         role: &crate::config::RoleConfig,
         env: Option<&ClientEnv>,
         peer: &Peer,
     ) -> Result<(Arc<Identity>, Arc<Unlocked>), Failure> {
         self.enforce_limits();
         let id = self.identities.get(&role.identity);
-        let u = id.unlocker.on_demand(cfg, env).await.map_err(|f| {
-            if cfg.identities.len() > 1
-                && !matches!(
-                    f.0,
-                    ErrorKind::NeedsEnv | ErrorKind::NeedsMfaCode | ErrorKind::NeedsSignIn
-                )
-            {
-                Failure(f.0, format!("identity {}: {}", id.name, f.1))
-            } else {
-                f
-            }
-        })?;
-        if u.fresh {
-            self.unlocked_fresh(&id, &u.unlocked, peer);
-        }
-        self.sso_audit(&id, &u.unlocked, peer);
-        Ok((id, u.unlocked))
+        let on_fresh = || self.on_unlock(&id, peer);
+        let u = id
+            .unlocker
+            .on_demand(cfg, env, on_fresh)
+            .await
+            .map_err(|f| {
+                if cfg.identities.len() > 1
+                    && !matches!(
+                        f.0,
+                        ErrorKind::NeedsEnv | ErrorKind::NeedsMfaCode | ErrorKind::NeedsSignIn
+                    )
+                {
+                    Failure(f.0, format!("identity {}: {}", id.name, f.1))
+                } else {
+                    f
+                }
+            })?;
+        self.sso_audit(&id, &u, peer);
+        Ok((id, u))
     }
 
     /// Audits what an `sso` identity did since the last request: a
@@ -577,33 +566,41 @@ impl Broker {
         let ic = Self::sso_identity(&cfg, identity)?;
         self.enforce_limits();
         let id = self.identities.get(&ic.name);
-        let u = id.unlocker.on_demand(&cfg, None).await?;
-        self.sso_audit(&id, &u.unlocked, peer);
-        let signed = u.unlocked.sso.clone().ok_or_else(|| {
+        let on_fresh = || self.on_unlock(&id, peer);
+        let u = id.unlocker.on_demand(&cfg, None, on_fresh).await?;
+        self.sso_audit(&id, &u, peer);
+        let signed = u.sso.clone().ok_or_else(|| {
             Failure(
                 ErrorKind::Locked,
                 "the identity was locked meanwhile: retry".into(),
             )
         })?;
         let roles = signed.roles().await?;
-        self.sso_audit(&id, &u.unlocked, peer);
+        self.sso_audit(&id, &u, peer);
         Ok(roles)
     }
 
-    /// After a fresh unlock: what the previous unlock built is keyed by its
-    /// identity and will never be asked for again (drop it), and the unlock
-    /// is audited with the `op` that ran.
-    fn unlocked_fresh(&self, id: &Identity, u: &Unlocked, peer: &Peer) {
-        id.issuer.clear();
-        let rec = self.record(
-            peer,
-            "unlock",
-            Issued {
-                expiration: Some(u.at + u.lifetime()),
-                ..Issued::default()
-            },
-        );
-        self.audit.record_with(rec, u.origin.as_deref());
+    /// What a fresh unlock does once installed, in the unlock's own task
+    /// (so also when the request that started it went away): what the
+    /// previous unlock built is keyed by its identity and will never be
+    /// asked for again (drop it), and the unlock is audited, to the peer
+    /// that started it, with the `op` that ran.
+    fn on_unlock(&self, id: &Arc<Identity>, peer: &Peer) -> OnUnlock {
+        let (issuer, audit, clock) = (id.issuer.clone(), self.audit.clone(), self.clock.clone());
+        let peer = peer.clone();
+        Box::new(move |u: &Arc<Unlocked>| {
+            issuer.clear();
+            let rec = record(
+                clock.as_ref(),
+                &peer,
+                "unlock",
+                Issued {
+                    expiration: Some(u.at + u.lifetime()),
+                    ..Issued::default()
+                },
+            );
+            audit.record_with(rec, u.origin.as_deref());
+        })
     }
 
     fn role_spec(cfg: &Config, role: &crate::config::RoleConfig, u: &Unlocked) -> RoleSpec {
@@ -691,24 +688,36 @@ impl Broker {
         self.token_for(&cfg, c, role, env, peer).await
     }
 
-    /// An EKS token for a cluster the config does not list, named by
-    /// `aws eks get-token`'s flags; cached like [`Broker::eks_token`]'s
+    /// An EKS token for the cluster `aws eks get-token`'s flags name
+    /// ([`crate::get_token`]): a configured one (main file or include), or
+    /// one the config does not list, cached like [`Broker::eks_token`]'s
     /// (by cluster name, region and role ARN).
-    pub async fn eks_token_adhoc(
+    pub async fn eks_token_flags(
         &self,
-        adhoc: &pctl_protocol::AdHocCluster,
+        cluster: Option<&str>,
+        role: Option<&str>,
+        flags: &pctl_protocol::GetTokenFlags,
         env: Option<&ClientEnv>,
         peer: &Peer,
     ) -> Result<EksToken, Failure> {
+        use crate::get_token::{resolve, Target};
         let cfg = self.config()?;
-        let (c, role) = cfg.adhoc_cluster(adhoc)?;
-        self.token_for(&cfg, &c, &role, env, peer).await
+        match resolve(&cfg, cluster, role, flags)? {
+            Target::Configured { cluster, role } => {
+                let (c, role) = cfg.cluster_and_role(&cluster, role.as_deref())?;
+                self.token_for(&cfg, c, role, env, peer).await
+            }
+            Target::AdHoc(adhoc) => {
+                let (c, role) = cfg.adhoc_cluster(&adhoc)?;
+                self.token_for(&cfg, &c, &role, env, peer).await
+            }
+        }
     }
 
     /// A token for `c` assumed through `role`: from the cache, or minted.
     async fn token_for(
         &self,
-        cfg: &Config,
+        cfg: &Arc<Config>,
         c: &crate::config::ClusterConfig,
         role: &crate::config::RoleConfig,
         env: Option<&ClientEnv>,
@@ -788,12 +797,21 @@ impl Broker {
             region: cfg.region.clone(),
             roles: cfg.roles.keys().cloned().collect(),
             clusters: cfg.clusters.keys().cloned().collect(),
+            cluster_roles: cfg
+                .clusters
+                .values()
+                .map(|c| (c.key.clone(), c.role.clone()))
+                .collect(),
+            identities: cfg.identities.keys().cloned().collect(),
         })
     }
 
     /// What `pctl status` shows. Never a secret.
     pub fn status(&self) -> Status {
         self.enforce_limits();
+        // As `doctor` does: `mlock` then says whether secret pages can be
+        // locked even before the first secret arrives.
+        crate::platform::probe_mlock();
         let cfg = self.config().ok();
         let ids = self.known_identities();
         let sum = |f: &dyn Fn(&Identity) -> u64| ids.iter().map(|i| f(i)).sum::<u64>();
@@ -834,6 +852,16 @@ impl Broker {
                                 role: r.key.clone(),
                                 identity: r.identity.clone(),
                                 file: r.file.clone(),
+                                arn: match &r.arn {
+                                    Some(a) => Some(a.clone()),
+                                    None => ids
+                                        .iter()
+                                        .find(|i| i.name == r.identity)
+                                        .and_then(|i| {
+                                            i.vault.snapshot(self.clock.as_ref()).unlocked
+                                        })
+                                        .map(|u| r.arn(&u.account_id)),
+                                },
                             })
                             .collect()
                     })
@@ -844,8 +872,9 @@ impl Broker {
     }
 
     /// A console sign-in URL for `role`'s session, from the federation
-    /// endpoint of the role's partition. The audit line says
-    /// `console_login` and the role; the URL itself is never logged.
+    /// endpoint of the role's partition, or (`redirect`) a one-shot
+    /// loopback link to it. The audit line says `console_login` and the
+    /// role; the URL itself is never logged.
     pub async fn console_login(
         &self,
         req: ConsoleRequest<'_>,
@@ -893,8 +922,13 @@ impl Broker {
                 ..Issued::default()
             },
         )?;
+        let url = if req.redirect {
+            crate::oneshot::start(url, crate::oneshot::LIFE).await?
+        } else {
+            url.to_string()
+        };
         Ok(pctl_protocol::ConsoleLogin {
-            url: url.to_string(),
+            url,
             session_expires: rfc3339(session_expires),
         })
     }
@@ -906,6 +940,23 @@ pub struct ConsoleRequest<'a> {
     pub region: Option<&'a str>,
     pub path: Option<&'a str>,
     pub destination: Option<&'a str>,
+    /// Answer a one-shot loopback link to the URL ([`crate::oneshot`]).
+    pub redirect: bool,
+}
+
+/// An audit record of `peer` being issued `issued`, now.
+fn record(clock: &dyn Clock, peer: &Peer, issued: &str, what: Issued<'_>) -> AuditRecord {
+    AuditRecord {
+        time: rfc3339(clock.now()),
+        pid: peer.pid,
+        uid: peer.uid,
+        exe: peer.exe.clone(),
+        issued: issued.into(),
+        role: what.role.map(Into::into),
+        cluster: what.cluster.map(Into::into),
+        expiration: what.expiration.map(rfc3339),
+        cached: what.cached,
+    }
 }
 
 /// What an audit record says was issued.

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -18,11 +17,10 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use pctl_protocol::{Check, ClientEnv};
-use tokio::io::AsyncReadExt;
 
 use crate::broker::Broker;
 use crate::config::{FieldLabels, OnePasswordConfig};
-use crate::source::onepassword::{classify_error, resolve_op, OpError};
+use crate::source::onepassword::{classify_error, resolve_op, spawn_op, OpError, RunFailure};
 
 /// How long one `op --version` or `op whoami` may take: neither prompts.
 const OP_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -180,7 +178,7 @@ async fn op_checks(cfg: &OnePasswordConfig, env: &BTreeMap<String, String>) -> V
         }
     };
     let shown = op.display();
-    let version = match run_op(&op, &["--version".to_string()], env).await {
+    let version = match run_op(&op, &pctl_protocol::op::version_args(), env).await {
         Ok((true, out, _)) => Check::ok("op", format!("{shown}, version {}", first_line(&out))),
         Ok((false, _, err)) => Check::fail(
             "op",
@@ -193,10 +191,7 @@ async fn op_checks(cfg: &OnePasswordConfig, env: &BTreeMap<String, String>) -> V
             "reinstall the 1Password CLI 2.x",
         ),
     };
-    let mut args = vec!["whoami".to_string(), "--format=json".to_string()];
-    if let Some(a) = &cfg.account {
-        args.push(format!("--account={a}"));
-    }
+    let args = pctl_protocol::op::whoami_args(cfg.account.as_deref());
     let signed_in = match run_op(&op, &args, env).await {
         Ok((true, out, _)) => {
             let who: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
@@ -236,47 +231,24 @@ fn first_line(s: &str) -> String {
     crate::aws::clean(s.lines().next().unwrap_or(""), 200)
 }
 
-/// Runs `op` like an unlock does (only the client's forwarded variables,
-/// stdin from /dev/null so it can never prompt on a terminal), bounded in
-/// time and output: (success, stdout, stderr).
+/// Runs `op` like an unlock does (the daemon's one runner,
+/// [`spawn_op`]), bounded in time and output: (success, stdout, stderr).
 async fn run_op(
     op: &Path,
     args: &[String],
     env: &BTreeMap<String, String>,
 ) -> Result<(bool, String, String), String> {
-    let mut child = tokio::process::Command::new(op)
-        .args(args)
-        .env_clear()
-        .envs(
-            env.iter()
-                .filter(|(k, _)| pctl_protocol::forwarded_env_name(k)),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run it: {e}"))?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let run = async {
-        let mut o = (&mut stdout).take(64 * 1024);
-        let mut e = (&mut stderr).take(64 * 1024);
-        let (a, b) = tokio::join!(o.read_to_end(&mut out), e.read_to_end(&mut err));
-        a.and(b)?;
-        child.wait().await
-    };
-    match tokio::time::timeout(OP_CHECK_TIMEOUT, run).await {
-        Err(_) => Err(format!(
+    match spawn_op(op, args, None, env, OP_CHECK_TIMEOUT, 64 * 1024).await {
+        Err(RunFailure::Spawn(e)) => Err(format!("cannot run it: {e}")),
+        Err(RunFailure::Timeout) => Err(format!(
             "did not answer within {}s",
             OP_CHECK_TIMEOUT.as_secs()
         )),
-        Ok(Err(e)) => Err(format!("reading its output: {e}")),
-        Ok(Ok(status)) => Ok((
-            status.success(),
-            String::from_utf8_lossy(&out).into_owned(),
-            String::from_utf8_lossy(&err).into_owned(),
+        Err(RunFailure::Io(e)) => Err(format!("reading its output: {e}")),
+        Ok(o) => Ok((
+            o.success,
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
         )),
     }
 }

@@ -1,6 +1,8 @@
 //! Issuance: role sessions and EKS tokens, cached by what built them,
-//! built once for all concurrent askers (single-flight, failures shared
-//! too), and refreshed ahead in the background while they are in use.
+//! built once for all concurrent askers ([`crate::flight`]: failures shared
+//! too, and the STS call runs to its end in its own task even when the
+//! request that started it goes away), and refreshed ahead in the
+//! background while they are in use.
 //!
 //! A session is keyed by (role ARN, session name, duration, base identity)
 //! and a token by (cluster name, region, role ARN, base identity): after a
@@ -19,6 +21,7 @@ use crate::aws::sts::Sts;
 use crate::aws::{eks, Session};
 use crate::clock::{rfc3339, Clock};
 use crate::failure::{locked_meanwhile, Failure};
+use crate::flight::{Flight, Outcome, Via};
 use crate::secret::LockedString;
 use crate::vault::{Unlocked, Vault};
 
@@ -100,18 +103,14 @@ pub struct CachedToken {
     pub expiration: SystemTime,
 }
 
-struct Slot<V> {
-    value: Option<Arc<V>>,
-    /// The last attempt's failure, for the requests that waited on it.
-    failed: Option<Failure>,
-}
-
-/// One cached value and its single-flight lock.
+/// One cached value and the single flight that builds it.
 struct Entry<V> {
-    slot: tokio::sync::Mutex<Slot<V>>,
-    /// Completed build attempts; a waiter that saw N and finds N+1 got its
-    /// answer from that attempt, success or failure.
-    attempts: AtomicU64,
+    value: Mutex<Option<Arc<V>>>,
+    /// Builds run in their own task and store what they built themselves,
+    /// so a request that goes away does not cancel or waste an STS call.
+    /// `None` answers a background refresh that failed: not shown to the
+    /// requests that joined it, they build for themselves.
+    flight: Flight<Option<Arc<V>>>,
     /// Asked for since the last background refresh.
     used: AtomicBool,
     /// A refresh task runs for this entry.
@@ -121,69 +120,85 @@ struct Entry<V> {
 impl<V> Default for Entry<V> {
     fn default() -> Self {
         Entry {
-            slot: tokio::sync::Mutex::new(Slot {
-                value: None,
-                failed: None,
-            }),
-            attempts: AtomicU64::new(0),
+            value: Mutex::new(None),
+            flight: Flight::default(),
             used: AtomicBool::new(false),
             refreshing: AtomicBool::new(false),
         }
     }
 }
 
-impl<V> Entry<V> {
-    /// The value when `fresh`, else built once for every concurrent caller.
-    /// Returns whether it came from the cache.
-    async fn get<F>(&self, fresh: impl Fn(&V) -> bool, build: F) -> Result<(Arc<V>, bool), Failure>
+impl<V: Send + Sync + 'static> Entry<V> {
+    fn settled(&self) -> Option<Arc<V>> {
+        self.value.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// `build`, storing what it built in this entry.
+    fn build_and_store<F>(
+        self: &Arc<Self>,
+        build: F,
+    ) -> impl std::future::Future<Output = Outcome<Option<Arc<V>>>> + Send + 'static
     where
-        F: std::future::Future<Output = Result<V, Failure>>,
+        F: std::future::Future<Output = Result<V, Failure>> + Send + 'static,
+    {
+        let entry = self.clone();
+        async move {
+            let v = Arc::new(build.await?);
+            *entry.value.lock().unwrap_or_else(|p| p.into_inner()) = Some(v.clone());
+            Ok(Some(v))
+        }
+    }
+
+    /// The value when `fresh`, else built once for every concurrent caller.
+    /// Returns it and how it was obtained.
+    async fn get<B, F>(
+        self: &Arc<Self>,
+        fresh: impl Fn(&V) -> bool,
+        build: B,
+    ) -> Result<(Arc<V>, Via), Failure>
+    where
+        B: Fn() -> F,
+        F: std::future::Future<Output = Result<V, Failure>> + Send + 'static,
     {
         self.used.store(true, Ordering::Relaxed);
-        let seen = self.attempts.load(Ordering::Acquire);
-        let mut slot = self.slot.lock().await;
-        if let Some(v) = &slot.value {
-            if fresh(v) {
-                return Ok((v.clone(), true));
+        // A second round only after joining a background refresh that failed.
+        for _ in 0..2 {
+            let ready = || self.settled().filter(|v| fresh(v)).map(|v| Ok(Some(v)));
+            let (r, via) = self
+                .flight
+                .run(ready, || self.build_and_store(build()))
+                .await;
+            if let Some(v) = r? {
+                return Ok((v, via));
             }
         }
-        if self.attempts.load(Ordering::Acquire) != seen {
-            if let Some(f) = &slot.failed {
-                return Err(f.clone());
-            }
-        }
-        let r = build.await;
-        self.attempts.fetch_add(1, Ordering::Release);
-        match r {
-            Ok(v) => {
-                let v = Arc::new(v);
-                slot.value = Some(v.clone());
-                slot.failed = None;
-                Ok((v, false))
-            }
-            Err(f) => {
-                slot.failed = Some(f.clone());
-                Err(f)
-            }
-        }
+        Err(Failure(
+            ErrorKind::Aws,
+            "STS failed to renew this session in the background: retry".into(),
+        ))
     }
 
-    /// Rebuilds in the background; requests wait on the same lock, so a
-    /// refresh and a request never both call STS. A failed refresh keeps
-    /// the old value (still valid) and is not shown to requests.
-    async fn refresh<F>(&self, build: F) -> Result<(), Failure>
+    /// Rebuilds in the background through the same flight, so a refresh
+    /// and a request never both call STS. A failed refresh keeps the old
+    /// value (still valid) and is not shown to requests.
+    async fn refresh<F>(self: &Arc<Self>, build: F) -> Result<(), Failure>
     where
-        F: std::future::Future<Output = Result<V, Failure>>,
+        F: std::future::Future<Output = Result<V, Failure>> + Send + 'static,
     {
-        let mut slot = self.slot.lock().await;
-        let v = build.await?;
-        slot.value = Some(Arc::new(v));
-        slot.failed = None;
-        Ok(())
-    }
-
-    fn settled(&self) -> Option<Arc<V>> {
-        self.slot.try_lock().ok()?.value.clone()
+        let entry = self.clone();
+        let attempt = move || async move {
+            match entry.build_and_store(build).await {
+                Ok(v) => Ok(v),
+                Err(f) => {
+                    tracing::warn!("background refresh failed (requests will retry): {}", f.1);
+                    Ok(None)
+                }
+            }
+        };
+        match self.flight.run(|| None, attempt).await.0? {
+            Some(_) => Ok(()),
+            None => Err(Failure(ErrorKind::Aws, "background refresh failed".into())),
+        }
     }
 }
 
@@ -191,7 +206,7 @@ struct Cache<K, V> {
     map: Mutex<HashMap<K, Arc<Entry<V>>>>,
 }
 
-impl<K: Hash + Eq + Clone, V> Cache<K, V> {
+impl<K: Hash + Eq + Clone, V: Send + Sync + 'static> Cache<K, V> {
     fn new() -> Self {
         Cache {
             map: Mutex::new(HashMap::new()),
@@ -288,16 +303,17 @@ impl Issuer {
         };
         let entry = self.sessions.entry(&key);
         let clock = self.clock.clone();
-        let (rs, cached) = entry
-            .get(
-                |s| s.session.remaining(clock.now()) > min_left,
-                self.assume(u, role, min_left),
-            )
+        let build = || {
+            let (this, u, role) = (self.clone(), u.clone(), role.clone());
+            async move { this.assume(&u, &role, min_left).await }
+        };
+        let (rs, via) = entry
+            .get(|s| s.session.remaining(clock.now()) > min_left, build)
             .await?;
-        if !cached {
+        if via != Via::Ready {
             self.refresh_session_ahead(&entry, u, role);
         }
-        Ok((rs, cached))
+        Ok((rs, via != Via::Started))
     }
 
     async fn assume(
@@ -393,16 +409,17 @@ impl Issuer {
         };
         let entry = self.tokens.entry(&key);
         let clock = self.clock.clone();
-        let (t, cached) = entry
-            .get(
-                |t| t.expiration > clock.now() + TOKEN_REUSE_MARGIN,
-                self.mint(u, cluster, role),
-            )
+        let build = || {
+            let (this, u, cluster, role) = (self.clone(), u.clone(), cluster.clone(), role.clone());
+            async move { this.mint(&u, &cluster, &role).await }
+        };
+        let (t, via) = entry
+            .get(|t| t.expiration > clock.now() + TOKEN_REUSE_MARGIN, build)
             .await?;
-        if !cached {
+        if via != Via::Ready {
             self.refresh_token_ahead(&entry, u, cluster, role);
         }
-        Ok((t, cached))
+        Ok((t, via != Via::Started))
     }
 
     async fn mint(
@@ -515,7 +532,7 @@ impl Issuer {
             Arc::downgrade(u),
         );
         rt.spawn(async move {
-            while let Some(exp) = current_expiry(&entry, expiry).await {
+            while let Some(exp) = current_expiry(&entry, expiry) {
                 let Some(at) = this.upgrade().map(|t| t.refresh_at(exp, lead, &exp)) else {
                     break;
                 };
@@ -530,8 +547,7 @@ impl Issuer {
                     break;
                 }
                 t.stats.background_refreshes.fetch_add(1, Ordering::Relaxed);
-                if let Err(f) = e.refresh(build(t.clone(), un)).await {
-                    tracing::warn!("background refresh failed (requests will retry): {}", f.1);
+                if e.refresh(build(t.clone(), un)).await.is_err() {
                     // Requests will build it themselves when it runs low.
                     e.used.store(true, Ordering::Relaxed);
                     break;
@@ -580,15 +596,15 @@ impl Issuer {
     }
 }
 
-/// When the entry's value expires (waits for a request holding it), or
-/// `None` when the entry or its value is gone.
-async fn current_expiry<V>(
+/// When the entry's value expires, or `None` when the entry or its value
+/// is gone.
+fn current_expiry<V: Send + Sync + 'static>(
     entry: &Weak<Entry<V>>,
     expiry: fn(&V) -> SystemTime,
 ) -> Option<SystemTime> {
     let e = entry.upgrade()?;
-    let slot = e.slot.lock().await;
-    slot.value.as_deref().map(expiry)
+    let v = e.settled();
+    v.as_deref().map(expiry)
 }
 
 /// Sleeps until wall-clock `at` in short steps; false when the issuer or

@@ -5,9 +5,12 @@
 //! Data flows one way: [`server`] decodes a request → [`broker`] (the API:
 //! enforces limits, audits) → the role's [`identity`] (one vault, unlocker
 //! and issuer per IAM user) → [`unlock`] (reads a [`source`] into the
-//! [`vault`]) → [`issue`] (caches, single-flight, refresh-ahead; reads the [`vault`]
-//! epoch) → [`aws`] → the reply goes back. [`rotate`] (`pctl rotate`) uses
-//! [`aws::iam`] and the 1Password source's edit. Nothing below calls back up.
+//! [`vault`]) → [`issue`] (caches, refresh-ahead; reads the [`vault`]
+//! epoch); both run their attempts through [`flight`] (single flight, in a
+//! task of its own) → [`aws`] → the reply goes back. [`rotate`] (`pctl rotate`) uses
+//! [`aws::iam`] and the 1Password source's edit; [`get_token`] maps
+//! `aws eks get-token`'s flags to the config for the broker. Nothing below
+//! calls back up.
 //! [`clock`], [`config`], [`failure`], [`audit`], [`status`], [`secret`] and
 //! [`platform`] are leaves any layer may use.
 
@@ -20,9 +23,12 @@ pub mod credserver;
 pub mod daemon;
 pub mod doctor;
 pub mod failure;
+pub mod flight;
+pub mod get_token;
 pub mod identity;
 pub mod issue;
 pub mod logfile;
+pub mod oneshot;
 pub mod platform;
 pub mod rotate;
 pub mod secret;

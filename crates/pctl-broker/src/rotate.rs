@@ -12,7 +12,10 @@
 //! 5. Only then DeleteAccessKey the old one (signed with the new key).
 //!
 //! Whatever fails, 1Password holds a working key: the old one (the new
-//! key is deleted, or named if it cannot be), or the new one. A daemon
+//! key is deleted, or named if it cannot be), or the new one. When `op`
+//! reported the edit done, or was killed at the timeout, but the read-back
+//! shows the old key, the edit may still land: the new key is kept too and
+//! the answer names which key 1Password holds and what to run. A daemon
 //! that dies between steps leaves at most the two keys, and the next
 //! `pctl rotate` names the one not in 1Password to delete. Key IDs go to
 //! the audit log and the answer; secrets nowhere.
@@ -24,7 +27,15 @@ use pctl_protocol::{ClientEnv, ErrorKind, Rotation};
 use crate::aws::{iam, Sdk, Session};
 use crate::config::{Config, IdentityConfig};
 use crate::failure::Failure;
-use crate::source::onepassword::{read_item, resolve_op, write_keys};
+use crate::source::onepassword::{read_item, resolve_op, write_keys, OpError};
+
+/// Whether a failed `op item edit` may still change the item: it was
+/// killed at the timeout (the write may have reached 1Password before).
+/// An answer from `op` (not signed in, prompt dismissed, ...) means
+/// nothing was written.
+fn edit_may_land(e: &OpError) -> bool {
+    matches!(e, OpError::Timeout(_))
+}
 
 /// GetCallerIdentity attempts with the new key, and the pause between them.
 const VERIFY_ATTEMPTS: u32 = 10;
@@ -124,11 +135,18 @@ impl Rotate<'_> {
         match read_item(&op, op_cfg, &self.env.0, timeout).await {
             Ok(s) if s.access_key_id.expose() == new_id => {}
             Ok(s) if s.access_key_id.expose() == old => {
-                let why = match written {
-                    Err(e) => format!("writing to 1Password failed ({e})"),
-                    Ok(()) => "1Password still holds the old key after the edit".into(),
-                };
-                return Err(self.undo(&new_id, &why).await);
+                return Err(match written {
+                    // `op` said no: the edit did not happen, the new key goes.
+                    Err(e) if !edit_may_land(&e) => {
+                        self.undo(&new_id, &format!("writing to 1Password failed ({e})"))
+                            .await
+                    }
+                    // `op` said yes, or was killed before it answered: the edit
+                    // may still land (a slow sync, an edit applied after the
+                    // read-back). Deleting the new key then would leave
+                    // 1Password holding a dead key: keep both and say which.
+                    edit => self.unconfirmed(&new_id, &op_cfg.item, edit.err()),
+                });
             }
             Ok(s) => {
                 return Err(fail(format!(
@@ -176,6 +194,26 @@ impl Rotate<'_> {
             old_deleted: note.is_none(),
             note,
         })
+    }
+
+    /// The edit was reported done (or `op` was killed at the timeout) but the
+    /// item still shows the old key: both keys stay active, and the answer
+    /// says which one 1Password holds and what to run in each case.
+    fn unconfirmed(&self, new_id: &str, item: &str, edit: Option<OpError>) -> Failure {
+        let old = self.old;
+        (self.audit)("rotate_unconfirmed", &format!("{old} -> {new_id}"));
+        let what = match edit {
+            Some(e) => format!("`op item edit` did not finish ({e})"),
+            None => "`op item edit` reported success".into(),
+        };
+        fail(format!(
+            "{what}, but 1Password item \"{item}\" still holds the old key {old}: both keys stay \
+             active, {old} (old, in 1Password, in use) and {new_id} (new, not confirmed in \
+             1Password). Open the item: if it shows {old}, run `aws iam delete-access-key \
+             --access-key-id {new_id}` and `pctl rotate` again; if it shows {new_id}, run \
+             `pctl lock`, `pctl unlock` (reads the new key), then `aws iam delete-access-key \
+             --access-key-id {old}`"
+        ))
     }
 
     /// The new key could not be put in use: delete it (signed with the

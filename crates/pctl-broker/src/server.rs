@@ -334,10 +334,21 @@ async fn dispatch(
             Reply::Credentials(broker.credentials(&role, env.as_ref(), peer).await?)
         }
         Request::EksToken {
-            adhoc: Some(a),
+            cluster,
+            role,
             env,
-            ..
-        } => Reply::EksToken(broker.eks_token_adhoc(&a, env.as_ref(), peer).await?),
+            get_token: Some(flags),
+        } => Reply::EksToken(
+            broker
+                .eks_token_flags(
+                    Some(cluster.as_str()).filter(|c| !c.is_empty()),
+                    role.as_deref(),
+                    &flags,
+                    env.as_ref(),
+                    peer,
+                )
+                .await?,
+        ),
         Request::EksToken {
             cluster, role, env, ..
         } => Reply::EksToken(
@@ -364,6 +375,7 @@ async fn dispatch(
             region,
             path,
             destination,
+            redirect,
             env,
         } => Reply::ConsoleLogin(
             broker
@@ -373,6 +385,7 @@ async fn dispatch(
                         region: region.as_deref(),
                         path: path.as_deref(),
                         destination: destination.as_deref(),
+                        redirect,
                     },
                     env.as_ref(),
                     peer,

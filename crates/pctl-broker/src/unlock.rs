@@ -1,8 +1,16 @@
 //! Unlocking: one attempt at a time reads the credential source, turns the
 //! MFA code into a base session (GetSessionToken) and installs the result
-//! in the vault. Requests queued behind an attempt all get its answer,
-//! failure included: one dismissed 1Password prompt is one prompt.
+//! in the vault. Requests that come while an attempt runs all get its
+//! answer, failure included: one dismissed 1Password prompt is one prompt.
+//!
+//! The attempt runs in its own task ([`crate::flight`]): a request that
+//! goes away meanwhile (an SDK that timed out, a client killed mid-unlock)
+//! does not kill the `op` it started, and the next request joins the same
+//! attempt. What a fresh unlock must do besides (drop what the previous
+//! unlock built, audit it) runs in that task too, so it happens even when
+//! nobody is left waiting.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,21 +23,25 @@ use crate::clock::{rfc3339, Clock};
 use crate::config::Config;
 use crate::config::MfaMode;
 use crate::failure::{needs_env, needs_mfa_code, Failure};
+use crate::flight::{Flight, Outcome};
 use crate::secret::LockedString;
 use crate::source::mfa::{self, NeverTwice};
 use crate::source::{CredentialSource, Mfa};
 use crate::vault::{Unlocked, Vault};
 
-/// How an unlocked state was obtained.
-pub struct Unlock {
-    pub unlocked: Arc<Unlocked>,
-    /// This call read the source (the caller audits it and drops what the
-    /// previous unlock built).
-    pub fresh: bool,
-}
+/// What to do after a fresh unlock was installed (runs in the attempt's
+/// task, once, whoever is still waiting).
+pub type OnUnlock = Box<dyn FnOnce(&Arc<Unlocked>) + Send>;
 
 /// Runs unlock attempts, one at a time.
 pub struct Unlocker {
+    inner: Arc<Inner>,
+    flight: Flight<Arc<Unlocked>>,
+    /// `source = "sso"`: the device authorizations of this identity.
+    pub sso: crate::source::sso::SignIns,
+}
+
+struct Inner {
     /// The identity this unlocker reads (a key of `[identities]`).
     name: String,
     clock: Arc<dyn Clock>,
@@ -37,16 +49,9 @@ pub struct Unlocker {
     source: Arc<dyn CredentialSource>,
     sts: Arc<dyn Sts>,
     never_twice: NeverTwice,
-    /// Held for the length of an attempt; keeps that attempt's failure.
-    flight: tokio::sync::Mutex<Option<Failure>>,
-    /// Completed attempts: a waiter that saw N and finds more got its
-    /// answer from the attempt it queued behind.
-    attempts: AtomicU64,
     /// Source reads started for this identity.
     reads: AtomicU64,
     get_session_token: AtomicU64,
-    /// `source = "sso"`: the device authorizations of this identity.
-    pub sso: crate::source::sso::SignIns,
 }
 
 impl Unlocker {
@@ -58,16 +63,17 @@ impl Unlocker {
         sts: Arc<dyn Sts>,
     ) -> Self {
         Unlocker {
-            name: name.to_string(),
-            clock,
-            vault,
-            source,
-            sts,
-            never_twice: NeverTwice::default(),
-            flight: tokio::sync::Mutex::new(None),
-            attempts: AtomicU64::new(0),
-            reads: AtomicU64::new(0),
-            get_session_token: AtomicU64::new(0),
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                clock,
+                vault,
+                source,
+                sts,
+                never_twice: NeverTwice::default(),
+                reads: AtomicU64::new(0),
+                get_session_token: AtomicU64::new(0),
+            }),
+            flight: Flight::default(),
             sso: Default::default(),
         }
     }
@@ -76,121 +82,126 @@ impl Unlocker {
     /// of this identity so far, for `status`.
     pub fn counts(&self) -> (u64, u64) {
         (
-            self.reads.load(Ordering::Relaxed),
-            self.get_session_token.load(Ordering::Relaxed),
+            self.inner.reads.load(Ordering::Relaxed),
+            self.inner.get_session_token.load(Ordering::Relaxed),
         )
     }
 
     /// `op` runs of the shared source (all identities), for `status`.
     pub fn source_runs(&self) -> u64 {
-        self.source.runs()
+        self.inner.source.runs()
     }
 
     /// The unlocked state, unlocking on demand (with `env`; without it the
     /// client is asked to resend, [`needs_env`]) unless locked by `pctl lock`.
+    /// A request that comes while an unlock runs joins it (even without
+    /// `env`). `on_fresh` makes what a fresh unlock runs afterwards.
     pub async fn on_demand(
         &self,
-        cfg: &Config,
+        cfg: &Arc<Config>,
         env: Option<&ClientEnv>,
-    ) -> Result<Unlock, Failure> {
-        let shared = |u| Unlock {
-            unlocked: u,
-            fresh: false,
+        on_fresh: impl FnOnce() -> OnUnlock,
+    ) -> Result<Arc<Unlocked>, Failure> {
+        let inner = &self.inner;
+        // Before the checks below: a lock after them makes the install fail.
+        let epoch = inner.vault.epoch();
+        if let Some(u) = inner.vault.current(inner.clock.as_ref())? {
+            return Ok(u);
+        }
+        if let Some(sso) = &cfg.identity(&inner.name)?.sso {
+            return self.signed_in(sso).await;
+        }
+        // Asked under the flight's lock, when no attempt runs.
+        let ready = || match inner.vault.current(inner.clock.as_ref()) {
+            Ok(Some(u)) => Some(Ok(u)),
+            Err(f) => Some(Err(f)),
+            Ok(None) => match cfg.identity(&inner.name) {
+                Err(e) => Some(Err(e.into())),
+                Ok(i) if i.mfa == MfaMode::Prompt => Some(Err(needs_mfa_code(&inner.name, ""))),
+                Ok(_) if env.is_none() => Some(Err(needs_env())),
+                Ok(_) => None,
+            },
         };
-        if let Some(u) = self.vault.current(self.clock.as_ref())? {
-            return Ok(shared(u));
-        }
-        if let Some(sso) = &cfg.identity(&self.name)?.sso {
-            return self.signed_in(sso).await.map(shared);
-        }
-        let seen = self.attempts.load(Ordering::Acquire);
-        let mut flight = self.flight.lock().await;
-        if let Some(u) = self.vault.current(self.clock.as_ref())? {
-            return Ok(shared(u));
-        }
-        if self.attempts.load(Ordering::Acquire) != seen {
-            if let Some(f) = &*flight {
-                return Err(f.clone());
-            }
-        }
-        if cfg.identity(&self.name)?.mfa == MfaMode::Prompt {
-            return Err(needs_mfa_code(&self.name, ""));
-        }
-        let Some(env) = env else {
-            return Err(needs_env());
+        let start = || {
+            // `ready` answered None, so `env` is there.
+            let env = env.cloned().unwrap_or_default();
+            self.attempt(epoch, cfg.clone(), env, None, on_fresh())
         };
-        self.attempt(&mut flight, cfg, env, None).await
+        self.flight.run(ready, start).await.0
     }
 
     /// Reads the source now (`pctl unlock`), replacing any unlock; a call
-    /// that queued behind another attempt gets that attempt's answer.
+    /// that comes while another attempt runs gets that attempt's answer.
     pub async fn now(
         &self,
-        cfg: &Config,
+        cfg: &Arc<Config>,
         env: &ClientEnv,
         mfa_code: Option<&str>,
-    ) -> Result<Option<Unlock>, Failure> {
-        if let Some(sso) = &cfg.identity(&self.name)?.sso {
+        on_fresh: impl FnOnce() -> OnUnlock,
+    ) -> Result<(), Failure> {
+        if let Some(sso) = &cfg.identity(&self.inner.name)?.sso {
             // A sign-in lasts until lock: `pctl unlock` only signs in when needed.
-            if let Ok(Some(_)) = self.vault.current(self.clock.as_ref()) {
-                return Ok(None);
+            if let Ok(Some(_)) = self.inner.vault.current(self.inner.clock.as_ref()) {
+                return Ok(());
             }
-            return self.signed_in(sso).await.map(|_| None);
+            return self.signed_in(sso).await.map(drop);
         }
-        let seen = self.attempts.load(Ordering::Acquire);
-        let mut flight = self.flight.lock().await;
-        if self.attempts.load(Ordering::Acquire) != seen {
-            if let Some(f) = &*flight {
-                return Err(f.clone());
-            }
-            if let Ok(Some(_)) = self.vault.current(self.clock.as_ref()) {
-                return Ok(None);
-            }
-        }
-        self.attempt(&mut flight, cfg, env, mfa_code)
-            .await
-            .map(Some)
+        let epoch = self.inner.vault.epoch();
+        let start = || {
+            let code = mfa_code.map(LockedString::new);
+            self.attempt(epoch, cfg.clone(), env.clone(), code, on_fresh())
+        };
+        self.flight.run(|| None, start).await.0.map(drop)
     }
 
     /// An `sso` identity's unlock: the sign-in in progress when there is
     /// one, else the client is asked to start one ([`needs_sign_in`]).
+    ///
+    /// [`needs_sign_in`]: crate::failure::needs_sign_in
     async fn signed_in(&self, sso: &crate::config::SsoConfig) -> Result<Arc<Unlocked>, Failure> {
+        let inner = &self.inner;
         if let Some(serial) = self.sso.pending() {
             self.sso.wait(serial).await?;
-            if let Ok(Some(u)) = self.vault.current(self.clock.as_ref()) {
+            if let Ok(Some(u)) = inner.vault.current(inner.clock.as_ref()) {
                 return Ok(u);
             }
         }
         Err(crate::failure::needs_sign_in(
-            &self.name,
+            &inner.name,
             &sso.start_url,
             "",
         ))
     }
 
-    async fn attempt(
+    /// One attempt, as a task of its own will run it. It installs its
+    /// unlock only while the vault is still at `epoch`.
+    fn attempt(
         &self,
-        flight: &mut Option<Failure>,
-        cfg: &Config,
-        env: &ClientEnv,
-        mfa_code: Option<&str>,
-    ) -> Result<Unlock, Failure> {
-        let r = self.read(cfg, env, mfa_code).await;
-        *flight = r.as_ref().err().cloned();
-        self.attempts.fetch_add(1, Ordering::Release);
-        r.map(|u| Unlock {
-            unlocked: u,
-            fresh: true,
-        })
+        epoch: u64,
+        cfg: Arc<Config>,
+        env: ClientEnv,
+        code: Option<LockedString>,
+        on_fresh: OnUnlock,
+    ) -> impl Future<Output = Outcome<Arc<Unlocked>>> + Send + 'static {
+        let inner = self.inner.clone();
+        async move {
+            let u = inner
+                .read(epoch, &cfg, &env, code.as_ref().map(LockedString::expose))
+                .await?;
+            on_fresh(&u);
+            Ok(u)
+        }
     }
+}
 
+impl Inner {
     async fn read(
         &self,
+        epoch: u64,
         cfg: &Config,
         env: &ClientEnv,
         typed: Option<&str>,
     ) -> Result<Arc<Unlocked>, Failure> {
-        let epoch = self.vault.epoch();
         let identity = cfg.identity(&self.name)?;
         if identity.mfa == MfaMode::Prompt {
             // The code was typed for this unlock: check it before reading the item.

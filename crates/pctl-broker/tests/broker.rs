@@ -668,6 +668,130 @@ async fn lock_during_unlock_discards_the_read() {
     assert!(r.sts.calls("assume").is_empty());
 }
 
+/// How many unlocks the audit log shows.
+fn audited_unlocks(r: &Rig) -> usize {
+    r.broker
+        .status()
+        .recent
+        .iter()
+        .filter(|a| a.issued == "unlock")
+        .count()
+}
+
+/// A credentials request from a client that will go away (the task is
+/// aborted: hyper dropping the request of an SDK that timed out, or a
+/// Unix-socket client killed mid-request).
+fn doomed_request(r: &Rig, with_env: bool) -> tokio::task::JoinHandle<()> {
+    let b = r.broker.clone();
+    tokio::spawn(async move {
+        let e = env();
+        let _ = b
+            .credentials("admin", with_env.then_some(&e), &peer())
+            .await;
+    })
+}
+
+async fn drop_request(t: tokio::task::JoinHandle<()>) {
+    t.abort();
+    assert!(
+        t.await.unwrap_err().is_cancelled(),
+        "the request was dropped"
+    );
+}
+
+fn slow_source_rig(delay: Duration) -> Rig {
+    let mut s = source();
+    s.delay = delay;
+    rig_with(&config_text("platform-admin", "platform", ""), s)
+}
+
+/// Issue 15 §6: the request that started an unlock goes away after 2 s
+/// (botocore's timeout) while `op` takes 2.5 s: the read runs to its end,
+/// the retry joins it, and there is one read and one audited unlock.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_request_does_not_cancel_its_unlock() {
+    let r = slow_source_rig(Duration::from_millis(2500));
+    let first = doomed_request(&r, true);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop_request(first).await;
+    r.creds(true).await.unwrap();
+    assert_eq!(r.source.runs(), 1);
+    assert_eq!(audited_unlocks(&r), 1);
+}
+
+/// Issue 15 §6: nobody is left waiting for an unlock: it still completes
+/// and is audited, and the next request (even one without the 1Password
+/// environment) is served from it.
+#[tokio::test(start_paused = true)]
+async fn an_unlock_nobody_waits_for_completes() {
+    let r = slow_source_rig(Duration::from_secs(3));
+    let first = doomed_request(&r, true);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop_request(first).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!r.broker.status().locked);
+    assert_eq!(audited_unlocks(&r), 1);
+    r.creds(false).await.unwrap();
+    assert_eq!(r.source.runs(), 1);
+}
+
+/// Issue 15 §6: a `pctl lock` while an unlock nobody waits for runs still
+/// wins: the read is discarded, nothing is audited, requests stay locked.
+#[tokio::test(start_paused = true)]
+async fn a_lock_wins_over_an_unlock_nobody_waits_for() {
+    let r = slow_source_rig(Duration::from_secs(3));
+    let first = doomed_request(&r, true);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop_request(first).await;
+    r.broker.lock(LockReason::Manual);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let st = r.broker.status();
+    assert!(st.locked && st.recent.is_empty(), "{st:?}");
+    assert_eq!(r.creds(true).await.unwrap_err(), ErrorKind::Locked);
+    assert!(r.sts.calls("assume").is_empty());
+}
+
+/// Issue 15 §6: the same for STS: a request dropped during AssumeRole does
+/// not cancel the call; the retry joins it and the session is cached.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_request_does_not_cancel_its_assume_role() {
+    let r = rig();
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *r.sts.gate.lock().unwrap() = Some(gate.clone());
+    let first = doomed_request(&r, false);
+    r.sts.entered.notified().await;
+    drop_request(first).await;
+    let b = r.broker.clone();
+    let retry = tokio::spawn(async move { b.credentials("admin", None, &peer()).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gate.add_permits(100);
+    let a = retry.await.unwrap().unwrap();
+    assert_eq!(r.sts.calls("assume").len(), 1);
+    assert_eq!(r.creds(false).await.unwrap().access_key_id, a.access_key_id);
+    assert_eq!(r.sts.calls("assume").len(), 1);
+}
+
+/// Issue 15 §6: a lock during an AssumeRole nobody waits for: the session
+/// it returns is neither cached nor handed out after the next unlock.
+#[tokio::test(start_paused = true)]
+async fn a_lock_wins_over_an_assume_role_nobody_waits_for() {
+    let r = rig();
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *r.sts.gate.lock().unwrap() = Some(gate.clone());
+    let first = doomed_request(&r, false);
+    r.sts.entered.notified().await;
+    drop_request(first).await;
+    r.broker.lock(LockReason::Manual);
+    gate.add_permits(100);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(r.broker.status().roles.is_empty());
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
+    r.creds(false).await.unwrap();
+    assert_eq!(r.sts.calls("assume").len(), 2, "built anew after the lock");
+}
+
 const TWO_IDENTITIES: &str = r#"region = "us-east-1"
 
 [identities.work]
@@ -964,6 +1088,171 @@ async fn included_roles_are_served_and_reloaded() {
     );
 }
 
+// --------------------------------------------------------------------------
+// Timers on paused time (moved from tests/e2e/test_lifecycle.py, which slept
+// 3.5 s, 6 x 1 s and 5 s on wall-clock timers; an e2e smoke test of the idle
+// lock stays there). `enforce_limits` is what the daemon's one-second timer
+// calls (daemon.rs); the fake clock follows tokio's paused clock.
+
+/// The idle timer drops the secrets and every session; a lock by the idle
+/// timer (unlike `pctl lock`) unlocks again on the next request that brings
+/// an environment, with a fresh 1Password read and a new session.
+#[tokio::test(start_paused = true)]
+async fn idle_lock_by_the_timer_then_unlock_on_demand() {
+    let r = rig_with(
+        &config_text("platform-admin", "platform", "")
+            .replace("idle_lock = \"1h\"", "idle_lock = \"2s\""),
+        source(),
+    );
+    let k1 = r.creds(true).await.unwrap().access_key_id.clone();
+    tokio::time::advance(Duration::from_millis(1500)).await;
+    r.broker.enforce_limits();
+    assert!(!r.broker.status().locked, "locked before the idle limit");
+    tokio::time::advance(Duration::from_millis(1000)).await;
+    r.broker.enforce_limits();
+    let st = r.broker.status();
+    assert!(
+        st.locked,
+        "idle_lock=2s: still unlocked after 2.5 s idle: {st:?}"
+    );
+    assert_eq!(st.lock_reason.as_deref(), Some("idle"));
+    assert!(
+        st.roles.is_empty(),
+        "sessions kept after the idle lock: {st:?}"
+    );
+    assert_eq!(r.creds(false).await.unwrap_err(), ErrorKind::NeedsEnv);
+    let k2 = r.creds(true).await.unwrap().access_key_id.clone();
+    assert_eq!(r.source.runs(), 2);
+    assert_ne!(k1, k2, "sessions are dropped with the secrets");
+}
+
+/// Requests keep the daemon unlocked: six requests a second apart under a
+/// three-second idle limit read 1Password once.
+#[tokio::test(start_paused = true)]
+async fn requests_keep_the_daemon_unlocked() {
+    let r = rig_with(
+        &config_text("platform-admin", "platform", "")
+            .replace("idle_lock = \"1h\"", "idle_lock = \"3s\""),
+        source(),
+    );
+    r.creds(true).await.unwrap();
+    for _ in 0..6 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        r.broker.enforce_limits();
+        r.creds(false).await.unwrap();
+    }
+    assert!(!r.broker.status().locked);
+    assert_eq!(r.source.runs(), 1);
+}
+
+/// max_unlock applies whatever happens: requests every quarter second keep
+/// the idle timer away, yet the timer locks three seconds after the unlock.
+#[tokio::test(start_paused = true)]
+async fn max_unlock_locks_while_in_use() {
+    let r = rig_with(
+        &config_text("platform-admin", "platform", "")
+            .replace("max_unlock = \"12h\"", "max_unlock = \"3s\""),
+        source(),
+    );
+    r.creds(true).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let mut first_refusal = None;
+    for _ in 0..20 {
+        tokio::time::advance(Duration::from_millis(250)).await;
+        r.broker.enforce_limits();
+        if r.creds(false).await.is_err() {
+            first_refusal = Some(start.elapsed());
+            break;
+        }
+    }
+    let at = first_refusal.expect("still unlocked 5 s into a 3 s max_unlock");
+    assert!(at >= Duration::from_secs(3), "locked early, at {at:?}");
+    let st = r.broker.status();
+    assert!(st.locked, "{st:?}");
+    assert_eq!(st.lock_reason.as_deref(), Some("lifetime"));
+}
+
+/// Moved from tests/security/test_hostile_input.py, which stalled 12 s of
+/// wall-clock time: a client that pipelines requests and never reads the
+/// answers fills its socket buffer, and the daemon gives up on it after
+/// `WRITE_TIMEOUT` (each such connection holds one of the connection slots)
+/// instead of blocking on the write forever. The real server on a real
+/// socket, on paused time. Criterion as before: stall 12 s, then drain; a
+/// daemon that dropped us delivered fewer answers than requests, one still
+/// blocked delivers every answer after the drain (and keeps the connection).
+#[tokio::test(start_paused = true)]
+async fn client_that_never_reads_is_dropped_after_the_write_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    assert!(pctl_broker::server::WRITE_TIMEOUT < Duration::from_secs(12));
+    let r = rig();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("pctl.sock");
+    let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let server = tokio::spawn(pctl_broker::server::serve(
+        r.broker.clone(),
+        listener,
+        shutdown.clone(),
+    ));
+    let body = serde_json::to_vec(&serde_json::json!({
+        "version": pctl_protocol::VERSION,
+        "request": {"kind": "status"},
+    }))
+    .unwrap();
+    let mut one = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    one.extend_from_slice(&body);
+    let mut s = tokio::net::UnixStream::connect(&sock).await.unwrap();
+    let mut sent = 0u64;
+    for _ in 0..200_000 {
+        match tokio::time::timeout(Duration::from_secs(1), s.write_all(&one)).await {
+            Ok(Ok(())) => sent += 1,
+            // blocked: the daemon stopped reading (it is blocked writing to
+            // us), or it already dropped the connection
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    assert!(sent > 10, "only {sent} requests went out");
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut closed = false;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => break, // nothing more for 10 s and still open
+        }
+    }
+    let mut answers = 0u64;
+    let mut rest = &buf[..];
+    while rest.len() >= 4 {
+        let n = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        if rest.len() < 4 + n {
+            break;
+        }
+        rest = &rest[4 + n..];
+        answers += 1;
+    }
+    assert!(
+        closed && answers < sent,
+        "a client that never reads was not dropped: {answers} answers to {sent} requests, closed={closed}"
+    );
+    // and the daemon still serves others
+    let mut t = tokio::net::UnixStream::connect(&sock).await.unwrap();
+    t.write_all(&one).await.unwrap();
+    let mut len = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), t.read_exact(&mut len))
+        .await
+        .expect("the daemon stopped serving")
+        .unwrap();
+    shutdown.notify_one();
+    drop(t);
+    let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
+}
+
 /// Issue 15 §7: an identity removed from the config while unlocked is
 /// locked by the load that drops it (secrets and sessions gone, audited),
 /// can still be locked by name, and the other identity keeps serving.
@@ -1018,4 +1307,34 @@ async fn an_identity_dropped_from_the_config_is_locked_and_audited() {
         again.recent.iter().filter(|a| a.issued == "lock").count(),
         1
     );
+}
+
+/// Moved from tests/e2e/test_mfa.py (which waited up to 30 s of wall-clock
+/// time for the next TOTP step): AWS refuses a one-time password it has
+/// already seen, so an unlock in the same 30-second step as the last one
+/// waits for the next step before it reads a code, instead of replaying it.
+#[tokio::test(start_paused = true)]
+async fn mfa_unlock_in_the_same_totp_step_waits_for_the_next_code() {
+    use pctl_broker::source::mfa::totp_step;
+    let mut s = source();
+    s.mfa = true;
+    let r = rig_with(&config_text("platform-admin", "platform", ""), s);
+    r.creds(true).await.unwrap();
+    let first = totp_step(r.clock.now());
+    r.broker.lock(LockReason::Manual);
+    r.broker
+        .unlock(None, &env(), None, &peer())
+        .await
+        .map_err(|f| f.0)
+        .unwrap();
+    assert_eq!(r.sts.calls("gst").len(), 2);
+    assert_eq!(r.source.runs(), 2);
+    // the second code was read (FakeSource takes 10 ms) in a later step
+    let read_at = r.clock.now() - Duration::from_millis(20);
+    assert!(
+        totp_step(read_at) > first,
+        "the second unlock read its code in the same TOTP step as the first"
+    );
+    // and it waited no longer than to the next step
+    assert_eq!(totp_step(read_at), first + 1);
 }

@@ -9,6 +9,7 @@
 pub mod connection;
 pub mod dirs;
 pub mod names;
+pub mod op;
 pub mod op_path;
 pub mod peer;
 pub mod text;
@@ -115,18 +116,19 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
     },
-    /// An EKS bearer token for a configured cluster (or, with `adhoc`, for
-    /// a cluster the config does not list).
+    /// An EKS bearer token for a configured cluster, or for the cluster
+    /// that `aws eks get-token`'s flags name (`get_token`).
     EksToken {
+        /// The cluster's key in the config (`--cluster`); empty when
+        /// `get_token` names the cluster by `--cluster-name`.
         cluster: String,
         role: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
-        /// `aws eks get-token --cluster-name N --region R --role-arn A` for
-        /// a cluster not in the config: the daemon mints for exactly these
-        /// (then `cluster` is the same name and `role` is ignored).
+        /// `aws eks get-token`'s flags, as given: the daemon resolves them
+        /// against its config (include files too), never the client.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        adhoc: Option<AdHocCluster>,
+        get_token: Option<GetTokenFlags>,
     },
     /// Endpoint and CA of a configured cluster (EKS DescribeCluster).
     DescribeCluster {
@@ -150,6 +152,11 @@ pub enum Request {
         /// A whole console URL of the role's partition.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         destination: Option<String>,
+        /// Answer a one-shot loopback link that redirects to the sign-in URL
+        /// (for a browser: the URL itself never reaches an argv) instead of
+        /// the URL.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        redirect: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
     },
@@ -182,6 +189,21 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
     },
+}
+
+/// `aws eks get-token`'s flags (`pctl eks token --cluster-name N
+/// [--region R] [--role-arn A]`), mapped by the daemon to a configured
+/// cluster and role, or, for a cluster the config does not list and a
+/// `--role-arn`, to an [`AdHocCluster`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetTokenFlags {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
 }
 
 /// A cluster named by `aws eks get-token`'s flags instead of pctl's config.
@@ -449,10 +471,18 @@ pub struct Profiles {
     pub region: String,
     pub roles: Vec<String>,
     pub clusters: Vec<String>,
+    /// Each cluster's role (`[clusters.KEY] role`), for kubeconfig entries
+    /// written without asking EKS.
+    #[serde(default)]
+    pub cluster_roles: BTreeMap<String, String>,
+    /// The configured identities (`default` is `[onepassword]`).
+    #[serde(default)]
+    pub identities: Vec<String>,
 }
 
-/// A console sign-in URL. The URL is a bearer credential for the console
-/// (valid 15 minutes): zeroized when dropped, never in `Debug`.
+/// A console sign-in URL (a bearer credential for the console, valid 15
+/// minutes), or with `redirect` the one-shot loopback link to it:
+/// zeroized when dropped, never in `Debug`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct ConsoleLogin {
     pub url: String,
@@ -550,6 +580,10 @@ pub struct RoleOrigin {
     pub identity: String,
     /// The config file or included file that defines it.
     pub file: String,
+    /// The role's ARN: from the config, or its name joined with the account
+    /// ID read at unlock; `None` while that identity has not been unlocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -651,7 +685,7 @@ mod tests {
                 cluster: "platform".into(),
                 role: None,
                 env: Some(ClientEnv::default()),
-                adhoc: None,
+                get_token: None,
             },
         };
         let frame = encode(&env).unwrap();
@@ -660,8 +694,8 @@ mod tests {
     }
 
     #[test]
-    fn eks_token_adhoc_is_additive() {
-        // An older client's frame (no `adhoc`) still decodes, and a request
+    fn eks_token_get_token_is_additive() {
+        // An older client's frame (no `get_token`) still decodes, and a request
         // without it is written exactly as before.
         let old = format!(
             r#"{{"version":"{VERSION}","request":{{"kind":"eks_token","cluster":"p","role":null}}}}"#
@@ -673,23 +707,23 @@ mod tests {
                 cluster: "p".into(),
                 role: None,
                 env: None,
-                adhoc: None
+                get_token: None
             }
         );
         assert_eq!(serde_json::to_string(&env).unwrap(), old);
         let adhoc = Request::EksToken {
-            cluster: "other".into(),
+            cluster: String::new(),
             role: None,
             env: None,
-            adhoc: Some(AdHocCluster {
-                name: "other".into(),
-                region: "eu-west-1".into(),
-                role_arn: "arn:aws:iam::000000000000:role/x".into(),
+            get_token: Some(GetTokenFlags {
+                cluster_name: Some("other".into()),
+                region: Some("eu-west-1".into()),
+                role_arn: Some("arn:aws:iam::000000000000:role/x".into()),
             }),
         };
         let text = serde_json::to_string(&adhoc).unwrap();
         assert!(
-            text.contains(r#""adhoc":{"name":"other","region":"eu-west-1""#),
+            text.contains(r#""get_token":{"cluster_name":"other","region":"eu-west-1""#),
             "{text}"
         );
         assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), adhoc);
@@ -767,7 +801,7 @@ mod tests {
         #[test]
         fn decoder_round_trips_any_role(role in ".{0,200}", cluster in "[a-z0-9-]{1,40}") {
             let env = Envelope { version: VERSION.into(), request: Request::EksToken {
-                cluster, role: Some(role), env: Some(ClientEnv::default()), adhoc: None } };
+                cluster, role: Some(role), env: Some(ClientEnv::default()), get_token: None } };
             let frame = encode(&env).unwrap();
             let back: Envelope = read_frame(&mut &frame[..]).unwrap();
             prop_assert_eq!(back, env);

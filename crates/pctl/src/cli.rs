@@ -17,6 +17,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Run the broker in the foreground (clients start it automatically).
+    #[command(display_order = 90)]
     Daemon {
         /// Log to this file (0600) instead of stderr.
         #[arg(long)]
@@ -35,19 +36,19 @@ pub enum Cmd {
     /// Read the 1Password item now (one `op item get` per identity).
     Unlock {
         /// Only this identity (`[identities.NAME]`; `default` is `[onepassword]`).
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "IDENTITY")]
         identity: Option<String>,
     },
     /// Drop every secret and session; stays locked until `pctl unlock`.
     Lock {
         /// Only this identity; the others keep serving.
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "IDENTITY")]
         identity: Option<String>,
     },
     /// Replace the IAM user's access key (create, verify, write to 1Password, read back, delete the old).
     Rotate {
         /// The identity whose key to rotate (needed when several are configured).
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "IDENTITY")]
         identity: Option<String>,
     },
     /// Show lock state, sessions, tokens and counters (never a secret).
@@ -88,9 +89,13 @@ pub enum Cmd {
         shell: ShellKind,
     },
     /// Run a command with a role's session credentials in its environment.
+    ///
+    /// `pctl exec ROLE -- CMD...` (aws-vault's form) is `pctl exec --role ROLE -- CMD...`.
+    /// Without a role: AWS_PROFILE's (`pctl-ROLE`), else the only configured role.
     Exec {
+        /// The role (also as its AWS profile name, `pctl-ROLE`).
         #[arg(long)]
-        role: String,
+        role: Option<String>,
         /// Give CMD a loopback credential endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI +
         /// AWS_CONTAINER_AUTHORIZATION_TOKEN) instead of keys: the SDKs re-read it, so a long
         /// job gets refreshed sessions. The endpoint ends when CMD (or pctl) does.
@@ -99,20 +104,33 @@ pub enum Cmd {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
-    /// Print (or write) AWS config profiles `pctl-<role>` using credential_process.
+    /// List the configured roles: identity, ARN and session state.
+    Roles {
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Write (or print) AWS config profiles `pctl-<role>` using credential_process.
+    ///
+    /// Like `pctl kubeconfig`, it writes by default (`--diff` first to see what would
+    /// change, `--print` to only print).
     AwsConfig {
         /// Write them into pctl's managed block (`# BEGIN pctl` ... `# END pctl`) of this AWS
         /// config file, keeping every other line (default: $AWS_CONFIG_FILE, else ~/.aws/config).
         #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path())]
         write: Option<PathBuf>,
-        /// Show what --write would change (a unified diff) and change nothing.
-        #[arg(long)]
+        /// Show what would change (a unified diff) and change nothing; exit 1 when something
+        /// would, 0 when nothing would (as diff does).
+        #[arg(long, conflicts_with = "print")]
         diff: bool,
+        /// Print the profiles instead of writing them.
+        #[arg(long, conflicts_with = "write")]
+        print: bool,
     },
     /// First run: pick the 1Password item, write pctl's config and the AWS config block.
     ///
     /// Without --item, lists the API Credential and Login items (`op item list`) and asks
     /// which one (on a terminal only). With --from-aws-config, imports roles instead.
+    #[command(display_order = 0)]
     Init {
         /// The 1Password item holding the IAM user's keys (name or ID): no prompt.
         #[arg(long, conflicts_with = "from_aws_config")]
@@ -165,20 +183,19 @@ pub enum Cmd {
         /// `pctl shell` adds to KUBECONFIG.
         #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path())]
         write: Option<PathBuf>,
-        /// Show what would change (a unified diff) and change nothing.
-        #[arg(long)]
+        /// Show what would change (a unified diff) and change nothing; exit 1 when something
+        /// would, 0 when nothing would (as diff does).
+        #[arg(long, conflicts_with = "print")]
         diff: bool,
+        /// Print the entries (a kubeconfig of pctl's cluster, user and context) instead of
+        /// writing them.
+        #[arg(long, conflicts_with = "write")]
+        print: bool,
     },
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
-    },
-    /// Role or cluster names, one a line (the completion scripts call this).
-    #[command(name = "__complete", hide = true)]
-    Complete {
-        #[arg(value_enum)]
-        what: Names,
     },
     /// Open the AWS console signed in as a role (federation sign-in URL).
     Login {
@@ -244,10 +261,27 @@ impl Format {
     }
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+/// What `pctl __complete roles|clusters|identities` lists, one name a line, for the
+/// completion scripts. Parsed before clap so that no completion script (they
+/// are generated from clap's tree, hidden commands included) offers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Names {
     Roles,
     Clusters,
+    Identities,
+}
+
+/// `pctl __complete roles|clusters|identities`.
+pub fn complete_names(args: &[OsString]) -> Option<Names> {
+    match args.get(1..)? {
+        [c, w] if c == "__complete" => match w.to_str()? {
+            "roles" => Some(Names::Roles),
+            "clusters" => Some(Names::Clusters),
+            "identities" => Some(Names::Identities),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -362,6 +396,35 @@ pub fn parse_fast(args: &[OsString]) -> Option<Cli> {
     })
 }
 
+/// Rewrites aws-vault's `exec ROLE [--server] -- CMD...` into `exec --role
+/// ROLE [--server] -- CMD...`: exactly one word that is not an option
+/// between `exec` and `--`. Any other command line is returned as it was.
+pub fn exec_role_first(args: Vec<OsString>) -> Vec<OsString> {
+    if args.get(1).and_then(|a| a.to_str()) != Some("exec") {
+        return args;
+    }
+    let Some(dash) = args.iter().position(|a| a == "--") else {
+        return args;
+    };
+    let before: Vec<&str> = match args[2..dash].iter().map(|a| a.to_str()).collect() {
+        Some(b) => b,
+        None => return args,
+    };
+    let words: Vec<usize> = (0..before.len())
+        .filter(|&i| !before[i].starts_with('-'))
+        .collect();
+    if words.len() != 1
+        || before
+            .iter()
+            .any(|b| *b == "--role" || b.starts_with("--role="))
+    {
+        return args;
+    }
+    let mut out = args;
+    out.insert(2 + words[0], "--role".into());
+    out
+}
+
 /// Rewrites the command line `aws eks update-kubeconfig` writes into a
 /// kubeconfig (`[--region R] eks get-token --cluster-name N ...`, with `aws`
 /// replaced by `pctl` in `command:`) into `eks token --region R
@@ -421,6 +484,34 @@ mod tests {
         ] {
             let (fast, slow) = both(ok);
             assert_eq!(fast.as_deref(), Some(slow.as_str()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn exec_with_the_role_first() {
+        let norm = |s: &str| {
+            exec_role_first(args(s))
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            norm("pctl exec admin -- aws s3 ls"),
+            "pctl exec --role admin -- aws s3 ls"
+        );
+        assert_eq!(
+            norm("pctl exec --server admin -- env"),
+            "pctl exec --server --role admin -- env"
+        );
+        for same in [
+            "pctl exec --role admin -- aws s3 ls",
+            "pctl exec -- aws s3 ls",
+            "pctl exec aws s3 ls",
+            "pctl exec a b -- c",
+            "pctl env --role a -- b",
+        ] {
+            assert_eq!(norm(same), same);
         }
     }
 

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use pctl_protocol::connection::ConnectError;
 use pctl_protocol::{
-    dirs, AdHocCluster, Check, ClientEnv, ClusterInfo, Connection, ConsoleLogin, CredentialServer,
-    Credentials, EksToken, Envelope, ErrorKind, FrameError, MfaCode, Profiles, Reply, Request,
+    dirs, Check, ClientEnv, ClusterInfo, Connection, ConsoleLogin, CredentialServer, Credentials,
+    EksToken, Envelope, ErrorKind, FrameError, GetTokenFlags, MfaCode, Profiles, Reply, Request,
     Response, Rotation, Status, VERSION,
 };
 
@@ -38,14 +38,6 @@ impl Client {
 
     pub fn socket(&self) -> &Path {
         &self.socket
-    }
-
-    /// Checks that a daemon answers (starting one if needed).
-    pub fn ping(&self) -> Result<()> {
-        self.call(Request::Ping, |r| match r {
-            Reply::Pong { .. } => Some(()),
-            _ => None,
-        })
     }
 
     /// Reads 1Password now.
@@ -131,28 +123,20 @@ impl Client {
         })
     }
 
-    /// An EKS token for a configured cluster.
-    pub fn eks_token(&self, cluster: String, role: Option<String>) -> Result<EksToken> {
+    /// An EKS token for a configured cluster, or for the one `aws eks
+    /// get-token`'s flags name (`get_token`, resolved by the daemon; then
+    /// `cluster` may be empty).
+    pub fn eks_token(
+        &self,
+        cluster: String,
+        role: Option<String>,
+        get_token: Option<GetTokenFlags>,
+    ) -> Result<EksToken> {
         let req = Request::EksToken {
             cluster,
             role,
             env: None,
-            adhoc: None,
-        };
-        self.call(req, |r| match r {
-            Reply::EksToken(t) => Some(t),
-            _ => None,
-        })
-    }
-
-    /// An EKS token for a cluster not in the config (`aws eks get-token`'s
-    /// cluster name, region and role ARN).
-    pub fn eks_token_adhoc(&self, adhoc: AdHocCluster) -> Result<EksToken> {
-        let req = Request::EksToken {
-            cluster: adhoc.name.clone(),
-            role: None,
-            env: None,
-            adhoc: Some(adhoc),
+            get_token,
         };
         self.call(req, |r| match r {
             Reply::EksToken(t) => Some(t),
@@ -208,7 +192,10 @@ impl Client {
         let mut sign_ins = 0;
         for attempt in 0..8 {
             let mut conn = self.connect_or_start()?;
-            match exchange(&mut conn, &env)? {
+            let waiting = Waiting::start(&env.request);
+            let answer = exchange(&mut conn, &env);
+            drop(waiting);
+            match answer? {
                 Response::Ok(r) => return Ok(r),
                 Response::Error(e) if e.kind == ErrorKind::NeedsSignIn && sign_ins < 3 => {
                     drop(conn);
@@ -304,27 +291,41 @@ impl Client {
     /// `Unlock`. Without a terminal (kubectl, terraform, an IDE) the
     /// daemon's one line is the error. At most three codes are asked for.
     fn unlock_with_typed_code(&self, identity: &str, message: &str) -> Result<()> {
+        const TRIES: usize = 3;
         let mut why = message.to_string();
-        for _ in 0..3 {
+        for attempt in 1..=TRIES {
+            let left = TRIES - attempt;
             let prompt = format!("pctl: MFA code for identity {identity}: ");
             let typed = match rpassword::prompt_password(prompt) {
                 Ok(t) => zeroize::Zeroizing::new(t),
                 Err(_) => bail!("{why}"),
             };
+            // Authenticator apps show codes grouped (`123 456`).
+            let code: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
+            if !(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())) {
+                why = format!("identity {identity}: the code must be 6 digits");
+                if left > 0 {
+                    eprintln!("pctl: the code must be 6 digits, try again ({left} left)");
+                }
+                continue;
+            }
             let env = Envelope {
                 version: VERSION.into(),
                 request: Request::Unlock {
                     env: ClientEnv::from_current(),
                     identity: Some(identity.to_string()),
-                    mfa_code: Some(MfaCode(typed.trim().to_string())),
+                    mfa_code: Some(MfaCode(code)),
                 },
             };
             let mut conn = self.connect_or_start()?;
             match exchange(&mut conn, &env)? {
                 Response::Ok(_) => return Ok(()),
                 Response::Error(e) if e.kind == ErrorKind::NeedsMfaCode => {
-                    // a mistyped or already used code: say why and ask again
-                    eprintln!("pctl: {}", e.message);
+                    // an already used code: say why (not the advice for
+                    // callers without a terminal) and ask again
+                    if left > 0 {
+                        eprintln!("pctl: {}, try again ({left} left)", refusal(&e.message));
+                    }
                     why = e.message;
                 }
                 Response::Error(e) => bail!("{}", e.message),
@@ -338,6 +339,8 @@ impl Client {
             Err(ConnectError::Absent(_)) => {}
             other => return Ok(other?),
         }
+        // A daemon without a config could only answer that it has none.
+        require_config()?;
         self.start_daemon()?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -414,12 +417,14 @@ impl Client {
 
     /// A console sign-in URL for a role (a bearer credential: print it
     /// only where the user asked for it).
-    pub fn console_login(&self, req: ConsoleLoginArgs) -> Result<ConsoleLogin> {
+    /// With `redirect`, the answer is a one-shot loopback link to it.
+    pub fn console_login(&self, req: ConsoleLoginArgs, redirect: bool) -> Result<ConsoleLogin> {
         let req = Request::ConsoleLogin {
             role: req.role,
             region: req.region,
             path: req.path,
             destination: req.destination,
+            redirect,
             env: None,
         };
         self.call(req, |r| match r {
@@ -472,6 +477,95 @@ impl Client {
             self.socket.display()
         )
     }
+}
+
+/// A line on the terminal while a request that may read 1Password takes
+/// long (`op` may be waiting for the user to approve in the app); erased
+/// when the answer comes. Nothing when stderr is not a terminal.
+struct Waiting {
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Waiting {
+    /// How long an answer may take before the line appears.
+    const AFTER: Duration = Duration::from_millis(1500);
+
+    fn start(request: &Request) -> Waiting {
+        use std::io::IsTerminal;
+        let may_unlock = matches!(
+            request,
+            Request::Unlock { .. }
+                | Request::Credentials { .. }
+                | Request::EksToken { .. }
+                | Request::DescribeCluster { .. }
+                | Request::ConsoleLogin { .. }
+        );
+        if !may_unlock || !std::io::stderr().is_terminal() {
+            return Waiting {
+                done: None,
+                thread: None,
+            };
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            use std::io::Write;
+            // an answer (the sender dropped) before the time: nothing shown
+            if rx.recv_timeout(Self::AFTER) != Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                return;
+            }
+            let mut err = std::io::stderr();
+            let _ = write!(
+                err,
+                "pctl: waiting for the daemon (1Password may be asking you to approve)..."
+            );
+            let _ = err.flush();
+            let _ = rx.recv();
+            let _ = write!(err, "\r\x1b[K");
+            let _ = err.flush();
+        });
+        Waiting {
+            done: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Why the daemon refused a typed code, without its advice for callers
+/// that have no terminal (`identity X needs an MFA code (mfa = "prompt"):
+/// WHY: run `pctl unlock ...` ...`).
+fn refusal(message: &str) -> &str {
+    message
+        .split_once("(mfa = \"prompt\"): ")
+        .and_then(|(_, rest)| rest.split_once(": run `pctl unlock"))
+        .map(|(why, _)| why)
+        .unwrap_or(message)
+}
+
+/// The config file a daemon started by this client reads: its absence is
+/// the one-line "run pctl init" (the client only looks whether it exists;
+/// the daemon reads it).
+pub fn require_config() -> Result<()> {
+    let path = dirs::config_path();
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(no_config(&path))
+    }
+}
+
+/// `no config at PATH: run pctl init`.
+pub fn no_config(path: &Path) -> anyhow::Error {
+    anyhow!("no config at {}: run pctl init", path.display())
 }
 
 /// What `pctl login` asks for.

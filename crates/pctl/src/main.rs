@@ -32,7 +32,14 @@ pub extern "C" fn main(
     _argc: std::ffi::c_int,
     _argv: *const *const std::ffi::c_char,
 ) -> std::ffi::c_int {
-    let args = cli::aws_style(std::env::args_os().collect());
+    let args = cli::exec_role_first(cli::aws_style(std::env::args_os().collect()));
+    if args.len() == 1 {
+        return bare();
+    }
+    if let Some(what) = cli::complete_names(&args) {
+        let _ = cmd::completions::names(&Client::new(dirs::socket_path()), what);
+        return 0;
+    }
     let cli = cli::parse_fast(&args).unwrap_or_else(|| Cli::parse_from(&args));
     match run(cli) {
         Ok(()) => 0,
@@ -52,6 +59,20 @@ pub extern "C" fn main(
     }
 }
 
+/// `pctl` alone: the help, and where to start when there is no config yet.
+fn bare() -> std::ffi::c_int {
+    use clap::CommandFactory;
+    let _ = Cli::command().print_help();
+    let config = dirs::config_path();
+    if !config.exists() {
+        eprintln!(
+            "\npctl: no config at {}: run pctl init to create it",
+            config.display()
+        );
+    }
+    2
+}
+
 /// Runs one command: each lives in its own module under `cmd/`.
 fn run(cli: Cli) -> Result<()> {
     let client = || Client::new(dirs::socket_path());
@@ -63,6 +84,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Rotate { identity } => cmd::rotate::run(&client(), identity),
         Cmd::Stop => cmd::stop::run(&client()),
         Cmd::Status { format } => cmd::status::run(&client(), format.json()),
+        Cmd::Roles { format } => cmd::roles::run(&client(), format.json()),
         Cmd::Doctor { format } => cmd::doctor::run(&client(), format.json()),
         Cmd::Prompt { quiet, format } => cmd::prompt::run(&client(), quiet, format.json()),
         Cmd::CredentialProcess { role } => cmd::credential_process::run(&client(), role),
@@ -73,7 +95,9 @@ fn run(cli: Cli) -> Result<()> {
             command,
         } => cmd::exec::run_with_server(&client(), role, command),
         Cmd::Exec { role, command, .. } => cmd::exec::run(&client(), role, command),
-        Cmd::AwsConfig { write, diff } => cmd::aws_config::run(&client(), write, diff),
+        Cmd::AwsConfig { write, diff, print } => {
+            cmd::aws_config::run(&client(), write, diff, print)
+        }
         Cmd::Init {
             from_aws_config: Some(from),
             write,
@@ -120,6 +144,7 @@ fn run(cli: Cli) -> Result<()> {
             ca_file,
             write,
             diff,
+            print,
         } => cmd::kubeconfig::run(
             &client(),
             cmd::kubeconfig::Args {
@@ -129,10 +154,10 @@ fn run(cli: Cli) -> Result<()> {
                 ca_file,
                 write,
                 diff,
+                print,
             },
         ),
         Cmd::Completions { shell } => cmd::completions::run(shell),
-        Cmd::Complete { what } => cmd::completions::names(&client(), what),
         Cmd::Login {
             role,
             region,

@@ -1,31 +1,22 @@
 //! The client's own `op` (1Password CLI) calls, for `pctl init`, which runs
 //! before any config (and so before any daemon can read 1Password).
 //!
-//! The daemon's rules apply: `op` is an absolute path that others cannot
-//! replace ([`pctl_protocol::op_path`]); it runs with an argv list (no
-//! shell), stdin from /dev/null and only the 1Password variables of the
-//! environment; values ride as `--flag=value` and the item name comes after
-//! `--`, so a name starting with `-` is never a flag. Its output is wiped
-//! after parsing, and its errors are shown as one clean line, never raw.
-
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+//! The daemon's rules apply, from the same code: `op` is an absolute path
+//! that others cannot replace ([`pctl_protocol::op_path`]); its argv, its
+//! process (no shell, stdin from /dev/null, only the 1Password variables of
+//! the environment) and the reading of its errors are
+//! [`pctl_protocol::op`]'s. Its output is wiped after parsing, and its
+//! errors are shown as one clean line, never raw.
 
 use anyhow::{anyhow, bail, Result};
+use pctl_protocol::op::{self, labels, OpFailure};
 use pctl_protocol::op_path::{self, OpPathError};
 use serde::Deserialize;
+use std::path::PathBuf;
 use zeroize::Zeroizing;
 
-/// The categories `pctl init` offers: where 1Password keeps AWS keys.
-pub const CATEGORIES: &str = "API Credential,Login";
-
-/// Field labels pctl reads (the daemon's defaults, 1Password's AWS convention).
-pub const ACCESS_KEY_ID: &str = "Access Key ID";
-pub const SECRET_ACCESS_KEY: &str = "Secret Access Key";
-pub const ACCOUNT_ID: &str = "Account ID";
-pub const MFA_SERIAL: &str = "MFA Serial";
-pub const TOTP: &str = "One-Time Password";
-const REGION_LABELS: [&str; 2] = ["Default Region", "Region"];
+use labels::{ACCESS_KEY_ID, ACCOUNT_ID, MFA_SERIAL, SECRET_ACCESS_KEY, TOTP};
+pub use op::CATEGORIES;
 
 /// A resolved, trusted `op`.
 pub struct Op {
@@ -107,16 +98,7 @@ impl Op {
 
     /// API Credential and Login items (of `vault`, else of every vault).
     pub fn list_items(&self, vault: Option<&str>) -> Result<Vec<ListedItem>> {
-        let mut args = vec![
-            "item".to_string(),
-            "list".into(),
-            format!("--categories={CATEGORIES}"),
-            "--format=json".into(),
-        ];
-        if let Some(v) = vault {
-            args.push(format!("--vault={v}"));
-        }
-        let out = self.run(&args, "op item list")?;
+        let out = self.run(&op::item_list_args(vault, None), "op item list")?;
         serde_json::from_slice(&out).map_err(|_| {
             anyhow!("`op item list` printed something that is not a list of items (is `op` the 1Password CLI 2.x?)")
         })
@@ -124,12 +106,11 @@ impl Op {
 
     /// Reads `item` once and checks the fields pctl needs are there and filled.
     pub fn check_item(&self, item: &str, vault: Option<&str>) -> Result<CheckedItem> {
-        let mut args = vec!["item".to_string(), "get".into(), "--format=json".into()];
-        if let Some(v) = vault {
-            args.push(format!("--vault={v}"));
-        }
-        args.push("--".into());
-        args.push(item.to_string());
+        let args = op::item_get_args(op::ItemRef {
+            item,
+            vault,
+            account: None,
+        });
         let out = self.run(&args, "op item get")?;
         let full: FullItem = serde_json::from_slice(&out).map_err(|_| {
             anyhow!("`op item get` printed something that is not an item (is `op` the 1Password CLI 2.x?)")
@@ -137,15 +118,10 @@ impl Op {
         check_fields(&full)
     }
 
-    /// Runs `op` with `args`; its stdout (wiped when dropped) or one clean error line.
+    /// Runs `op` with `args` ([`op::command`]); its stdout (wiped when
+    /// dropped) or one clean error line.
     fn run(&self, args: &[String], what: &str) -> Result<Zeroizing<Vec<u8>>> {
-        let out = Command::new(&self.path)
-            .args(args)
-            .env_clear()
-            .envs(std::env::vars().filter(|(k, _)| pctl_protocol::forwarded_env_name(k)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+        let out = op::command(&self.path, args, std::env::vars_os(), false)
             .output()
             .map_err(|e| anyhow!("cannot run {}: {e}", self.path.display()))?;
         let stdout = Zeroizing::new(out.stdout);
@@ -203,7 +179,7 @@ fn check_fields(item: &FullItem) -> Result<CheckedItem> {
             "1Password item '{title}' has '{has}' but no '{lacks}': MFA needs both (a one-time password field for the code)"
         );
     }
-    let region = REGION_LABELS
+    let region = labels::REGION
         .iter()
         .find_map(|l| find(l))
         .and_then(|f| f.value.as_ref())
@@ -216,43 +192,17 @@ fn check_fields(item: &FullItem) -> Result<CheckedItem> {
     })
 }
 
-/// `op`'s error as one line without its `[ERROR] date time` prefix, with a
-/// hint for the cases a first run meets.
+/// `op`'s error as one line ([`op::classify`]), with a hint for the cases
+/// a first run meets.
 fn explain(stderr: &str) -> String {
-    let first = stderr
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    let msg = first.strip_prefix("[ERROR]").map_or(first, |rest| {
-        let rest = rest.trim_start();
-        // `YYYY/MM/DD HH:MM:SS ` (optional)
-        let stamp = rest.len() >= 20
-            && rest.is_char_boundary(20)
-            && rest[..19]
-                .chars()
-                .all(|c| c.is_ascii_digit() || "/: ".contains(c));
-        if stamp {
-            rest[20..].trim_start()
-        } else {
-            rest
-        }
-    });
-    let lower = msg.to_ascii_lowercase();
-    if lower.contains("not currently signed in") || lower.contains("account is not signed in") {
-        return "1Password is not signed in: run `op signin` (or unlock the 1Password app with \
-                CLI integration on), then pctl init again"
-            .into();
-    }
-    let clean: String = msg
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
-    if clean.trim().is_empty() {
-        "op exited with an error and printed nothing".into()
-    } else {
-        clean.trim().to_string()
+    match op::classify(stderr) {
+        OpFailure::NotSignedIn => "1Password is not signed in: run `op signin` (or unlock the \
+                                   1Password app with CLI integration on), then pctl init again"
+            .into(),
+        OpFailure::Silent => "op exited with an error and printed nothing".into(),
+        OpFailure::Other(m) => m,
+        // Known errors keep op's own line (it names the vault or item).
+        _ => pctl_protocol::text::one_line(op::error_line(stderr), 200),
     }
 }
 
@@ -320,5 +270,12 @@ mod tests {
         assert!(explain("[ERROR] You are not currently signed in.").contains("op signin"));
         assert_eq!(explain("a\x1b[31mb\nsecond"), "a [31mb");
         assert_eq!(explain(""), "op exited with an error and printed nothing");
+    }
+
+    #[test]
+    fn a_multibyte_character_where_the_stamp_would_end_does_not_panic() {
+        // issue 15 §7: this copy panicked here before it used the shared parser
+        let stderr = format!("[ERROR] {}éx", "a".repeat(18));
+        assert_eq!(explain(&stderr), format!("{}éx", "a".repeat(18)));
     }
 }

@@ -24,6 +24,14 @@ pub fn export(kind: ShellKind, name: &str, value: &str) -> String {
     }
 }
 
+/// One line removing a variable from the shell's environment.
+pub fn unset(kind: ShellKind, name: &str) -> String {
+    match kind {
+        ShellKind::Bash | ShellKind::Zsh => format!("unset {name};\n"),
+        ShellKind::Fish => format!("set -e {name};\n"),
+    }
+}
+
 /// The variables a role's session is exported as; `PCTL_ROLE` marks the
 /// role for prompts (`pctl prompt`).
 pub fn credential_vars<'a>(c: &'a Credentials, role: &'a str) -> Vec<(&'static str, &'a str)> {
@@ -132,7 +140,11 @@ pub fn kubeconfig_entries(
     let mut exec = json!({
         "apiVersion": "client.authentication.k8s.io/v1beta1",
         "command": pctl.display().to_string(),
-        "args": ["eks", "token", "--cluster", info.key, "--role", info.role],
+        "args": if info.role.is_empty() {
+            json!(["eks", "token", "--cluster", info.key])
+        } else {
+            json!(["eks", "token", "--cluster", info.key, "--role", info.role])
+        },
         "interactiveMode": "Never",
         "provideClusterInfo": false,
     });
@@ -159,9 +171,86 @@ pub fn kubeconfig_entries(
     Ok(doc)
 }
 
+/// A table: a header row and rows of the same width, each column padded to
+/// its widest cell (the last one not padded).
+pub fn columns<const N: usize>(head: &[String; N], rows: &[[String; N]]) -> String {
+    let mut width = [0usize; N];
+    for r in std::iter::once(head).chain(rows) {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(head).chain(rows) {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 < N {
+                line.push_str(&format!("{c:<w$}  ", w = width[i]));
+            } else {
+                line.push_str(c);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// An RFC 3339 time as `HH:MM:SSZ (in 59m)`, or `... (3m ago)`; the
+/// date too when it is not today (UTC). Unparsable text is shown as is.
+pub fn when(rfc3339: &str) -> String {
+    when_at(rfc3339, std::time::SystemTime::now())
+}
+
+fn when_at(rfc3339: &str, now: std::time::SystemTime) -> String {
+    let Ok(t) = humantime::parse_rfc3339_weak(rfc3339.trim_end_matches('Z')) else {
+        return rfc3339.to_string();
+    };
+    let rel = match t.duration_since(now) {
+        Ok(d) => format!("in {}", short(d)),
+        Err(e) => format!("{} ago", short(e.duration())),
+    };
+    let shown = humantime::format_rfc3339_seconds(t).to_string();
+    let today = humantime::format_rfc3339_seconds(now).to_string();
+    let shown = if shown.get(..10) == today.get(..10) {
+        shown.get(11..).unwrap_or(&shown).to_string()
+    } else {
+        shown.replace('T', " ")
+    };
+    format!("{shown} ({rel})")
+}
+
+/// `59m`, `2h05m`, `3d4h`, `40s`.
+fn short(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86399 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_read_relative_and_columns_align() {
+        let now = humantime::parse_rfc3339("2026-12-03T09:00:00Z").unwrap();
+        assert_eq!(when_at("2026-12-03T09:59:30Z", now), "09:59:30Z (in 59m)");
+        assert_eq!(when_at("2026-12-03T08:57:00Z", now), "08:57:00Z (3m ago)");
+        assert_eq!(
+            when_at("2026-12-04T11:00:00Z", now),
+            "2026-12-04 11:00:00Z (in 1d2h)"
+        );
+        assert_eq!(when_at("soon", now), "soon");
+        let t = columns(
+            &["A".into(), "BB".into()],
+            &[["long".into(), "x".into()], ["s".into(), "y".into()]],
+        );
+        assert_eq!(t, "A     BB\nlong  x\ns     y\n");
+    }
 
     #[test]
     fn quoting_survives_hostile_values() {

@@ -193,13 +193,18 @@ impl Config {
     /// The role to use for `role`, or the only role when `role` is `None`.
     pub fn role(&self, role: Option<&str>) -> Result<&RoleConfig, ConfigError> {
         match role {
-            Some(r) => self.roles.get(r).ok_or_else(|| {
-                ConfigError(format!(
-                    "unknown role \"{r}\": configured roles in {} are: {}",
-                    self.path.display(),
-                    self.list(self.roles.keys())
-                ))
-            }),
+            // `pctl-NAME` is the AWS profile `pctl aws-config` writes for NAME.
+            Some(r) => self
+                .roles
+                .get(r)
+                .or_else(|| r.strip_prefix("pctl-").and_then(|n| self.roles.get(n)))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "unknown role \"{r}\": configured roles in {} are: {}",
+                        self.path.display(),
+                        self.list(self.roles.keys())
+                    ))
+                }),
             None if self.roles.len() == 1 => Ok(self.roles.values().next().expect("one role")),
             None => Err(ConfigError(format!(
                 "several roles are configured ({}): pass --role",

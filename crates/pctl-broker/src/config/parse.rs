@@ -120,11 +120,9 @@ impl Config {
     /// yours or root's and writable only by its owner ([`super::trust`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let (text, _) = read_trusted(path).map_err(|e| match e {
-            Refused::NotFound => ConfigError(format!(
-                "config {}: file not found: create it (see `pctl --help` and README \
-                 \"Real-world setup\") or set PCTL_CONFIG",
-                path.display()
-            )),
+            Refused::NotFound => {
+                ConfigError(format!("no config at {}: run pctl init", path.display()))
+            }
             Refused::Unreadable(e) => {
                 ConfigError(format!("config {}: cannot read: {e}", path.display()))
             }
@@ -1273,11 +1271,13 @@ mod props {
         /// when it follows the one rule (so no accepted name can carry INI
         /// or YAML syntax into a user file); a refusal names the rule.
         #[test]
+        // The cluster has its own EKS name: a key such as `a.` is a valid pctl
+        // name but not an EKS cluster name, which is a different rule.
         fn accepted_names_are_exactly_the_rule(key in "(?s).{0,70}|[A-Za-z0-9._ \\[\\]\n#;=-]{1,70}") {
             let q = serde_json::to_string(&key).unwrap();
             let text = format!(
                 "region = \"us-east-1\"\n[onepassword]\nitem = \"i\"\nvault = \"v\"\n\
-                 [roles.{q}]\nname = \"r\"\n[clusters.{q}]\nrole = {q}\n"
+                 [roles.{q}]\nname = \"r\"\n[clusters.{q}]\nname = \"c\"\nrole = {q}\n"
             );
             match Config::parse(Path::new("/cfg/config.toml"), &text) {
                 Ok(c) => {

@@ -8,11 +8,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use pctl_protocol::ClientEnv;
+use pctl_protocol::{op, ClientEnv};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 use zeroize::Zeroizing;
@@ -68,7 +67,7 @@ impl OpError {
     /// Whether a retry might help (transient network trouble only; never a
     /// refusal by the user).
     pub fn transient(&self) -> bool {
-        matches!(self, OpError::Other(m) if m.contains("timed out") || m.contains("context deadline exceeded"))
+        matches!(self, OpError::Other(m) if op::transient(m))
     }
 }
 
@@ -134,23 +133,18 @@ pub fn resolve_op(
     })
 }
 
-/// The argv for one read of the item. Values ride in `--flag=value` form
-/// and the item comes after `--`, so a vault, account or item name that
-/// starts with `-` is never read as a flag (op parses flags with cobra,
-/// which honours both).
-pub fn op_args(cfg: &OnePasswordConfig) -> Vec<String> {
-    let mut args = vec![
-        "item".to_string(),
-        "get".into(),
-        format!("--vault={}", cfg.vault),
-        "--format=json".into(),
-    ];
-    if let Some(a) = &cfg.account {
-        args.push(format!("--account={a}"));
+/// Which item of `cfg` the `op item` commands are about.
+fn item_ref(cfg: &OnePasswordConfig) -> op::ItemRef<'_> {
+    op::ItemRef {
+        item: &cfg.item,
+        vault: Some(&cfg.vault),
+        account: cfg.account.as_deref(),
     }
-    args.push("--".into());
-    args.push(cfg.item.clone());
-    args
+}
+
+/// The argv for one read of the item ([`op::item_get_args`]).
+pub fn op_args(cfg: &OnePasswordConfig) -> Vec<String> {
+    op::item_get_args(item_ref(cfg))
 }
 
 /// Runs `op` once and extracts the secrets.
@@ -164,36 +158,42 @@ pub async fn read_item(
     parse_item(&out, cfg)
 }
 
-/// Runs `op` with `args`, writing `stdin` (then closing it) when given; the
-/// output, or the classified error. Killed after `timeout`.
-async fn run_op(
+/// What one `op` run gave: whether it succeeded, its stdout (wiped when
+/// dropped) and its stderr.
+pub(crate) struct OpOutput {
+    pub success: bool,
+    pub stdout: Zeroizing<Vec<u8>>,
+    pub stderr: Vec<u8>,
+}
+
+/// Why `op` gave no output.
+#[derive(Debug)]
+pub(crate) enum RunFailure {
+    /// It could not be started.
+    Spawn(std::io::Error),
+    /// Killed after the timeout.
+    Timeout,
+    /// Reading its output failed.
+    Io(std::io::Error),
+}
+
+/// The one `op` runner of the daemon (unlock, rotation, doctor): the
+/// process of [`op::command`] (argv, no shell, only the forwarded
+/// environment, stdin from /dev/null unless `stdin` is given, then written
+/// and closed), killed after `timeout` or when the future is dropped.
+/// Stdout is read up to `max_out` bytes, stderr up to 64 KiB.
+pub(crate) async fn spawn_op(
     op: &Path,
     args: &[String],
     stdin: Option<&[u8]>,
-    cfg: &OnePasswordConfig,
     env: &BTreeMap<String, String>,
     timeout: Duration,
-) -> Result<Zeroizing<Vec<u8>>, OpError> {
-    let mut child = tokio::process::Command::new(op)
-        .args(args)
-        .env_clear()
-        .envs(
-            env.iter()
-                .filter(|(k, _)| pctl_protocol::forwarded_env_name(k)),
-        )
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    max_out: u64,
+) -> Result<OpOutput, RunFailure> {
+    let mut child = tokio::process::Command::from(op::command(op, args, env, stdin.is_some()))
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => OpError::NotFound,
-            _ => OpError::Other(format!("cannot run {}: {e}", op.display())),
-        })?;
+        .map_err(RunFailure::Spawn)?;
     let mut input = child.stdin.take();
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
@@ -208,7 +208,7 @@ async fn run_op(
             }
             drop(input.take());
         };
-        let mut out_r = (&mut stdout).take(4 * 1024 * 1024);
+        let mut out_r = (&mut stdout).take(max_out);
         let mut err_r = (&mut stderr).take(64 * 1024);
         let ((), a, b) = tokio::join!(
             write,
@@ -218,21 +218,43 @@ async fn run_op(
         a.and(b)?;
         child.wait().await
     };
-    let status = match tokio::time::timeout(timeout, run).await {
+    match tokio::time::timeout(timeout, run).await {
         Err(_) => {
             let _ = child.start_kill();
-            return Err(OpError::Timeout(
-                humantime::format_duration(timeout).to_string(),
-            ));
+            Err(RunFailure::Timeout)
         }
-        Ok(Err(e)) => return Err(OpError::Other(format!("talking to op: {e}"))),
-        Ok(Ok(s)) => s,
-    };
-    if !status.success() {
-        let text = String::from_utf8_lossy(&err).to_string();
-        return Err(classify_error(&text, cfg));
+        Ok(Err(e)) => Err(RunFailure::Io(e)),
+        Ok(Ok(status)) => Ok(OpOutput {
+            success: status.success(),
+            stdout: out,
+            stderr: err,
+        }),
     }
-    Ok(out)
+}
+
+/// Runs `op` with `args` ([`spawn_op`]); the output, or the classified error.
+async fn run_op(
+    op: &Path,
+    args: &[String],
+    stdin: Option<&[u8]>,
+    cfg: &OnePasswordConfig,
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<Zeroizing<Vec<u8>>, OpError> {
+    match spawn_op(op, args, stdin, env, timeout, 4 * 1024 * 1024).await {
+        Err(RunFailure::Spawn(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(OpError::NotFound)
+        }
+        Err(RunFailure::Spawn(e)) => {
+            Err(OpError::Other(format!("cannot run {}: {e}", op.display())))
+        }
+        Err(RunFailure::Timeout) => Err(OpError::Timeout(
+            humantime::format_duration(timeout).to_string(),
+        )),
+        Err(RunFailure::Io(e)) => Err(OpError::Other(format!("talking to op: {e}"))),
+        Ok(o) if !o.success => Err(classify_error(&String::from_utf8_lossy(&o.stderr), cfg)),
+        Ok(o) => Ok(o.stdout),
+    }
 }
 
 /// Wipes every string of a JSON value (the item held secrets).
@@ -293,82 +315,29 @@ pub async fn write_keys(
     }
     let template = Zeroizing::new(serde_json::to_vec(&item).map_err(|_| OpError::Malformed)?);
     wipe(&mut item);
-    let mut args = vec![
-        "item".to_string(),
-        "edit".into(),
-        format!("--vault={}", cfg.vault),
-        "--template=/dev/stdin".into(),
-        "--format=json".into(),
-    ];
-    if let Some(a) = &cfg.account {
-        args.push(format!("--account={a}"));
-    }
-    args.push("--".into());
-    args.push(cfg.item.clone());
+    let args = op::item_edit_args(item_ref(cfg));
     run_op(op, &args, Some(&template), cfg, env, timeout).await?;
     Ok(())
 }
 
-/// Maps `op`'s stderr to an actionable error. Only known phrases are
-/// matched; unknown errors keep op's own first line without its prefix.
+/// Maps `op`'s stderr ([`op::classify`]) to an actionable error naming
+/// the configured item and vault.
 pub fn classify_error(stderr: &str, cfg: &OnePasswordConfig) -> OpError {
-    let first = stderr
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    let msg = strip_error_prefix(first);
-    let lower = msg.to_ascii_lowercase();
-    if lower.contains("not currently signed in") || lower.contains("account is not signed in") {
-        OpError::NotSignedIn
-    } else if lower.contains("isn't an item in the") {
-        OpError::ItemNotFound {
+    use op::OpFailure as F;
+    match op::classify(stderr) {
+        F::NotSignedIn => OpError::NotSignedIn,
+        F::ItemNotFound => OpError::ItemNotFound {
             item: cfg.item.clone(),
             vault: cfg.vault.clone(),
-        }
-    } else if lower.contains("isn't a vault in this account") {
-        OpError::VaultNotFound(cfg.vault.clone())
-    } else if lower.contains("more than one item matches") {
-        OpError::Ambiguous(cfg.item.clone())
-    } else if lower.contains("authorization prompt dismissed") {
-        OpError::Dismissed
-    } else if lower.contains("authorization timeout") {
-        OpError::AuthTimeout
-    } else if lower.contains("connecting to desktop app")
-        || lower.contains("couldn't connect to the 1password desktop app")
-    {
-        OpError::DesktopUnreachable
-    } else if lower.contains("(429)") || lower.contains("too many requests") {
-        OpError::RateLimited
-    } else if msg.is_empty() {
-        OpError::Other("op exited with an error and printed nothing".into())
-    } else {
-        // op's text reaches the user's terminal and the daemon log: no control
-        // characters (escape sequences, CR, other line breaks) and one line.
-        OpError::Other(crate::text::one_line(msg, 200))
-    }
-}
-
-/// Removes `[ERROR] YYYY/MM/DD HH:MM:SS ` (the timestamp is optional).
-fn strip_error_prefix(line: &str) -> &str {
-    let Some(rest) = line.strip_prefix("[ERROR]") else {
-        return line;
-    };
-    let rest = rest.trim_start();
-    let b = rest.as_bytes();
-    // `YYYY/MM/DD HH:MM:SS`: digits and separators only, so byte 19 is a
-    // character boundary (found by fuzzing: a multi-byte character there
-    // used to panic).
-    let is_stamp = b.len() >= 19
-        && b[..19].iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'/',
-            10 => *c == b' ',
-            13 | 16 => *c == b':',
-            _ => c.is_ascii_digit(),
-        });
-    match rest.get(19..) {
-        Some(after) if is_stamp => after.trim_start(),
-        _ => rest,
+        },
+        F::VaultNotFound => OpError::VaultNotFound(cfg.vault.clone()),
+        F::Ambiguous => OpError::Ambiguous(cfg.item.clone()),
+        F::Dismissed => OpError::Dismissed,
+        F::AuthTimeout => OpError::AuthTimeout,
+        F::DesktopUnreachable => OpError::DesktopUnreachable,
+        F::RateLimited => OpError::RateLimited,
+        F::Silent => OpError::Other("op exited with an error and printed nothing".into()),
+        F::Other(m) => OpError::Other(m),
     }
 }
 
@@ -590,10 +559,20 @@ mod tests {
         let line = "[ERROR] 2026/11/25 10:00:\u{fffd}\u{fffd} than one item";
         assert!(matches!(classify_error(line, &cfg()), OpError::Other(_)));
         assert_eq!(
-            strip_error_prefix("[ERROR] 2026/11/25 10:00:00 boom"),
-            "boom"
+            classify_error("[ERROR] 2026/11/25 10:00:00 boom", &cfg()),
+            OpError::Other("boom".into())
         );
-        assert_eq!(strip_error_prefix("[ERROR] boom"), "boom");
+    }
+
+    #[test]
+    fn default_labels_are_the_shared_ones() {
+        use pctl_protocol::op::labels;
+        let d = FieldLabels::default();
+        assert_eq!(d.access_key_id, labels::ACCESS_KEY_ID);
+        assert_eq!(d.secret_access_key, labels::SECRET_ACCESS_KEY);
+        assert_eq!(d.account_id, labels::ACCOUNT_ID);
+        assert_eq!(d.mfa_serial, labels::MFA_SERIAL);
+        assert_eq!(d.totp, labels::TOTP);
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! `pctl aws-config [--write [PATH]] [--diff]`: AWS config profiles
-//! `pctl-<role>`, printed or kept in pctl's managed block of the user's AWS
-//! config file (see [`crate::files::aws_config`]).
+//! `pctl aws-config [--write [PATH]] [--diff] [--print]`: AWS config profiles
+//! `pctl-<role>`, kept in pctl's managed block of the user's AWS config file
+//! (or printed) (see [`crate::files::aws_config`]).
 
 use std::path::PathBuf;
 
@@ -9,7 +9,7 @@ use anyhow::{anyhow, Context, Result};
 use crate::client::Client;
 use crate::{files, output};
 
-pub fn run(client: &Client, write: Option<PathBuf>, diff: bool) -> Result<()> {
+pub fn run(client: &Client, write: Option<PathBuf>, diff: bool, print: bool) -> Result<()> {
     let p = client.profiles()?;
     let exe = std::env::current_exe().context("cannot find the pctl executable")?;
     let text = output::aws_config(&exe, &p.region, &p.roles).map_err(|e| {
@@ -18,11 +18,9 @@ pub fn run(client: &Client, write: Option<PathBuf>, diff: bool) -> Result<()> {
             pctl_protocol::dirs::config_path().display()
         )
     })?;
-    match (write, diff) {
-        (None, false) => {
-            print!("{text}");
-            Ok(())
-        }
-        (path, diff) => files::aws_config::run(path, &text, p.roles.len(), diff),
+    if print {
+        print!("{text}");
+        return Ok(());
     }
+    files::aws_config::run(write, &text, p.roles.len(), diff)
 }

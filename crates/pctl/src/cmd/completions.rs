@@ -16,12 +16,15 @@ pub fn run(shell: clap_complete::Shell) -> Result<()> {
     let script = String::from_utf8(buf)?;
     let out = match shell {
         clap_complete::Shell::Bash => format!("{script}{BASH}"),
-        clap_complete::Shell::Zsh => format!(
-            "{ZSH}{}",
-            script
+        clap_complete::Shell::Zsh => {
+            let script = script
                 .replace(":ROLE:_default'", ":ROLE:_pctl_roles'")
                 .replace(":CLUSTER:_default'", ":CLUSTER:_pctl_clusters'")
-        ),
+                .replace(":IDENTITY:_default'", ":IDENTITY:_pctl_identities'");
+            // compinit reads only line 1 for `#compdef`: it stays first.
+            let (first, rest) = script.split_once('\n').unwrap_or((&script, ""));
+            format!("{first}\n{ZSH}{rest}")
+        }
         clap_complete::Shell::Fish => script
             .lines()
             // clap_complete's fish script offers hidden subcommands too.
@@ -48,6 +51,8 @@ fn fish_names(line: &str) -> Option<&'static str> {
         Some("roles")
     } else if line.contains(" -l cluster ") {
         Some("clusters")
+    } else if line.contains(" -l identity ") {
+        Some("identities")
     } else {
         None
     }
@@ -62,6 +67,7 @@ pub fn names(client: &Client, what: Names) -> Result<()> {
         let list = match what {
             Names::Roles => p.roles,
             Names::Clusters => p.clusters,
+            Names::Identities => p.identities,
         };
         print!("{}", name_lines(&list));
     }
@@ -83,6 +89,7 @@ _pctl_with_names() {
     case "$prev" in
         --role|--profile) what=roles ;;
         --cluster) what=clusters ;;
+        --identity) what=identities ;;
     esac
     if [[ -n "$what" ]]; then
         local names
@@ -106,11 +113,30 @@ _pctl_clusters() {
     names=(${(f)"$(command pctl __complete clusters 2>/dev/null)"})
     _describe -t clusters 'pctl cluster' names
 }
+_pctl_identities() {
+    local -a names
+    names=(${(f)"$(command pctl __complete identities 2>/dev/null)"})
+    _describe -t identities 'pctl identity' names
+}
 "#;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zsh_compdef_on_line_one() {
+        let mut buf = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Zsh,
+            &mut Cli::command(),
+            "pctl",
+            &mut buf,
+        );
+        assert!(String::from_utf8(buf)
+            .unwrap()
+            .starts_with("#compdef pctl\n"));
+    }
 
     #[test]
     fn a_name_the_shell_would_expand_empties_the_list() {

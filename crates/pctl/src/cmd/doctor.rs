@@ -20,9 +20,17 @@ pub fn run(client: &Client, json: bool) -> Result<()> {
         format!("client {VERSION} at {}", me.display()),
     )];
     let socket_ok = socket_check(client.socket(), &mut checks);
-    if socket_ok {
+    let config = dirs::config_path();
+    if !config.exists() {
+        checks.push(Check::fail(
+            "config",
+            format!("no config at {}", config.display()),
+            "run pctl init",
+        ));
+    } else if socket_ok {
         daemon_checks(client, &mut checks);
     }
+    checks.extend(exported_keys_check());
     checks.push(aws_profiles_check(&me));
     checks.push(kubeconfig_check(&me));
     let failed = checks.iter().any(|c| c.level == Level::Fail);
@@ -107,6 +115,25 @@ fn daemon_checks(client: &Client, checks: &mut Vec<Check>) {
             format!("see {}", log.display()),
         )),
     }
+}
+
+/// AWS keys exported in this shell beat `AWS_PROFILE` and pctl's profiles
+/// in every SDK: a warning naming them (never their values).
+fn exported_keys_check() -> Option<Check> {
+    let set: Vec<&str> = super::shell::SHADOWING_KEYS
+        .into_iter()
+        .filter(|k| std::env::var_os(k).is_some())
+        .collect();
+    (!set.is_empty()).then(|| {
+        Check::warn(
+            "environment",
+            format!(
+                "{} exported: the aws CLI and SDKs use them before AWS_PROFILE and pctl's profiles",
+                set.join(", ")
+            ),
+            format!("unset {} (`pctl shell` does)", set.join(" ")),
+        )
+    })
 }
 
 /// The pctl command a config line runs, if it runs one named `pctl`.

@@ -5,8 +5,18 @@ use anyhow::{anyhow, Result};
 use crate::client::Client;
 use crate::output;
 
-pub fn run(client: &Client, role: String, command: Vec<String>) -> Result<()> {
+/// The role `exec` runs as: the one named (checked by the daemon), else
+/// `AWS_PROFILE`'s or the only one (asked from the daemon).
+fn role_of(client: &Client, role: Option<String>) -> Result<String> {
+    match role {
+        Some(r) => Ok(r),
+        None => super::roles::default_role(&client.profiles()?.roles),
+    }
+}
+
+pub fn run(client: &Client, role: Option<String>, command: Vec<String>) -> Result<()> {
     use std::os::unix::process::CommandExt;
+    let role = role_of(client, role)?;
     let c = client.credentials(role.clone())?;
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..])
@@ -15,9 +25,30 @@ pub fn run(client: &Client, role: String, command: Vec<String>) -> Result<()> {
     for (k, v) in output::credential_vars(&c, &role) {
         cmd.env(k, v);
     }
+    // The CLI v1 reads only AWS_DEFAULT_REGION.
+    if std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+        cmd.env("AWS_DEFAULT_REGION", &c.region);
+    }
     drop(c);
     let err = cmd.exec();
-    Err(anyhow!("cannot run {}: {err}", command[0]))
+    Err(not_run(&command[0], &err))
+}
+
+/// CMD could not be started: the shell's exit statuses (127 not found, 126
+/// found but not executable), with one line saying so.
+fn not_run(cmd: &str, err: &std::io::Error) -> anyhow::Error {
+    let code = match err.kind() {
+        std::io::ErrorKind::NotFound => 127,
+        std::io::ErrorKind::PermissionDenied => 126,
+        _ => return anyhow!("cannot run {cmd}: {err}"),
+    };
+    let why = if code == 127 {
+        "command not found".to_string()
+    } else {
+        format!("not executable ({err})")
+    };
+    eprintln!("pctl: {cmd}: {why}");
+    super::Exit(code).into()
 }
 
 /// `pctl exec --server --role R -- CMD...`: CMD gets a loopback credential
@@ -26,8 +57,9 @@ pub fn run(client: &Client, role: String, command: Vec<String>) -> Result<()> {
 /// (the daemon sees the connection close). SIGTERM and SIGHUP sent to pctl
 /// are passed on to CMD; Ctrl-C reaches CMD from the terminal directly.
 /// Exits with CMD's status (128 + N when a signal N ended it).
-pub fn run_with_server(client: &Client, role: String, command: Vec<String>) -> Result<()> {
+pub fn run_with_server(client: &Client, role: Option<String>, command: Vec<String>) -> Result<()> {
     use std::os::unix::process::ExitStatusExt;
+    let role = role_of(client, role)?;
     let (conn, server) = client.credential_server(role, None)?;
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..]);
@@ -46,9 +78,7 @@ pub fn run_with_server(client: &Client, role: String, command: Vec<String>) -> R
     }
     drop(server);
     signals::forward_to_child()?;
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| anyhow!("cannot run {}: {e}", command[0]))?;
+    let mut child = cmd.spawn().map_err(|e| not_run(&command[0], &e))?;
     signals::set_child(child.id());
     let status = child.wait();
     drop(conn);

@@ -18,6 +18,8 @@ pub struct Args {
     pub write: Option<PathBuf>,
     /// Show what would change and change nothing.
     pub diff: bool,
+    /// Print the entries instead of writing them.
+    pub print: bool,
 }
 
 pub fn run(client: &Client, args: Args) -> Result<()> {
@@ -36,7 +38,41 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
         }
         None => None,
     };
-    let info = client.describe_cluster(args.cluster, args.role)?;
+    let info = match (&args.endpoint, &ca_override) {
+        // Both given: nothing to ask EKS; the daemon only confirms the names.
+        (Some(endpoint), Some(ca)) => {
+            let p = client.profiles()?;
+            if !p.clusters.contains(&args.cluster) {
+                bail!(
+                    "--cluster {}: no such cluster; configured clusters: {}",
+                    args.cluster,
+                    if p.clusters.is_empty() {
+                        "none".to_string()
+                    } else {
+                        p.clusters.join(", ")
+                    }
+                );
+            }
+            let role = match args.role.as_deref() {
+                Some(r) => super::roles::resolve(&p.roles, r, "--role")?,
+                None => p
+                    .cluster_roles
+                    .get(&args.cluster)
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            pctl_protocol::ClusterInfo {
+                key: args.cluster.clone(),
+                name: args.cluster.clone(),
+                role,
+                region: p.region,
+                endpoint: endpoint.clone(),
+                certificate_authority_data: ca.clone(),
+                arn: String::new(),
+            }
+        }
+        _ => client.describe_cluster(args.cluster, args.role)?,
+    };
     let server = args.endpoint.unwrap_or_else(|| info.endpoint.clone());
     if !server.starts_with("https://") {
         bail!("cluster endpoint {server:?} is not an https:// URL: pass --endpoint");
@@ -62,5 +98,9 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
                 dirs::config_path().display()
             )
         })?;
+    if args.print {
+        print!("{}", yaml_serde::to_string(&fresh)?);
+        return Ok(());
+    }
     files::kubeconfig_yaml::run(path, &fresh, &format!("pctl-{}", info.key), args.diff)
 }

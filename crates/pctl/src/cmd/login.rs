@@ -1,13 +1,18 @@
 //! `pctl login --role R`: open the AWS console signed in as a role.
 //!
 //! The daemon builds the sign-in URL (federation endpoint of the role's
-//! partition); this command hands it to the platform's opener (`$BROWSER`
-//! when set, else `xdg-open` on Linux, `open` on macOS) or prints it with
-//! `--stdout`. The URL is a bearer credential for 15 minutes: it is never
-//! written anywhere else, and the opener's argv is the one place it
-//! appears (every opener takes the URL as an argument).
+//! partition). The URL is a bearer credential for 15 minutes, and an
+//! opener's argv is readable by every local user (`/proc/PID/cmdline`) for
+//! as long as it runs, which for a browser is hours. So for a browser the
+//! daemon keeps the URL and answers a one-shot loopback link that redirects
+//! to it once, for its own user only, within a minute
+//! (`pctl_broker::oneshot`); this command hands that link to the platform's
+//! opener (`$BROWSER` when set, else `xdg-open` on Linux, `open` on macOS)
+//! without waiting for the opener to end. `--stdout` prints the URL itself
+//! (the user asked for it).
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
@@ -15,7 +20,7 @@ use crate::client::{Client, ConsoleLoginArgs};
 
 pub fn run(client: &Client, args: ConsoleLoginArgs, stdout: bool) -> Result<()> {
     let role = args.role.clone();
-    let login = client.console_login(args)?;
+    let login = client.console_login(args, !stdout)?;
     if stdout {
         return super::write_secret(format!("{}\n", login.url));
     }
@@ -24,7 +29,8 @@ pub fn run(client: &Client, args: ConsoleLoginArgs, stdout: bool) -> Result<()> 
         .filter(|b| !b.trim().is_empty());
     let tried = open(&login.url, browser.as_deref())?;
     eprintln!(
-        "pctl: opened the AWS console as role {role} with {tried} (console session until {})",
+        "pctl: opened the AWS console as role {role} with {tried} (a one-use link for the next \
+         minute; console session until {})",
         login.session_expires
     );
     Ok(())
@@ -77,7 +83,13 @@ fn openers(browser: Option<&str>) -> Vec<Vec<String>> {
     }
 }
 
-/// Runs the first opener that starts and succeeds; returns its name.
+/// How long an opener may take to fail before it counts as started: an
+/// opener that hands the URL to a running browser ends at once, one that is
+/// the browser keeps running and is left to it.
+const OPENER_GRACE: Duration = Duration::from_millis(1500);
+
+/// Runs the first opener that starts and does not fail within
+/// [`OPENER_GRACE`]; returns its name. Never waits for a browser to end.
 fn open(url: &str, browser: Option<&str>) -> Result<String> {
     let mut failures = Vec::new();
     for argv in openers(browser) {
@@ -86,21 +98,41 @@ fn open(url: &str, browser: Option<&str>) -> Result<String> {
         if !has_placeholder {
             args.push(url.to_string());
         }
-        let status = Command::new(&argv[0])
+        // Detached from pctl's streams: a browser outliving pctl neither
+        // writes into the terminal later nor holds a caller's pipe open.
+        let child = Command::new(&argv[0])
             .args(&args)
             .stdin(Stdio::null())
-            .status();
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
         // Never repeat the URL in a message.
-        match status {
-            Ok(s) if s.success() => return Ok(argv[0].clone()),
-            Ok(s) => failures.push(format!("{} exited with {s}", argv[0])),
-            Err(e) => failures.push(format!("{}: {e}", argv[0])),
+        match child.map(settle) {
+            Ok(Ok(None)) => return Ok(argv[0].clone()),
+            Ok(Ok(Some(s))) if s.success() => return Ok(argv[0].clone()),
+            Ok(Ok(Some(s))) => failures.push(format!("{} exited with {s}", argv[0])),
+            Ok(Err(e)) | Err(e) => failures.push(format!("{}: {e}", argv[0])),
         }
     }
     bail!(
         "cannot open a browser ({}): set BROWSER, or use --stdout and open the URL yourself",
         failures.join("; ")
     )
+}
+
+/// The opener's exit status if it ends within [`OPENER_GRACE`], else `None`
+/// (still running: left to run on its own).
+fn settle(mut child: Child) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait()? {
+            return Ok(Some(s));
+        }
+        if start.elapsed() >= OPENER_GRACE {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[cfg(test)]
@@ -118,5 +150,17 @@ mod tests {
         );
         assert_eq!(openers(None), vec![vec![platform_opener().to_string()]]);
         assert_eq!(openers(Some("::")), Vec::<Vec<String>>::new());
+    }
+
+    #[test]
+    fn an_opener_that_fails_at_once_makes_way_for_the_next() {
+        // (one that keeps running, as a browser does, is left running:
+        // tests/e2e/test_login_oneshot.py checks it is alive after login)
+        assert_eq!(open("x", Some("false:true")).unwrap(), "true");
+        let e = open("x", Some("false")).unwrap_err().to_string();
+        assert!(
+            e.contains("false exited with") && e.contains("--stdout"),
+            "{e}"
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod kubeconfig;
 pub mod lock;
 pub mod login;
 pub mod prompt;
+pub mod roles;
 pub mod rotate;
 pub mod serve;
 pub mod shell;

@@ -10,6 +10,14 @@ use crate::cli::ShellKind;
 use crate::client::Client;
 use crate::output;
 
+/// Exported keys come first in every SDK's credential chain: left in place
+/// they would beat `AWS_PROFILE` and pctl's profiles.
+pub const SHADOWING_KEYS: [&str; 3] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+
 pub fn run(client: &Client, shell: ShellKind, profile: Option<String>) -> Result<()> {
     if let Some(role) = &profile {
         if !role
@@ -19,9 +27,31 @@ pub fn run(client: &Client, shell: ShellKind, profile: Option<String>) -> Result
             bail!("--profile {role:?}: role names are letters, digits, - and _");
         }
     }
-    client.ping()?;
+    // The daemon (started if needed) says which roles its config has.
+    let roles = client.profiles()?.roles;
+    let profile = profile
+        .map(|p| super::roles::resolve(&roles, &p, "--profile"))
+        .transpose()?;
     let sock = absolute(client.socket());
-    let mut out = output::export(shell, "PCTL_SOCK", &sock.display().to_string());
+    let mut out = String::new();
+    let set: Vec<&str> = SHADOWING_KEYS
+        .into_iter()
+        .filter(|k| std::env::var_os(k).is_some())
+        .collect();
+    if !set.is_empty() {
+        for k in &set {
+            out.push_str(&output::unset(shell, k));
+        }
+        eprintln!(
+            "pctl: unset {} (exported keys would take precedence over pctl's profiles)",
+            set.join(", ")
+        );
+    }
+    out.push_str(&output::export(
+        shell,
+        "PCTL_SOCK",
+        &sock.display().to_string(),
+    ));
     if let Ok(cfg) = std::env::var("PCTL_CONFIG") {
         out.push_str(&output::export(
             shell,

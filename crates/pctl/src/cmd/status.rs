@@ -1,74 +1,180 @@
 //! `pctl status [--json]`: lock state, sessions, tokens and counters (never a secret).
+//!
+//! The text form is for scanning: the config path once, one header line per
+//! identity with its state, one line per role (aligned columns), times
+//! both absolute and relative (`10:15:00Z (in 59m)`), the recent issuances.
+
+use std::path::Path;
 
 use anyhow::Result;
+use pctl_protocol::{IdentityStatus, Status};
 
 use crate::client::Client;
+use crate::output::{columns, when};
 
 pub fn run(client: &Client, json: bool) -> Result<()> {
     let s = client.status()?;
+    // A daemon started before the file was removed (or with another one).
+    if !Path::new(&s.config).exists() {
+        return Err(crate::client::no_config(Path::new(&s.config)));
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
-        print(&s);
+        print!("{}", text(&s));
     }
     Ok(())
 }
 
-fn print(s: &pctl_protocol::Status) {
-    println!("pctl {} (pid {}), config {}", s.version, s.pid, s.config);
-    if s.locked {
-        println!("locked ({})", s.lock_reason.as_deref().unwrap_or("?"));
+/// How many recent issuances the text form shows.
+const RECENT: usize = 5;
+
+fn opt_when(t: &Option<String>) -> String {
+    t.as_deref().map(when).unwrap_or_else(|| "?".into())
+}
+
+fn identity_state(i: &IdentityStatus) -> String {
+    if i.locked {
+        format!("locked ({})", i.lock_reason.as_deref().unwrap_or("?"))
     } else {
-        println!(
-            "unlocked since {}; locks at {}",
-            s.unlocked_at.as_deref().unwrap_or("?"),
-            s.locks_at.as_deref().unwrap_or("?")
-        );
+        format!(
+            "unlocked since {}, locks at {}",
+            opt_when(&i.unlocked_at),
+            opt_when(&i.locks_at)
+        )
     }
-    if let Some(exp) = &s.mfa_session_expires {
-        println!("MFA session expires {exp}");
+}
+
+fn text(s: &Status) -> String {
+    let mut out = format!("pctl {} (pid {}), config {}\n", s.version, s.pid, s.config);
+    if s.identities.is_empty() {
+        let state = if s.locked {
+            format!("locked ({})", s.lock_reason.as_deref().unwrap_or("?"))
+        } else {
+            format!(
+                "unlocked since {}, locks at {}",
+                opt_when(&s.unlocked_at),
+                opt_when(&s.locks_at)
+            )
+        };
+        out.push_str(&format!("{state}\n"));
     }
-    if let Some(op) = &s.op_path {
-        println!("op: {op}");
-    }
-    if let Some(m) = &s.mlock {
-        println!("warning: {m}");
-    }
-    if s.identities.len() > 1 {
-        for i in &s.identities {
-            let state = if i.locked {
-                format!("locked ({})", i.lock_reason.as_deref().unwrap_or("?"))
-            } else {
-                format!(
-                    "unlocked since {}; locks at {}",
-                    i.unlocked_at.as_deref().unwrap_or("?"),
-                    i.locks_at.as_deref().unwrap_or("?")
-                )
-            };
-            println!(
-                "identity {:<10} item \"{}\" in {}  mfa {}  {state}  op reads {}",
-                i.name, i.item, i.vault, i.mfa, i.op_reads
-            );
+    for i in &s.identities {
+        out.push_str(&format!(
+            "identity {}: {}; item \"{}\" in {}, mfa {}, op reads {}\n",
+            i.name,
+            identity_state(i),
+            i.item,
+            i.vault,
+            i.mfa,
+            i.op_reads
+        ));
+        if let Some(exp) = &i.mfa_session_expires {
+            out.push_str(&format!("  MFA session ends {}\n", when(exp)));
         }
     }
+    if let Some(op) = &s.op_path {
+        out.push_str(&format!("op: {op}\n"));
+    }
+    if let Some(m) = &s.mlock {
+        out.push_str(&format!("warning: {m}\n"));
+    }
+    // One line per role: configured roles first, then sessions of roles no
+    // longer configured.
+    let mut rows: Vec<[String; 5]> = Vec::new();
     for o in &s.role_origins {
-        println!(
-            "role {:<12} identity {}  from {}",
-            o.role, o.identity, o.file
-        );
+        let session = s.roles.iter().find(|r| r.role == o.role);
+        let arn = o
+            .arn
+            .clone()
+            .or_else(|| session.map(|r| r.arn.clone()))
+            .unwrap_or_else(|| "-".into());
+        let from = if o.file == s.config {
+            String::new()
+        } else {
+            o.file.clone()
+        };
+        rows.push([
+            o.role.clone(),
+            o.identity.clone(),
+            arn,
+            session
+                .map(|r| format!("until {}", when(&r.expiration)))
+                .unwrap_or_else(|| "-".into()),
+            from,
+        ]);
     }
     for r in &s.roles {
-        println!("role {:<12} {}  expires {}", r.role, r.arn, r.expiration);
+        if !s.role_origins.iter().any(|o| o.role == r.role) {
+            rows.push([
+                r.role.clone(),
+                "?".into(),
+                r.arn.clone(),
+                format!("until {}", when(&r.expiration)),
+                "(no longer configured)".into(),
+            ]);
+        }
     }
-    for t in &s.tokens {
-        println!(
-            "token {:<11} role {}  expires {}",
-            t.cluster, t.role, t.expiration
-        );
+    if !rows.is_empty() {
+        out.push('\n');
+        let head = ["ROLE", "IDENTITY", "ARN", "SESSION", "FROM"].map(String::from);
+        out.push_str(&columns(&head, &rows));
+    }
+    if !s.tokens.is_empty() {
+        out.push('\n');
+        let head = ["CLUSTER", "ROLE", "TOKEN"].map(String::from);
+        let rows: Vec<[String; 3]> = s
+            .tokens
+            .iter()
+            .map(|t| {
+                [
+                    t.cluster.clone(),
+                    t.role.clone(),
+                    format!("until {}", when(&t.expiration)),
+                ]
+            })
+            .collect();
+        out.push_str(&columns(&head, &rows));
+    }
+    let recent: Vec<[String; 4]> = s
+        .recent
+        .iter()
+        .rev()
+        .take(RECENT)
+        .rev()
+        .map(|r| {
+            let what = match (&r.role, &r.cluster) {
+                (Some(role), Some(c)) => format!("{c} as {role}"),
+                (Some(role), None) => role.clone(),
+                (None, Some(c)) => c.clone(),
+                (None, None) => String::new(),
+            };
+            let by = r
+                .exe
+                .as_deref()
+                .map(|e| e.rsplit('/').next().unwrap_or(e).to_string())
+                .unwrap_or_default();
+            let by = match r.pid {
+                Some(pid) => format!("{by} (pid {pid})"),
+                None => by,
+            };
+            let issued = if r.cached {
+                format!("{} (cached)", r.issued)
+            } else {
+                r.issued.clone()
+            };
+            [when(&r.time), issued, what, by]
+        })
+        .collect();
+    if !recent.is_empty() {
+        out.push('\n');
+        let head = ["RECENT", "ISSUED", "FOR", "TO"].map(String::from);
+        out.push_str(&columns(&head, &recent));
     }
     let c = &s.counters;
-    println!(
-        "calls: op {}, GetSessionToken {}, AssumeRole {}, EKS tokens minted {}, DescribeCluster {}, requests {}, refused peers {}",
+    out.push_str(&format!(
+        "\ncalls: op {}, GetSessionToken {}, AssumeRole {}, EKS tokens minted {}, DescribeCluster {}, requests {}, refused peers {}\n",
         c.op_calls, c.get_session_token, c.assume_role, c.eks_tokens_minted, c.describe_cluster, c.requests, c.refused_peers
-    );
+    ));
+    out
 }

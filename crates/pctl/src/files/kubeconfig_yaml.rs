@@ -33,13 +33,22 @@ pub fn run(path: PathBuf, fresh: &serde_json::Value, name: &str, diff_only: bool
         merge(old, fresh).map_err(|e| anyhow!("{}: {e}; nothing changed", path.display()))
     })?;
     super::finish(&edit, diff_only, &format!("context {name}"))?;
-    if !diff_only {
+    if !diff_only && !on_kubectls_path(&path) {
         eprintln!(
             "pctl: use it with kubectl --kubeconfig {} --context {name}",
             path.display()
         );
     }
     Ok(())
+}
+
+/// Whether kubectl reads `path` without `--kubeconfig`: a file of
+/// `$KUBECONFIG`, else `~/.kube/config`.
+fn on_kubectls_path(path: &std::path::Path) -> bool {
+    match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        Some(v) => std::env::split_paths(&v).any(|p| p == path),
+        None => default_path().is_ok_and(|d| d == path),
+    }
 }
 
 /// The existing kubeconfig text (None or blank: a new file) with `fresh`'s

@@ -9,7 +9,6 @@
 //! `<file>.pctl-backup`. Nothing is written when the text would not change.
 
 pub mod aws_config;
-pub mod eks_get_token;
 pub mod import;
 pub mod kubeconfig_yaml;
 pub mod pctl_config;
@@ -50,10 +49,16 @@ impl Edit {
             return String::new();
         }
         let name = self.path.display().to_string();
+        // The part after the tab is a label, as in `diff -u`'s headers.
+        let old = if self.old.is_some() {
+            format!("{name}\tnow")
+        } else {
+            format!("{name}\tno such file yet")
+        };
         similar::TextDiff::from_lines(self.old.as_deref().unwrap_or(""), self.new.as_str())
             .unified_diff()
             .context_radius(3)
-            .header(&name, &name)
+            .header(&old, &format!("{name}\tafter pctl"))
             .to_string()
     }
 
@@ -163,13 +168,23 @@ fn home() -> Result<PathBuf> {
 
 /// What a command that edits a file reports: the diff (with `--diff`) or
 /// what it wrote. `what` names the change, e.g. "2 profile(s)".
+///
+/// With `--diff`, exits as `diff` does: 0 when there is nothing to change,
+/// 1 when there is (the diff is coloured on a terminal).
 pub fn finish(edit: &Edit, diff_only: bool, what: &str) -> Result<()> {
     if diff_only {
-        print!("{}", edit.diff());
         if !edit.changed() {
             eprintln!("pctl: {} is up to date", edit.path.display());
+            return Ok(());
         }
-        return Ok(());
+        use std::io::IsTerminal;
+        let diff = edit.diff();
+        if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+            print!("{}", colour(&diff));
+        } else {
+            print!("{diff}");
+        }
+        return Err(crate::cmd::Exit(1).into());
     }
     if !edit.changed() {
         eprintln!("pctl: {} is up to date ({what})", edit.path.display());
@@ -185,6 +200,26 @@ pub fn finish(edit: &Edit, diff_only: bool, what: &str) -> Result<()> {
         None => eprintln!("pctl: wrote {what} to {}", edit.path.display()),
     }
     Ok(())
+}
+
+/// A unified diff with ANSI colours: headers bold, removals red, additions green.
+fn colour(diff: &str) -> String {
+    diff.lines()
+        .map(|l| {
+            let code = if l.starts_with("---") || l.starts_with("+++") {
+                "1"
+            } else if l.starts_with('-') {
+                "31"
+            } else if l.starts_with('+') {
+                "32"
+            } else if l.starts_with("@@") {
+                "36"
+            } else {
+                return format!("{l}\n");
+            };
+            format!("\x1b[{code}m{l}\x1b[0m\n")
+        })
+        .collect()
 }
 
 #[cfg(test)]

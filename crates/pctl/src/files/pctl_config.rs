@@ -1,7 +1,8 @@
-//! A read-only view of pctl's config file for the client: the role and
-//! cluster tables, nothing else. The daemon owns and validates the config;
-//! the client reads this much only to map `aws eks get-token` flags to a
-//! configured cluster and to import roles without clobbering existing ones.
+//! A read-only view of pctl's config file for the client: its region and
+//! role table, nothing else. The daemon owns and validates the config;
+//! the client reads this much only to import roles without clobbering
+//! existing ones (`pctl init`). It never resolves a request with it: the
+//! daemon does, against the config and its includes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,11 +12,11 @@ use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct View {
+    /// Checked by `init`'s tests only.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub region: Option<String>,
     #[serde(default)]
     pub roles: BTreeMap<String, RoleView>,
-    #[serde(default)]
-    pub clusters: BTreeMap<String, ClusterView>,
     /// Only the names matter to the client (an import skips existing ones).
     #[serde(default)]
     pub identities: BTreeMap<String, toml::Value>,
@@ -25,13 +26,6 @@ pub struct View {
 pub struct RoleView {
     pub name: Option<String>,
     pub arn: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct ClusterView {
-    pub name: Option<String>,
-    pub region: Option<String>,
-    pub role: Option<String>,
 }
 
 impl View {
@@ -52,14 +46,6 @@ impl View {
                 e.message().trim().replace('\n', "; ")
             )
         })
-    }
-
-    /// Reads `path`; a missing file is an empty view.
-    pub fn load(path: &Path) -> Result<View> {
-        match super::read_optional(path)? {
-            Some(text) => View::parse(&text, path),
-            None => Ok(View::default()),
-        }
     }
 }
 

@@ -59,7 +59,7 @@ fn run_level(socket: &std::path::Path, cluster: &str, concurrency: usize, reques
             cluster: cluster.into(),
             role: None,
             env: None,
-            adhoc: None,
+            get_token: None,
         },
     });
     let tickets = Arc::new(AtomicU64::new(requests));

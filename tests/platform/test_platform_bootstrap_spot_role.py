@@ -1,0 +1,131 @@
+"""Issue 20 items 3 and 5, with the real aws CLI against a moto server:
+bootstrap-state.sh creates the EC2 Spot service-linked role an empty account
+lacks (and a second run, or an existing role, is success), and the CI
+fallback's terminate-karpenter-instances.sh terminates only the Karpenter
+instances of the named cluster."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+
+import rig  # noqa: E402
+import stack_tools  # noqa: E402
+
+BOOTSTRAP = stack_tools.TERRAFORM_DIR / "bootstrap-state.sh"
+TERMINATE = stack_tools.TERRAFORM_DIR / "terminate-karpenter-instances.sh"
+SPOT_ROLE = "AWSServiceRoleForEC2Spot"
+
+
+@pytest.fixture()
+def moto(tmp_path_factory):
+    server = rig.Moto(str(tmp_path_factory.mktemp("moto-spot")), "spot").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def env(tmp_path, moto):
+    config = tmp_path / "aws-config"
+    config.write_text(
+        "[profile pctl-admin]\naws_access_key_id = testing\naws_secret_access_key = testing\nregion = us-east-1\n")
+    aws_bin = stack_tools.require_tool("aws")
+    return {
+        "PATH": f"{Path(aws_bin).parent}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(config),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+        "AWS_ENDPOINT_URL": moto.url,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def run(script: Path, env: dict, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(script), *args], env=env, capture_output=True, text=True, timeout=180,
+                          check=False, cwd=cwd)
+
+
+def bootstrap(tmp_path: Path, env: dict) -> subprocess.CompletedProcess:
+    tfdir = tmp_path / "terraform"
+    tfdir.mkdir(exist_ok=True)
+    shutil.copy(BOOTSTRAP, tfdir / BOOTSTRAP.name)
+    return run(tfdir / BOOTSTRAP.name, env, "--bucket", "state-spot-example")
+
+
+def spot_roles(moto) -> list[dict]:
+    # By its service path: moto names the role after the service principal
+    # (AWSServiceRoleForspot), AWS calls it AWSServiceRoleForEC2Spot.
+    return moto.client("iam").list_roles(PathPrefix="/aws-service-role/spot.amazonaws.com/")["Roles"]
+
+
+def test_bootstrap_creates_the_spot_service_linked_role_once(tmp_path, env, moto):
+    assert spot_roles(moto) == []
+    first = bootstrap(tmp_path, env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"created {SPOT_ROLE}" in first.stdout
+    roles = spot_roles(moto)
+    assert len(roles) == 1 and roles[0]["Path"] == "/aws-service-role/spot.amazonaws.com/"
+
+    second = bootstrap(tmp_path, env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"{SPOT_ROLE} exists; kept" in second.stdout
+    assert len(spot_roles(moto)) == 1
+
+
+def test_bootstrap_keeps_a_spot_role_made_elsewhere(tmp_path, env, moto):
+    moto.client("iam").create_service_linked_role(AWSServiceName="spot.amazonaws.com")
+    proc = bootstrap(tmp_path, env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{SPOT_ROLE} exists; kept" in proc.stdout
+    assert len(spot_roles(moto)) == 1
+
+
+# --------------------------------------------------------------------------
+# the CI fallback: Karpenter instances of one cluster, nothing else
+
+
+def launch(ec2, tags: dict[str, str]) -> str:
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    reservation = ec2.run_instances(
+        ImageId=image, MinCount=1, MaxCount=1, InstanceType="t4g.medium",
+        TagSpecifications=[{"ResourceType": "instance",
+                            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
+    return reservation["Instances"][0]["InstanceId"]
+
+
+def state(ec2, instance: str) -> str:
+    return ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+
+def test_fallback_terminates_only_the_clusters_karpenter_instances(env, moto):
+    ec2 = moto.client("ec2")
+    karpenter = launch(ec2, {"eks:eks-cluster-name": "pr-7", "karpenter.sh/nodepool": "default"})
+    karpenter_owned = launch(ec2, {"kubernetes.io/cluster/pr-7": "owned", "karpenter.sh/nodepool": "gpu"})
+    node_group = launch(ec2, {"eks:eks-cluster-name": "pr-7", "eks:nodegroup-name": "system"})
+    other_cluster = launch(ec2, {"eks:eks-cluster-name": "pr-8", "karpenter.sh/nodepool": "default"})
+
+    proc = run(TERMINATE, env, "--cluster", "pr-7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert state(ec2, karpenter) == state(ec2, karpenter_owned) == "terminated"
+    assert state(ec2, node_group) == state(ec2, other_cluster) == "running"
+
+    again = run(TERMINATE, env, "--cluster", "pr-7")
+    assert again.returncode == 0 and "no Karpenter instance of pr-7" in again.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "--cluster is required"),
+    (["--cluster", "pr-7", "--profile", "default"], "is not a pctl profile"),
+    (["--cluster", "Bad Name"], "is not a cluster name"),
+], ids=["no-cluster", "non-pctl-profile", "bad-name"])
+def test_fallback_bad_input_is_one_clear_line(env, args, message):
+    proc = run(TERMINATE, env, *args)
+    assert proc.returncode != 0
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
