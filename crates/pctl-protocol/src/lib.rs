@@ -160,14 +160,6 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
     },
-    /// A loopback HTTP endpoint answering the container credential
-    /// provider with the role's current session. It lives exactly as long
-    /// as the connection that asked for it: the client sends nothing more
-    /// and keeps the connection open; closing it (or any further byte)
-    /// ends the endpoint.
-    ///
-    /// `env` is kept for the endpoint's lifetime: the daemon may have to
-    /// unlock again (MFA session or lifetime limit) while a long job runs.
     /// Start (or join) the IAM Identity Center device authorization of an
     /// `sso` identity, after [`ErrorKind::NeedsSignIn`]. The answer is
     /// [`Reply::SignIn`]: what the user opens and types.
@@ -181,6 +173,14 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         identity: Option<String>,
     },
+    /// A loopback HTTP endpoint answering the container credential
+    /// provider with the role's current session. It lives exactly as long
+    /// as the connection that asked for it: the client sends nothing more
+    /// and keeps the connection open; closing it (or any further byte)
+    /// ends the endpoint.
+    ///
+    /// `env` is kept for the endpoint's lifetime: the daemon may have to
+    /// unlock again (MFA session or lifetime limit) while a long job runs.
     CredentialServer {
         role: String,
         /// 127.0.0.1 port to bind; `None`: a free one.
