@@ -38,7 +38,7 @@ role_name = "ReadOnly"
 ACCOUNTS = [
     {"accountId": rig.ACCOUNT_ID, "accountName": "platform", "emailAddress": "p@example.com",
      "roles": ["Dev", "ReadOnly"]},
-    {"accountId": "210987654321", "accountName": "sandbox", "emailAddress": "s@example.com",
+    {"accountId": "999999999999", "accountName": "sandbox", "emailAddress": "s@example.com",
      "roles": ["Dev"]},
     {"accountId": "111122223333", "accountName": "audit", "emailAddress": "a@example.com",
      "roles": ["ReadOnly", "Auditor", "Billing"]},

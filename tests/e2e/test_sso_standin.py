@@ -34,7 +34,7 @@ def sso(tmp_path, sso_moto):
     s = sso_rig.SsoServer(str(tmp_path / "sso"), sso_moto.url, sso_moto.sso_keys).start()
     s.assign([{"accountId": rig.ACCOUNT_ID, "accountName": "platform",
                "emailAddress": "platform@example.com", "roles": ["Dev", "ReadOnly"]},
-              {"accountId": "210987654321", "accountName": "sandbox",
+              {"accountId": "999999999999", "accountName": "sandbox",
                "emailAddress": "sandbox@example.com", "roles": ["Dev"]},
               {"accountId": "111122223333", "accountName": "audit",
                "emailAddress": "audit@example.com", "roles": ["ReadOnly"]}])
@@ -126,7 +126,7 @@ def test_device_flow_through_botocore_clients(sso, sso_moto):
     portal = client("sso", sso.url)
     accounts = [a for p in portal.get_paginator("list_accounts").paginate(
         accessToken=new["accessToken"]) for a in p["accountList"]]
-    assert [a["accountId"] for a in accounts] == [rig.ACCOUNT_ID, "210987654321", "111122223333"]
+    assert [a["accountId"] for a in accounts] == [rig.ACCOUNT_ID, "999999999999", "111122223333"]
     assert len(sso.records("ListAccounts")) == 2  # page size 2: two pages
     roles = [r["roleName"] for p in portal.get_paginator("list_account_roles").paginate(
         accessToken=new["accessToken"], accountId=rig.ACCOUNT_ID) for r in p["roleList"]]

@@ -90,9 +90,11 @@ def test_every_file_is_root_owned_with_sane_modes(deb):
             assert mode == "-rw-r--r--", line
 
 
-def subcommands(pctl):
-    """The client's subcommands as its own --help lists them."""
-    out = run(pctl, "--help").stdout
+def subcommands(pctl, *parents):
+    """The client's subcommands (of `pctl PARENTS...`) as its own --help lists them."""
+    out = run(pctl, *parents, "--help").stdout
+    if "Commands:" not in out:
+        return []
     commands = out.split("Commands:", 1)[1].split("Options:", 1)[0]
     names = [line.split()[0] for line in commands.splitlines() if line.startswith("  ")]
     return [n for n in names if n != "help"]
@@ -113,7 +115,11 @@ def test_layout(root):
         assert os.path.isfile(installed(root, path)), f"{path} missing from the package"
     names = subcommands(installed(root, "/usr/bin/pctl"))
     assert "eks" in names and "credential-process" in names, names
-    want = {"pctl.1.gz", "pctl-eks-token.1.gz"} | {f"pctl-{n}.1.gz" for n in names}
+    # one page per subcommand and per nested one (`eks token`, `sso roles`)
+    want = {"pctl.1.gz"} | {f"pctl-{n}.1.gz" for n in names} | {
+        f"pctl-{n}-{m}.1.gz" for n in names
+        for m in subcommands(installed(root, "/usr/bin/pctl"), n)}
+    assert "pctl-eks-token.1.gz" in want, want
     assert set(os.listdir(installed(root, "/usr/share/man/man1"))) == want
 
 

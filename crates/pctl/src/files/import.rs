@@ -573,7 +573,7 @@ region = eu-west-1
 [profile legacy]
 sso_start_url = https://other.awsapps.com/start
 sso_region = us-east-2
-sso_account_id = 210987654321
+sso_account_id = 999999999999
 sso_role_name = ReadOnly
 
 [profile lost]
@@ -590,7 +590,7 @@ sso_role_name = X
         assert!(toml.contains("[identities.corp]\nsource = \"sso\"\nstart_url = \"https://example.awsapps.com/start\"\nsso_region = \"eu-west-1\"\nregistration_scopes = [\"sso:account:access\"]"), "{toml}");
         assert!(toml.contains("[identities.other]\nsource = \"sso\"\nstart_url = \"https://other.awsapps.com/start\"\nsso_region = \"us-east-2\""), "{toml}");
         assert!(toml.contains("[roles.dev]\nidentity = \"corp\"\naccount_id = \"123456789012\"\nrole_name = \"Dev\""), "{toml}");
-        assert!(toml.contains("[roles.legacy]\nidentity = \"other\"\naccount_id = \"210987654321\"\nrole_name = \"ReadOnly\""), "{toml}");
+        assert!(toml.contains("[roles.legacy]\nidentity = \"other\"\naccount_id = \"999999999999\"\nrole_name = \"ReadOnly\""), "{toml}");
         assert!(!toml.contains("[roles.lost]"), "{toml}");
         assert!(
             imp.notes.iter().any(|n| n.contains("[profile lost]")),
