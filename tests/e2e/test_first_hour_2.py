@@ -80,3 +80,59 @@ def test_signature_expired_names_only_the_clock(pctl_env, skewed_sts):
     r = env.run("credential-process", "--role", "admin")
     err = rig.assert_pctl_error(r, "clock is off", "pctl doctor", "Signature expired: 2026")
     assert "secret key" not in err, err
+
+
+# -- 6. a daemon started with another setup
+
+
+def test_daemon_with_another_config_says_which_and_what_to_do(auth_env):
+    auth_env.ok("credential-process", "--role", "admin")  # the daemon reads the default file
+    other = os.path.join(auth_env.root, "other.toml")
+    shutil.copy(auth_env.config_path, other)
+    mine = {"PCTL_CONFIG": other}
+
+    r = auth_env.run("credential-process", "--role", "admin", env=mine)
+    rig.assert_pctl_error(r, "another setup", auth_env.config_path, other, "PCTL_CONFIG",
+                          "run `pctl stop`, then retry")
+    r = auth_env.run("env", "--role", "admin", env=mine)
+    rig.assert_pctl_error(r, "another setup", "pctl stop")
+
+    r = auth_env.run("doctor", env=mine)
+    assert r.returncode == 1, r
+    fail = [l for l in r.stdout.splitlines() if l.startswith("FAIL") and "daemon setup" in l]
+    assert fail and other in fail[0] and "fix: run `pctl stop`" in fail[0], r.stdout
+    assert not [l for l in r.stdout.splitlines() if "daemon setup" in l and l.startswith("OK")]
+
+    r = auth_env.run("status", env=mine)
+    assert r.returncode == 0, r
+    assert "another setup" in r.stderr and "pctl stop" in r.stderr, r.stderr
+
+    # the same shell as the daemon's: no complaint
+    r = auth_env.ok("doctor")
+    assert "daemon setup" not in r.stdout, r.stdout
+    assert auth_env.ok("status").stderr == ""
+
+    # what the message says to do works: the next daemon reads the shell's file
+    auth_env.ok("stop", env=mine)
+    auth_env.ok("credential-process", "--role", "admin", env=mine)
+    assert auth_env.run("status", "--json", env=mine).stdout.count(other) >= 1
+    r = auth_env.run("credential-process", "--role", "admin")  # now the default one differs
+    rig.assert_pctl_error(r, "another setup", other, auth_env.config_path)
+
+
+def test_daemon_with_other_endpoints_names_them_never_their_values(auth_env):
+    auth_env.ok("credential-process", "--role", "admin")
+    proxy = "http://someone:proxy-password-123@127.0.0.1:9"
+    r = auth_env.run("credential-process", "--role", "admin",
+                     env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "HTTPS_PROXY": proxy})
+    err = rig.assert_pctl_error(r, "another setup", "STS endpoint", "AWS_ENDPOINT_URL",
+                                "HTTPS proxy", "HTTPS_PROXY", "pctl stop")
+    assert "proxy-password-123" not in err and "127.0.0.1:9" not in err, err
+    assert auth_env.config_path not in err, "the config is the same: not named"
+
+
+def test_same_effective_endpoint_set_another_way_is_no_difference(auth_env):
+    auth_env.ok("credential-process", "--role", "admin")
+    auth_env.ok("credential-process", "--role", "admin",
+                env={"AWS_ENDPOINT_URL_STS": auth_env.endpoint_url,
+                     "AWS_ENDPOINT_URL_IAM": auth_env.endpoint_url})

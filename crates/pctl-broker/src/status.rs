@@ -111,5 +111,6 @@ pub fn build(p: Parts<'_>, clock: &dyn Clock) -> Status {
         recent: p.recent,
         identities,
         role_origins: p.role_origins,
+        setup_differs: None,
     }
 }

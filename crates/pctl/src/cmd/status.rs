@@ -18,6 +18,10 @@ pub fn run(client: &Client, json: bool) -> Result<()> {
     if !Path::new(&s.config).exists() {
         return Err(crate::client::no_config(Path::new(&s.config)));
     }
+    // It answers from its own config and endpoints, not this shell's.
+    if let Some(why) = &s.setup_differs {
+        eprintln!("pctl: warning: {why}");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
