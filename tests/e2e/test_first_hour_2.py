@@ -136,3 +136,57 @@ def test_same_effective_endpoint_set_another_way_is_no_difference(auth_env):
     auth_env.ok("credential-process", "--role", "admin",
                 env={"AWS_ENDPOINT_URL_STS": auth_env.endpoint_url,
                      "AWS_ENDPOINT_URL_IAM": auth_env.endpoint_url})
+
+
+# -- 13. help: every argument described; `init --role KEY=ARN`; aws eks get-token's form
+
+SUBCOMMANDS = ["init", "shell", "unlock", "lock", "rotate", "status", "doctor", "prompt",
+               "stop", "credential-process", "env", "exec", "roles", "aws-config", "eks token",
+               "kubeconfig", "completions", "login", "serve", "daemon"]
+
+
+def undescribed(help_text):
+    """Entries of the Arguments/Options sections of clap's `-h` with no description (on
+    their line, or on the more indented line after it)."""
+    missing, section = [], None
+    lines = help_text.splitlines()
+    for i, line in enumerate(lines):
+        if line and not line.startswith(" "):
+            section = line[:-1] if line.endswith(":") else None
+            continue
+        entry = line.strip()
+        indent = len(line) - len(line.lstrip())
+        if section not in ("Arguments", "Options") or indent not in (2, 6) \
+                or entry[:1] not in ("-", "<", "["):
+            continue
+        parts = entry.split("  ", 1)
+        if len(parts) == 2 and parts[1].strip():
+            continue
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if len(nxt) - len(nxt.lstrip()) > 6 and nxt.strip():
+            continue
+        missing.append(entry)
+    return missing
+
+
+@pytest.mark.parametrize("sub", SUBCOMMANDS)
+def test_every_argument_has_a_description(pctl_env, sub):
+    env = pctl_env("http://127.0.0.1:9")
+    r = env.ok(*sub.split(), "-h")
+    assert "Options:" in r.stdout, r.stdout
+    assert undescribed(r.stdout) == [], r.stdout
+
+
+def test_init_role_shows_key_equals_arn(pctl_env):
+    env = pctl_env("http://127.0.0.1:9")
+    out = env.ok("init", "--help").stdout
+    assert "--role <[KEY=]NAME_OR_ARN>" in out, out
+    assert "--role KEY=ARN" in out, out
+
+
+def test_eks_token_help_shows_the_aws_eks_get_token_form(pctl_env):
+    env = pctl_env("http://127.0.0.1:9")
+    out = " ".join(env.ok("eks", "token", "--help").stdout.split())
+    assert "aws eks get-token" in out, out
+    assert "pctl eks token --region R --cluster-name NAME [--role-arn ARN]" in out, out
+    assert "pctl --region R eks get-token --cluster-name NAME" in out, out
