@@ -53,6 +53,9 @@ PACKAGE_BUILDERS = tuple(os.path.join(rig.TESTS, "packaging", f)
                          for f in ("test_deb.py", "test_tarball_and_formula.py"))
 
 
+# tryfirst: pytest-xdist reads the xdist_group markers in its own
+# collection_modifyitems hook; ours must have added them before it runs.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         path = str(item.fspath)

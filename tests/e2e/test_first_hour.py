@@ -117,7 +117,11 @@ def test_zsh_completion_installed_in_fpath_works_with_compinit(shell_env):
     t.keys("pctl env --role aud", enter=False)
     t.tab()
     t.wait_for("pctl env --role audit ")
-    t.keys("\x03", enter=False)
+    # Ctrl-U empties the line; Ctrl-C would also make zsh drop the keys typed
+    # right after it when the machine is busy (it flushes typeahead).
+    t.keys("\x15", enter=False)
+    rig.wait_until(lambda: "--role audit" not in t.screen(), timeout=30, interval=0.1,
+                   what="the emptied command line")
     t.keys("pctl rol", enter=False)
     t.tab()
     t.wait_for("pctl roles ")

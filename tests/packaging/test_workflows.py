@@ -23,6 +23,15 @@ WRITE_ALLOWED = {
     ("release.yml", "publish", "contents"),
     ("platform.yml", "e2e", "contents"),
     ("platform.yml", "e2e", "id-token"),
+    # teardown is its own job with fresh OIDC credentials; it pushes Flux's
+    # uninstall commit to the throw-away ci/pr-<n> branch and deletes it
+    ("platform.yml", "teardown", "contents"),
+    ("platform.yml", "teardown", "id-token"),
+    # the janitor finds stale ci/pr-* environments (AWS only), then tears
+    # each down as the per-PR teardown does
+    ("platform-janitor.yml", "find", "id-token"),
+    ("platform-janitor.yml", "teardown", "contents"),
+    ("platform-janitor.yml", "teardown", "id-token"),
 }
 FILES = sorted(f for f in os.listdir(WORKFLOWS) if f.endswith((".yml", ".yaml")))
 

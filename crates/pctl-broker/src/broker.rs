@@ -243,6 +243,7 @@ impl Broker {
         if !id.vault.is_current(u.epoch) {
             return Err(locked_meanwhile());
         }
+        self.sso_audit(id, u, peer);
         self.audit.record(self.record(peer, issued, what));
         Ok(())
     }
@@ -273,6 +274,7 @@ impl Broker {
     }
 
     fn lock_one(&self, id: &Identity, reason: LockReason) {
+        id.unlocker.sso.cancel();
         let dropped = id.vault.lock(reason);
         id.issuer.clear();
         drop(dropped);
@@ -328,6 +330,8 @@ impl Broker {
             let on_fresh = || self.on_unlock(&id, peer);
             match id.unlocker.now(&cfg, env, mfa_code, on_fresh).await {
                 Ok(()) => {}
+                // the client signs in, then sends the unlock again
+                Err(f) if f.0 == ErrorKind::NeedsSignIn => return Err(f),
                 Err(f) if cfg.identities.len() > 1 && f.0 != ErrorKind::NeedsMfaCode => {
                     failed.push(Failure(f.0, format!("identity {name}: {}", f.1)))
                 }
@@ -433,14 +437,147 @@ impl Broker {
             .await
             .map_err(|f| {
                 if cfg.identities.len() > 1
-                    && !matches!(f.0, ErrorKind::NeedsEnv | ErrorKind::NeedsMfaCode)
+                    && !matches!(
+                        f.0,
+                        ErrorKind::NeedsEnv | ErrorKind::NeedsMfaCode | ErrorKind::NeedsSignIn
+                    )
                 {
                     Failure(f.0, format!("identity {}: {}", id.name, f.1))
                 } else {
                     f
                 }
             })?;
+        self.sso_audit(&id, &u, peer);
         Ok((id, u))
+    }
+
+    /// Audits what an `sso` identity did since the last request: a
+    /// completed sign-in (with the start URL) and token refreshes. Never a token.
+    fn sso_audit(&self, id: &Identity, u: &Unlocked, peer: &Peer) {
+        let Some(signed) = &u.sso else { return };
+        let who = format!("identity {}", id.name);
+        if id.unlocker.sso.take_unaudited() {
+            id.issuer.clear();
+            let mut rec = self.record(
+                peer,
+                "sso sign-in",
+                Issued {
+                    expiration: Some(u.at + u.lifetime()),
+                    ..Issued::default()
+                },
+            );
+            rec.role = Some(who.clone());
+            self.audit.record_with(rec, u.origin.as_deref());
+        }
+        for _ in 0..signed.take_refreshes().min(100) {
+            let mut rec = self.record(peer, "sso refresh", Issued::default());
+            rec.role = Some(who.clone());
+            self.audit.record_with(rec, u.origin.as_deref());
+        }
+    }
+
+    /// The `sso` identity named, or the only one.
+    fn sso_identity<'c>(
+        cfg: &'c Config,
+        identity: Option<&str>,
+    ) -> Result<&'c crate::config::IdentityConfig, Failure> {
+        let ssos: Vec<_> = cfg
+            .identities
+            .values()
+            .filter(|i| i.sso.is_some())
+            .collect();
+        let i = match identity {
+            Some(n) => cfg.identity(n)?,
+            None if ssos.len() == 1 => ssos[0],
+            None if ssos.is_empty() => {
+                return Err(Failure(
+                    ErrorKind::Config,
+                    format!(
+                        "no identity in {} signs in with IAM Identity Center: add [identities.NAME] with source = \"sso\", start_url and sso_region",
+                        cfg.path.display()
+                    ),
+                ))
+            }
+            None => {
+                return Err(Failure(
+                    ErrorKind::Config,
+                    format!(
+                        "several sso identities are configured ({}): pass --identity",
+                        ssos.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+        };
+        if i.sso.is_none() {
+            return Err(Failure(
+                ErrorKind::Config,
+                format!(
+                    "identity {} reads 1Password, it does not sign in with IAM Identity Center",
+                    i.name
+                ),
+            ));
+        }
+        Ok(i)
+    }
+
+    /// Starts (or joins) the device authorization of an `sso` identity.
+    pub async fn sign_in(&self, identity: &str) -> Result<pctl_protocol::SignInPrompt, Failure> {
+        let cfg = self.config()?;
+        let ic = Self::sso_identity(&cfg, Some(identity))?;
+        let sso = ic.sso.as_ref().expect("checked");
+        self.enforce_limits();
+        let id = self.identities.get(&ic.name);
+        id.unlocker
+            .sso
+            .start(crate::source::sso::SignInContext {
+                identity: &ic.name,
+                sso,
+                daemon: &cfg.daemon,
+                vault: id.vault.clone(),
+                clock: self.clock.clone(),
+            })
+            .await
+    }
+
+    /// Waits for the device authorization `serial` of `identity` to end.
+    pub async fn sign_in_wait(
+        &self,
+        identity: &str,
+        serial: u64,
+        peer: &Peer,
+    ) -> Result<(), Failure> {
+        let cfg = self.config()?;
+        let ic = Self::sso_identity(&cfg, Some(identity))?;
+        let id = self.identities.get(&ic.name);
+        id.unlocker.sso.wait(serial).await?;
+        if let Ok(Some(u)) = id.vault.current(self.clock.as_ref()) {
+            self.sso_audit(&id, &u, peer);
+        }
+        Ok(())
+    }
+
+    /// `pctl sso roles`: every account x role of an `sso` identity.
+    pub async fn sso_roles(
+        &self,
+        identity: Option<&str>,
+        peer: &Peer,
+    ) -> Result<Vec<pctl_protocol::SsoRole>, Failure> {
+        let cfg = self.config()?;
+        let ic = Self::sso_identity(&cfg, identity)?;
+        self.enforce_limits();
+        let id = self.identities.get(&ic.name);
+        let on_fresh = || self.on_unlock(&id, peer);
+        let u = id.unlocker.on_demand(&cfg, None, on_fresh).await?;
+        self.sso_audit(&id, &u, peer);
+        let signed = u.sso.clone().ok_or_else(|| {
+            Failure(
+                ErrorKind::Locked,
+                "the identity was locked meanwhile: retry".into(),
+            )
+        })?;
+        let roles = signed.roles().await?;
+        self.sso_audit(&id, &u, peer);
+        Ok(roles)
     }
 
     /// What a fresh unlock does once installed, in the unlock's own task
@@ -472,7 +609,27 @@ impl Broker {
             arn: role.arn(&u.account_id),
             session_name: role.session_name.clone(),
             duration: role.duration,
-            region: cfg.region.clone(),
+            region: role.region.clone().unwrap_or_else(|| cfg.region.clone()),
+            sso: role
+                .sso
+                .as_ref()
+                .map(|s| (s.account_id.clone(), s.role_name.clone())),
+            // validated acyclic: the recursion ends at the chain's root
+            source: role
+                .source_role
+                .as_ref()
+                .and_then(|s| cfg.roles.get(s))
+                .map(|r| Box::new(Self::role_spec(cfg, r, u))),
+            extras: crate::aws::sts::AssumeExtras {
+                external_id: role.external_id.clone(),
+                source_identity: role.source_identity.clone(),
+                tags: role
+                    .tags
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                transitive_tags: role.transitive_tags.clone(),
+            },
         }
     }
 
@@ -513,7 +670,7 @@ impl Broker {
                 .map(|t| t.expose().to_string())
                 .unwrap_or_default(),
             expiration: rfc3339(rs.session.expiration),
-            region: cfg.region.clone(),
+            region: spec.region.clone(),
         })
     }
 

@@ -58,7 +58,7 @@ pub fn needs_mfa_code(identity: &str, why: &str) -> Failure {
 
 /// The identity a [`needs_mfa_code`] message names.
 fn mfa_identity(f: &Failure) -> Option<String> {
-    if f.0 != ErrorKind::NeedsMfaCode {
+    if !matches!(f.0, ErrorKind::NeedsMfaCode | ErrorKind::NeedsSignIn) {
         return None;
     }
     let rest = f.1.strip_prefix("identity ")?;
@@ -78,5 +78,17 @@ pub fn locked_meanwhile() -> Failure {
     Failure(
         ErrorKind::Locked,
         "pctl was locked while this request ran, so nothing was issued: run `pctl unlock`".into(),
+    )
+}
+
+/// An `sso` identity must sign in (device authorization). The message is
+/// what a client that cannot show a URL prints.
+pub fn needs_sign_in(identity: &str, start_url: &str, why: &str) -> Failure {
+    Failure(
+        ErrorKind::NeedsSignIn,
+        format!(
+            "identity {identity} must sign in to IAM Identity Center ({start_url}){why}: run \
+             `pctl unlock --identity {identity}` in a terminal, then retry"
+        ),
     )
 }

@@ -48,6 +48,12 @@ pub struct RoleSpec {
     pub session_name: String,
     pub duration: Duration,
     pub region: String,
+    /// An `sso` identity's role: (account ID, role name) for GetRoleCredentials.
+    pub sso: Option<(String, String)>,
+    /// A chained role: assumed with this role's session.
+    pub source: Option<Box<RoleSpec>>,
+    /// ExternalId, SourceIdentity, session tags.
+    pub extras: crate::aws::sts::AssumeExtras,
 }
 
 impl RoleSpec {
@@ -239,6 +245,7 @@ pub struct IssueStats {
     pub assume_role: AtomicU64,
     pub eks_tokens_minted: AtomicU64,
     pub background_refreshes: AtomicU64,
+    pub sso_role_credentials: AtomicU64,
 }
 
 /// Builds, caches and refreshes role sessions and EKS tokens.
@@ -271,8 +278,18 @@ impl Issuer {
         self.tokens.clear();
     }
 
-    /// A session of `role` with more than `min_left` to live.
-    pub async fn role_session(
+    /// A session of `role` with more than `min_left` to live (boxed: a
+    /// chained role's session is built through its source's).
+    pub fn role_session<'a>(
+        self: &'a Arc<Self>,
+        u: &'a Arc<Unlocked>,
+        role: &'a RoleSpec,
+        min_left: Duration,
+    ) -> crate::BoxFuture<'a, Result<(Arc<RoleSession>, bool), Failure>> {
+        Box::pin(self.role_session_inner(u, role, min_left))
+    }
+
+    async fn role_session_inner(
         self: &Arc<Self>,
         u: &Arc<Unlocked>,
         role: &RoleSpec,
@@ -300,8 +317,8 @@ impl Issuer {
     }
 
     async fn assume(
-        &self,
-        u: &Unlocked,
+        self: &Arc<Self>,
+        u: &Arc<Unlocked>,
         role: &RoleSpec,
         min_left: Duration,
     ) -> Result<RoleSession, Failure> {
@@ -311,17 +328,50 @@ impl Issuer {
                 "the MFA session has ended: retry, pctl unlocks again".into(),
             ));
         }
-        self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
-        let session = self
-            .sts
-            .assume_role(
-                &role.region,
-                &u.base,
-                &role.arn,
-                &role.session_name,
-                role.duration,
-            )
-            .await?;
+        let session = match (&role.sso, &u.sso) {
+            _ if role.source.is_some() => {
+                let src = role.source.as_deref().expect("checked");
+                // a chain is assumed through its source's cache
+                let (from, _) = self.role_session(u, src, src.credentials_margin()).await?;
+                self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
+                self.sts
+                    .assume_role_external(
+                        &role.region,
+                        &from.session,
+                        &role.arn,
+                        &role.session_name,
+                        role.duration.min(Duration::from_secs(3600)),
+                        &role.extras,
+                    )
+                    .await?
+            }
+            (Some((account, name)), Some(signed)) => {
+                self.stats.sso_role_credentials.fetch_add(1, Ordering::Relaxed);
+                signed.role_session(account, name).await?
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(Failure(
+                    ErrorKind::Config,
+                    format!(
+                        "role {} and its identity disagree on IAM Identity Center: set account_id and role_name exactly for roles of an sso identity",
+                        role.key
+                    ),
+                ))
+            }
+            (None, None) => {
+                self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
+                self.sts
+                    .assume_role_external(
+                        &role.region,
+                        &u.base,
+                        &role.arn,
+                        &role.session_name,
+                        role.duration,
+                        &role.extras,
+                    )
+                    .await?
+            }
+        };
         if !self.vault.is_current(u.epoch) {
             return Err(locked_meanwhile());
         }

@@ -295,7 +295,11 @@ async fn handle(
             | Request::Credentials { .. }
             | Request::EksToken { .. }
             | Request::DescribeCluster { .. }
-            | Request::ConsoleLogin { .. } => request_timeout(&broker),
+            | Request::ConsoleLogin { .. }
+            | Request::SignIn { .. }
+            | Request::SsoRoles { .. } => request_timeout(&broker),
+            // bounded by the device authorization's own expiry
+            Request::SignInWait { .. } => Duration::from_secs(3600),
             // three `op` runs, IAM propagation and a fresh unlock
             Request::Rotate { .. } => request_timeout(&broker) * 3,
             _ => REQUEST_TIMEOUT_NO_CONFIG,
@@ -420,6 +424,14 @@ async fn dispatch(
                 .await?,
         ),
         Request::Profiles => Reply::Profiles(broker.profiles()?),
+        Request::SignIn { identity } => Reply::SignIn(broker.sign_in(&identity).await?),
+        Request::SignInWait { identity, serial } => {
+            broker.sign_in_wait(&identity, serial, peer).await?;
+            Reply::Done
+        }
+        Request::SsoRoles { identity } => Reply::SsoRoles {
+            roles: broker.sso_roles(identity.as_deref(), peer).await?,
+        },
         Request::ConsoleLogin {
             role,
             region,

@@ -37,6 +37,8 @@ pub type OnUnlock = Box<dyn FnOnce(&Arc<Unlocked>) + Send>;
 pub struct Unlocker {
     inner: Arc<Inner>,
     flight: Flight<Arc<Unlocked>>,
+    /// `source = "sso"`: the device authorizations of this identity.
+    pub sso: crate::source::sso::SignIns,
 }
 
 struct Inner {
@@ -72,6 +74,7 @@ impl Unlocker {
                 get_session_token: AtomicU64::new(0),
             }),
             flight: Flight::default(),
+            sso: Default::default(),
         }
     }
 
@@ -105,6 +108,9 @@ impl Unlocker {
         if let Some(u) = inner.vault.current(inner.clock.as_ref())? {
             return Ok(u);
         }
+        if let Some(sso) = &cfg.identity(&inner.name)?.sso {
+            return self.signed_in(sso).await;
+        }
         // Asked under the flight's lock, when no attempt runs.
         let ready = || match inner.vault.current(inner.clock.as_ref()) {
             Ok(Some(u)) => Some(Ok(u)),
@@ -133,12 +139,38 @@ impl Unlocker {
         mfa_code: Option<&str>,
         on_fresh: impl FnOnce() -> OnUnlock,
     ) -> Result<(), Failure> {
+        if let Some(sso) = &cfg.identity(&self.inner.name)?.sso {
+            // A sign-in lasts until lock: `pctl unlock` only signs in when needed.
+            if let Ok(Some(_)) = self.inner.vault.current(self.inner.clock.as_ref()) {
+                return Ok(());
+            }
+            return self.signed_in(sso).await.map(drop);
+        }
         let epoch = self.inner.vault.epoch();
         let start = || {
             let code = mfa_code.map(LockedString::new);
             self.attempt(epoch, cfg.clone(), env.clone(), code, on_fresh())
         };
         self.flight.run(|| None, start).await.0.map(drop)
+    }
+
+    /// An `sso` identity's unlock: the sign-in in progress when there is
+    /// one, else the client is asked to start one ([`needs_sign_in`]).
+    ///
+    /// [`needs_sign_in`]: crate::failure::needs_sign_in
+    async fn signed_in(&self, sso: &crate::config::SsoConfig) -> Result<Arc<Unlocked>, Failure> {
+        let inner = &self.inner;
+        if let Some(serial) = self.sso.pending() {
+            self.sso.wait(serial).await?;
+            if let Ok(Some(u)) = inner.vault.current(inner.clock.as_ref()) {
+                return Ok(u);
+            }
+        }
+        Err(crate::failure::needs_sign_in(
+            &inner.name,
+            &sso.start_url,
+            "",
+        ))
     }
 
     /// One attempt, as a task of its own will run it. It installs its
@@ -267,6 +299,7 @@ impl Inner {
             base,
             mfa_expires,
             origin: read.origin,
+            sso: None,
         };
         let Some(u) = self.vault.install(u, self.clock.as_ref()) else {
             return Err(Failure(

@@ -74,6 +74,9 @@ pub struct Unlocked {
     pub mfa_expires: Option<SystemTime>,
     /// What the source ran (`op` path).
     pub origin: Option<String>,
+    /// An `sso` identity's sign-in (registration and tokens); its role
+    /// sessions come from GetRoleCredentials, not from `base`.
+    pub sso: Option<Arc<crate::source::sso::SignedIn>>,
 }
 
 impl Unlocked {

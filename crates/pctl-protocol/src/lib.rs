@@ -251,6 +251,19 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
     },
+    /// Start (or join) the IAM Identity Center device authorization of an
+    /// `sso` identity, after [`ErrorKind::NeedsSignIn`]. The answer is
+    /// [`Reply::SignIn`]: what the user opens and types.
+    SignIn { identity: String },
+    /// Wait for the device authorization `serial` of `identity` to end:
+    /// `Done` when signed in, else why not (denied, expired).
+    SignInWait { identity: String, serial: u64 },
+    /// Every account x role the `sso` identity may use (ListAccounts,
+    /// ListAccountRoles).
+    SsoRoles {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<String>,
+    },
     /// A loopback HTTP endpoint answering the container credential
     /// provider with the role's current session. It lives exactly as long
     /// as the connection that asked for it: the client sends nothing more
@@ -351,6 +364,33 @@ pub enum Reply {
     Profiles(Profiles),
     ConsoleLogin(ConsoleLogin),
     CredentialServer(CredentialServer),
+    SignIn(SignInPrompt),
+    SsoRoles { roles: Vec<SsoRole> },
+}
+
+/// A device authorization waiting for the user: never a token or secret
+/// (the user code is what the user types; it signs nobody in by itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInPrompt {
+    pub identity: String,
+    pub start_url: String,
+    /// Which authorization this is, for [`Request::SignInWait`].
+    pub serial: u64,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    pub user_code: String,
+    /// Seconds the user has to approve.
+    pub expires_in: u64,
+    /// This request started it (false: it joined one already running).
+    pub started: bool,
+}
+
+/// One account x role an `sso` identity may use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoRole {
+    pub account_id: String,
+    pub account_name: String,
+    pub role_name: String,
 }
 
 /// A failed answer: a class for scripts and one actionable line for people.
@@ -388,6 +428,11 @@ pub enum ErrorKind {
     /// carried no code: a client with a terminal asks for one and sends
     /// `Unlock { identity, mfa_code }`; one without says to run `pctl unlock`.
     NeedsMfaCode,
+    /// An `sso` identity must sign in to IAM Identity Center: a client
+    /// that can show a URL (a terminal or a browser opener) sends
+    /// [`Request::SignIn`] for `identity`, shows the prompt, waits with
+    /// [`Request::SignInWait`] and resends; one that cannot shows the message.
+    NeedsSignIn,
 }
 
 /// How a `pctl doctor` check came out.

@@ -242,6 +242,23 @@ pub enum Cmd {
         #[arg(long, value_enum, default_value_t = ShellKind::detect())]
         shell: ShellKind,
     },
+    /// IAM Identity Center: what an `sso` identity may use.
+    Sso {
+        #[command(subcommand)]
+        command: SsoCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SsoCmd {
+    /// Every account x role the identity may use (ListAccounts, ListAccountRoles), one line each.
+    Roles {
+        /// The `sso` identity (needed when several are configured).
+        #[arg(long, value_name = "NAME")]
+        identity: Option<String>,
+        #[command(flatten)]
+        format: Format,
+    },
 }
 
 /// `--json`, or `--output json` / `-o json` (aws and kubectl habits).

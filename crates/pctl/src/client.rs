@@ -191,13 +191,20 @@ impl Client {
             request,
             setup: Some(setup()),
         };
-        for attempt in 0..4 {
+        let mut sign_ins = 0;
+        for attempt in 0..8 {
             let mut conn = self.connect_or_start()?;
             let waiting = Waiting::start(&env.request);
             let answer = exchange(&mut conn, &env);
             drop(waiting);
             match answer? {
                 Response::Ok(r) => return Ok(r),
+                Response::Error(e) if e.kind == ErrorKind::NeedsSignIn && sign_ins < 3 => {
+                    drop(conn);
+                    sign_ins += 1;
+                    let identity = e.identity.clone().unwrap_or_default();
+                    self.sign_in(&identity, &e.message)?;
+                }
                 Response::Error(e) if e.kind == ErrorKind::NeedsMfaCode => {
                     drop(conn);
                     let identity = e.identity.clone().unwrap_or_default();
@@ -227,6 +234,58 @@ impl Client {
             "the daemon at {} kept answering with another version",
             self.socket.display()
         )
+    }
+
+    /// An `sso` identity must sign in: start (or join) its device
+    /// authorization, open the verification URL with the same opener as
+    /// `pctl login` and print it with the code on stderr, then wait for the
+    /// outcome. A client that can show nothing (no terminal on stderr, no
+    /// opener) fails with the daemon's line (run `pctl unlock --identity`).
+    fn sign_in(&self, identity: &str, message: &str) -> Result<()> {
+        use std::io::IsTerminal;
+        let terminal = std::io::stderr().is_terminal();
+        if !terminal && !crate::cmd::login::opener_available() {
+            bail!("{message}");
+        }
+        let prompt = self.call(
+            Request::SignIn {
+                identity: identity.to_string(),
+            },
+            |r| match r {
+                Reply::SignIn(p) => Some(p),
+                _ => None,
+            },
+        )?;
+        if prompt.started || terminal {
+            eprintln!(
+                "pctl: sign in to IAM Identity Center for identity {} ({}): open {} and confirm the code {} (valid for {} min)",
+                prompt.identity,
+                prompt.start_url,
+                prompt.verification_uri,
+                prompt.user_code,
+                prompt.expires_in.div_ceil(60)
+            );
+        }
+        if prompt.started {
+            if let Err(e) = crate::cmd::login::open_url(&prompt.verification_uri_complete) {
+                eprintln!("pctl: {e}");
+            }
+        }
+        self.call(
+            Request::SignInWait {
+                identity: prompt.identity.clone(),
+                serial: prompt.serial,
+            },
+            done,
+        )
+    }
+
+    /// `pctl sso roles`: every account x role of an `sso` identity.
+    pub fn sso_roles(&self, identity: Option<String>) -> Result<Vec<pctl_protocol::SsoRole>> {
+        self.call(Request::SsoRoles { identity }, |r| match r {
+            Reply::SsoRoles { roles } => Some(roles),
+            _ => None,
+        })
     }
 
     /// An identity with `mfa = "prompt"` must unlock: ask on this process's
@@ -546,6 +605,9 @@ fn request_kind(r: &Request) -> &'static str {
         Request::Profiles => "profiles",
         Request::ConsoleLogin { .. } => "console login",
         Request::CredentialServer { .. } => "credential server",
+        Request::SignIn { .. } => "sign in",
+        Request::SignInWait { .. } => "sign-in wait",
+        Request::SsoRoles { .. } => "sso roles",
     }
 }
 

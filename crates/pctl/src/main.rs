@@ -175,5 +175,8 @@ fn run(cli: Cli) -> Result<()> {
             stdout,
         ),
         Cmd::Serve { role, port, shell } => cmd::serve::run(&client(), role, port, shell),
+        Cmd::Sso {
+            command: cli::SsoCmd::Roles { identity, format },
+        } => cmd::sso::roles(&client(), identity, format.json()),
     }
 }

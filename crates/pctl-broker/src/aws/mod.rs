@@ -9,6 +9,7 @@
 pub mod eks;
 pub mod federation;
 pub mod iam;
+pub mod sso;
 pub mod sts;
 
 use std::collections::HashMap;

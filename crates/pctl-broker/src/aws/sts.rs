@@ -33,6 +33,31 @@ pub trait Sts: Send + Sync {
         session_name: &'a str,
         duration: Duration,
     ) -> BoxFuture<'a, Result<Session, AwsError>>;
+
+    /// AssumeRole with `ExternalId`, `SourceIdentity` and session tags. The
+    /// default (for fakes that do not look at them) is [`Sts::assume_role`].
+    fn assume_role_external<'a>(
+        &'a self,
+        region: &'a str,
+        from: &'a Session,
+        role_arn: &'a str,
+        session_name: &'a str,
+        duration: Duration,
+        extras: &'a AssumeExtras,
+    ) -> BoxFuture<'a, Result<Session, AwsError>> {
+        let _ = extras;
+        self.assume_role(region, from, role_arn, session_name, duration)
+    }
+}
+
+/// AssumeRole options beyond the role and session (`[roles.X]` keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct AssumeExtras {
+    pub external_id: Option<String>,
+    pub source_identity: Option<String>,
+    /// Session tags, in key order.
+    pub tags: Vec<(String, String)>,
+    pub transitive_tags: Vec<String>,
 }
 
 /// STS through the AWS SDK.
@@ -59,6 +84,46 @@ impl SdkSts {
 }
 
 impl Sts for SdkSts {
+    fn assume_role_external<'a>(
+        &'a self,
+        region: &'a str,
+        from: &'a Session,
+        role_arn: &'a str,
+        session_name: &'a str,
+        duration: Duration,
+        extras: &'a AssumeExtras,
+    ) -> BoxFuture<'a, Result<Session, AwsError>> {
+        Box::pin(async move {
+            let tags = extras
+                .tags
+                .iter()
+                .map(|(k, v)| {
+                    aws_sdk_sts::types::Tag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                        .map_err(|e| AwsError(format!("session tag {k}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let client = self.client(region, from.provider()).await;
+            let out = client
+                .assume_role()
+                .role_arn(role_arn)
+                .role_session_name(session_name)
+                .duration_seconds(duration.as_secs() as i32)
+                .set_external_id(extras.external_id.clone())
+                .set_source_identity(extras.source_identity.clone())
+                .set_tags((!tags.is_empty()).then_some(tags))
+                .set_transitive_tag_keys(
+                    (!extras.transitive_tags.is_empty()).then(|| extras.transitive_tags.clone()),
+                )
+                .send()
+                .await
+                .map_err(|e| sts_error("AssumeRole", role_arn, e))?;
+            session_from(out.credentials())
+        })
+    }
+
     fn get_session_token<'a>(
         &'a self,
         region: &'a str,

@@ -36,6 +36,26 @@ pub struct IdentityConfig {
     pub mfa: MfaMode,
     /// The file that defines it.
     pub file: String,
+    /// `source = "sso"`: an IAM Identity Center sign-in instead of 1Password.
+    pub sso: Option<SsoConfig>,
+}
+
+/// An IAM Identity Center identity (`source = "sso"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoConfig {
+    pub start_url: String,
+    pub region: String,
+    /// Asked for at RegisterClient; `sso:account:access` (the default)
+    /// gets a refresh token.
+    pub scopes: Vec<String>,
+}
+
+/// A role served by IAM Identity Center's GetRoleCredentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoRoleConfig {
+    pub account_id: String,
+    /// The permission set's role name.
+    pub role_name: String,
 }
 
 /// Where an identity's MFA code comes from. The device serial is always
@@ -125,11 +145,28 @@ pub struct RoleConfig {
     pub arn: Option<String>,
     pub duration: Duration,
     pub session_name: String,
+    /// `account_id` + `role_name` of an `sso` identity.
+    pub sso: Option<SsoRoleConfig>,
+    /// Assumed from this role's session (a chain), not from the identity.
+    pub source_role: Option<String>,
+    /// ExternalId sent with AssumeRole.
+    pub external_id: Option<String>,
+    /// This role's region (default: the config's).
+    pub region: Option<String>,
+    /// SourceIdentity sent with AssumeRole.
+    pub source_identity: Option<String>,
+    /// Session tags sent with AssumeRole.
+    pub tags: BTreeMap<String, String>,
+    /// Which of `tags` pass on to a chained role.
+    pub transitive_tags: Vec<String>,
 }
 
 impl RoleConfig {
     /// The role ARN, given the account ID read from 1Password.
     pub fn arn(&self, account_id: &str) -> String {
+        if let Some(s) = &self.sso {
+            return format!("arn:aws:iam::{}:role/{}", s.account_id, s.role_name);
+        }
         match (&self.arn, &self.name) {
             (Some(arn), _) => arn.clone(),
             (None, Some(name)) => pctl_protocol::names::role_arn(account_id, name),
@@ -243,6 +280,13 @@ impl Config {
             arn: Some(a.role_arn.clone()),
             duration: std::time::Duration::from_secs(3600),
             session_name: "pctl".into(),
+            sso: None,
+            source_role: None,
+            external_id: None,
+            region: None,
+            source_identity: None,
+            tags: BTreeMap::new(),
+            transitive_tags: Vec::new(),
         };
         let cluster = ClusterConfig {
             key: a.name.clone(),

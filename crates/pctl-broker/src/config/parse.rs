@@ -52,7 +52,9 @@ struct RawDaemon {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOnePassword {
+    #[serde(default)]
     item: String,
+    #[serde(default)]
     vault: String,
     account: Option<String>,
     /// Absolute path of `op`; `command` is its former name.
@@ -64,6 +66,14 @@ struct RawOnePassword {
     mfa: Option<String>,
     /// With mfa = "process": the command printing the code (argv, no shell).
     mfa_command: Option<Vec<String>>,
+    /// "onepassword" (default) or "sso" (IAM Identity Center).
+    source: Option<String>,
+    /// source = "sso": the AWS access portal URL,
+    start_url: Option<String>,
+    /// its region,
+    sso_region: Option<String>,
+    /// and the scopes to register with (default ["sso:account:access"]).
+    registration_scopes: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +84,24 @@ struct RawRole {
     arn: Option<String>,
     duration: Option<String>,
     session_name: Option<String>,
+    /// An `sso` identity's role: the account,
+    account_id: Option<String>,
+    /// and the permission set's role name.
+    role_name: Option<String>,
+    /// Assume this role from another role's session (AWS config's source_profile).
+    source_role: Option<String>,
+    /// Sent as ExternalId with AssumeRole.
+    external_id: Option<String>,
+    /// The role's own region (credentials, STS, EKS tokens).
+    region: Option<String>,
+    /// Sent as SourceIdentity with AssumeRole.
+    source_identity: Option<String>,
+    /// Session tags.
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    /// Tag keys that pass on to chained roles.
+    #[serde(default)]
+    transitive_tags: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -335,6 +363,10 @@ fn identities(
     let mut out = BTreeMap::new();
     for (name, (file, key, op)) in raw {
         let err = Errors { file: &file };
+        if let Some(ident) = sso_identity(&err, &key, &name, &file, &op)? {
+            out.insert(name, ident);
+            continue;
+        }
         if op.item.trim().is_empty() {
             return Err(err.at(&format!("{key}.item"), "must not be empty"));
         }
@@ -405,10 +437,184 @@ fn identities(
                 },
                 mfa,
                 file,
+                sso: None,
             },
         );
     }
     Ok(out)
+}
+
+/// `source = "sso"`: an IAM Identity Center identity (`None`: a 1Password one).
+fn sso_identity(
+    err: &Errors,
+    key: &str,
+    name: &str,
+    file: &str,
+    op: &RawOnePassword,
+) -> Result<Option<IdentityConfig>, ConfigError> {
+    let sso_keys =
+        op.start_url.is_some() || op.sso_region.is_some() || op.registration_scopes.is_some();
+    match op.source.as_deref() {
+        None | Some("onepassword") if !sso_keys => return Ok(None),
+        None | Some("onepassword") => {
+            return Err(err.at(
+                key,
+                "start_url, sso_region and registration_scopes are for source = \"sso\": add it or remove them",
+            ))
+        }
+        Some("sso") => {}
+        Some(other) => {
+            return Err(err.at(
+                &format!("{key}.source"),
+                format!("\"{other}\" is not a source: use \"onepassword\" (default) or \"sso\""),
+            ))
+        }
+    }
+    if !op.item.is_empty()
+        || !op.vault.is_empty()
+        || op.mfa.is_some()
+        || op.mfa_command.is_some()
+        || op.op_path.is_some()
+    {
+        return Err(err.at(
+            key,
+            "source = \"sso\" takes start_url, sso_region and registration_scopes: remove item, vault, op_path and mfa",
+        ));
+    }
+    let start_url = op.start_url.clone().unwrap_or_default();
+    if !(start_url.starts_with("https://") || start_url.starts_with("http://"))
+        || start_url.chars().any(char::is_whitespace)
+    {
+        return Err(err.at(
+            &format!("{key}.start_url"),
+            "missing or not a URL: set the AWS access portal URL, e.g. \"https://example.awsapps.com/start\"",
+        ));
+    }
+    let region = op.sso_region.clone().unwrap_or_default();
+    names::check_region(&region).map_err(|w| err.at(&format!("{key}.sso_region"), w))?;
+    let scopes = op
+        .registration_scopes
+        .clone()
+        .unwrap_or_else(|| vec!["sso:account:access".into()]);
+    if scopes
+        .iter()
+        .any(|s| s.is_empty() || s.chars().any(char::is_whitespace))
+    {
+        return Err(err.at(
+            &format!("{key}.registration_scopes"),
+            "scopes are non-empty words, e.g. [\"sso:account:access\"]",
+        ));
+    }
+    Ok(Some(IdentityConfig {
+        name: name.to_string(),
+        onepassword: OnePasswordConfig {
+            item: String::new(),
+            vault: String::new(),
+            account: None,
+            command: None,
+            fields: FieldLabels::default(),
+            read_otp: false,
+        },
+        mfa: MfaMode::Item,
+        file: file.to_string(),
+        sso: Some(SsoConfig {
+            start_url,
+            region,
+            scopes,
+        }),
+    }))
+}
+
+/// An `sso` identity's role: `account_id` and `role_name`, nothing else.
+fn sso_role(
+    err: &Errors,
+    k: &str,
+    r: &RawRole,
+    identity: &IdentityConfig,
+) -> Result<Option<SsoRoleConfig>, ConfigError> {
+    let given = r.account_id.is_some() || r.role_name.is_some();
+    if identity.sso.is_none() {
+        if given {
+            return Err(err.at(
+                k,
+                format!("account_id and role_name are for roles of an sso identity; identity \"{}\" reads 1Password: use name or arn", identity.name),
+            ));
+        }
+        return Ok(None);
+    }
+    if r.name.is_some() || r.arn.is_some() {
+        return Err(err.at(
+            k,
+            format!("identity \"{}\" signs in with IAM Identity Center: give account_id and role_name (the permission set), not name or arn", identity.name),
+        ));
+    }
+    let account_id = r.account_id.clone().unwrap_or_default();
+    if account_id.len() != 12 || !account_id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(err.at(
+            &format!("{k}.account_id"),
+            "missing or not a 12-digit AWS account ID",
+        ));
+    }
+    let role_name = r.role_name.clone().unwrap_or_default();
+    if role_name.is_empty()
+        || role_name.len() > 64
+        || !role_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
+    {
+        return Err(err.at(
+            &format!("{k}.role_name"),
+            "missing or not a role name (the permission set's name, e.g. \"AdministratorAccess\")",
+        ));
+    }
+    Ok(Some(SsoRoleConfig {
+        account_id,
+        role_name,
+    }))
+}
+
+/// Gives each chained role (`source_role`) the identity at the root of its
+/// chain; an unknown source or a cycle is refused, naming the chain.
+fn resolve_chains(roles: &mut BTreeMap<String, RoleConfig>) -> Result<(), ConfigError> {
+    let keys: Vec<String> = roles
+        .iter()
+        .filter(|(_, r)| r.source_role.is_some())
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in keys {
+        let mut chain = vec![key.clone()];
+        let mut cur = roles[&key].source_role.clone();
+        let identity = loop {
+            let Some(src) = cur else {
+                unreachable!("chained roles have a source")
+            };
+            let Some(r) = roles.get(&src) else {
+                let file = &roles[&key].file;
+                return Err(ConfigError(format!(
+                    "config {file}: roles.{}.source_role: no role \"{src}\" (configured: {})",
+                    chain.last().map(String::as_str).unwrap_or_default(),
+                    roles.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            };
+            if chain.contains(&src) || chain.len() > roles.len() {
+                chain.push(src);
+                return Err(ConfigError(format!(
+                    "config {}: roles.{key}.source_role: the chain {} is a cycle: end it at a role with an identity",
+                    roles[&key].file,
+                    chain.join(" -> ")
+                )));
+            }
+            chain.push(src.clone());
+            match &r.source_role {
+                Some(next) => cur = Some(next.clone()),
+                None => break r.identity.clone(),
+            }
+        };
+        if let Some(r) = roles.get_mut(&key) {
+            r.identity = identity;
+        }
+    }
+    Ok(())
 }
 
 fn roles(
@@ -420,7 +626,10 @@ fn roles(
         let err = &Errors { file: &file };
         let k = format!("roles.{key}");
         let known = || identities.keys().cloned().collect::<Vec<_>>().join(", ");
-        let identity = match r.identity {
+        let chained = r.source_role.is_some();
+        let identity = match r.identity.clone() {
+            // a chained role's identity is its source's (resolved below)
+            _ if chained => String::new(),
             Some(i) if identities.contains_key(&i) => i,
             Some(i) => {
                 return Err(err.at(
@@ -440,7 +649,77 @@ fn roles(
                 ))
             }
         };
+        let sso = if chained {
+            if r.arn.is_none()
+                || r.name.is_some()
+                || r.account_id.is_some()
+                || r.role_name.is_some()
+                || r.identity.is_some()
+            {
+                return Err(err.at(
+                    &k,
+                    "a role with source_role needs arn = \"arn:aws:iam::ACCOUNT:role/NAME\" \
+                     (and no name, identity, account_id or role_name: it uses its source's identity)",
+                ));
+            }
+            None
+        } else {
+            sso_role(err, &k, &r, &identities[&identity])?
+        };
+        if sso.is_some()
+            && (r.external_id.is_some() || r.source_identity.is_some() || !r.tags.is_empty())
+        {
+            return Err(err.at(
+                &k,
+                "external_id, source_identity and tags go with AssumeRole; an IAM Identity Center role gets its session from GetRoleCredentials: chain a role from it (source_role) to use them",
+            ));
+        }
+        if let Some(region) = &r.region {
+            names::check_region(region).map_err(|w| err.at(&format!("{k}.region"), w))?;
+        }
+        if let Some(s) = &r.source_identity {
+            if s.len() < 2
+                || s.len() > 64
+                || !s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
+            {
+                return Err(err.at(
+                    &format!("{k}.source_identity"),
+                    "2-64 characters of letters, digits and +=,.@-_",
+                ));
+            }
+        }
+        if r.tags.len() > 50 {
+            return Err(err.at(&format!("{k}.tags"), "at most 50 session tags"));
+        }
+        for (tk, tv) in &r.tags {
+            if tk.is_empty() || tk.len() > 128 || tv.len() > 256 || tk.starts_with("aws:") {
+                return Err(err.at(
+                    &format!("{k}.tags"),
+                    format!(
+                        "tag {:?}: keys are 1-128 characters (not aws:...), values at most 256",
+                        names::shown(tk)
+                    ),
+                ));
+            }
+        }
+        if let Some(t) = r.transitive_tags.iter().find(|t| !r.tags.contains_key(*t)) {
+            return Err(err.at(
+                &format!("{k}.transitive_tags"),
+                format!("{:?} is not a key of tags", names::shown(t)),
+            ));
+        }
+        if let Some(x) = &r.external_id {
+            if x.len() < 2
+                || x.len() > 1224
+                || x.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                return Err(err.at(&format!("{k}.external_id"), "2-1224 characters, no spaces"));
+            }
+        }
         match (&r.name, &r.arn) {
+            _ if sso.is_some() => {}
             (None, None) => {
                 return Err(err.at(
                     &k,
@@ -467,6 +746,12 @@ fn roles(
             _ => {}
         }
         let duration = err.duration(&format!("{k}.duration"), r.duration, "1h")?;
+        if chained && duration > Duration::from_secs(3600) {
+            return Err(err.at(
+                &format!("{k}.duration"),
+                "a chained role (source_role) gets at most 1h: AWS caps role chaining at one hour",
+            ));
+        }
         if !(Duration::from_secs(900)..=Duration::from_secs(12 * 3600)).contains(&duration) {
             return Err(err.at(
                 &format!("{k}.duration"),
@@ -495,9 +780,17 @@ fn roles(
                 arn: r.arn,
                 duration,
                 session_name,
+                sso,
+                source_role: r.source_role.clone(),
+                external_id: r.external_id.clone(),
+                region: r.region.clone(),
+                source_identity: r.source_identity.clone(),
+                tags: r.tags.clone(),
+                transitive_tags: r.transitive_tags.clone(),
             },
         );
     }
+    resolve_chains(&mut roles)?;
     Ok(roles)
 }
 

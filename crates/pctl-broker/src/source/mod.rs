@@ -5,6 +5,7 @@
 
 pub mod mfa;
 pub mod onepassword;
+pub mod sso;
 
 use pctl_protocol::ClientEnv;
 

@@ -36,6 +36,30 @@ pub fn run(client: &Client, args: ConsoleLoginArgs, stdout: bool) -> Result<()> 
     Ok(())
 }
 
+/// Opens `url` with `$BROWSER` or the platform's opener; returns its name.
+/// The URL appears only in the opener's argv, never in a message.
+pub fn open_url(url: &str) -> Result<String> {
+    let browser = std::env::var("BROWSER")
+        .ok()
+        .filter(|b| !b.trim().is_empty());
+    open(url, browser.as_deref())
+}
+
+/// Whether `$BROWSER` is set or the platform's opener is on PATH.
+pub fn opener_available() -> bool {
+    if std::env::var("BROWSER").is_ok_and(|b| !b.trim().is_empty()) {
+        return true;
+    }
+    std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| {
+            std::fs::metadata(d.join(platform_opener())).is_ok_and(|m| {
+                m.is_file()
+                    && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+            })
+        })
+    })
+}
+
 /// The platform's URL opener.
 fn platform_opener() -> &'static str {
     if cfg!(target_os = "macos") {

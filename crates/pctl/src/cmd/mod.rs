@@ -18,6 +18,7 @@ pub mod roles;
 pub mod rotate;
 pub mod serve;
 pub mod shell;
+pub mod sso;
 pub mod status;
 pub mod stop;
 pub mod unlock;

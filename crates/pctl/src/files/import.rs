@@ -52,7 +52,14 @@ pub fn run(from: Option<PathBuf>, write: bool) -> Result<()> {
         Some(t) => View::parse(t, &config)?,
         None => View::default(),
     };
-    let imp = to_roles(&profiles, &view).map_err(|e| {
+    let mut imp = to_roles(&profiles, &view).map_err(|e| {
+        anyhow!(
+            "{}: {e}; nothing imported, {} unchanged",
+            from.display(),
+            config.display()
+        )
+    })?;
+    add_sso(&text, &view, &mut imp).map_err(|e| {
         anyhow!(
             "{}: {e}; nothing imported, {} unchanged",
             from.display(),
@@ -154,6 +161,187 @@ pub fn parse_profiles(text: &str) -> Result<Vec<AwsRoleProfile>, String> {
         });
     }
     Ok(out)
+}
+
+/// An IAM Identity Center session: `[sso-session NAME]`, or a legacy
+/// profile's inline `sso_start_url` / `sso_region`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoSession {
+    pub name: String,
+    pub start_url: String,
+    pub region: String,
+    pub scopes: Option<Vec<String>>,
+}
+
+/// A profile served by Identity Center: `sso_account_id` + `sso_role_name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoProfile {
+    pub profile: String,
+    /// The [`SsoSession`] name.
+    pub session: String,
+    pub account_id: String,
+    pub role_name: String,
+}
+
+/// The sso-session sections and the SSO profiles of an AWS config, in file
+/// order. A legacy profile's inline start URL becomes a session named after
+/// the portal's host (`example` for `https://example.awsapps.com/start`).
+pub fn parse_sso(text: &str) -> Result<(Vec<SsoSession>, Vec<SsoProfile>), String> {
+    let ini = ini::Ini::load_from_str(text).map_err(|e| format!("cannot parse it as INI: {e}"))?;
+    let mut sessions: Vec<SsoSession> = Vec::new();
+    let mut profiles = Vec::new();
+    for (section, props) in ini.iter() {
+        let Some(section) = section else { continue };
+        let get = |k: &str| {
+            props
+                .get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let words = section.split_whitespace().collect::<Vec<_>>();
+        let profile = match words.as_slice() {
+            ["sso-session", name] => {
+                if let (Some(start_url), Some(region)) = (get("sso_start_url"), get("sso_region")) {
+                    let scopes = get("sso_registration_scopes").map(|s| {
+                        s.split(',')
+                            .map(|x| x.trim().to_string())
+                            .filter(|x| !x.is_empty())
+                            .collect()
+                    });
+                    sessions.push(SsoSession {
+                        name: (*name).to_string(),
+                        start_url,
+                        region,
+                        scopes,
+                    });
+                }
+                continue;
+            }
+            ["default"] => "default".to_string(),
+            ["profile", p] => (*p).to_string(),
+            _ => continue,
+        };
+        let (Some(account_id), Some(role_name)) = (get("sso_account_id"), get("sso_role_name"))
+        else {
+            continue;
+        };
+        let session = match (get("sso_session"), get("sso_start_url"), get("sso_region")) {
+            (Some(s), _, _) => s,
+            (None, Some(url), Some(region)) => {
+                let host = url
+                    .split("://")
+                    .nth(1)
+                    .and_then(|r| r.split(['.', '/']).next())
+                    .unwrap_or("sso");
+                let name = role_key(host);
+                if !sessions.iter().any(|s| s.name == name) {
+                    sessions.push(SsoSession {
+                        name: name.clone(),
+                        start_url: url,
+                        region,
+                        scopes: None,
+                    });
+                }
+                name
+            }
+            _ => continue,
+        };
+        profiles.push(SsoProfile {
+            profile,
+            session,
+            account_id,
+            role_name,
+        });
+    }
+    Ok((sessions, profiles))
+}
+
+/// Appends the `sso` identities and their roles of the AWS config `text`
+/// that `existing` does not have yet. Never a token: the AWS config holds none.
+pub fn add_sso(text: &str, existing: &View, imp: &mut Import) -> Result<(), String> {
+    let (sessions, profiles) = parse_sso(text)?;
+    for s in &sessions {
+        pctl_protocol::names::check_name("identity", &s.name).map_err(|e| {
+            format!(
+                "[sso-session {}] cannot be imported: {e}",
+                pctl_protocol::text::one_line(&s.name, 80)
+            )
+        })?;
+        if imp.default_region.is_none() {
+            imp.default_region = Some(s.region.clone());
+        }
+        if existing.identities.contains_key(&s.name) {
+            imp.notes.push(format!(
+                "skipped [sso-session {}]: [identities.{}] is already configured",
+                s.name, s.name
+            ));
+            continue;
+        }
+        let _ = writeln!(imp.toml, "# imported from [sso-session {}]", s.name);
+        let _ = writeln!(imp.toml, "[identities.{}]", s.name);
+        let _ = writeln!(imp.toml, "source = \"sso\"");
+        let _ = writeln!(
+            imp.toml,
+            "start_url = {}",
+            toml::Value::String(s.start_url.clone())
+        );
+        let _ = writeln!(
+            imp.toml,
+            "sso_region = {}",
+            toml::Value::String(s.region.clone())
+        );
+        if let Some(scopes) = &s.scopes {
+            let v = toml::Value::Array(scopes.iter().cloned().map(toml::Value::String).collect());
+            let _ = writeln!(imp.toml, "registration_scopes = {v}");
+        }
+        imp.toml.push('\n');
+        imp.roles.push(format!("identity {}", s.name));
+    }
+    for p in &profiles {
+        let key = role_key(&p.profile);
+        pctl_protocol::names::check_name("role", &key).map_err(|e| {
+            format!(
+                "[profile {}] cannot be imported: {e}",
+                pctl_protocol::text::one_line(&p.profile, 80)
+            )
+        })?;
+        if existing.roles.contains_key(&key) || imp.roles.contains(&key) {
+            imp.notes.push(format!(
+                "skipped [profile {}]: [roles.{key}] is already configured",
+                p.profile
+            ));
+            continue;
+        }
+        if !sessions.iter().any(|s| s.name == p.session)
+            && !existing.identities.contains_key(&p.session)
+        {
+            imp.notes.push(format!(
+                "skipped [profile {}]: sso_session {} has no [sso-session {}] with sso_start_url and sso_region",
+                p.profile, p.session, p.session
+            ));
+            continue;
+        }
+        let _ = writeln!(imp.toml, "# imported from [profile {}]", p.profile);
+        let _ = writeln!(imp.toml, "[roles.{key}]");
+        let _ = writeln!(
+            imp.toml,
+            "identity = {}",
+            toml::Value::String(p.session.clone())
+        );
+        let _ = writeln!(
+            imp.toml,
+            "account_id = {}",
+            toml::Value::String(p.account_id.clone())
+        );
+        let _ = writeln!(
+            imp.toml,
+            "role_name = {}",
+            toml::Value::String(p.role_name.clone())
+        );
+        imp.toml.push('\n');
+        imp.roles.push(key);
+    }
+    Ok(())
 }
 
 /// A pctl role key from a profile name: letters, digits, `-` and `_`.
@@ -363,5 +551,62 @@ s3 =
         let fresh = append(None, &only_new);
         assert!(fresh.starts_with("region = \"us-east-1\"\n"));
         View::parse(&fresh, Path::new("c")).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod sso_tests {
+    use super::*;
+
+    const AWS: &str = "\
+[sso-session corp]
+sso_start_url = https://example.awsapps.com/start
+sso_region = eu-west-1
+sso_registration_scopes = sso:account:access
+
+[profile dev]
+sso_session = corp
+sso_account_id = 123456789012
+sso_role_name = Dev
+region = eu-west-1
+
+[profile legacy]
+sso_start_url = https://other.awsapps.com/start
+sso_region = us-east-2
+sso_account_id = 210987654321
+sso_role_name = ReadOnly
+
+[profile lost]
+sso_session = nowhere
+sso_account_id = 111122223333
+sso_role_name = X
+";
+
+    #[test]
+    fn imports_sso_sessions_and_profiles() {
+        let mut imp = Import::default();
+        add_sso(AWS, &View::default(), &mut imp).unwrap();
+        let toml = imp.toml.clone();
+        assert!(toml.contains("[identities.corp]\nsource = \"sso\"\nstart_url = \"https://example.awsapps.com/start\"\nsso_region = \"eu-west-1\"\nregistration_scopes = [\"sso:account:access\"]"), "{toml}");
+        assert!(toml.contains("[identities.other]\nsource = \"sso\"\nstart_url = \"https://other.awsapps.com/start\"\nsso_region = \"us-east-2\""), "{toml}");
+        assert!(toml.contains("[roles.dev]\nidentity = \"corp\"\naccount_id = \"123456789012\"\nrole_name = \"Dev\""), "{toml}");
+        assert!(toml.contains("[roles.legacy]\nidentity = \"other\"\naccount_id = \"210987654321\"\nrole_name = \"ReadOnly\""), "{toml}");
+        assert!(!toml.contains("[roles.lost]"), "{toml}");
+        assert!(
+            imp.notes.iter().any(|n| n.contains("[profile lost]")),
+            "{:?}",
+            imp.notes
+        );
+        assert_eq!(imp.default_region.as_deref(), Some("eu-west-1"));
+        // existing identities and roles are kept
+        let view = View::parse(
+            "[identities.corp]\nsource = \"sso\"\n[roles.dev]\narn = \"arn:aws:iam::1:role/x\"\n",
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap();
+        let mut again = Import::default();
+        add_sso(AWS, &view, &mut again).unwrap();
+        assert!(!again.toml.contains("[identities.corp]") && !again.toml.contains("[roles.dev]"));
+        assert!(again.toml.contains("[roles.legacy]"));
     }
 }

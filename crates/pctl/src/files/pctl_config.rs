@@ -17,6 +17,9 @@ pub struct View {
     pub region: Option<String>,
     #[serde(default)]
     pub roles: BTreeMap<String, RoleView>,
+    /// Only the names matter to the client (an import skips existing ones).
+    #[serde(default)]
+    pub identities: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,0 +1,544 @@
+//! IAM Identity Center as an identity source (`source = "sso"`).
+//!
+//! Signing in is the OIDC device authorization (RFC 8628): RegisterClient
+//! (a public client), StartDeviceAuthorization, then CreateToken polled at
+//! `interval`, 5 s slower after each `slow_down`, until the user approves,
+//! denies or the code expires. The poll runs in its own task, so a client
+//! that goes away does not cancel it, and every request of the identity
+//! waits on the same one ([`SignIns`]): ten cold requests, one sign-in.
+//!
+//! What it yields, [`SignedIn`], hangs off the vault's `Unlocked`: the
+//! client registration (its secret), the access token and the refresh
+//! token, each in a [`LockedString`]. Lock, idle lock and the maximum
+//! unlock time drop it with the rest of the unlock; a pending sign-in is
+//! aborted (its registration and device code dropped). Nothing is written
+//! to `~/.aws/sso/cache` or anywhere else.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use pctl_protocol::{ErrorKind, SignInPrompt, SsoRole};
+use tokio::sync::watch;
+
+use crate::aws::sso::{DeviceAuth, Registration, SsoApi, TokenError, Tokens};
+use crate::aws::{AwsError, Session};
+use crate::clock::Clock;
+use crate::config::{DaemonConfig, SsoConfig};
+use crate::failure::{needs_sign_in, Failure};
+use crate::secret::LockedString;
+use crate::vault::{Unlocked, Vault};
+
+/// The access token is refreshed when it has less than this left.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// Polls of one device authorization at most (bounded by its expiry too).
+const MAX_POLLS: usize = 10_000;
+/// RFC 8628: each `slow_down` adds this to the polling interval.
+const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+
+/// A signed-in identity's registration and tokens, in locked memory.
+pub struct SignedIn {
+    pub identity: String,
+    pub start_url: String,
+    pub region: String,
+    api: Arc<SsoApi>,
+    reg: Registration,
+    /// Held while refreshing: one refresh for every waiter.
+    tokens: tokio::sync::Mutex<Tokens>,
+    /// Refreshes not audited yet.
+    refreshes: AtomicU64,
+}
+
+impl SignedIn {
+    /// Refreshes `t` when `force`d or due; a refused refresh means the
+    /// sign-in is over and the client is asked to sign in again.
+    async fn refresh(&self, t: &mut Tokens, force: bool) -> Result<(), Failure> {
+        let due = t
+            .expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+            < REFRESH_MARGIN;
+        if !force && !due {
+            return Ok(());
+        }
+        let Some(rt) = &t.refresh_token else {
+            return Err(needs_sign_in(
+                &self.identity,
+                &self.start_url,
+                ": the access token expired and no refresh token was issued",
+            ));
+        };
+        match self.api.refresh(&self.region, &self.reg, rt).await {
+            Ok(mut new) => {
+                if new.refresh_token.is_none() {
+                    new.refresh_token = t.refresh_token.take();
+                }
+                *t = new;
+                self.refreshes.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    "identity {}: IAM Identity Center token refreshed",
+                    self.identity
+                );
+                Ok(())
+            }
+            Err(TokenError::Other(m)) => Err(Failure(ErrorKind::Aws, m)),
+            Err(e) => {
+                tracing::warn!("identity {}: token refresh refused ({e:?})", self.identity);
+                Err(needs_sign_in(
+                    &self.identity,
+                    &self.start_url,
+                    ": the sign-in has ended (the refresh was refused)",
+                ))
+            }
+        }
+    }
+
+    /// A role session from GetRoleCredentials, refreshing the access token
+    /// first when it is due, or once when the portal refuses it.
+    pub async fn role_session(
+        &self,
+        account_id: &str,
+        role_name: &str,
+    ) -> Result<Session, Failure> {
+        let mut t = self.tokens.lock().await;
+        self.refresh(&mut t, false).await?;
+        match self
+            .api
+            .role_credentials(&self.region, &t.access_token, account_id, role_name)
+            .await
+        {
+            Ok(s) => return Ok(s),
+            Err(Some(e)) => return Err(e.into()),
+            Err(None) => {}
+        }
+        self.refresh(&mut t, true).await?;
+        self.api
+            .role_credentials(&self.region, &t.access_token, account_id, role_name)
+            .await
+            .map_err(|e| {
+                e.unwrap_or_else(|| {
+                    AwsError(format!(
+                        "IAM Identity Center refused role {role_name} in account {account_id} \
+                         (UnauthorizedException): it is not assigned to you; see `pctl sso roles \
+                         --identity {}`",
+                        self.identity
+                    ))
+                })
+                .into()
+            })
+    }
+
+    /// Every account x role the user may use.
+    pub async fn roles(&self) -> Result<Vec<SsoRole>, Failure> {
+        let mut t = self.tokens.lock().await;
+        self.refresh(&mut t, false).await?;
+        let accounts = match self.api.accounts(&self.region, &t.access_token).await {
+            Err(None) => {
+                self.refresh(&mut t, true).await?;
+                self.api.accounts(&self.region, &t.access_token).await
+            }
+            other => other,
+        }
+        .map_err(|e| self.refused(e))?;
+        let mut out = Vec::new();
+        for a in accounts {
+            let roles = self
+                .api
+                .roles(&self.region, &t.access_token, &a.account_id)
+                .await
+                .map_err(|e| self.refused(e))?;
+            for r in roles {
+                out.push(SsoRole {
+                    account_id: a.account_id.clone(),
+                    account_name: a.account_name.clone(),
+                    role_name: r,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn refused(&self, e: Option<AwsError>) -> Failure {
+        match e {
+            Some(e) => e.into(),
+            None => needs_sign_in(
+                &self.identity,
+                &self.start_url,
+                ": the portal refused the access token",
+            ),
+        }
+    }
+
+    /// Refreshes since the last call (for the audit log).
+    pub fn take_refreshes(&self) -> u64 {
+        self.refreshes.swap(0, Ordering::Relaxed)
+    }
+}
+
+type Outcome = Option<Result<(), Failure>>;
+
+struct Pending {
+    prompt: SignInPrompt,
+    done: watch::Receiver<Outcome>,
+    task: tokio::task::AbortHandle,
+}
+
+#[derive(Default)]
+struct State {
+    serial: u64,
+    pending: Option<Pending>,
+    /// How the last device authorization ended, for a late waiter.
+    last: Option<(u64, Result<(), Failure>)>,
+}
+
+/// One identity's device authorizations: at most one at a time.
+pub struct SignIns {
+    api: Arc<SsoApi>,
+    /// Held while starting one, so concurrent starters join it.
+    starting: tokio::sync::Mutex<()>,
+    state: Arc<Mutex<State>>,
+    /// Device authorizations started.
+    pub started: AtomicU64,
+    /// A sign-in completed that the broker has not audited yet.
+    unaudited: Arc<AtomicBool>,
+}
+
+impl Default for SignIns {
+    fn default() -> Self {
+        SignIns {
+            api: Arc::new(SsoApi::default()),
+            starting: tokio::sync::Mutex::new(()),
+            state: Arc::new(Mutex::new(State::default())),
+            started: AtomicU64::new(0),
+            unaudited: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// What a sign-in needs besides the SSO settings.
+pub struct SignInContext<'a> {
+    pub identity: &'a str,
+    pub sso: &'a SsoConfig,
+    pub daemon: &'a DaemonConfig,
+    pub vault: Arc<Vault>,
+    pub clock: Arc<dyn Clock>,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SignIns {
+    /// The serial of the device authorization in progress, if any.
+    pub fn pending(&self) -> Option<u64> {
+        lock(&self.state).pending.as_ref().map(|p| p.prompt.serial)
+    }
+
+    /// Whether a sign-in completed since the last call (for the audit log).
+    pub fn take_unaudited(&self) -> bool {
+        self.unaudited.swap(false, Ordering::AcqRel)
+    }
+
+    /// Starts a device authorization, or joins the one in progress.
+    pub async fn start(&self, cx: SignInContext<'_>) -> Result<SignInPrompt, Failure> {
+        let _starting = self.starting.lock().await;
+        if let Some(p) = &lock(&self.state).pending {
+            return Ok(SignInPrompt {
+                started: false,
+                ..p.prompt.clone()
+            });
+        }
+        let region = cx.sso.region.clone();
+        let epoch = cx.vault.epoch();
+        let reg = self
+            .api
+            .register_client(&region, &cx.sso.scopes)
+            .await
+            .map_err(|e| named(cx.identity, e))?;
+        let dev = self
+            .api
+            .start_device_authorization(&region, &reg, &cx.sso.start_url)
+            .await
+            .map_err(|e| named(cx.identity, e))?;
+        self.started.fetch_add(1, Ordering::Relaxed);
+        let mut st = lock(&self.state);
+        st.serial += 1;
+        let prompt = SignInPrompt {
+            identity: cx.identity.to_string(),
+            start_url: cx.sso.start_url.clone(),
+            serial: st.serial,
+            verification_uri: dev.verification_uri.clone(),
+            verification_uri_complete: dev.verification_uri_complete.clone(),
+            user_code: dev.user_code.clone(),
+            expires_in: dev.expires_in.as_secs(),
+            started: true,
+        };
+        tracing::info!(
+            "identity {}: IAM Identity Center sign-in started for {} (code {})",
+            cx.identity,
+            cx.sso.start_url,
+            dev.user_code
+        );
+        let (tx, rx) = watch::channel(None);
+        let job = Job {
+            identity: cx.identity.to_string(),
+            start_url: cx.sso.start_url.clone(),
+            region,
+            api: self.api.clone(),
+            vault: cx.vault,
+            clock: cx.clock,
+            epoch,
+            idle_lock: cx.daemon.idle_lock,
+            max_unlock: cx.daemon.max_unlock,
+        };
+        let state = self.state.clone();
+        let unaudited = self.unaudited.clone();
+        let serial = st.serial;
+        let task = tokio::spawn(async move {
+            let r = job.run(reg, dev).await;
+            if r.is_ok() {
+                unaudited.store(true, Ordering::Release);
+            }
+            let mut st = lock(&state);
+            if st
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.prompt.serial == serial)
+            {
+                st.pending = None;
+            }
+            st.last = Some((serial, r.clone()));
+            drop(st);
+            let _ = tx.send(Some(r));
+        });
+        st.pending = Some(Pending {
+            prompt: prompt.clone(),
+            done: rx,
+            task: task.abort_handle(),
+        });
+        Ok(prompt)
+    }
+
+    /// Waits for the device authorization `serial` to end.
+    pub async fn wait(&self, serial: u64) -> Result<(), Failure> {
+        let (mut rx, expires) = {
+            let st = lock(&self.state);
+            match (&st.pending, &st.last) {
+                (Some(p), _) if p.prompt.serial == serial => {
+                    (p.done.clone(), Duration::from_secs(p.prompt.expires_in))
+                }
+                (_, Some((s, r))) if *s == serial => return r.clone(),
+                _ => {
+                    return Err(Failure(
+                        ErrorKind::Locked,
+                        "that IAM Identity Center sign-in is no longer in progress (pctl was \
+                         locked meanwhile): retry"
+                            .into(),
+                    ))
+                }
+            }
+        };
+        let waited = tokio::time::timeout(
+            expires + Duration::from_secs(60),
+            rx.wait_for(Option::is_some),
+        )
+        .await;
+        match waited {
+            Ok(Ok(v)) => v.clone().unwrap_or(Ok(())),
+            Ok(Err(_)) => Err(crate::failure::locked_meanwhile()),
+            Err(_) => Err(Failure(
+                ErrorKind::Unavailable,
+                "the IAM Identity Center sign-in did not end in time: retry".into(),
+            )),
+        }
+    }
+
+    /// Aborts a sign-in in progress (lock): its registration and device
+    /// code are dropped with the task.
+    pub fn cancel(&self) {
+        let p = {
+            let mut st = lock(&self.state);
+            st.last = None;
+            st.pending.take()
+        };
+        if let Some(p) = p {
+            p.task.abort();
+        }
+        self.api.reset();
+    }
+}
+
+fn named(identity: &str, e: AwsError) -> Failure {
+    Failure(ErrorKind::Aws, format!("identity {identity}: {}", e.0))
+}
+
+/// One device authorization being polled.
+struct Job {
+    identity: String,
+    start_url: String,
+    region: String,
+    api: Arc<SsoApi>,
+    vault: Arc<Vault>,
+    clock: Arc<dyn Clock>,
+    epoch: u64,
+    idle_lock: Duration,
+    max_unlock: Duration,
+}
+
+impl Job {
+    fn ended(&self, what: &str) -> Failure {
+        Failure(
+            ErrorKind::Aws,
+            format!(
+                "identity {} ({}): the IAM Identity Center sign-in {what}: run `pctl unlock \
+                 --identity {}` to sign in again",
+                self.identity, self.start_url, self.identity
+            ),
+        )
+    }
+
+    async fn run(self, reg: Registration, dev: DeviceAuth) -> Result<(), Failure> {
+        let deadline = tokio::time::Instant::now() + dev.expires_in;
+        let mut interval = dev.interval.max(Duration::from_secs(1));
+        let mut tokens = None;
+        for _ in 0..MAX_POLLS {
+            tokio::time::sleep(interval).await;
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            match self.api.poll_device(&self.region, &reg, &dev).await {
+                Ok(t) => {
+                    tokens = Some(t);
+                    break;
+                }
+                Err(TokenError::Pending) => {}
+                Err(TokenError::SlowDown) => interval += SLOW_DOWN_STEP,
+                Err(TokenError::Expired) => break,
+                Err(TokenError::Denied) => {
+                    tracing::warn!("identity {}: sign-in denied", self.identity);
+                    return Err(self.ended("was denied"));
+                }
+                Err(TokenError::Invalid(code)) => {
+                    return Err(self.ended(&format!("was refused ({code})")))
+                }
+                Err(TokenError::Other(m)) => {
+                    return Err(Failure(
+                        ErrorKind::Aws,
+                        format!("identity {}: {m}", self.identity),
+                    ))
+                }
+            }
+        }
+        drop(dev);
+        let Some(tokens) = tokens else {
+            tracing::warn!("identity {}: sign-in expired", self.identity);
+            return Err(self.ended("expired before it was approved"));
+        };
+        let signed = SignedIn {
+            identity: self.identity.clone(),
+            start_url: self.start_url.clone(),
+            region: self.region.clone(),
+            api: self.api.clone(),
+            reg,
+            tokens: tokio::sync::Mutex::new(tokens),
+            refreshes: AtomicU64::new(0),
+        };
+        let u = Unlocked {
+            name: self.identity.clone(),
+            epoch: self.epoch,
+            serial: 0,
+            at: self.clock.now(),
+            at_boot: self.clock.boot(),
+            idle_lock: self.idle_lock,
+            max_unlock: self.max_unlock,
+            account_id: String::new(),
+            user_key_id: String::new(),
+            base: Session {
+                access_key_id: String::new(),
+                secret_access_key: LockedString::new(""),
+                session_token: None,
+                expiration: self.clock.now() + Duration::from_secs(100 * 365 * 86400),
+            },
+            mfa_expires: None,
+            origin: Some(format!("IAM Identity Center {}", self.start_url)),
+            sso: Some(Arc::new(signed)),
+        };
+        match self.vault.install(u, self.clock.as_ref()) {
+            Some(_) => {
+                tracing::info!(
+                    "identity {} signed in to IAM Identity Center",
+                    self.identity
+                );
+                Ok(())
+            }
+            None => Err(crate::failure::locked_meanwhile()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    const SSO: &str = r#"region = "us-east-1"
+[identities.corp]
+source = "sso"
+start_url = "https://example.awsapps.com/start"
+sso_region = "eu-west-1"
+"#;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("/cfg/config.toml"), text).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn sso_identity_and_role_parse_with_default_scope() {
+        let c = parse(&format!(
+            "{SSO}[roles.dev]\nidentity = \"corp\"\naccount_id = \"123456789012\"\nrole_name = \"Dev\"\n"
+        ))
+        .unwrap();
+        let s = c.identities["corp"].sso.as_ref().unwrap();
+        assert_eq!(s.region, "eu-west-1");
+        assert_eq!(s.scopes, vec!["sso:account:access".to_string()]);
+        let r = c.roles["dev"].sso.as_ref().unwrap();
+        assert_eq!(
+            (r.account_id.as_str(), r.role_name.as_str()),
+            ("123456789012", "Dev")
+        );
+        assert_eq!(c.roles["dev"].arn(""), "arn:aws:iam::123456789012:role/Dev");
+    }
+
+    #[test]
+    fn sso_mistakes_are_one_line_naming_the_key() {
+        let cases = [
+            (SSO.replace("source = \"sso\"\n", ""), "for source = \"sso\""),
+            (SSO.replace("\"sso\"", "\"okta\""), "identities.corp.source"),
+            (SSO.replace("https://example.awsapps.com/start", "example"), "start_url"),
+            (SSO.replace("eu-west-1", "mars"), "sso_region"),
+            (format!("{SSO}item = \"x\"\n"), "remove item"),
+            (
+                format!("{SSO}[roles.dev]\nidentity = \"corp\"\nname = \"Dev\"\n"),
+                "account_id and role_name",
+            ),
+            (
+                format!("{SSO}[roles.dev]\nidentity = \"corp\"\naccount_id = \"12\"\nrole_name = \"Dev\"\n"),
+                "roles.dev.account_id",
+            ),
+            (
+                format!("{SSO}[roles.dev]\nidentity = \"corp\"\naccount_id = \"123456789012\"\n"),
+                "roles.dev.role_name",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse(&text).unwrap_err();
+            assert!(e.contains(want), "{want:?} not in {e:?}");
+            assert!(!e.contains('\n'), "{e:?}");
+        }
+        // a 1Password identity's role may not name an SSO account
+        let op = "region = \"us-east-1\"\n[onepassword]\nitem = \"i\"\nvault = \"v\"\n\
+                  [roles.a]\naccount_id = \"123456789012\"\nrole_name = \"Dev\"\n";
+        assert!(parse(op).unwrap_err().contains("reads 1Password"));
+    }
+}
