@@ -142,7 +142,7 @@ def test_same_effective_endpoint_set_another_way_is_no_difference(auth_env):
 
 SUBCOMMANDS = ["init", "shell", "unlock", "lock", "rotate", "status", "doctor", "prompt",
                "stop", "credential-process", "env", "exec", "roles", "aws-config", "eks token",
-               "kubeconfig", "completions", "login", "serve", "daemon"]
+               "kubeconfig", "completions", "login", "serve", "daemon", "sso roles"]
 
 
 def undescribed(help_text):
