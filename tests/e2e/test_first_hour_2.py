@@ -190,3 +190,38 @@ def test_eks_token_help_shows_the_aws_eks_get_token_form(pctl_env):
     assert "aws eks get-token" in out, out
     assert "pctl eks token --region R --cluster-name NAME [--role-arn ARN]" in out, out
     assert "pctl --region R eks get-token --cluster-name NAME" in out, out
+
+
+# -- 5. a failed unlock leaves a trace: status, doctor and the locked message
+
+
+def test_failed_unlock_is_kept_and_shown(auth_env):
+    ident = auth_env.ident
+    # the config names "AWS user key"; 1Password only has another item
+    auth_env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
+                                    title="Some other key", item_id="zzzzzzzzzzzzzzzzzzzzzzzzzz")])
+    r = auth_env.run("unlock")
+    err = rig.assert_pctl_error(r)
+    why = err[len("pctl: "):]
+
+    out = auth_env.ok("status").stdout
+    assert "last unlock failed: " in out, out
+    assert "never unlocked" in out, out
+    ids = auth_env.status()["identities"]
+    assert ids[0]["last_unlock_failure"] and ids[0]["last_unlock_failure"] in why, (ids, why)
+
+    r = auth_env.run("doctor")
+    assert r.returncode == 1, r
+    fail = [l for l in r.stdout.splitlines() if l.startswith("FAIL") and "last unlock failed" in l]
+    assert fail and "fix: " in fail[0], r.stdout
+
+    auth_env.ok("lock")
+    r = auth_env.run("credential-process", "--role", "admin")
+    rig.assert_pctl_error(r, "locked (by `pctl lock`; last unlock failed: ", "run `pctl unlock`")
+
+    # fixed: the next unlock clears it
+    auth_env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"])])
+    auth_env.ok("unlock")
+    assert "last unlock failed" not in auth_env.ok("status").stdout
+    assert "last_unlock_failure" not in auth_env.status()["identities"][0]
+    assert "last unlock failed" not in auth_env.run("doctor").stdout

@@ -666,6 +666,9 @@ pub struct IdentityStatus {
     /// Source reads (one `op item get` each, plus a retry on network trouble).
     pub op_reads: u64,
     pub get_session_token: u64,
+    /// Why the last unlock attempt failed, if none succeeded since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_unlock_failure: Option<String>,
 }
 
 /// Where a role comes from.

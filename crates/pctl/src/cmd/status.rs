@@ -39,7 +39,12 @@ fn opt_when(t: &Option<String>) -> String {
 
 fn identity_state(i: &IdentityStatus) -> String {
     if i.locked {
-        format!("locked ({})", i.lock_reason.as_deref().unwrap_or("?"))
+        let last = i
+            .last_unlock_failure
+            .as_deref()
+            .map(|w| format!("; last unlock failed: {w}"))
+            .unwrap_or_default();
+        format!("locked ({}){last}", i.lock_reason.as_deref().unwrap_or("?"))
     } else {
         format!(
             "unlocked since {}, locks at {}",
