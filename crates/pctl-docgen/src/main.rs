@@ -92,12 +92,14 @@ mod tests {
             .iter()
             .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        let subcommands = cli::Cli::command()
+        let visible = |s: &&clap::Command| s.get_name() != "help" && !s.is_hide_set();
+        let pages: usize = cli::Cli::command()
             .get_subcommands()
-            .filter(|s| s.get_name() != "help" && !s.is_hide_set())
-            .count();
-        // pctl.1 + one per visible subcommand + `eks token`.
-        assert_eq!(names.len(), 1 + subcommands + 1, "{names:?}");
+            .filter(visible)
+            .map(|s| 1 + s.get_subcommands().filter(visible).count())
+            .sum();
+        // pctl.1 + one per visible subcommand and per nested one (`eks token`, `sso roles`).
+        assert_eq!(names.len(), 1 + pages, "{names:?}");
         for want in [
             "pctl.1",
             "pctl-eks.1",
