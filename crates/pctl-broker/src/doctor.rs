@@ -96,6 +96,15 @@ impl Broker {
                 ),
             ),
         });
+        for i in status.identities.iter().filter(|i| i.locked) {
+            if let Some(why) = &i.last_unlock_failure {
+                checks.push(Check::fail(
+                    "unlock",
+                    format!("identity {}: last unlock failed: {why}", i.name),
+                    "fix what it says, then run `pctl unlock`",
+                ));
+            }
+        }
         let region = cfg
             .as_ref()
             .map(|c| c.region.clone())

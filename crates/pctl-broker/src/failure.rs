@@ -65,11 +65,14 @@ fn mfa_identity(f: &Failure) -> Option<String> {
     rest.split_whitespace().next().map(str::to_string)
 }
 
-/// Locked by `pctl lock`.
-pub fn locked() -> Failure {
+/// Locked by `pctl lock`; `last_failure`: why the last unlock attempt failed.
+pub fn locked(last_failure: Option<&str>) -> Failure {
+    let last = last_failure
+        .map(|w| format!("; last unlock failed: {w}"))
+        .unwrap_or_default();
     Failure(
         ErrorKind::Locked,
-        "pctl is locked (by `pctl lock`): run `pctl unlock`".into(),
+        format!("pctl is locked (by `pctl lock`{last}): run `pctl unlock`"),
     )
 }
 

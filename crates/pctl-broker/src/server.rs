@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pctl_protocol::{
-    dirs, peer, Connection, ErrorKind, ErrorReply, FrameError, Reply, Request, RequestError,
-    Response,
+    dirs, peer, Check, Connection, ErrorKind, ErrorReply, FrameError, Level, Reply, Request,
+    RequestError, Response, Setup,
 };
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, Semaphore};
@@ -260,6 +260,31 @@ async fn handle(
             }
         };
         drop(body);
+        // A client whose config or endpoints differ from the daemon's would
+        // get answers from the wrong file or account: refuse what depends
+        // on them; status and doctor say so, lock and stop still work.
+        let differs = env
+            .setup
+            .as_ref()
+            .and_then(|s| daemon_setup(&broker).differences(s));
+        if let Some(why) = &differs {
+            if !matches!(
+                env.request,
+                Request::Ping
+                    | Request::Stop
+                    | Request::Lock { .. }
+                    | Request::Status
+                    | Request::Doctor { .. }
+            ) {
+                if write_response(&mut conn, &error(ErrorKind::Config, why.clone()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+        }
         if let Request::CredentialServer { role, port, env } = env.request {
             hold_credential_server(broker, conn, peer, role, port, env).await;
             return;
@@ -280,7 +305,7 @@ async fn handle(
             _ => REQUEST_TIMEOUT_NO_CONFIG,
         };
         let resp = match tokio::time::timeout(limit, dispatch(&broker, env.request, &peer)).await {
-            Ok(Ok(reply)) => Response::Ok(reply),
+            Ok(Ok(reply)) => Response::Ok(with_setup_differences(reply, differs)),
             Ok(Err(f)) => Response::Error(f.into()),
             Err(_) => error(
                 ErrorKind::Unavailable,
@@ -296,6 +321,43 @@ async fn handle(
         if !ok {
             return;
         }
+    }
+}
+
+/// The daemon's own [`Setup`]: its config path and the endpoint and proxy
+/// variables it started with (its environment does not change).
+fn daemon_setup(broker: &Broker) -> &'static Setup {
+    static SETUP: std::sync::OnceLock<Setup> = std::sync::OnceLock::new();
+    SETUP.get_or_init(|| Setup::current(&broker.config_path))
+}
+
+/// Status and doctor answers to a client of another setup say so.
+fn with_setup_differences(reply: Reply, differs: Option<String>) -> Reply {
+    let Some(why) = differs else {
+        return reply;
+    };
+    match reply {
+        Reply::Status(mut s) => {
+            s.setup_differs = Some(why);
+            Reply::Status(s)
+        }
+        Reply::Doctor { mut checks } => {
+            let (problem, fix) = why
+                .split_once(": run `pctl stop`")
+                .map(|(p, f)| (p.to_string(), format!("run `pctl stop`{f}")))
+                .unwrap_or((why, "run `pctl stop`, then retry".into()));
+            checks.insert(
+                0,
+                Check {
+                    name: "daemon setup".into(),
+                    level: Level::Fail,
+                    detail: problem,
+                    fix: Some(fix),
+                },
+            );
+            Reply::Doctor { checks }
+        }
+        other => other,
     }
 }
 
@@ -526,6 +588,7 @@ mod tests {
                         c.send(&pctl_protocol::Envelope {
                             version: pctl_protocol::VERSION.into(),
                             request: Request::Ping,
+                            setup: None,
                         })
                         .map_err(|e| e.to_string())?;
                         match c.recv::<Response>().map_err(|e| e.to_string())? {

@@ -62,6 +62,7 @@ fn identity(p: &IdentityPart, clock: &dyn Clock) -> IdentityStatus {
         mfa_session_expires: u.as_ref().and_then(|u| u.mfa_expires).map(rfc3339),
         op_reads: p.op_reads,
         get_session_token: p.get_session_token,
+        last_unlock_failure: p.vault.last_failure.clone(),
     }
 }
 
@@ -111,5 +112,6 @@ pub fn build(p: Parts<'_>, clock: &dyn Clock) -> Status {
         recent: p.recent,
         identities,
         role_origins: p.role_origins,
+        setup_differs: None,
     }
 }

@@ -187,7 +187,13 @@ impl Unlocker {
         async move {
             let u = inner
                 .read(epoch, &cfg, &env, code.as_ref().map(LockedString::expose))
-                .await?;
+                .await
+                .inspect_err(|f| {
+                    // kept for status, doctor and the locked message
+                    if !matches!(f.0, ErrorKind::NeedsEnv | ErrorKind::NeedsMfaCode) {
+                        inner.vault.set_failure(&f.1);
+                    }
+                })?;
             on_fresh(&u);
             Ok(u)
         }

@@ -120,6 +120,8 @@ struct State {
     unlocks: u64,
     /// What the last unlock ran, kept across locks for `status`.
     origin: Option<String>,
+    /// Why the last unlock attempt failed; cleared by the next unlock.
+    last_failure: Option<String>,
 }
 
 /// A consistent view for `status`.
@@ -129,6 +131,8 @@ pub struct Snapshot {
     /// Time left before the idle or lifetime limit locks.
     pub left: Option<Duration>,
     pub origin: Option<String>,
+    /// Why the last unlock attempt failed, if it did (and none succeeded since).
+    pub last_failure: Option<String>,
 }
 
 /// The locked/unlocked state machine.
@@ -146,6 +150,7 @@ impl Vault {
                 epoch: 0,
                 unlocks: 0,
                 origin: None,
+                last_failure: None,
             }),
         }
     }
@@ -174,7 +179,7 @@ impl Vault {
                 st.last_use = clock.boot();
                 Ok(Some(u))
             }
-            None if st.reason == LockReason::Manual => Err(locked()),
+            None if st.reason == LockReason::Manual => Err(locked(st.last_failure.as_deref())),
             None => Ok(None),
         }
     }
@@ -211,6 +216,7 @@ impl Vault {
         st.unlocks += 1;
         u.serial = st.unlocks;
         st.origin = u.origin.clone();
+        st.last_failure = None;
         let u = Arc::new(u);
         st.unlocked = Some(u.clone());
         st.last_use = clock.boot();
@@ -222,6 +228,11 @@ impl Vault {
         if origin.is_some() {
             self.state().origin = origin;
         }
+    }
+
+    /// Records why an unlock attempt failed (one line, never a secret).
+    pub fn set_failure(&self, why: &str) {
+        self.state().last_failure = Some(why.to_string());
     }
 
     pub fn snapshot(&self, clock: &dyn Clock) -> Snapshot {
@@ -237,6 +248,7 @@ impl Vault {
             reason: st.reason,
             left,
             origin: st.origin.clone(),
+            last_failure: st.last_failure.clone(),
         }
     }
 }

@@ -70,6 +70,97 @@ pub struct Envelope {
     /// The client's [`VERSION`].
     pub version: String,
     pub request: Request,
+    /// The client's config path and endpoint settings: the daemon refuses
+    /// a request it would answer from another setup ([`Setup::differences`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<Setup>,
+}
+
+/// What decides which answers are right besides the request: the config
+/// file and the endpoints and proxies AWS calls go through, as seen by one
+/// process (the daemon's at its start, the client's now). Each value is the
+/// effective one: `AWS_ENDPOINT_URL_STS` else `AWS_ENDPOINT_URL`, and so on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Setup {
+    pub config: String,
+    /// Setting label (see [`SETUP_VARS`]) -> effective value; unset ones absent.
+    pub env: BTreeMap<String, String>,
+}
+
+/// The settings a [`Setup`] compares: a label and the variables that set
+/// it, first set (and non-empty) wins.
+pub const SETUP_VARS: &[(&str, &[&str])] = &[
+    (
+        "STS endpoint",
+        &["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"],
+    ),
+    (
+        "EKS endpoint",
+        &["AWS_ENDPOINT_URL_EKS", "AWS_ENDPOINT_URL"],
+    ),
+    (
+        "IAM endpoint",
+        &["AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL"],
+    ),
+    ("sign-in endpoint", &["PCTL_FEDERATION_ENDPOINT"]),
+    ("HTTPS proxy", &["HTTPS_PROXY", "https_proxy"]),
+    ("HTTP proxy", &["HTTP_PROXY", "http_proxy"]),
+    ("no-proxy list", &["NO_PROXY", "no_proxy"]),
+];
+
+impl Setup {
+    /// This process's setup, with `config` as its config path.
+    pub fn current(config: &std::path::Path) -> Self {
+        Self::from_vars(config, |k| std::env::var(k).ok())
+    }
+
+    fn from_vars(config: &std::path::Path, var: impl Fn(&str) -> Option<String>) -> Self {
+        let env = SETUP_VARS
+            .iter()
+            .filter_map(|(label, names)| {
+                let v = names
+                    .iter()
+                    .find_map(|n| var(n).filter(|v| !v.is_empty()))?;
+                Some((label.to_string(), v))
+            })
+            .collect();
+        Setup {
+            config: config.display().to_string(),
+            env,
+        }
+    }
+
+    /// How `client`'s setup differs from this (the daemon's), as one phrase
+    /// naming the settings (never their values: a proxy URL may carry a
+    /// password), or `None` when they agree.
+    pub fn differences(&self, client: &Setup) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.config != client.config {
+            parts.push(format!(
+                "it reads the config {} and this shell's is {} (PCTL_CONFIG)",
+                self.config, client.config
+            ));
+        }
+        for (label, names) in SETUP_VARS {
+            let (ours, theirs) = (self.env.get(*label), client.env.get(*label));
+            if ours != theirs {
+                let how = match (ours, theirs) {
+                    (Some(_), None) => "is set for it and not in this shell",
+                    (None, Some(_)) => "is set in this shell and not for it",
+                    _ => "differs",
+                };
+                parts.push(format!("the {label} ({}) {how}", names.join(" / ")));
+            }
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "the running pctl daemon was started with another setup: {}: run `pctl stop`, then retry (a new daemon starts with this shell's setup)",
+            parts.join("; ")
+        ))
+    }
 }
 
 /// What a client asks for.
@@ -550,6 +641,10 @@ pub struct Status {
     /// Where each configured role was defined and which identity it uses.
     #[serde(default)]
     pub role_origins: Vec<RoleOrigin>,
+    /// How the asking client's setup differs from the daemon's
+    /// ([`Setup::differences`]); `None` when it agrees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_differs: Option<String>,
 }
 
 /// One identity in `status`. Never a secret.
@@ -571,6 +666,9 @@ pub struct IdentityStatus {
     /// Source reads (one `op item get` each, plus a retry on network trouble).
     pub op_reads: u64,
     pub get_session_token: u64,
+    /// Why the last unlock attempt failed, if none succeeded since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_unlock_failure: Option<String>,
 }
 
 /// Where a role comes from.
@@ -666,6 +764,7 @@ pub fn decode_request(body: &[u8]) -> Result<Envelope, RequestError> {
             return Ok(Envelope {
                 version: peek.version,
                 request,
+                setup: None,
             });
         }
     }
@@ -678,9 +777,49 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn setup_differences_name_settings_never_values() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let path = std::path::Path::new("/a.toml");
+        let daemon = Setup::from_vars(path, vars(&[("AWS_ENDPOINT_URL", "http://x")]));
+        // the same effective STS endpoint, set another way: alike
+        let same = Setup::from_vars(
+            path,
+            vars(&[
+                ("AWS_ENDPOINT_URL", "http://x"),
+                ("AWS_ENDPOINT_URL_STS", "http://x"),
+            ]),
+        );
+        assert_eq!(daemon.differences(&same), None);
+        let other = Setup::from_vars(
+            std::path::Path::new("/b.toml"),
+            vars(&[
+                ("AWS_ENDPOINT_URL", "http://x"),
+                ("HTTPS_PROXY", "http://user:secret@proxy:3128"),
+            ]),
+        );
+        let d = daemon.differences(&other).unwrap();
+        assert!(d.contains("/a.toml") && d.contains("/b.toml"), "{d}");
+        assert!(
+            d.contains("HTTPS proxy (HTTPS_PROXY / https_proxy) is set in this shell"),
+            "{d}"
+        );
+        assert!(d.contains("run `pctl stop`"), "{d}");
+        assert!(!d.contains("secret") && !d.contains("proxy:3128"), "{d}");
+        assert!(!d.contains("STS endpoint"), "{d}");
+    }
+
+    #[test]
     fn round_trip_request() {
         let env = Envelope {
             version: VERSION.into(),
+            setup: Some(Setup::current(std::path::Path::new("/c.toml"))),
             request: Request::EksToken {
                 cluster: "platform".into(),
                 role: None,
@@ -800,7 +939,7 @@ mod tests {
 
         #[test]
         fn decoder_round_trips_any_role(role in ".{0,200}", cluster in "[a-z0-9-]{1,40}") {
-            let env = Envelope { version: VERSION.into(), request: Request::EksToken {
+            let env = Envelope { version: VERSION.into(), setup: None, request: Request::EksToken {
                 cluster, role: Some(role), env: Some(ClientEnv::default()), get_token: None } };
             let frame = encode(&env).unwrap();
             let back: Envelope = read_frame(&mut &frame[..]).unwrap();

@@ -27,6 +27,7 @@ pub enum Cmd {
     ///
     /// Use as: eval "$(pctl shell)"   (fish: pctl shell --shell fish | source)
     Shell {
+        /// The shell whose syntax to print (default: from $SHELL).
         #[arg(long, value_enum, default_value_t = ShellKind::detect())]
         shell: ShellKind,
         /// Also export AWS_PROFILE=pctl-<ROLE>.
@@ -78,13 +79,16 @@ pub enum Cmd {
     Stop,
     /// AWS credential_process output for a role (for ~/.aws/config).
     CredentialProcess {
+        /// The role's key in pctl's config (also as its AWS profile name, `pctl-ROLE`).
         #[arg(long)]
         role: String,
     },
     /// Print `export` lines with a role's session credentials.
     Env {
+        /// The role's key in pctl's config (also as its AWS profile name, `pctl-ROLE`).
         #[arg(long)]
         role: String,
+        /// The shell whose `export` syntax to print (default: from $SHELL).
         #[arg(long, value_enum, default_value_t = ShellKind::detect())]
         shell: ShellKind,
     },
@@ -101,7 +105,13 @@ pub enum Cmd {
         /// job gets refreshed sessions. The endpoint ends when CMD (or pctl) does.
         #[arg(long)]
         server: bool,
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        /// The command to run and its arguments (after `--`).
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
         command: Vec<String>,
     },
     /// List the configured roles: identity, ARN and session state.
@@ -141,11 +151,12 @@ pub enum Cmd {
         /// AWS region for STS and the profiles (default: the item's "Default Region" field).
         #[arg(long, conflicts_with = "from_aws_config")]
         region: Option<String>,
-        /// A role to assume, as a role name or ARN (repeatable); its key in pctl's config
-        /// is the name's last part.
+        /// A role to assume, as a role name or ARN, optionally under a key of your choice:
+        /// `--role KEY=ARN` (repeatable). Without `KEY=`, its key in pctl's config is the
+        /// name's last part.
         #[arg(
             long = "role",
-            value_name = "NAME_OR_ARN",
+            value_name = "[KEY=]NAME_OR_ARN",
             conflicts_with = "from_aws_config"
         )]
         roles: Vec<String>,
@@ -168,8 +179,10 @@ pub enum Cmd {
     },
     /// Write a kubeconfig entry whose user runs `pctl eks token`.
     Kubeconfig {
+        /// The cluster's key in pctl's config (`[clusters.NAME]`).
         #[arg(long)]
         cluster: String,
+        /// The role whose session the token is for (default: the cluster's `role`).
         #[arg(long)]
         role: Option<String>,
         /// API server URL (default: from EKS DescribeCluster).
@@ -194,11 +207,13 @@ pub enum Cmd {
     },
     /// Print shell completions.
     Completions {
+        /// The shell to print completions for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// Open the AWS console signed in as a role (federation sign-in URL).
     Login {
+        /// The role's key in pctl's config to sign in as.
         #[arg(long)]
         role: String,
         /// Console region (default: the config's region).
@@ -217,11 +232,13 @@ pub enum Cmd {
     /// Serve a role's session on a loopback credential endpoint (for containers and desktop
     /// apps) and print the two variables to export; stops on Ctrl-C.
     Serve {
+        /// The role's key in pctl's config whose session to serve.
         #[arg(long)]
         role: String,
         /// 127.0.0.1 port (default: a free one).
         #[arg(long)]
         port: Option<u16>,
+        /// The shell whose `export` syntax to print (default: from $SHELL).
         #[arg(long, value_enum, default_value_t = ShellKind::detect())]
         shell: ShellKind,
     },
@@ -293,6 +310,13 @@ pub enum OutputFormat {
 #[derive(Subcommand, Debug)]
 pub enum EksCmd {
     /// ExecCredential for kubectl (the kubeconfig exec plugin).
+    ///
+    /// pctl's form: `pctl eks token --cluster KEY [--role KEY]`.
+    ///
+    /// `aws eks get-token`'s form works too, answered from pctl's config:
+    /// `pctl eks token --region R --cluster-name NAME [--role-arn ARN] [--output json]`,
+    /// and so does the command line `aws eks update-kubeconfig` writes with `aws` replaced
+    /// by `pctl` (`pctl --region R eks get-token --cluster-name NAME ...`).
     Token {
         /// The cluster's key in pctl's config.
         #[arg(
@@ -470,6 +494,38 @@ mod tests {
             .map(|c| format!("{c:?}"))
             .unwrap_or_else(|e| format!("error: {}", e.kind()));
         (fast, slow)
+    }
+
+    /// Every argument of every command, hidden ones included, says what it is
+    /// for in `--help`.
+    #[test]
+    fn every_argument_has_a_description() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && cmd.get_long_about().is_none() {
+                missing.push(format!("{path} (the command)"));
+            }
+            for a in cmd.get_arguments() {
+                if matches!(a.get_id().as_str(), "help" | "version") {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &path, missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "arguments without a description: {missing:#?}"
+        );
     }
 
     #[test]

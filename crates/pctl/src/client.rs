@@ -16,7 +16,7 @@ use pctl_protocol::connection::ConnectError;
 use pctl_protocol::{
     dirs, Check, ClientEnv, ClusterInfo, Connection, ConsoleLogin, CredentialServer, Credentials,
     EksToken, Envelope, ErrorKind, FrameError, GetTokenFlags, MfaCode, Profiles, Reply, Request,
-    Response, Rotation, Status, VERSION,
+    Response, Rotation, Setup, Status, VERSION,
 };
 
 /// How long a reply may take. The daemon bounds every request by its
@@ -106,6 +106,7 @@ impl Client {
         let env = Envelope {
             version: VERSION.into(),
             request: Request::Status,
+            setup: None,
         };
         match exchange(&mut conn, &env)? {
             Response::Ok(Reply::Status(s)) => Ok(Some(*s)),
@@ -188,6 +189,7 @@ impl Client {
         let mut env = Envelope {
             version: VERSION.into(),
             request,
+            setup: Some(setup()),
         };
         let mut sign_ins = 0;
         for attempt in 0..8 {
@@ -316,6 +318,7 @@ impl Client {
                     identity: Some(identity.to_string()),
                     mfa_code: Some(MfaCode(code)),
                 },
+                setup: Some(setup()),
             };
             let mut conn = self.connect_or_start()?;
             match exchange(&mut conn, &env)? {
@@ -402,6 +405,7 @@ impl Client {
             let stop = Envelope {
                 version: VERSION.into(),
                 request: Request::Stop,
+                setup: None,
             };
             let _ = exchange(&mut conn, &stop);
         }
@@ -451,6 +455,7 @@ impl Client {
                 port,
                 env: Some(ClientEnv::from_current()),
             },
+            setup: Some(setup()),
         };
         for attempt in 0..2 {
             let mut conn = self.connect_or_start()?;
@@ -561,6 +566,11 @@ pub fn require_config() -> Result<()> {
     } else {
         Err(no_config(&path))
     }
+}
+
+/// This shell's setup, which a running daemon must share to answer.
+fn setup() -> Setup {
+    Setup::current(&dirs::config_path())
 }
 
 /// `no config at PATH: run pctl init`.

@@ -181,31 +181,51 @@ fn session_from(c: Option<&aws_sdk_sts::types::Credentials>) -> Result<Session, 
     })
 }
 
-/// A failed STS call as one line: the AWS error code is kept (it is what
-/// the user searches for), AWS's own message is cleaned and capped.
+/// A failed STS call as one line: the AWS error code and AWS's own message
+/// (cleaned and capped) stay next to pctl's hint, which names the likeliest
+/// cause first.
 pub(crate) fn sts_error<E: ProvideErrorMetadata + std::error::Error>(
     call: &str,
     role_arn: &str,
     e: SdkError<E, aws_smithy_runtime_api::http::Response>,
 ) -> AwsError {
     let (code, message) = code_and_message(&e);
-    let detail = message.map(|m| format!(" ({m})")).unwrap_or_default();
-    let msg = match code.as_deref().unwrap_or("") {
+    let code = code.unwrap_or_default();
+    // "(Code: AWS's message)": what the user searches for, verbatim.
+    let aws = match &message {
+        Some(m) => format!("({code}: {m})"),
+        None => format!("({code})"),
+    };
+    let assume = call.starts_with("AssumeRole");
+    let expired_signature = message
+        .as_deref()
+        .is_some_and(|m| m.to_ascii_lowercase().contains("signature expired"));
+    let msg = match code.as_str() {
+        _ if expired_signature || code == "RequestExpired" => format!(
+            "STS {call} refused the request as signed at the wrong time {aws}: this machine's clock is off; \
+             fix the clock (`pctl doctor` measures the skew), then retry"
+        ),
+        "AccessDenied" | "HTTP 403" if assume => format!(
+            "STS AssumeRole {role_arn} was denied {aws}: your IAM user's policy must allow \
+             sts:AssumeRole on it and the role's trust policy must trust your user (and MFA, if \
+             it requires it); or the role ARN has a typo"
+        ),
         "AccessDenied" | "HTTP 403" => format!(
-            "STS {call} {role_arn} was denied (AccessDenied){detail}: the role's trust policy must allow your IAM user{}",
-            if call.starts_with("AssumeRole") { " (and MFA, if it requires it)" } else { "" }
+            "STS {call} was denied {aws}: check the MFA serial and the one-time code (and this \
+             machine's clock, `pctl doctor`), and that your IAM user may call it"
         ),
         "InvalidClientTokenId" => format!(
-            "STS {call} rejected the access key from 1Password (InvalidClientTokenId): check or rotate the key in the item, then `pctl unlock`"
+            "STS {call} rejected the access key from 1Password {aws}: check or rotate the key in the item, then `pctl unlock`"
         ),
-        "SignatureDoesNotMatch" => format!(
-            "STS {call} rejected the secret access key from 1Password (SignatureDoesNotMatch): check the item, then `pctl unlock`"
+        "SignatureDoesNotMatch" | "IncompleteSignature" => format!(
+            "STS {call} rejected the request signature {aws}: check this machine's clock first \
+             (`pctl doctor` measures the skew), then the secret key in the 1Password item, then `pctl unlock`"
         ),
-        "ExpiredToken" => format!("STS {call}: the session has expired (ExpiredToken): run `pctl unlock`"),
+        "ExpiredToken" => format!("STS {call}: the session has expired {aws}: run `pctl unlock`"),
         "Throttling" | "ThrottlingException" | "RequestLimitExceeded" => {
-            format!("STS {call} is throttled ({}) and retries did not get through: wait a moment and retry", code.as_deref().unwrap_or(""))
+            format!("STS {call} is throttled {aws} and retries did not get through: wait a moment and retry")
         }
-        "RegionDisabledException" => format!("STS {call}: STS is not activated in this region (RegionDisabledException): activate it in IAM or change region"),
+        "RegionDisabledException" => format!("STS {call}: STS is not activated in this region {aws}: activate it in IAM or change region"),
         _ => format!("STS {call} failed: {}", describe(&e)),
     };
     AwsError(msg.replace("  ", " "))

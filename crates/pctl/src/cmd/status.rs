@@ -18,6 +18,10 @@ pub fn run(client: &Client, json: bool) -> Result<()> {
     if !Path::new(&s.config).exists() {
         return Err(crate::client::no_config(Path::new(&s.config)));
     }
+    // It answers from its own config and endpoints, not this shell's.
+    if let Some(why) = &s.setup_differs {
+        eprintln!("pctl: warning: {why}");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
@@ -35,7 +39,12 @@ fn opt_when(t: &Option<String>) -> String {
 
 fn identity_state(i: &IdentityStatus) -> String {
     if i.locked {
-        format!("locked ({})", i.lock_reason.as_deref().unwrap_or("?"))
+        let last = i
+            .last_unlock_failure
+            .as_deref()
+            .map(|w| format!("; last unlock failed: {w}"))
+            .unwrap_or_default();
+        format!("locked ({}){last}", i.lock_reason.as_deref().unwrap_or("?"))
     } else {
         format!(
             "unlocked since {}, locks at {}",

@@ -61,6 +61,7 @@ fn run_level(socket: &std::path::Path, cluster: &str, concurrency: usize, reques
             env: None,
             get_token: None,
         },
+        setup: None,
     });
     let tickets = Arc::new(AtomicU64::new(requests));
     let errors = Arc::new(AtomicU64::new(0));
