@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use pctl_protocol::TimeLimit;
 use pctl_protocol::{
     dirs, peer, Check, Connection, ErrorKind, ErrorReply, FrameError, Level, Reply, Request,
     RequestError, Response, Setup,
@@ -290,19 +291,13 @@ async fn handle(
             return;
         }
         let stop = matches!(env.request, Request::Stop);
-        let limit = match env.request {
-            Request::Unlock { .. }
-            | Request::Credentials { .. }
-            | Request::EksToken { .. }
-            | Request::DescribeCluster { .. }
-            | Request::ConsoleLogin { .. }
-            | Request::SignIn { .. }
-            | Request::SsoRoles { .. } => request_timeout(&broker),
+        let limit = match env.request.kind().time_limit() {
+            TimeLimit::Unlock => request_timeout(&broker),
             // bounded by the device authorization's own expiry
-            Request::SignInWait { .. } => Duration::from_secs(3600),
+            TimeLimit::SignIn => Duration::from_secs(3600),
             // three `op` runs, IAM propagation and a fresh unlock
-            Request::Rotate { .. } => request_timeout(&broker) * 3,
-            _ => REQUEST_TIMEOUT_NO_CONFIG,
+            TimeLimit::Rotate => request_timeout(&broker) * 3,
+            TimeLimit::Short => REQUEST_TIMEOUT_NO_CONFIG,
         };
         let resp = match tokio::time::timeout(limit, dispatch(&broker, env.request, &peer)).await {
             Ok(Ok(reply)) => Response::Ok(with_setup_differences(reply, differs)),

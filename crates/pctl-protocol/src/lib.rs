@@ -8,10 +8,12 @@
 
 pub mod connection;
 pub mod dirs;
+mod kind;
 pub mod names;
 pub mod op;
 pub mod op_path;
 pub mod peer;
+mod reply;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -22,6 +24,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 pub use connection::{
     encode, frame_len, read_body, read_frame, write_frame, Connection, FrameError, MAX_FRAME,
 };
+pub use kind::{RequestKind, TimeLimit};
+pub use reply::UnexpectedReply;
 
 /// Version of this crate, which is the version of the whole workspace.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -41,6 +41,23 @@ pub enum Cmd {
     Sso(cmd::sso::Args),
 }
 
+/// Parses the command line. The hot ones (kubectl's `eks token`, the AWS
+/// SDKs' `credential-process`) are read by hand: building clap's tree of
+/// every command costs more than the rest of such a run. Anything else, or
+/// anything unusual on those, goes through clap.
+pub fn parse(args: &[OsString]) -> Cli {
+    let fast = match cmd::eks_token::parse_fast(args) {
+        Some(token) => Some(Cmd::Eks(cmd::eks::Args {
+            command: cmd::eks::EksCmd::Token(token),
+        })),
+        None => cmd::credential_process::parse_fast(args).map(Cmd::CredentialProcess),
+    };
+    match fast {
+        Some(command) => Cli { command },
+        None => Cli::parse_from(args),
+    }
+}
+
 /// The command line as clap should see it: the other tools' forms rewritten
 /// into pctl's (`aws eks get-token`'s, aws-vault's `exec ROLE -- CMD`).
 pub fn normalize(args: Vec<OsString>) -> Vec<OsString> {

@@ -16,7 +16,7 @@ use pctl_protocol::connection::ConnectError;
 use pctl_protocol::{
     dirs, Check, ClientEnv, ClusterInfo, Connection, ConsoleLogin, CredentialServer, Credentials,
     EksToken, Envelope, ErrorKind, FrameError, GetTokenFlags, MfaCode, Profiles, Reply, Request,
-    Response, Rotation, Setup, Status, VERSION,
+    RequestKind, Response, Rotation, Setup, SignInPrompt, Status, UnexpectedReply, VERSION,
 };
 
 /// How long a reply may take. The daemon bounds every request by its
@@ -43,36 +43,30 @@ impl Client {
     /// Reads 1Password now.
     pub fn unlock(&self, identity: Option<String>) -> Result<()> {
         let env = ClientEnv::from_current();
-        self.call(
-            Request::Unlock {
-                env,
-                identity,
-                mfa_code: None,
-            },
-            done,
-        )
+        self.call(Request::Unlock {
+            env,
+            identity,
+            mfa_code: None,
+        })
     }
 
     /// Rotates an identity's access key.
     pub fn rotate(&self, identity: Option<String>) -> Result<Rotation> {
         let env = ClientEnv::from_current();
-        self.call(Request::Rotate { env, identity }, |r| match r {
-            Reply::Rotated(r) => Some(r),
-            _ => None,
-        })
+        self.call(Request::Rotate { env, identity })
     }
 
     /// Locks a running daemon (one identity, or all); `false` when none runs.
     pub fn lock(&self, identity: Option<String>) -> Result<bool> {
         Ok(self
-            .call_if_running(Request::Lock { identity }, done)?
+            .call_if_running::<()>(Request::Lock { identity })?
             .is_some())
     }
 
     /// Stops a running daemon and waits until its socket is gone (it wipes
     /// its secrets first); `false` when none runs.
     pub fn stop(&self) -> Result<bool> {
-        let stopped = self.call_if_running(Request::Stop, done)?.is_some();
+        let stopped = self.call_if_running::<()>(Request::Stop)?.is_some();
         if stopped {
             self.wait_until_gone();
         }
@@ -80,19 +74,13 @@ impl Client {
     }
 
     pub fn status(&self) -> Result<Status> {
-        self.call(Request::Status, |r| match r {
-            Reply::Status(s) => Some(*s),
-            _ => None,
-        })
+        self.call(Request::Status)
     }
 
     /// The daemon's side of `pctl doctor` (with this shell's 1Password environment).
     pub fn doctor(&self) -> Result<Vec<Check>> {
         let env = ClientEnv::from_current();
-        self.call(Request::Doctor { env }, |r| match r {
-            Reply::Doctor { checks } => Some(checks),
-            _ => None,
-        })
+        self.call(Request::Doctor { env })
     }
 
     /// The status of a running daemon of this version, without starting or
@@ -109,19 +97,15 @@ impl Client {
             setup: None,
         };
         match exchange(&mut conn, &env)? {
-            Response::Ok(Reply::Status(s)) => Ok(Some(*s)),
+            Response::Ok(r) => Ok(Some(typed(RequestKind::Status, r)?)),
             Response::Error(e) if e.kind == ErrorKind::Version => Ok(None),
             Response::Error(e) => Err(anyhow!(e.message)),
-            Response::Ok(_) => bail!("unexpected answer to status"),
         }
     }
 
     /// A role's session credentials.
     pub fn credentials(&self, role: String) -> Result<Credentials> {
-        self.call(Request::Credentials { role, env: None }, |r| match r {
-            Reply::Credentials(c) => Some(c),
-            _ => None,
-        })
+        self.call(Request::Credentials { role, env: None })
     }
 
     /// An EKS token for a configured cluster, or for the one `aws eks
@@ -139,10 +123,7 @@ impl Client {
             env: None,
             get_token,
         };
-        self.call(req, |r| match r {
-            Reply::EksToken(t) => Some(t),
-            _ => None,
-        })
+        self.call(req)
     }
 
     /// Endpoint and CA of a configured cluster.
@@ -152,32 +133,27 @@ impl Client {
             role,
             env: None,
         };
-        self.call(req, |r| match r {
-            Reply::Cluster(c) => Some(c),
-            _ => None,
-        })
+        self.call(req)
     }
 
     /// The configured roles and clusters.
     pub fn profiles(&self) -> Result<Profiles> {
-        self.call(Request::Profiles, |r| match r {
-            Reply::Profiles(p) => Some(p),
-            _ => None,
-        })
+        self.call(Request::Profiles)
     }
 
-    fn call<T>(&self, request: Request, pick: impl FnOnce(Reply) -> Option<T>) -> Result<T> {
-        let kind = request_kind(&request);
-        pick(self.request(request)?).ok_or_else(|| anyhow!("unexpected answer to {kind}"))
+    /// Sends `request` and takes the one reply type it expects.
+    fn call<T: TryFrom<Reply, Error = UnexpectedReply>>(&self, request: Request) -> Result<T> {
+        let kind = request.kind();
+        typed(kind, self.request(request)?)
     }
 
-    fn call_if_running<T>(
+    /// [`call`](Self::call) when a daemon runs; `None` when none does.
+    fn call_if_running<T: TryFrom<Reply, Error = UnexpectedReply>>(
         &self,
         request: Request,
-        pick: impl FnOnce(Reply) -> Option<T>,
     ) -> Result<Option<T>> {
         match Connection::connect(&self.socket) {
-            Ok(_) => self.call(request, pick).map(Some),
+            Ok(_) => self.call(request).map(Some),
             Err(ConnectError::Absent(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -247,15 +223,9 @@ impl Client {
         if !terminal && !crate::cmd::login::opener_available() {
             bail!("{message}");
         }
-        let prompt = self.call(
-            Request::SignIn {
-                identity: identity.to_string(),
-            },
-            |r| match r {
-                Reply::SignIn(p) => Some(p),
-                _ => None,
-            },
-        )?;
+        let prompt: SignInPrompt = self.call(Request::SignIn {
+            identity: identity.to_string(),
+        })?;
         if prompt.started || terminal {
             eprintln!(
                 "pctl: sign in to IAM Identity Center for identity {} ({}): open {} and confirm the code {} (valid for {} min)",
@@ -271,21 +241,15 @@ impl Client {
                 eprintln!("pctl: {e}");
             }
         }
-        self.call(
-            Request::SignInWait {
-                identity: prompt.identity.clone(),
-                serial: prompt.serial,
-            },
-            done,
-        )
+        self.call(Request::SignInWait {
+            identity: prompt.identity.clone(),
+            serial: prompt.serial,
+        })
     }
 
     /// `pctl sso roles`: every account x role of an `sso` identity.
     pub fn sso_roles(&self, identity: Option<String>) -> Result<Vec<pctl_protocol::SsoRole>> {
-        self.call(Request::SsoRoles { identity }, |r| match r {
-            Reply::SsoRoles { roles } => Some(roles),
-            _ => None,
-        })
+        self.call(Request::SsoRoles { identity })
     }
 
     /// An identity with `mfa = "prompt"` must unlock: ask on this process's
@@ -431,10 +395,7 @@ impl Client {
             redirect,
             env: None,
         };
-        self.call(req, |r| match r {
-            Reply::ConsoleLogin(l) => Some(l),
-            _ => None,
-        })
+        self.call(req)
     }
 
     /// Starts a loopback credential endpoint for `role`. It lives exactly
@@ -460,12 +421,12 @@ impl Client {
         for attempt in 0..2 {
             let mut conn = self.connect_or_start()?;
             match exchange(&mut conn, &env)? {
-                Response::Ok(Reply::CredentialServer(s)) => {
+                Response::Ok(r) => {
+                    let s = typed(RequestKind::CredentialServer, r)?;
                     // Held open for the endpoint's life: no reply timeout from here on.
                     conn.get_ref().set_read_timeout(None)?;
                     return Ok((conn, s));
                 }
-                Response::Ok(_) => bail!("unexpected answer to credential server"),
                 Response::Error(e) if e.kind == ErrorKind::Version && attempt == 0 => {
                     eprintln!(
                         "pctl: replacing a daemon of another version ({})",
@@ -498,15 +459,7 @@ impl Waiting {
 
     fn start(request: &Request) -> Waiting {
         use std::io::IsTerminal;
-        let may_unlock = matches!(
-            request,
-            Request::Unlock { .. }
-                | Request::Credentials { .. }
-                | Request::EksToken { .. }
-                | Request::DescribeCluster { .. }
-                | Request::ConsoleLogin { .. }
-        );
-        if !may_unlock || !std::io::stderr().is_terminal() {
+        if !request.kind().may_unlock() || !std::io::stderr().is_terminal() {
             return Waiting {
                 done: None,
                 thread: None,
@@ -586,29 +539,9 @@ pub struct ConsoleLoginArgs {
     pub destination: Option<String>,
 }
 
-fn done(r: Reply) -> Option<()> {
-    matches!(r, Reply::Done).then_some(())
-}
-
-fn request_kind(r: &Request) -> &'static str {
-    match r {
-        Request::Ping => "ping",
-        Request::Unlock { .. } => "unlock",
-        Request::Lock { .. } => "lock",
-        Request::Rotate { .. } => "rotate",
-        Request::Status => "status",
-        Request::Doctor { .. } => "doctor",
-        Request::Stop => "stop",
-        Request::Credentials { .. } => "credentials",
-        Request::EksToken { .. } => "eks token",
-        Request::DescribeCluster { .. } => "describe cluster",
-        Request::Profiles => "profiles",
-        Request::ConsoleLogin { .. } => "console login",
-        Request::CredentialServer { .. } => "credential server",
-        Request::SignIn { .. } => "sign in",
-        Request::SignInWait { .. } => "sign-in wait",
-        Request::SsoRoles { .. } => "sso roles",
-    }
+/// The reply a request of `kind` expects, or one line saying what came instead.
+fn typed<T: TryFrom<Reply, Error = UnexpectedReply>>(kind: RequestKind, reply: Reply) -> Result<T> {
+    T::try_from(reply).map_err(|e| anyhow!("unexpected answer to {kind}: {e}"))
 }
 
 /// Variables an auto-started daemon inherits: paths, locale, proxies and

@@ -11,10 +11,9 @@
 #![cfg_attr(test, allow(dead_code, unused_imports))]
 
 use anyhow::Result;
-use clap::Parser;
 use pctl::cli::{self, Cli, Cmd};
 use pctl::client;
-use pctl::cmd::{self, completions, eks, eks_token};
+use pctl::cmd::{self, completions};
 
 /// The process entry point (see the module comment for why not `fn main`).
 #[cfg(not(test))]
@@ -31,15 +30,7 @@ pub extern "C" fn main(
         let _ = completions::names(&client(), what);
         return 0;
     }
-    let cli = match eks_token::parse_fast(&args) {
-        Some(token) => Cli {
-            command: Cmd::Eks(eks::Args {
-                command: eks::EksCmd::Token(token),
-            }),
-        },
-        None => Cli::parse_from(&args),
-    };
-    cmd::exit_status(run(cli))
+    cmd::exit_status(run(cli::parse(&args)))
 }
 
 /// Runs one command: each lives in its own module under `cmd/`.

@@ -1,4 +1,7 @@
-//! `pctl credential-process --role R`: the AWS `credential_process` answer.
+//! `pctl credential-process --role R`: the AWS `credential_process` answer
+//! (hot path: the AWS CLI and SDKs run it whenever they need keys).
+
+use std::ffi::OsString;
 
 use anyhow::Result;
 
@@ -13,9 +16,81 @@ pub struct Args {
     role: String,
 }
 
+/// Parses the command line `pctl aws-config` writes (`pctl
+/// credential-process --role R`) without building clap's command tree.
+/// Anything else, or anything unusual, returns `None` and goes through clap.
+pub fn parse_fast(args: &[OsString]) -> Option<Args> {
+    let words: Vec<&str> = args
+        .get(1..)?
+        .iter()
+        .map(|a| a.to_str())
+        .collect::<Option<_>>()?;
+    let role = match words[..] {
+        ["credential-process", "--role", role] => role,
+        ["credential-process", flag] => flag.strip_prefix("--role=")?,
+        _ => return None,
+    };
+    if role.is_empty() || role.starts_with('-') {
+        return None;
+    }
+    Some(Args { role: role.into() })
+}
+
 pub fn run(client: &Client, args: Args) -> Result<()> {
     let c = client.credentials(args.role)?;
     let mut out = output::credential_process(&c);
     out.push('\n');
     super::write_secret(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Cmd};
+    use clap::Parser;
+
+    fn argv(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
+    }
+
+    fn clap(s: &str) -> String {
+        match Cli::try_parse_from(argv(s)) {
+            Ok(Cli {
+                command: Cmd::CredentialProcess(a),
+            }) => format!("{a:?}"),
+            Ok(other) => panic!("not credential-process: {other:?}"),
+            Err(e) => format!("error: {}", e.kind()),
+        }
+    }
+
+    #[test]
+    fn fast_parser_agrees_with_clap() {
+        for ok in [
+            "pctl credential-process --role admin",
+            "pctl credential-process --role=admin",
+            "pctl credential-process --role prod.ro",
+        ] {
+            let fast = parse_fast(&argv(ok)).map(|a| format!("{a:?}"));
+            assert_eq!(fast, Some(clap(ok)), "{ok}");
+        }
+    }
+
+    #[test]
+    fn fast_parser_defers_to_clap_on_anything_else() {
+        for other in [
+            "pctl credential-process",
+            "pctl credential-process --role",
+            "pctl credential-process --role=",
+            "pctl credential-process --role --help",
+            "pctl credential-process --role a --role b",
+            "pctl credential-process --role a --region r",
+            "pctl credential-process --help",
+            "pctl credential-process admin",
+            "pctl credential-process -- --role a",
+            "pctl env --role admin",
+            "pctl",
+        ] {
+            assert!(parse_fast(&argv(other)).is_none(), "{other}");
+        }
+    }
 }

@@ -1,0 +1,278 @@
+//! What kind of work a [`Request`] is, in one place: its name, how long the
+//! daemon lets it run ([`TimeLimit`]) and whether it may have to read
+//! 1Password first. The daemon's server and the client both ask
+//! [`Request::kind`] instead of matching the request's variants each.
+
+use crate::Request;
+
+/// One [`Request`] variant, without its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    Ping,
+    Unlock,
+    Lock,
+    Rotate,
+    Status,
+    Doctor,
+    Stop,
+    Credentials,
+    EksToken,
+    DescribeCluster,
+    Profiles,
+    ConsoleLogin,
+    SignIn,
+    SignInWait,
+    SsoRoles,
+    CredentialServer,
+}
+
+/// How long the daemon lets a request run once read, as a class; the daemon
+/// turns it into a duration from its config (`op_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeLimit {
+    /// Answered from the daemon's memory and config: a fixed bound.
+    Short,
+    /// May read 1Password (an `op` prompt waits for a person, up to the
+    /// config's `op_timeout`) and then call AWS: the broker's request
+    /// timeout. For a credential endpoint this bounds its start; the
+    /// endpoint itself lives as long as the client's connection.
+    Unlock,
+    /// Key rotation: three `op` runs, IAM propagation and a fresh unlock
+    /// (three times the [`Unlock`](TimeLimit::Unlock) limit).
+    Rotate,
+    /// Waits for a person to approve a device authorization: bounded by
+    /// the authorization's own expiry, not by `op_timeout`.
+    SignIn,
+}
+
+impl RequestKind {
+    /// Every kind, for tests and tables.
+    pub const ALL: [RequestKind; 16] = [
+        RequestKind::Ping,
+        RequestKind::Unlock,
+        RequestKind::Lock,
+        RequestKind::Rotate,
+        RequestKind::Status,
+        RequestKind::Doctor,
+        RequestKind::Stop,
+        RequestKind::Credentials,
+        RequestKind::EksToken,
+        RequestKind::DescribeCluster,
+        RequestKind::Profiles,
+        RequestKind::ConsoleLogin,
+        RequestKind::SignIn,
+        RequestKind::SignInWait,
+        RequestKind::SsoRoles,
+        RequestKind::CredentialServer,
+    ];
+
+    /// The request's name in messages (`eks token`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestKind::Ping => "ping",
+            RequestKind::Unlock => "unlock",
+            RequestKind::Lock => "lock",
+            RequestKind::Rotate => "rotate",
+            RequestKind::Status => "status",
+            RequestKind::Doctor => "doctor",
+            RequestKind::Stop => "stop",
+            RequestKind::Credentials => "credentials",
+            RequestKind::EksToken => "eks token",
+            RequestKind::DescribeCluster => "describe cluster",
+            RequestKind::Profiles => "profiles",
+            RequestKind::ConsoleLogin => "console login",
+            RequestKind::CredentialServer => "credential server",
+            RequestKind::SignIn => "sign in",
+            RequestKind::SignInWait => "sign-in wait",
+            RequestKind::SsoRoles => "sso roles",
+        }
+    }
+
+    /// How long the daemon lets it run.
+    pub fn time_limit(self) -> TimeLimit {
+        match self {
+            RequestKind::Unlock
+            | RequestKind::Credentials
+            | RequestKind::EksToken
+            | RequestKind::DescribeCluster
+            | RequestKind::ConsoleLogin
+            | RequestKind::SignIn
+            | RequestKind::SsoRoles
+            | RequestKind::CredentialServer => TimeLimit::Unlock,
+            RequestKind::SignInWait => TimeLimit::SignIn,
+            RequestKind::Rotate => TimeLimit::Rotate,
+            RequestKind::Ping
+            | RequestKind::Lock
+            | RequestKind::Status
+            | RequestKind::Doctor
+            | RequestKind::Stop
+            | RequestKind::Profiles => TimeLimit::Short,
+        }
+    }
+
+    /// Whether a locked daemon reads 1Password to answer it, so the answer
+    /// may wait for a person approving `op` (the client then says it is
+    /// waiting).
+    pub fn may_unlock(self) -> bool {
+        matches!(
+            self,
+            RequestKind::Unlock
+                | RequestKind::Credentials
+                | RequestKind::EksToken
+                | RequestKind::DescribeCluster
+                | RequestKind::ConsoleLogin
+        )
+    }
+}
+
+impl std::fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Request {
+    /// What kind of request this is.
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Request::Ping => RequestKind::Ping,
+            Request::Unlock { .. } => RequestKind::Unlock,
+            Request::Lock { .. } => RequestKind::Lock,
+            Request::Rotate { .. } => RequestKind::Rotate,
+            Request::Status => RequestKind::Status,
+            Request::Doctor { .. } => RequestKind::Doctor,
+            Request::Stop => RequestKind::Stop,
+            Request::Credentials { .. } => RequestKind::Credentials,
+            Request::EksToken { .. } => RequestKind::EksToken,
+            Request::DescribeCluster { .. } => RequestKind::DescribeCluster,
+            Request::Profiles => RequestKind::Profiles,
+            Request::ConsoleLogin { .. } => RequestKind::ConsoleLogin,
+            Request::SignIn { .. } => RequestKind::SignIn,
+            Request::SignInWait { .. } => RequestKind::SignInWait,
+            Request::SsoRoles { .. } => RequestKind::SsoRoles,
+            Request::CredentialServer { .. } => RequestKind::CredentialServer,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ClientEnv, GetTokenFlags, MfaCode};
+
+    /// One request of every kind (the match in `kind()` is exhaustive, so
+    /// a new variant cannot be missed there; this list is checked against
+    /// [`RequestKind::ALL`] below).
+    fn one_of_each() -> Vec<Request> {
+        let env = ClientEnv::default;
+        vec![
+            Request::Ping,
+            Request::Unlock {
+                env: env(),
+                identity: None,
+                mfa_code: Some(MfaCode("123456".into())),
+            },
+            Request::Lock { identity: None },
+            Request::Rotate {
+                env: env(),
+                identity: None,
+            },
+            Request::Status,
+            Request::Doctor { env: env() },
+            Request::Stop,
+            Request::Credentials {
+                role: "admin".into(),
+                env: None,
+            },
+            Request::EksToken {
+                cluster: String::new(),
+                role: None,
+                env: None,
+                get_token: Some(GetTokenFlags::default()),
+            },
+            Request::DescribeCluster {
+                cluster: "c".into(),
+                role: None,
+                env: None,
+            },
+            Request::Profiles,
+            Request::ConsoleLogin {
+                role: "admin".into(),
+                region: None,
+                path: None,
+                destination: None,
+                redirect: true,
+                env: None,
+            },
+            Request::SignIn {
+                identity: "sso".into(),
+            },
+            Request::SignInWait {
+                identity: "sso".into(),
+                serial: 1,
+            },
+            Request::SsoRoles { identity: None },
+            Request::CredentialServer {
+                role: "admin".into(),
+                port: None,
+                env: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn every_kind_is_one_request_and_matches_its_wire_tag() {
+        let requests = one_of_each();
+        let kinds: Vec<RequestKind> = requests.iter().map(Request::kind).collect();
+        assert_eq!(kinds, RequestKind::ALL);
+        for r in &requests {
+            let wire = serde_json::to_value(r).unwrap();
+            let tag = wire["kind"].as_str().unwrap().replace('_', " ");
+            let name = r.kind().name().replace('-', " ");
+            assert_eq!(tag, name, "{r:?}");
+        }
+    }
+
+    /// The limits the daemon applied before they had one home: the
+    /// requests that may read 1Password (or sign in) get the broker's
+    /// request timeout, rotation three of them, waiting for a person the
+    /// device authorization's expiry, the rest a short fixed bound.
+    #[test]
+    fn time_limits() {
+        use RequestKind as K;
+        for (kind, want) in [
+            (K::Ping, TimeLimit::Short),
+            (K::Lock, TimeLimit::Short),
+            (K::Status, TimeLimit::Short),
+            (K::Doctor, TimeLimit::Short),
+            (K::Stop, TimeLimit::Short),
+            (K::Profiles, TimeLimit::Short),
+            (K::Unlock, TimeLimit::Unlock),
+            (K::Credentials, TimeLimit::Unlock),
+            (K::EksToken, TimeLimit::Unlock),
+            (K::DescribeCluster, TimeLimit::Unlock),
+            (K::ConsoleLogin, TimeLimit::Unlock),
+            (K::SignIn, TimeLimit::Unlock),
+            (K::SsoRoles, TimeLimit::Unlock),
+            (K::CredentialServer, TimeLimit::Unlock),
+            (K::Rotate, TimeLimit::Rotate),
+            (K::SignInWait, TimeLimit::SignIn),
+        ] {
+            assert_eq!(kind.time_limit(), want, "{kind}");
+        }
+    }
+
+    /// Every request that may read 1Password is also given the time an
+    /// `op` prompt may take.
+    #[test]
+    fn what_may_unlock_gets_the_unlock_limit() {
+        for k in RequestKind::ALL {
+            if k.may_unlock() {
+                assert_eq!(k.time_limit(), TimeLimit::Unlock, "{k}");
+            }
+        }
+        assert!(RequestKind::EksToken.may_unlock());
+        assert!(!RequestKind::Status.may_unlock());
+        assert!(!RequestKind::SignInWait.may_unlock());
+    }
+}
