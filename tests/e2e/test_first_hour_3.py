@@ -3,6 +3,12 @@
 against moto and the `op` stand-in."""
 
 import json
+import os
+import pty
+import subprocess
+import tomllib
+
+import pytest
 
 import rig
 
@@ -35,3 +41,95 @@ def test_explicit_session_name_wins(auth_env, aws_cli):
             'duration = "1h"', 'duration = "1h"\nsession_name = "ci-job.42"', 1))
     arn = caller(auth_env, aws_cli)
     assert arn.endswith(f":assumed-role/{rig.ROLE_NAME}/ci-job.42"), arn
+
+
+# -- 8. `pctl init` goes the whole way: typed MFA, several roles, the clusters
+
+
+@pytest.fixture
+def fresh(auth_env):
+    """No pctl config yet; the item has an MFA serial but no one-time password field."""
+    os.remove(auth_env.config_path)
+    ident = auth_env.ident
+    auth_env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
+                                    mfa_serial=rig.MFA_SERIAL)])
+    return auth_env
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def config(env):
+    with open(env.config_path, "rb") as f:
+        return tomllib.load(f)
+
+
+def test_init_mfa_serial_without_otp_needs_mfa_prompt(fresh):
+    env = fresh
+    r = env.run("init", "--item", rig.ITEM_TITLE, "--role", rig.ROLE_NAME)  # no terminal
+    rig.assert_pctl_error(r, "MFA Serial", "no one-time password", "--mfa prompt")
+    assert not os.path.exists(env.config_path)
+    r = env.run("init", "--item", rig.ITEM_TITLE, "--role", rig.ROLE_NAME, "--mfa", "item")
+    rig.assert_pctl_error(r, "--mfa item", "no one-time password", "--mfa prompt")
+    assert not os.path.exists(env.config_path)
+
+    r = env.ok("init", "--item", rig.ITEM_TITLE, "--role", rig.ROLE_NAME, "--mfa", "prompt")
+    assert config(env)["onepassword"]["mfa"] == "prompt"
+    assert 'mfa = "prompt"' in r.stderr
+    # the daemon takes the file: without a terminal the role asks for `pctl unlock`
+    r = env.run("credential-process", "--role", rig.ROLE_NAME)
+    rig.assert_pctl_error(r, 'mfa = "prompt"', "pctl unlock")
+
+
+def test_init_mfa_flag_on_an_item_without_mfa_is_refused(auth_env):
+    os.remove(auth_env.config_path)
+    r = auth_env.run("init", "--item", rig.ITEM_TITLE, "--role", rig.ROLE_NAME, "--mfa", "prompt")
+    rig.assert_pctl_error(r, "--mfa", "no \"MFA Serial\" field")
+    assert not os.path.exists(auth_env.config_path)
+
+
+def test_init_several_roles_and_clusters_from_flags(auth_env):
+    env = auth_env
+    os.remove(env.config_path)
+    other = f"arn:aws:iam::{rig.ACCOUNT_ID}:role/other"
+    r = env.run("init", "--item", rig.ITEM_TITLE, "--cluster", "platform")
+    rig.assert_pctl_error(r, "--cluster needs a role", "--role")
+    env.ok("init", "--item", rig.ITEM_TITLE, "--role", f"admin={rig.ROLE_NAME}",
+           "--role", f"ro={other}", "--cluster", rig.CLUSTER, "--cluster", "prod=prod-eks")
+    c = config(env)
+    assert c["roles"] == {"admin": {"name": rig.ROLE_NAME}, "ro": {"arn": other}}, c
+    assert c["clusters"] == {rig.CLUSTER: {"role": "admin"},
+                             "prod": {"role": "admin", "name": "prod-eks"}}, c
+    block = read(os.path.join(env.home, ".aws", "config"))
+    assert "[profile pctl-admin]" in block and "[profile pctl-ro]" in block
+    # the daemon reads it as written
+    roles = json.loads(env.ok("roles", "-o", "json").stdout)
+    assert sorted(r["role"] for r in roles) == ["admin", "ro"], roles
+
+
+def test_init_on_a_terminal_offers_mfa_prompt_roles_and_clusters(fresh):
+    env = fresh
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([env.bin, "init", "--item", rig.ITEM_TITLE], env=env.env,
+                             cwd=env.home, stdin=slave, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        os.close(slave)
+        slave = None
+        # Enter takes mfa = "prompt"; two roles on one line; one cluster
+        os.write(master, f"\nadmin={rig.ROLE_NAME} ro=readonly\n{rig.CLUSTER}\n".encode())
+        out, err = p.communicate(timeout=60)
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    assert p.returncode == 0, err
+    assert "no one-time password field" in err and '(mfa = "prompt")? [Y/n]' in err, err
+    assert f"EKS clusters in {rig.REGION} to use as admin" in err, err
+    c = config(env)
+    assert c["onepassword"]["mfa"] == "prompt"
+    assert c["roles"] == {"admin": {"name": rig.ROLE_NAME}, "ro": {"name": "readonly"}}, c
+    assert c["clusters"] == {rig.CLUSTER: {"role": "admin"}}, c
+    assert f"pctl kubeconfig --cluster {rig.CLUSTER} --write" in err

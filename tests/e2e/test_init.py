@@ -102,8 +102,8 @@ def test_init_numbered_prompt_on_a_terminal(fresh):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         os.close(slave)
         slave = None
-        # a wrong answer is asked again; then item 2 and a role
-        os.write(master, b"7\n2\nplatform-admin\n")
+        # a wrong answer is asked again; then item 2, a role and no cluster
+        os.write(master, b"7\n2\nplatform-admin\n\n")
         out, err = p.communicate(timeout=60)
     finally:
         if slave is not None:

@@ -160,6 +160,19 @@ pub enum Cmd {
             conflicts_with = "from_aws_config"
         )]
         roles: Vec<String>,
+        /// Where the MFA code comes from when the item has an "MFA Serial": `item` (its
+        /// one-time password field) or `prompt` (typed when pctl unlocks). Default: item when
+        /// the item has a one-time password field, else asked (or prompt without a terminal).
+        #[arg(long, value_enum, conflicts_with = "from_aws_config")]
+        mfa: Option<InitMfa>,
+        /// An EKS cluster to add as [clusters.KEY] with the first role, as its name in the
+        /// region, optionally under a key: `--cluster KEY=NAME` (repeatable).
+        #[arg(
+            long = "cluster",
+            value_name = "[KEY=]NAME",
+            conflicts_with = "from_aws_config"
+        )]
+        clusters: Vec<String>,
         /// Replace an existing pctl config (the previous one is kept as config.toml.pctl-backup).
         #[arg(long, conflicts_with = "from_aws_config")]
         force: bool,
@@ -299,6 +312,15 @@ pub fn complete_names(args: &[OsString]) -> Option<Names> {
         },
         _ => None,
     }
+}
+
+/// `pctl init --mfa`: the identity's `mfa` setting.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitMfa {
+    /// The item's one-time password field (mfa = "item").
+    Item,
+    /// Typed at the terminal of the command that unlocks (mfa = "prompt").
+    Prompt,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

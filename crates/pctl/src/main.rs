@@ -108,6 +108,8 @@ fn run(cli: Cli) -> Result<()> {
             vault,
             region,
             roles,
+            mfa,
+            clusters,
             force,
             ..
         } => cmd::init::run(cmd::init::Args {
@@ -115,6 +117,8 @@ fn run(cli: Cli) -> Result<()> {
             vault,
             region,
             roles,
+            mfa,
+            clusters,
             force,
         }),
         Cmd::Eks {

@@ -1,6 +1,8 @@
 //! `pctl init`: the first run. Picks the 1Password item (a numbered prompt
 //! on a terminal, or `--item/--vault` for scripts), reads it once to confirm
-//! the fields pctl needs, writes pctl's config and the managed block of the
+//! the fields pctl needs (an MFA serial without a one-time password field:
+//! the code is typed, `mfa = "prompt"`), takes the roles and EKS clusters
+//! (several of each), writes pctl's config and the managed block of the
 //! AWS config file, and says what to do next. `--from-aws-config` imports
 //! roles instead ([`crate::files::import`]).
 
@@ -10,6 +12,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{anyhow, bail, Context, Result};
 use pctl_protocol::{dirs, names};
 
+use crate::cli::InitMfa;
 use crate::files::{self, pctl_config::View, Edit};
 use crate::onepassword::{ListedItem, Op, CATEGORIES};
 use crate::output;
@@ -20,6 +23,8 @@ pub struct Args {
     pub vault: Option<String>,
     pub region: Option<String>,
     pub roles: Vec<String>,
+    pub mfa: Option<InitMfa>,
+    pub clusters: Vec<String>,
     pub force: bool,
 }
 
@@ -65,11 +70,14 @@ pub fn run(args: Args) -> Result<()> {
             printable(&checked.title)
         ),
     };
+    let mfa = mfa_mode(&checked, args.mfa, interactive)?;
     let mut roles = roles;
     if roles.is_empty() && interactive {
-        let answer = ask("Role to assume (name or ARN; Enter for none): ")?;
-        if !answer.is_empty() {
-            roles.push(Role::parse(&answer)?);
+        let answer = ask(
+            "Roles to assume (names or ARNs, [KEY=] optional, separated by spaces; Enter for none): ",
+        )?;
+        for r in answer.split([' ', ',']).filter(|r| !r.is_empty()) {
+            roles.push(Role::parse(r)?);
         }
     }
     let mut keys: Vec<&str> = roles.iter().map(|r| r.key.as_str()).collect();
@@ -80,8 +88,35 @@ pub fn run(args: Args) -> Result<()> {
             w[0]
         );
     }
+    let mut clusters = args
+        .clusters
+        .iter()
+        .map(|c| Cluster::parse(c))
+        .collect::<Result<Vec<_>>>()?;
+    if clusters.is_empty() && interactive && !roles.is_empty() {
+        let answer = ask(&format!(
+            "EKS clusters in {region} to use as {} (names, separated by spaces; Enter for none): ",
+            roles[0].key
+        ))?;
+        for c in answer.split([' ', ',']).filter(|c| !c.is_empty()) {
+            clusters.push(Cluster::parse(c)?);
+        }
+    }
+    if !clusters.is_empty() && roles.is_empty() {
+        bail!(
+            "--cluster needs a role whose sessions mint the cluster's tokens: add --role NAME_OR_ARN"
+        );
+    }
+    let mut ckeys: Vec<&str> = clusters.iter().map(|c| c.key.as_str()).collect();
+    ckeys.sort_unstable();
+    if let Some(w) = ckeys.windows(2).find(|w| w[0] == w[1]) {
+        bail!(
+            "two --cluster values have the key {:?}: name them KEY=NAME",
+            w[0]
+        );
+    }
 
-    let text = config_text(&item, &vault, &region, &roles);
+    let text = config_text(&item, &vault, &region, mfa, &roles, &clusters);
     View::parse(&text, &config).context("internal: the config pctl init wrote does not parse")?;
     let exe = std::env::current_exe().context("cannot find the pctl executable")?;
     let keys: Vec<String> = roles.iter().map(|r| r.key.clone()).collect();
@@ -97,12 +132,19 @@ pub fn run(args: Args) -> Result<()> {
         "pctl: 1Password item '{}' in vault '{}' has the keys and account ID{}",
         printable(&checked.title),
         printable(&vault),
-        if checked.mfa {
-            ", MFA serial and one-time password"
-        } else {
-            " (no MFA)"
+        match (checked.mfa_serial, mfa) {
+            (false, _) => " (no MFA)",
+            (true, Some(InitMfa::Prompt)) =>
+                ", MFA serial (mfa = \"prompt\": you type the code when pctl unlocks)",
+            (true, _) => ", MFA serial and one-time password",
         }
     );
+    if !clusters.is_empty() {
+        eprintln!(
+            "pctl: then `pctl kubeconfig --cluster {} --write` adds it to ~/.kube/config",
+            clusters[0].key
+        );
+    }
     match keys.first() {
         Some(k) => eprintln!(
             "pctl: next: `eval \"$(pctl shell)\"` (starts the daemon), then `aws --profile pctl-{k} sts get-caller-identity`"
@@ -113,6 +155,88 @@ pub fn run(args: Args) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+/// The identity's `mfa` setting: None (the default, "item") or prompt.
+/// An MFA serial without a one-time password field can only be typed: it
+/// is offered on a terminal and needs `--mfa prompt` without one.
+fn mfa_mode(
+    checked: &crate::onepassword::CheckedItem,
+    flag: Option<InitMfa>,
+    interactive: bool,
+) -> Result<Option<InitMfa>> {
+    let title = printable(&checked.title);
+    match (checked.mfa_serial, checked.otp, flag) {
+        (false, _, None) => Ok(None),
+        (false, _, Some(_)) => bail!(
+            "--mfa: 1Password item '{title}' has no \"MFA Serial\" field, so pctl uses no MFA: \
+             add the MFA device's ARN as \"MFA Serial\", or leave out --mfa"
+        ),
+        (true, false, Some(InitMfa::Item)) => bail!(
+            "--mfa item: 1Password item '{title}' has an \"MFA Serial\" but no one-time password \
+             field: add one (One-Time Password) or pass --mfa prompt to type the code"
+        ),
+        (true, true, Some(InitMfa::Item) | None) => Ok(None),
+        (true, _, Some(InitMfa::Prompt)) => Ok(Some(InitMfa::Prompt)),
+        (true, false, None) if interactive => {
+            eprintln!(
+                "pctl: 1Password item '{title}' has an \"MFA Serial\" but no one-time password field."
+            );
+            for _ in 0..PROMPT_TRIES {
+                let a = ask(
+                    "Type the MFA code yourself when pctl unlocks (mfa = \"prompt\")? [Y/n]: ",
+                )?;
+                match a.to_ascii_lowercase().as_str() {
+                    "" | "y" | "yes" => return Ok(Some(InitMfa::Prompt)),
+                    "n" | "no" => bail!(
+                        "without a code pctl cannot use the MFA device of item '{title}': add a \
+                         One-Time Password field to the item, then run pctl init again"
+                    ),
+                    _ => eprintln!("pctl: answer y or n"),
+                }
+            }
+            bail!("no answer: run pctl init again, or pass --mfa prompt")
+        }
+        (true, false, None) => bail!(
+            "1Password item '{title}' has an \"MFA Serial\" but no one-time password field: \
+             pass --mfa prompt to type the code when pctl unlocks, or add a One-Time Password \
+             field to the item"
+        ),
+    }
+}
+
+/// An EKS cluster from `--cluster [KEY=]NAME`.
+struct Cluster {
+    key: String,
+    name: String,
+}
+
+impl Cluster {
+    fn parse(s: &str) -> Result<Cluster> {
+        let (key, name) = match s.split_once('=') {
+            Some((k, v)) => (k.trim(), v.trim()),
+            None => (s.trim(), s.trim()),
+        };
+        // EKS cluster names: 1-100 of letters, digits, - and _, starting alphanumeric
+        let eks_name = !name.is_empty()
+            && name.len() <= 100
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !eks_name {
+            bail!(
+                "--cluster {} is not an EKS cluster name (letters, digits, - and _)",
+                names::shown(s)
+            );
+        }
+        names::check_name("cluster", key)
+            .map_err(|e| anyhow!("--cluster: {e} (or name it KEY=NAME)"))?;
+        Ok(Cluster {
+            key: key.to_string(),
+            name: name.to_string(),
+        })
+    }
 }
 
 /// A role from `--role [KEY=]NAME_OR_ARN`.
@@ -147,11 +271,18 @@ impl Role {
     }
 }
 
-/// pctl's config for the picked item and roles.
-fn config_text(item: &str, vault: &str, region: &str, roles: &[Role]) -> String {
+/// pctl's config for the picked item, roles and clusters.
+fn config_text(
+    item: &str,
+    vault: &str,
+    region: &str,
+    mfa: Option<InitMfa>,
+    roles: &[Role],
+    clusters: &[Cluster],
+) -> String {
     let q = |s: &str| toml::Value::String(s.to_string()).to_string();
     let mut out = String::from(
-        "# pctl's config, written by `pctl init` (every setting: docs/interface.md).\n",
+        "# pctl's config, written by `pctl init` (every setting: man pctl.toml, docs/interface.md).\n",
     );
     let _ = writeln!(out, "region = {}\n", q(region));
     let _ = writeln!(
@@ -160,6 +291,9 @@ fn config_text(item: &str, vault: &str, region: &str, roles: &[Role]) -> String 
         q(item),
         q(vault)
     );
+    if mfa == Some(InitMfa::Prompt) {
+        out.push_str("mfa = \"prompt\"              # the item has no one-time password: you type the code\n");
+    }
     for r in roles {
         let _ = writeln!(
             out,
@@ -168,6 +302,12 @@ fn config_text(item: &str, vault: &str, region: &str, roles: &[Role]) -> String 
             if r.arn { "arn" } else { "name" },
             q(&r.value)
         );
+    }
+    for c in clusters {
+        let _ = writeln!(out, "\n[clusters.{}]\nrole = {}", c.key, q(&roles[0].key));
+        if c.name != c.key {
+            let _ = writeln!(out, "name = {}", q(&c.name));
+        }
     }
     out
 }
@@ -305,7 +445,18 @@ mod tests {
             Role::parse("admin=platform-admin").unwrap(),
             Role::parse("arn:aws:iam::123456789012:role/ro").unwrap(),
         ];
-        let text = config_text("AWS \"prod\" key\n[x]", "Pri\\vate", "eu-west-1", &roles);
+        let clusters = vec![
+            Cluster::parse("platform").unwrap(),
+            Cluster::parse("prod=prod-eks_2").unwrap(),
+        ];
+        let text = config_text(
+            "AWS \"prod\" key\n[x]",
+            "Pri\\vate",
+            "eu-west-1",
+            Some(InitMfa::Prompt),
+            &roles,
+            &clusters,
+        );
         let v = View::parse(&text, Path::new("c.toml")).unwrap();
         assert_eq!(v.region.as_deref(), Some("eu-west-1"));
         assert_eq!(v.roles["admin"].name.as_deref(), Some("platform-admin"));
@@ -313,5 +464,19 @@ mod tests {
             v.roles["ro"].arn.as_deref(),
             Some("arn:aws:iam::123456789012:role/ro")
         );
+        let t: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(t["onepassword"]["mfa"].as_str(), Some("prompt"));
+        assert_eq!(t["clusters"]["platform"]["role"].as_str(), Some("admin"));
+        assert!(t["clusters"]["platform"].get("name").is_none());
+        assert_eq!(t["clusters"]["prod"]["name"].as_str(), Some("prod-eks_2"));
+    }
+
+    #[test]
+    fn clusters_from_names_and_keys() {
+        let c = Cluster::parse("prod=prod-eks").unwrap();
+        assert_eq!((c.key.as_str(), c.name.as_str()), ("prod", "prod-eks"));
+        for bad in ["", "a b", "-x", "k=", "x=a.b", "a]=x", &"x".repeat(101)] {
+            assert!(Cluster::parse(bad).is_err(), "{bad}");
+        }
     }
 }
