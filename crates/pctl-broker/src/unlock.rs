@@ -344,8 +344,7 @@ impl Inner {
 /// RoleSessionName's rule: 2 to 64 of `[\w+=,.@-]` (ASCII).
 pub fn is_session_name(s: &str) -> bool {
     (2..=64).contains(&s.len())
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
 }
 
@@ -388,7 +387,10 @@ mod session_name_tests {
     #[test]
     fn names_the_person() {
         let n = |a| session_name_of(a);
-        assert_eq!(n("arn:aws:iam::123456789012:user/alice").as_deref(), Some("alice"));
+        assert_eq!(
+            n("arn:aws:iam::123456789012:user/alice").as_deref(),
+            Some("alice")
+        );
         assert_eq!(
             n("arn:aws:iam::123456789012:user/division/team/bob.smith@example.com").as_deref(),
             Some("bob.smith@example.com")
@@ -398,7 +400,10 @@ mod session_name_tests {
             n("arn:aws-us-gov:sts::123456789012:assumed-role/Dev/carol").as_deref(),
             Some("carol")
         );
-        assert_eq!(n("arn:aws:iam::123456789012:user/x").as_deref(), Some("pctl-x"));
+        assert_eq!(
+            n("arn:aws:iam::123456789012:user/x").as_deref(),
+            Some("pctl-x")
+        );
         assert_eq!(n("arn:aws:iam::1:user/a b!").as_deref(), Some("a-b-"));
         let long = format!("arn:aws:iam::1:user/{}", "d".repeat(80));
         assert_eq!(n(&long).map(|s| s.len()), Some(64));

@@ -51,7 +51,11 @@ pub trait Sts: Send + Sync {
 
     /// The ARN `key` authenticates as (GetCallerIdentity), or None when it
     /// cannot be learnt. The default (fakes) knows none.
-    fn caller_arn<'a>(&'a self, region: &'a str, key: &'a Session) -> BoxFuture<'a, Option<String>> {
+    fn caller_arn<'a>(
+        &'a self,
+        region: &'a str,
+        key: &'a Session,
+    ) -> BoxFuture<'a, Option<String>> {
         let _ = (region, key);
         Box::pin(async { None })
     }
@@ -91,7 +95,11 @@ impl SdkSts {
 }
 
 impl Sts for SdkSts {
-    fn caller_arn<'a>(&'a self, region: &'a str, key: &'a Session) -> BoxFuture<'a, Option<String>> {
+    fn caller_arn<'a>(
+        &'a self,
+        region: &'a str,
+        key: &'a Session,
+    ) -> BoxFuture<'a, Option<String>> {
         Box::pin(async move {
             super::iam::caller_arn(&self.sdk, region, key)
                 .await
