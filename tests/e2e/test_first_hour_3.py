@@ -133,3 +133,44 @@ def test_init_on_a_terminal_offers_mfa_prompt_roles_and_clusters(fresh):
     assert c["roles"] == {"admin": {"name": rig.ROLE_NAME}, "ro": {"name": "readonly"}}, c
     assert c["clusters"] == {rig.CLUSTER: {"role": "admin"}}, c
     assert f"pctl kubeconfig --cluster {rig.CLUSTER} --write" in err
+
+
+def test_init_on_a_terminal_offers_the_clusters_the_daemon_lists(pctl_env, moto_open):
+    """EKS ListClusters runs in the daemon with the role's session (moto has cluster
+    `platform` and a decoy); the pick becomes [clusters.platform], which kubeconfig uses."""
+    env = pctl_env(moto_open.url)
+    os.remove(env.config_path)
+    ident = moto_open.identity
+    env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
+                               mfa_serial=rig.MFA_SERIAL, totp_seed=rig.TOTP_SEED)])
+    eks = moto_open.client("eks")
+    if "decoy" not in eks.list_clusters()["clusters"]:
+        eks.create_cluster(name="decoy", roleArn=f"arn:aws:iam::{rig.ACCOUNT_ID}:role/eks-cluster",
+                           resourcesVpcConfig={"subnetIds": ["subnet-0a1b2c3d"]})
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([env.bin, "init", "--item", rig.ITEM_TITLE], env=env.env,
+                             cwd=env.home, stdin=slave, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        os.close(slave)
+        slave = None
+        # the role; then a wrong pick is asked again, then the cluster by number
+        os.write(master, f"admin={rig.ROLE_NAME}\n9\n2\n".encode())
+        out, err = p.communicate(timeout=90)
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    assert p.returncode == 0, err + env.daemon_log_tail()
+    assert f"EKS clusters in {rig.REGION} that admin sees:\n  1) decoy\n  2) {rig.CLUSTER}\n" in err, err
+    assert "answer with numbers from 1 to 2" in err
+    c = config(env)
+    assert c["clusters"] == {rig.CLUSTER: {"role": "admin"}}, c
+    assert not os.path.exists(env.config_path + ".pctl-backup")
+    assert os.stat(env.config_path).st_mode & 0o777 == 0o600
+    for secret in (ident["secret_access_key"], ident["access_key_id"]):
+        assert secret not in out + err
+    # the daemon that listed them serves the written config
+    env.ok("kubeconfig", "--cluster", rig.CLUSTER)
+    log = env.daemon_log_tail()
+    assert ident["secret_access_key"] not in log

@@ -295,6 +295,7 @@ async fn handle(
             | Request::Credentials { .. }
             | Request::EksToken { .. }
             | Request::DescribeCluster { .. }
+            | Request::ListClusters { .. }
             | Request::ConsoleLogin { .. }
             | Request::SignIn { .. }
             | Request::SsoRoles { .. } => request_timeout(&broker),
@@ -423,6 +424,11 @@ async fn dispatch(
                 .describe_cluster(&cluster, role.as_deref(), env.as_ref(), peer)
                 .await?,
         ),
+        Request::ListClusters { role, region, env } => Reply::ClusterNames {
+            names: broker
+                .list_clusters(&role, &region, env.as_ref(), peer)
+                .await?,
+        },
         Request::Profiles => Reply::Profiles(broker.profiles()?),
         Request::SignIn { identity } => Reply::SignIn(broker.sign_in(&identity).await?),
         Request::SignInWait { identity, serial } => {

@@ -228,6 +228,14 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
     },
+    /// The EKS clusters `role`'s session may list in `region` (EKS
+    /// ListClusters, every page), for `pctl init` to offer.
+    ListClusters {
+        role: String,
+        region: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        env: Option<ClientEnv>,
+    },
     /// The configured roles and clusters, for generated config files.
     Profiles,
     /// An AWS console sign-in URL for a role's session (federation
@@ -353,11 +361,16 @@ pub enum Response {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reply {
-    Pong { version: String, pid: u32 },
+    Pong {
+        version: String,
+        pid: u32,
+    },
     Done,
     Rotated(Rotation),
     Status(Box<Status>),
-    Doctor { checks: Vec<Check> },
+    Doctor {
+        checks: Vec<Check>,
+    },
     Credentials(Credentials),
     EksToken(EksToken),
     Cluster(ClusterInfo),
@@ -365,7 +378,13 @@ pub enum Reply {
     ConsoleLogin(ConsoleLogin),
     CredentialServer(CredentialServer),
     SignIn(SignInPrompt),
-    SsoRoles { roles: Vec<SsoRole> },
+    SsoRoles {
+        roles: Vec<SsoRole>,
+    },
+    /// EKS cluster names ([`Request::ListClusters`]).
+    ClusterNames {
+        names: Vec<String>,
+    },
 }
 
 /// A device authorization waiting for the user: never a token or secret

@@ -158,6 +158,19 @@ impl Client {
         })
     }
 
+    /// The EKS clusters `role` may list in `region` (`pctl init`).
+    pub fn list_clusters(&self, role: String, region: String) -> Result<Vec<String>> {
+        let req = Request::ListClusters {
+            role,
+            region,
+            env: None,
+        };
+        self.call(req, |r| match r {
+            Reply::ClusterNames { names } => Some(names),
+            _ => None,
+        })
+    }
+
     /// The configured roles and clusters.
     pub fn profiles(&self) -> Result<Profiles> {
         self.call(Request::Profiles, |r| match r {
@@ -504,6 +517,7 @@ impl Waiting {
                 | Request::Credentials { .. }
                 | Request::EksToken { .. }
                 | Request::DescribeCluster { .. }
+                | Request::ListClusters { .. }
                 | Request::ConsoleLogin { .. }
         );
         if !may_unlock || !std::io::stderr().is_terminal() {
@@ -602,6 +616,7 @@ fn request_kind(r: &Request) -> &'static str {
         Request::Credentials { .. } => "credentials",
         Request::EksToken { .. } => "eks token",
         Request::DescribeCluster { .. } => "describe cluster",
+        Request::ListClusters { .. } => "list clusters",
         Request::Profiles => "profiles",
         Request::ConsoleLogin { .. } => "console login",
         Request::CredentialServer { .. } => "credential server",
@@ -647,6 +662,7 @@ fn attach_env(request: &mut Request) -> bool {
         Request::Credentials { env, .. }
         | Request::EksToken { env, .. }
         | Request::DescribeCluster { env, .. }
+        | Request::ListClusters { env, .. }
         | Request::ConsoleLogin { env, .. }
             if env.is_none() =>
         {

@@ -93,15 +93,9 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .map(|c| Cluster::parse(c))
         .collect::<Result<Vec<_>>>()?;
-    if clusters.is_empty() && interactive && !roles.is_empty() {
-        let answer = ask(&format!(
-            "EKS clusters in {region} to use as {} (names, separated by spaces; Enter for none): ",
-            roles[0].key
-        ))?;
-        for c in answer.split([' ', ',']).filter(|c| !c.is_empty()) {
-            clusters.push(Cluster::parse(c)?);
-        }
-    }
+    // On a terminal, the clusters are offered once the config is written:
+    // the daemon lists them with the first role's session (see offer_clusters).
+    let discover = clusters.is_empty() && interactive && !roles.is_empty();
     if !clusters.is_empty() && roles.is_empty() {
         bail!(
             "--cluster needs a role whose sessions mint the cluster's tokens: add --role NAME_OR_ARN"
@@ -127,6 +121,15 @@ pub fn run(args: Args) -> Result<()> {
     let cfg = Edit::plan(&config, |_| Ok(text.clone()))?;
     files::finish(&cfg, false, "pctl's config")?;
     files::aws_config::finish(&aws, keys.len(), false)?;
+    if discover {
+        clusters = offer_clusters(&region, &roles[0].key)?;
+        if !clusters.is_empty() {
+            let text = config_text(&item, &vault, &region, mfa, &roles, &clusters);
+            View::parse(&text, &config)
+                .context("internal: the config pctl init wrote does not parse")?;
+            rewrite_own(&config, &text)?;
+        }
+    }
 
     eprintln!(
         "pctl: 1Password item '{}' in vault '{}' has the keys and account ID{}",
@@ -203,6 +206,97 @@ fn mfa_mode(
              field to the item"
         ),
     }
+}
+
+/// Asks the daemon (started now, with the config just written) for the EKS
+/// clusters the first role sees in the region, and which to add.
+///
+/// Why through the daemon: the item's keys and the role's session stay in
+/// its locked memory (no key in this process, its argv, environment or
+/// output), and the client has no AWS SDK, TLS or DNS resolver of its own
+/// (it is static, see packaging/build.sh). The same request serves every
+/// later `pctl` command: this unlock is the one `pctl shell` would do.
+fn offer_clusters(region: &str, role: &str) -> Result<Vec<Cluster>> {
+    eprintln!(
+        "pctl: listing the EKS clusters in {region} as role {role} (the daemon starts and reads 1Password)"
+    );
+    let client = crate::client::Client::new(dirs::socket_path());
+    let names = match client.list_clusters(role.to_string(), region.to_string()) {
+        Ok(names) => names,
+        Err(e) => {
+            eprintln!("pctl: cannot list the EKS clusters in {region} as {role}: {e:#}");
+            Vec::new()
+        }
+    };
+    let names: Vec<&String> = names.iter().filter(|n| Cluster::parse(n).is_ok()).collect();
+    if names.is_empty() {
+        let answer = ask(&format!(
+            "EKS clusters in {region} to use as {role} (names, separated by spaces; Enter for none): "
+        ))?;
+        return answer
+            .split([' ', ','])
+            .filter(|c| !c.is_empty())
+            .map(Cluster::parse)
+            .collect();
+    }
+    let mut list = format!("EKS clusters in {region} that {role} sees:\n");
+    for (i, n) in names.iter().enumerate() {
+        let _ = writeln!(list, "  {}) {}", i + 1, printable(n));
+    }
+    eprint!("{list}");
+    'ask: for _ in 0..PROMPT_TRIES {
+        let answer = ask(&format!(
+            "Clusters to add [1-{}, several separated by spaces, or all; Enter for none]: ",
+            names.len()
+        ))?;
+        if answer.eq_ignore_ascii_case("all") {
+            return names.iter().map(|n| Cluster::parse(n)).collect();
+        }
+        let mut picked = Vec::new();
+        for a in answer.split([' ', ',']).filter(|a| !a.is_empty()) {
+            match a.parse::<usize>() {
+                Ok(n) if (1..=names.len()).contains(&n) => {
+                    if !picked.iter().any(|c: &Cluster| &c.name == names[n - 1]) {
+                        picked.push(Cluster::parse(names[n - 1])?);
+                    }
+                }
+                _ => {
+                    eprintln!(
+                        "pctl: answer with numbers from 1 to {}, or all",
+                        names.len()
+                    );
+                    continue 'ask;
+                }
+            }
+        }
+        return Ok(picked);
+    }
+    bail!("no clusters picked: add them with `pctl init --force ... --cluster NAME`, or as [clusters.NAME] in the config")
+}
+
+/// Replaces the config this run wrote (so the backup of the user's previous
+/// file stays what it was): a private temporary file, then a rename.
+fn rewrite_own(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".pctl-init");
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        bail!("cannot write {}: {e}", path.display());
+    }
+    Ok(())
 }
 
 /// An EKS cluster from `--cluster [KEY=]NAME`.
