@@ -5,6 +5,8 @@ against moto and the `op` stand-in."""
 import json
 import os
 import pty
+import re
+import shlex
 import subprocess
 import tomllib
 
@@ -174,3 +176,38 @@ def test_init_on_a_terminal_offers_the_clusters_the_daemon_lists(pctl_env, moto_
     env.ok("kubeconfig", "--cluster", rig.CLUSTER)
     log = env.daemon_log_tail()
     assert ident["secret_access_key"] not in log
+
+
+# -- the README's real-world section, walked against the binary
+
+
+def readme_commands():
+    """Every `pctl ...` line of the sh blocks of README's "Real-world setup" section."""
+    with open(os.path.join(rig.REPO, "README.md")) as f:
+        text = f.read()
+    section = text.split("## Real-world setup", 1)[1].split("\n## ", 1)[0]
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", section, re.S):
+        for line in block.splitlines():
+            line = re.sub(r"\s{2,}#.*$", "", line).strip()   # trailing comments
+            m = re.search(r"(?:^|\$\()pctl (.*?)(?:\)\"|\s\|.*)?$", line)
+            if m and "<" not in m.group(1):
+                commands.append(shlex.split(m.group(1)))
+    return commands
+
+
+def test_every_readme_command_parses(pctl_env):
+    """No clap usage error (exit 2, "unexpected argument") for any command the README shows;
+    without a config each stops at `no config ...: run pctl init` (init: at the empty
+    1Password, or at a missing ~/.aws/config)."""
+    env = pctl_env("http://127.0.0.1:9")  # nothing reaches AWS
+    os.remove(env.config_path)
+    commands = readme_commands()
+    assert len(commands) >= 15, commands
+    assert ["init", "--item", "AWS user key", "--role", "platform-admin", "--role", "ro=ReadOnly",
+            "--cluster", "platform", "--mfa", "prompt"] in commands, commands
+    env.op_store([])  # init finds no item: it stops before writing anything
+    for argv in commands:
+        r = env.run(*argv, timeout=30)
+        assert r.returncode != 2 and "error: unexpected argument" not in r.stderr \
+            and "error: invalid value" not in r.stderr, f"pctl {shlex.join(argv)}: {r.stderr}"
