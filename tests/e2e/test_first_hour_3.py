@@ -211,3 +211,47 @@ def test_every_readme_command_parses(pctl_env):
         r = env.run(*argv, timeout=30)
         assert r.returncode != 2 and "error: unexpected argument" not in r.stderr \
             and "error: invalid value" not in r.stderr, f"pctl {shlex.join(argv)}: {r.stderr}"
+
+
+def test_init_on_a_terminal_offers_the_roles_the_user_may_assume(pctl_env, moto_open):
+    """IAM ListRoles in the daemon, filtered by trust policy: the role trusting the user and
+    the one trusting the account are offered, the one trusting somebody else is not."""
+    env = pctl_env(moto_open.url)
+    os.remove(env.config_path)
+    ident = moto_open.identity
+    env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
+                               mfa_serial=rig.MFA_SERIAL, totp_seed=rig.TOTP_SEED)])
+    iam = moto_open.client("iam")
+    have = {r["RoleName"] for r in iam.list_roles()["Roles"]}
+    for name, principal in (("fh3-account-trust", f"arn:aws:iam::{rig.ACCOUNT_ID}:root"),
+                            ("fh3-other-user", f"arn:aws:iam::{rig.ACCOUNT_ID}:user/somebody-else")):
+        if name not in have:
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": principal}}]}))
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([env.bin, "init", "--item", rig.ITEM_TITLE], env=env.env,
+                             cwd=env.home, stdin=slave, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        os.close(slave)
+        slave = None
+        # every role offered; no cluster
+        os.write(master, b"all\n\n")
+        out, err = p.communicate(timeout=90)
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    assert p.returncode == 0, err + env.daemon_log_tail()
+    assert "Roles your IAM user may assume (by their trust policies):" in err, err
+    offered = re.findall(r"^  \d+\) (\S+)$", err.split("may assume (by")[1].split("Roles to add")[0], re.M)
+    assert f"arn:aws:iam::{rig.ACCOUNT_ID}:role/{rig.ROLE_NAME}" in offered, err
+    assert f"arn:aws:iam::{rig.ACCOUNT_ID}:role/fh3-account-trust" in offered, err
+    assert not any("fh3-other-user" in a for a in offered), err
+    c = config(env)
+    assert c["roles"][rig.ROLE_NAME] == {"arn": f"arn:aws:iam::{rig.ACCOUNT_ID}:role/{rig.ROLE_NAME}"}, c
+    assert "fh3-account-trust" in c["roles"] and "fh3-other-user" not in c["roles"], c
+    assert "[profile pctl-fh3-account-trust]" in read(os.path.join(env.home, ".aws", "config"))
+    for secret in (ident["secret_access_key"], ident["access_key_id"]):
+        assert secret not in out + err

@@ -296,6 +296,7 @@ async fn handle(
             | Request::EksToken { .. }
             | Request::DescribeCluster { .. }
             | Request::ListClusters { .. }
+            | Request::AssumableRoles { .. }
             | Request::ConsoleLogin { .. }
             | Request::SignIn { .. }
             | Request::SsoRoles { .. } => request_timeout(&broker),
@@ -427,6 +428,11 @@ async fn dispatch(
         Request::ListClusters { role, region, env } => Reply::ClusterNames {
             names: broker
                 .list_clusters(&role, &region, env.as_ref(), peer)
+                .await?,
+        },
+        Request::AssumableRoles { identity, env } => Reply::RoleArns {
+            arns: broker
+                .assumable_roles(identity.as_deref(), env.as_ref(), peer)
                 .await?,
         },
         Request::Profiles => Reply::Profiles(broker.profiles()?),

@@ -309,6 +309,7 @@ impl Inner {
             account_id: secrets.account_id,
             user_key_id: secrets.access_key_id.expose().to_string(),
             session_name: arn.as_deref().and_then(session_name_of),
+            caller_arn: arn,
             base,
             mfa_expires,
             origin: read.origin,

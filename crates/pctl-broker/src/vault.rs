@@ -72,6 +72,8 @@ pub struct Unlocked {
     /// user's name (GetCallerIdentity at unlock), so CloudTrail shows who
     /// assumed a role. None: not learnt (`pctl` is used).
     pub session_name: Option<String>,
+    /// The IAM user's ARN (GetCallerIdentity at unlock), when learnt.
+    pub caller_arn: Option<String>,
     /// The identity AssumeRole is called with: the MFA session, or the user keys.
     pub base: Session,
     /// When the MFA session ends (what STS granted, not what was asked).

@@ -236,6 +236,14 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
     },
+    /// The roles of the identity's own account whose trust policy lets
+    /// the IAM user assume them (IAM ListRoles), for `pctl init` to offer.
+    AssumableRoles {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        env: Option<ClientEnv>,
+    },
     /// The configured roles and clusters, for generated config files.
     Profiles,
     /// An AWS console sign-in URL for a role's session (federation
@@ -384,6 +392,10 @@ pub enum Reply {
     /// EKS cluster names ([`Request::ListClusters`]).
     ClusterNames {
         names: Vec<String>,
+    },
+    /// Role ARNs ([`Request::AssumableRoles`]).
+    RoleArns {
+        arns: Vec<String>,
     },
 }
 

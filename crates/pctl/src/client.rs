@@ -171,6 +171,18 @@ impl Client {
         })
     }
 
+    /// The roles the identity's IAM user may assume in its account (`pctl init`).
+    pub fn assumable_roles(&self) -> Result<Vec<String>> {
+        let req = Request::AssumableRoles {
+            identity: None,
+            env: None,
+        };
+        self.call(req, |r| match r {
+            Reply::RoleArns { arns } => Some(arns),
+            _ => None,
+        })
+    }
+
     /// The configured roles and clusters.
     pub fn profiles(&self) -> Result<Profiles> {
         self.call(Request::Profiles, |r| match r {
@@ -518,6 +530,7 @@ impl Waiting {
                 | Request::EksToken { .. }
                 | Request::DescribeCluster { .. }
                 | Request::ListClusters { .. }
+                | Request::AssumableRoles { .. }
                 | Request::ConsoleLogin { .. }
         );
         if !may_unlock || !std::io::stderr().is_terminal() {
@@ -617,6 +630,7 @@ fn request_kind(r: &Request) -> &'static str {
         Request::EksToken { .. } => "eks token",
         Request::DescribeCluster { .. } => "describe cluster",
         Request::ListClusters { .. } => "list clusters",
+        Request::AssumableRoles { .. } => "assumable roles",
         Request::Profiles => "profiles",
         Request::ConsoleLogin { .. } => "console login",
         Request::CredentialServer { .. } => "credential server",
@@ -663,6 +677,7 @@ fn attach_env(request: &mut Request) -> bool {
         | Request::EksToken { env, .. }
         | Request::DescribeCluster { env, .. }
         | Request::ListClusters { env, .. }
+        | Request::AssumableRoles { env, .. }
         | Request::ConsoleLogin { env, .. }
             if env.is_none() =>
         {

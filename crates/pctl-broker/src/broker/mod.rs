@@ -17,6 +17,7 @@
 //! that lands mid-request means nothing is issued.
 
 mod credentials;
+mod discover;
 mod doctor;
 mod eks;
 mod login;

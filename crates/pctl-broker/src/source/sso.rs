@@ -455,6 +455,7 @@ impl Job {
             user_key_id: String::new(),
             // GetRoleCredentials sessions carry the Identity Center user's name already
             session_name: None,
+            caller_arn: None,
             base: Session {
                 access_key_id: String::new(),
                 secret_access_key: LockedString::new(""),

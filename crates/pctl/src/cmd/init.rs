@@ -125,14 +125,24 @@ pub fn run(args: Args) -> Result<()> {
         ),
     };
     let mfa = mfa_mode(&checked, args.mfa, interactive)?;
+    let exe = std::env::current_exe().context("cannot find the pctl executable")?;
     let mut roles = roles;
+    // On a terminal without --role, the roles are offered: the daemon lists
+    // them, so the identity is written first (roles and clusters follow).
+    let mut written = false;
     if roles.is_empty() && interactive {
-        let answer = ask(
-            "Roles to assume (names or ARNs, [KEY=] optional, separated by spaces; Enter for none): ",
+        // a damaged AWS config block refuses the run before anything is written
+        files::aws_config::plan(
+            None,
+            &output::aws_config(&exe, &region, &[]).map_err(|e| anyhow!("{e}"))?,
         )?;
-        for r in answer.split([' ', ',']).filter(|r| !r.is_empty()) {
-            roles.push(Role::parse(r)?);
-        }
+        let text = config_text(&item, &vault, &region, mfa, &[], &[]);
+        View::parse(&text, &config)
+            .context("internal: the config pctl init wrote does not parse")?;
+        let cfg = Edit::plan(&config, |_| Ok(text.clone()))?;
+        files::finish(&cfg, false, "pctl's config")?;
+        written = true;
+        roles = offer_roles()?;
     }
     let mut keys: Vec<&str> = roles.iter().map(|r| r.key.as_str()).collect();
     keys.sort_unstable();
@@ -166,14 +176,17 @@ pub fn run(args: Args) -> Result<()> {
 
     let text = config_text(&item, &vault, &region, mfa, &roles, &clusters);
     View::parse(&text, &config).context("internal: the config pctl init wrote does not parse")?;
-    let exe = std::env::current_exe().context("cannot find the pctl executable")?;
     let keys: Vec<String> = roles.iter().map(|r| r.key.clone()).collect();
     let profiles = output::aws_config(&exe, &region, &keys).map_err(|e| anyhow!("{e}"))?;
     // Both files are planned before either is written: a damaged AWS config
     // block refuses the whole run.
     let aws = files::aws_config::plan(None, &profiles)?;
-    let cfg = Edit::plan(&config, |_| Ok(text.clone()))?;
-    files::finish(&cfg, false, "pctl's config")?;
+    if written {
+        rewrite_own(&config, &text)?;
+    } else {
+        let cfg = Edit::plan(&config, |_| Ok(text.clone()))?;
+        files::finish(&cfg, false, "pctl's config")?;
+    }
     files::aws_config::finish(&aws, keys.len(), false)?;
     if discover {
         clusters = offer_clusters(&region, &roles[0].key)?;
@@ -260,6 +273,71 @@ fn mfa_mode(
              field to the item"
         ),
     }
+}
+
+/// Asks the daemon (started now, with the identity just written) for the
+/// roles of the account whose trust policy names the IAM user (IAM
+/// ListRoles), and which to add; names or ARNs may be typed instead.
+/// Without that permission, or none found, it asks for names.
+fn offer_roles() -> Result<Vec<Role>> {
+    eprintln!(
+        "pctl: listing the roles your IAM user may assume (the daemon starts and reads 1Password)"
+    );
+    let client = crate::client::Client::new(dirs::socket_path());
+    let arns = match client.assumable_roles() {
+        Ok(arns) => arns,
+        Err(e) => {
+            eprintln!("pctl: cannot list the roles you may assume: {e:#}");
+            Vec::new()
+        }
+    };
+    let arns: Vec<String> = arns
+        .into_iter()
+        .filter(|a| Role::parse(a).is_ok())
+        .collect();
+    let typed = |answer: &str| -> Result<Vec<Role>> {
+        answer
+            .split([' ', ','])
+            .filter(|r| !r.is_empty())
+            .map(Role::parse)
+            .collect()
+    };
+    if arns.is_empty() {
+        let answer = ask(
+            "Roles to assume (names or ARNs, [KEY=] optional, separated by spaces; Enter for none): ",
+        )?;
+        return typed(&answer);
+    }
+    let mut list = String::from("Roles your IAM user may assume (by their trust policies):\n");
+    for (i, a) in arns.iter().enumerate() {
+        let _ = writeln!(list, "  {}) {}", i + 1, printable(a));
+    }
+    eprint!("{list}");
+    'ask: for _ in 0..PROMPT_TRIES {
+        let answer = ask(&format!(
+            "Roles to add [1-{}, several separated by spaces, all, or names/ARNs; Enter for none]: ",
+            arns.len()
+        ))?;
+        if answer.eq_ignore_ascii_case("all") {
+            return arns.iter().map(|a| Role::parse(a)).collect();
+        }
+        let mut picked = Vec::new();
+        for a in answer.split([' ', ',']).filter(|a| !a.is_empty()) {
+            match a.parse::<usize>() {
+                Ok(n) if (1..=arns.len()).contains(&n) => picked.push(Role::parse(&arns[n - 1])?),
+                Ok(_) => {
+                    eprintln!(
+                        "pctl: answer with numbers from 1 to {}, all, or role names",
+                        arns.len()
+                    );
+                    continue 'ask;
+                }
+                Err(_) => picked.push(Role::parse(a)?),
+            }
+        }
+        return Ok(picked);
+    }
+    bail!("no roles picked: run pctl init --force again, or pass --role NAME_OR_ARN")
 }
 
 /// Asks the daemon (started now, with the config just written) for the EKS
