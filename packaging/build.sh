@@ -5,6 +5,7 @@
 #   bin/pctl          the client; on Linux (gnu) a static-pie executable
 #   bin/pctl-daemon   the daemon (dynamically linked)
 #   man/*.1           pctl.1 and one page per subcommand (pctl-docgen)
+#   man/pctl.toml.5   the config reference, man/pctl-daemon.8 the daemon
 #   completions/      pctl.bash, _pctl (zsh), pctl.fish (`pctl completions`:
 #                     the shipped scripts are what the client prints)
 #

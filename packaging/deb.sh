@@ -5,11 +5,14 @@
 #
 #   /usr/bin/pctl, /usr/bin/pctl-daemon
 #   /usr/share/man/man1/pctl.1.gz, pctl-<subcommand>.1.gz, ...
+#   /usr/share/man/man5/pctl.toml.5.gz, /usr/share/man/man8/pctl-daemon.8.gz
+#   /usr/share/pctl/prompt.{bash,zsh,fish}, starship.toml, pctl.{bash,zsh,fish}
+#                     (shell/: prompt segments, starship module, shell set-up)
 #   /usr/share/bash-completion/completions/pctl
 #   /usr/share/zsh/vendor-completions/_pctl
 #   /usr/share/fish/vendor_completions.d/pctl.fish
 #   /usr/lib/systemd/user/pctl.service
-#   /usr/share/doc/pctl/{copyright,changelog.gz,README.md}
+#   /usr/share/doc/pctl/{copyright,changelog.gz,README.md,interface.md}
 #   /usr/share/lintian/overrides/pctl (why the static client is not a library)
 #
 #   packaging/deb.sh            from a release build (what we publish)
@@ -47,7 +50,8 @@ maintainer="${PCTL_DEB_MAINTAINER:-pctl maintainers <pctl-maintainers@users.nore
 name="pctl_${version}_${arch}"
 root="$repo/target/debian/$name"
 rm -rf "$root" "$repo/target/debian/$name.deb"
-install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/man/man1" \
+install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/man/man1" "$root/usr/share/man/man5" \
+  "$root/usr/share/man/man8" "$root/usr/share/pctl" \
   "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
   "$root/usr/share/fish/vendor_completions.d" "$root/usr/lib/systemd/user" "$root/usr/share/doc/pctl" \
   "$root/usr/share/lintian/overrides"
@@ -58,10 +62,14 @@ for bin in pctl pctl-daemon; do
   strip --strip-unneeded --remove-section=.comment --remove-section=.note "$root/usr/bin/$bin"
 done
 
-for page in "$built"/man/*.1; do
-  gzip -9n <"$page" >"$root/usr/share/man/man1/${page##*/}.gz"
+for page in "$built"/man/*.[158]; do
+  gzip -9n <"$page" >"$root/usr/share/man/man${page##*.}/${page##*/}.gz"
 done
-chmod 0644 "$root"/usr/share/man/man1/*.gz
+chmod 0644 "$root"/usr/share/man/man[158]/*.gz
+# What the README and the man pages point to: prompt segments, the starship
+# module, the shell set-up scripts, the interface reference.
+install -m 0644 shell/prompt.bash shell/prompt.zsh shell/prompt.fish shell/starship.toml \
+  shell/pctl.bash shell/pctl.zsh shell/pctl.fish "$root/usr/share/pctl/"
 install -m 0644 "$built/completions/pctl.bash" "$root/usr/share/bash-completion/completions/pctl"
 install -m 0644 "$built/completions/_pctl" "$root/usr/share/zsh/vendor-completions/_pctl"
 install -m 0644 "$built/completions/pctl.fish" "$root/usr/share/fish/vendor_completions.d/pctl.fish"
@@ -79,6 +87,7 @@ chmod 0644 "$unit"
 doc="$root/usr/share/doc/pctl"
 sed -e "s/@YEAR@/$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y)/" packaging/debian/copyright >"$doc/copyright"
 install -m 0644 README.md "$doc/README.md"
+install -m 0644 docs/interface.md "$doc/interface.md"
 {
   printf 'pctl (%s) unstable; urgency=medium\n\n' "$version"
   printf '  * Release %s; see the project history for the changes.\n\n' "$version"

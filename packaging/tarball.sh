@@ -7,10 +7,13 @@
 #   pctl-<version>-<target>/
 #     bin/pctl, bin/pctl-daemon
 #     share/man/man1/pctl.1, pctl-<subcommand>.1, ...
+#     share/man/man5/pctl.toml.5, share/man/man8/pctl-daemon.8
 #     share/bash-completion/completions/pctl
 #     share/zsh/site-functions/_pctl
 #     share/fish/vendor_completions.d/pctl.fish
 #     share/pctl/pctl.service, com.pctl.daemon.plist   (systemd / launchd)
+#     share/pctl/prompt.{bash,zsh,fish}, starship.toml, pctl.{bash,zsh,fish}
+#     share/doc/pctl/interface.md                     (the interface reference)
 #     LICENSE, README.md
 #
 #   packaging/tarball.sh [--debug]
@@ -35,14 +38,20 @@ fi
 name="pctl-$version-$triple"
 stage="$repo/target/dist/$name"
 rm -rf "$stage" "$stage.tar.gz"
-mkdir -p "$stage/bin" "$stage/share/man/man1" "$stage/share/bash-completion/completions" \
-  "$stage/share/zsh/site-functions" "$stage/share/fish/vendor_completions.d" "$stage/share/pctl"
+mkdir -p "$stage/bin" "$stage/share/man/man1" "$stage/share/man/man5" "$stage/share/man/man8" \
+  "$stage/share/bash-completion/completions" "$stage/share/zsh/site-functions" \
+  "$stage/share/fish/vendor_completions.d" "$stage/share/pctl" "$stage/share/doc/pctl"
 install -m 0755 "$built/bin/pctl" "$built/bin/pctl-daemon" "$stage/bin/"
 install -m 0644 "$built"/man/*.1 "$stage/share/man/man1/"
+install -m 0644 "$built"/man/*.5 "$stage/share/man/man5/"
+install -m 0644 "$built"/man/*.8 "$stage/share/man/man8/"
 install -m 0644 "$built/completions/pctl.bash" "$stage/share/bash-completion/completions/pctl"
 install -m 0644 "$built/completions/_pctl" "$stage/share/zsh/site-functions/_pctl"
 install -m 0644 "$built/completions/pctl.fish" "$stage/share/fish/vendor_completions.d/pctl.fish"
 install -m 0644 shell/systemd/pctl.service shell/launchd/com.pctl.daemon.plist "$stage/share/pctl/"
+install -m 0644 shell/prompt.bash shell/prompt.zsh shell/prompt.fish shell/starship.toml \
+  shell/pctl.bash shell/pctl.zsh shell/pctl.fish "$stage/share/pctl/"
+install -m 0644 docs/interface.md "$stage/share/doc/pctl/"
 install -m 0644 LICENSE README.md "$stage/"
 
 python3 - "$repo/target/dist" "$name" "$SOURCE_DATE_EPOCH" <<'PY'

@@ -34,10 +34,14 @@ class Pctl < Formula
   def install
     bin.install "bin/pctl", "bin/pctl-daemon"
     man1.install Dir["share/man/man1/*.1"]
+    man5.install "share/man/man5/pctl.toml.5"
+    man8.install "share/man/man8/pctl-daemon.8"
     bash_completion.install "share/bash-completion/completions/pctl"
     zsh_completion.install "share/zsh/site-functions/_pctl"
     fish_completion.install "share/fish/vendor_completions.d/pctl.fish"
-    doc.install "README.md", "LICENSE"
+    # prompt segments, the starship module, shell set-up scripts, service units
+    pkgshare.install Dir["share/pctl/*"]
+    doc.install "README.md", "LICENSE", "share/doc/pctl/interface.md"
   end
 
   def caveats

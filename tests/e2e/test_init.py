@@ -102,8 +102,8 @@ def test_init_numbered_prompt_on_a_terminal(fresh):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         os.close(slave)
         slave = None
-        # a wrong answer is asked again; then item 2 and a role
-        os.write(master, b"7\n2\nplatform-admin\n")
+        # a wrong answer is asked again; then item 2, a role and no cluster
+        os.write(master, b"7\n2\nplatform-admin\n\n")
         out, err = p.communicate(timeout=60)
     finally:
         if slave is not None:
@@ -119,7 +119,8 @@ def test_init_numbered_prompt_on_a_terminal(fresh):
     assert f"[roles.{rig.ROLE_NAME}]" in cfg
     lists = env.op_calls("item list")
     assert len(lists) == 1 and "--categories=API Credential,Login" in lists[0]["argv"], lists
-    assert len(env.op_calls("item get")) == 1
+    # init's check, then the unlock of the daemon that lists the EKS clusters (issue 21 §8)
+    assert len(env.op_calls("item get")) == 2
     assert "hunter2" not in out + err
 
 

@@ -16,6 +16,7 @@ use pctl_protocol::{
     dirs, peer, Check, Connection, ErrorKind, ErrorReply, FrameError, Level, Reply, Request,
     RequestError, Response, Setup,
 };
+use pctl_protocol::{ClusterNames, RoleArns};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, Semaphore};
 
@@ -418,6 +419,16 @@ async fn dispatch(
                 .describe_cluster(&cluster, role.as_deref(), env.as_ref(), peer)
                 .await?,
         ),
+        Request::ListClusters { role, region, env } => Reply::ClusterNames(ClusterNames {
+            names: broker
+                .list_clusters(&role, &region, env.as_ref(), peer)
+                .await?,
+        }),
+        Request::AssumableRoles { identity, env } => Reply::RoleArns(RoleArns {
+            arns: broker
+                .assumable_roles(identity.as_deref(), env.as_ref(), peer)
+                .await?,
+        }),
         Request::Profiles => Reply::Profiles(broker.profiles()?),
         Request::SignIn { identity } => Reply::SignIn(broker.sign_in(&identity).await?),
         Request::SignInWait { identity, serial } => {

@@ -271,25 +271,31 @@ impl Inner {
                 })
             }
         };
-        let (base, mfa_expires) = match code {
-            None => (user, None),
+        // Who the key belongs to (GetCallerIdentity with the user's key, in
+        // parallel with GetSessionToken): the default role session name.
+        let who = self.sts.caller_arn(&cfg.region, &user);
+        let (base, mfa_expires, arn) = match code {
+            None => {
+                let arn = who.await;
+                (user, None, arn)
+            }
             Some(mfa) => {
                 self.get_session_token.fetch_add(1, Ordering::Relaxed);
                 let sent = self.clock.now();
-                let session = self
-                    .sts
-                    .get_session_token(
+                let (session, arn) = tokio::join!(
+                    self.sts.get_session_token(
                         &cfg.region,
                         &user,
                         &mfa.serial,
                         &mfa.code,
                         cfg.daemon.mfa_session,
-                    )
-                    .await;
+                    ),
+                    who
+                );
                 self.never_twice.sent(sent);
                 let s = session.inspect_err(|e| tracing::warn!("unlock failed: {e}"))?;
                 let exp = s.expiration;
-                (s, Some(exp))
+                (s, Some(exp), arn)
             }
         };
         let u = Unlocked {
@@ -302,6 +308,8 @@ impl Inner {
             max_unlock: cfg.daemon.max_unlock,
             account_id: secrets.account_id,
             user_key_id: secrets.access_key_id.expose().to_string(),
+            session_name: arn.as_deref().and_then(session_name_of),
+            caller_arn: arn,
             base,
             mfa_expires,
             origin: read.origin,
@@ -331,5 +339,82 @@ impl Inner {
             }
         }
         Ok(u)
+    }
+}
+
+/// RoleSessionName's rule: 2 to 64 of `[\w+=,.@-]` (ASCII).
+pub fn is_session_name(s: &str) -> bool {
+    (2..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
+}
+
+/// The role session name for the caller `arn` names: the IAM user's name
+/// (`arn:aws:iam::ACCOUNT:user/PATH/NAME`), `root` for the account's root
+/// user, the session's name for an assumed role or federated user. Any
+/// character outside RoleSessionName's set becomes `-`; a 1-character name
+/// is prefixed with `pctl-`, a long one cut at 64.
+pub fn session_name_of(arn: &str) -> Option<String> {
+    let resource = arn.splitn(6, ':').nth(5)?;
+    let name = match resource.split_once('/') {
+        Some((_, rest)) => rest.rsplit('/').next().unwrap_or_default(),
+        None if resource == "root" => "root",
+        None => return None,
+    };
+    let mut name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        return None;
+    }
+    if name.len() < 2 {
+        name = format!("pctl-{name}");
+    }
+    is_session_name(&name).then_some(name)
+}
+
+#[cfg(test)]
+mod session_name_tests {
+    use super::*;
+
+    #[test]
+    fn names_the_person() {
+        let n = |a| session_name_of(a);
+        assert_eq!(
+            n("arn:aws:iam::123456789012:user/alice").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            n("arn:aws:iam::123456789012:user/division/team/bob.smith@example.com").as_deref(),
+            Some("bob.smith@example.com")
+        );
+        assert_eq!(n("arn:aws:iam::123456789012:root").as_deref(), Some("root"));
+        assert_eq!(
+            n("arn:aws-us-gov:sts::123456789012:assumed-role/Dev/carol").as_deref(),
+            Some("carol")
+        );
+        assert_eq!(
+            n("arn:aws:iam::123456789012:user/x").as_deref(),
+            Some("pctl-x")
+        );
+        assert_eq!(n("arn:aws:iam::1:user/a b!").as_deref(), Some("a-b-"));
+        let long = format!("arn:aws:iam::1:user/{}", "d".repeat(80));
+        assert_eq!(n(&long).map(|s| s.len()), Some(64));
+        assert_eq!(n("not an arn"), None);
+        assert_eq!(n("arn:aws:iam::1:user/"), None);
+        for s in ["ab", "a+b=c,d.e@f-g_h"] {
+            assert!(is_session_name(s), "{s}");
+        }
+        for s in ["a", "a b", "é1", &"x".repeat(65)] {
+            assert!(!is_session_name(s), "{s}");
+        }
     }
 }

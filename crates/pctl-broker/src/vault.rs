@@ -68,6 +68,12 @@ pub struct Unlocked {
     pub account_id: String,
     /// The IAM user's access key ID (the one in 1Password).
     pub user_key_id: String,
+    /// The role session name of roles without `session_name`: the IAM
+    /// user's name (GetCallerIdentity at unlock), so CloudTrail shows who
+    /// assumed a role. None: not learnt (`pctl` is used).
+    pub session_name: Option<String>,
+    /// The IAM user's ARN (GetCallerIdentity at unlock), when learnt.
+    pub caller_arn: Option<String>,
     /// The identity AssumeRole is called with: the MFA session, or the user keys.
     pub base: Session,
     /// When the MFA session ends (what STS granted, not what was asked).

@@ -4,7 +4,13 @@
 //!
 //! ```text
 //! OUT_DIR/man/pctl.1, pctl-<subcommand>.1, pctl-eks-token.1, ...
+//! OUT_DIR/man/pctl.toml.5     the configuration reference
+//! OUT_DIR/man/pctl-daemon.8   the daemon binary
 //! ```
+//!
+//! clap renders the name, synopsis and options; `pages.rs` adds what it
+//! cannot know (files, environment, exit status, examples) and the two
+//! pages that are not about the client's command line.
 //!
 //! It reads the tree from the `pctl` library (`pctl::cli::Cli`, whose
 //! subcommands' flags live in `pctl::cmd::*`); the client binary does not
@@ -17,10 +23,12 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 use pctl::cli;
 
+mod pages;
+
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let (Some(out), None) = (args.next(), args.next()) else {
-        eprintln!("usage: pctl-docgen OUT_DIR   (writes OUT_DIR/man/*.1)");
+        eprintln!("usage: pctl-docgen OUT_DIR   (writes OUT_DIR/man/*.1, *.5, *.8)");
         return ExitCode::from(2);
     };
     match generate(Path::new(&out)) {
@@ -51,6 +59,14 @@ fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
     let man_dir = out.join("man");
     fs::create_dir_all(&man_dir)?;
     man_pages(&cmd, &man_dir, &mut written)?;
+    for (name, page) in [
+        ("pctl.toml.5", pages::config_page()),
+        ("pctl-daemon.8", pages::daemon_page()),
+    ] {
+        let path = man_dir.join(name);
+        fs::write(&path, page)?;
+        written.push(path);
+    }
 
     Ok(written)
 }
@@ -64,6 +80,12 @@ fn man_pages(cmd: &clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> std
     let path = dir.join(man.get_filename());
     let mut buf = Vec::new();
     man.render(&mut buf)?;
+    let extra = if cmd.get_name() == "pctl" {
+        pages::pctl_extra()
+    } else {
+        pages::subcommand_extra()
+    };
+    buf.extend_from_slice(extra.as_bytes());
     fs::write(&path, buf)?;
     written.push(path);
     // clap's own `help` and hidden internals (`__complete`) get no page.
@@ -94,10 +116,13 @@ mod tests {
             .filter(visible)
             .map(|s| 1 + s.get_subcommands().filter(visible).count())
             .sum();
-        // pctl.1 + one per visible subcommand and per nested one (`eks token`, `sso roles`).
-        assert_eq!(names.len(), 1 + pages, "{names:?}");
+        // pctl.1 + one per visible subcommand and per nested one (`eks token`, `sso roles`),
+        // the config reference and the daemon's page.
+        assert_eq!(names.len(), 1 + pages + 2, "{names:?}");
         for want in [
             "pctl.1",
+            "pctl.toml.5",
+            "pctl-daemon.8",
             "pctl-eks.1",
             "pctl-eks-token.1",
             "pctl-credential-process.1",
@@ -110,6 +135,11 @@ mod tests {
         let page = fs::read_to_string(dir.join("man/pctl-eks-token.1")).unwrap();
         assert!(page.contains("pctl\\-eks\\-token"), "{page}");
         assert!(page.contains("\\-\\-cluster"), "{page}");
+        assert!(page.contains(".SH \"SEE ALSO\""), "{page}");
+        let top = fs::read_to_string(dir.join("man/pctl.1")).unwrap();
+        for s in ["FILES", "ENVIRONMENT", "\"EXIT STATUS\"", "EXAMPLES"] {
+            assert!(top.contains(&format!(".SH {s}")), "{s} missing from pctl.1");
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -24,6 +24,8 @@ pub enum RequestKind {
     SignInWait,
     SsoRoles,
     CredentialServer,
+    ListClusters,
+    AssumableRoles,
 }
 
 /// How long the daemon lets a request run once read, as a class; the daemon
@@ -47,7 +49,7 @@ pub enum TimeLimit {
 
 impl RequestKind {
     /// Every kind, for tests and tables.
-    pub const ALL: [RequestKind; 16] = [
+    pub const ALL: [RequestKind; 18] = [
         RequestKind::Ping,
         RequestKind::Unlock,
         RequestKind::Lock,
@@ -64,6 +66,8 @@ impl RequestKind {
         RequestKind::SignInWait,
         RequestKind::SsoRoles,
         RequestKind::CredentialServer,
+        RequestKind::ListClusters,
+        RequestKind::AssumableRoles,
     ];
 
     /// The request's name in messages (`eks token`).
@@ -85,6 +89,8 @@ impl RequestKind {
             RequestKind::SignIn => "sign in",
             RequestKind::SignInWait => "sign-in wait",
             RequestKind::SsoRoles => "sso roles",
+            RequestKind::ListClusters => "list clusters",
+            RequestKind::AssumableRoles => "assumable roles",
         }
     }
 
@@ -98,7 +104,9 @@ impl RequestKind {
             | RequestKind::ConsoleLogin
             | RequestKind::SignIn
             | RequestKind::SsoRoles
-            | RequestKind::CredentialServer => TimeLimit::Unlock,
+            | RequestKind::CredentialServer
+            | RequestKind::ListClusters
+            | RequestKind::AssumableRoles => TimeLimit::Unlock,
             RequestKind::SignInWait => TimeLimit::SignIn,
             RequestKind::Rotate => TimeLimit::Rotate,
             RequestKind::Ping
@@ -121,6 +129,8 @@ impl RequestKind {
                 | RequestKind::EksToken
                 | RequestKind::DescribeCluster
                 | RequestKind::ConsoleLogin
+                | RequestKind::ListClusters
+                | RequestKind::AssumableRoles
         )
     }
 }
@@ -151,6 +161,8 @@ impl Request {
             Request::SignInWait { .. } => RequestKind::SignInWait,
             Request::SsoRoles { .. } => RequestKind::SsoRoles,
             Request::CredentialServer { .. } => RequestKind::CredentialServer,
+            Request::ListClusters { .. } => RequestKind::ListClusters,
+            Request::AssumableRoles { .. } => RequestKind::AssumableRoles,
         }
     }
 }
@@ -215,6 +227,15 @@ mod tests {
             Request::CredentialServer {
                 role: "admin".into(),
                 port: None,
+                env: None,
+            },
+            Request::ListClusters {
+                role: "admin".into(),
+                region: "eu-west-1".into(),
+                env: None,
+            },
+            Request::AssumableRoles {
+                identity: None,
                 env: None,
             },
         ]

@@ -232,6 +232,22 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
     },
+    /// The EKS clusters `role`'s session may list in `region` (EKS
+    /// ListClusters, every page), for `pctl init` to offer.
+    ListClusters {
+        role: String,
+        region: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        env: Option<ClientEnv>,
+    },
+    /// The roles of the identity's own account whose trust policy lets
+    /// the IAM user assume them (IAM ListRoles), for `pctl init` to offer.
+    AssumableRoles {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        env: Option<ClientEnv>,
+    },
     /// The configured roles and clusters, for generated config files.
     Profiles,
     /// An AWS console sign-in URL for a role's session (federation
@@ -357,11 +373,16 @@ pub enum Response {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reply {
-    Pong { version: String, pid: u32 },
+    Pong {
+        version: String,
+        pid: u32,
+    },
     Done,
     Rotated(Rotation),
     Status(Box<Status>),
-    Doctor { checks: Vec<Check> },
+    Doctor {
+        checks: Vec<Check>,
+    },
     Credentials(Credentials),
     EksToken(EksToken),
     Cluster(ClusterInfo),
@@ -369,7 +390,25 @@ pub enum Reply {
     ConsoleLogin(ConsoleLogin),
     CredentialServer(CredentialServer),
     SignIn(SignInPrompt),
-    SsoRoles { roles: Vec<SsoRole> },
+    SsoRoles {
+        roles: Vec<SsoRole>,
+    },
+    /// EKS cluster names ([`Request::ListClusters`]).
+    ClusterNames(ClusterNames),
+    /// Role ARNs ([`Request::AssumableRoles`]).
+    RoleArns(RoleArns),
+}
+
+/// The EKS clusters a role may list in a region ([`Reply::ClusterNames`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterNames {
+    pub names: Vec<String>,
+}
+
+/// The roles an identity's IAM user may assume ([`Reply::RoleArns`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleArns {
+    pub arns: Vec<String>,
 }
 
 /// A device authorization waiting for the user: never a token or secret

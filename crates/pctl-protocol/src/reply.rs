@@ -4,8 +4,8 @@
 //! method.
 
 use crate::{
-    Check, ClusterInfo, ConsoleLogin, CredentialServer, Credentials, EksToken, Profiles, Reply,
-    Rotation, SignInPrompt, SsoRole, Status,
+    Check, ClusterInfo, ClusterNames, ConsoleLogin, CredentialServer, Credentials, EksToken,
+    Profiles, Reply, RoleArns, Rotation, SignInPrompt, SsoRole, Status,
 };
 
 /// A reply of another kind than the request expects. It names both kinds
@@ -37,6 +37,8 @@ impl Reply {
             Reply::CredentialServer(_) => "credential_server",
             Reply::SignIn(_) => "sign_in",
             Reply::SsoRoles { .. } => "sso_roles",
+            Reply::ClusterNames(_) => "cluster_names",
+            Reply::RoleArns(_) => "role_arns",
         }
     }
 }
@@ -73,6 +75,8 @@ typed_reply! {
     CredentialServer => "credential_server", Reply::CredentialServer(s) => s;
     SignInPrompt => "sign_in", Reply::SignIn(p) => p;
     Vec<SsoRole> => "sso_roles", Reply::SsoRoles { roles } => roles;
+    ClusterNames => "cluster_names", Reply::ClusterNames(c) => c;
+    RoleArns => "role_arns", Reply::RoleArns(r) => r;
 }
 
 #[cfg(test)]
@@ -131,6 +135,8 @@ mod tests {
             Reply::Done,
             Reply::Credentials(credentials()),
             Reply::SsoRoles { roles: vec![] },
+            Reply::ClusterNames(ClusterNames { names: vec![] }),
+            Reply::RoleArns(RoleArns { arns: vec![] }),
             Reply::Doctor { checks: vec![] },
             Reply::Pong {
                 version: "0".into(),

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use pctl_protocol::connection::ConnectError;
 use pctl_protocol::{
-    dirs, Check, ClientEnv, ClusterInfo, Connection, ConsoleLogin, CredentialServer, Credentials,
-    EksToken, Envelope, ErrorKind, FrameError, GetTokenFlags, MfaCode, Profiles, Reply, Request,
-    RequestKind, Response, Rotation, Setup, SignInPrompt, Status, UnexpectedReply, VERSION,
+    dirs, Check, ClientEnv, ClusterInfo, ClusterNames, Connection, ConsoleLogin, CredentialServer,
+    Credentials, EksToken, Envelope, ErrorKind, FrameError, GetTokenFlags, MfaCode, Profiles,
+    Reply, Request, RequestKind, Response, RoleArns, Rotation, Setup, SignInPrompt, Status,
+    UnexpectedReply, VERSION,
 };
 
 /// How long a reply may take. The daemon bounds every request by its
@@ -134,6 +135,25 @@ impl Client {
             env: None,
         };
         self.call(req)
+    }
+
+    /// The EKS clusters `role` may list in `region` (`pctl init`).
+    pub fn list_clusters(&self, role: String, region: String) -> Result<Vec<String>> {
+        let req = Request::ListClusters {
+            role,
+            region,
+            env: None,
+        };
+        self.call(req).map(|c: ClusterNames| c.names)
+    }
+
+    /// The roles the identity's IAM user may assume in its account (`pctl init`).
+    pub fn assumable_roles(&self) -> Result<Vec<String>> {
+        let req = Request::AssumableRoles {
+            identity: None,
+            env: None,
+        };
+        self.call(req).map(|r: RoleArns| r.arns)
     }
 
     /// The configured roles and clusters.
@@ -580,6 +600,8 @@ fn attach_env(request: &mut Request) -> bool {
         Request::Credentials { env, .. }
         | Request::EksToken { env, .. }
         | Request::DescribeCluster { env, .. }
+        | Request::ListClusters { env, .. }
+        | Request::AssumableRoles { env, .. }
         | Request::ConsoleLogin { env, .. }
             if env.is_none() =>
         {

@@ -50,8 +50,10 @@ pub struct CheckedItem {
     pub vault: String,
     /// The item's "Default Region" (or "Region") field.
     pub region: Option<String>,
-    /// Whether it carries an MFA serial and a one-time password.
-    pub mfa: bool,
+    /// Whether it carries an MFA serial (then pctl uses MFA),
+    pub mfa_serial: bool,
+    /// and a one-time password field (else the code is typed: `mfa = "prompt"`).
+    pub otp: bool,
 }
 
 #[derive(Deserialize)]
@@ -169,14 +171,13 @@ fn check_fields(item: &FullItem) -> Result<CheckedItem> {
     }
     let serial = find(MFA_SERIAL).is_some();
     let otp = find(TOTP).is_some_and(|f| f.kind.as_deref() == Some("OTP") || f.totp.is_some());
-    if serial != otp {
-        let (has, lacks) = if serial {
-            (MFA_SERIAL, TOTP)
-        } else {
-            (TOTP, MFA_SERIAL)
-        };
+    // A serial without a one-time password field is an MFA device whose code
+    // is typed (`pctl init` offers mfa = "prompt"); a one-time password
+    // without the device's serial cannot be used.
+    if otp && !serial {
         bail!(
-            "1Password item '{title}' has '{has}' but no '{lacks}': MFA needs both (a one-time password field for the code)"
+            "1Password item '{title}' has '{TOTP}' but no '{MFA_SERIAL}': add the MFA device's ARN \
+             (arn:aws:iam::ACCOUNT:mfa/NAME) as '{MFA_SERIAL}', or remove the one-time password"
         );
     }
     let region = labels::REGION
@@ -188,7 +189,8 @@ fn check_fields(item: &FullItem) -> Result<CheckedItem> {
         title: title.clone(),
         vault: item.vault.name.clone(),
         region,
-        mfa: serial && otp,
+        mfa_serial: serial,
+        otp,
     })
 }
 
@@ -231,7 +233,7 @@ mod tests {
         ]));
         let c = check_fields(&ok).unwrap();
         assert_eq!(c.region.as_deref(), Some("eu-west-1"));
-        assert!(!c.mfa);
+        assert!(!c.mfa_serial && !c.otp);
         let e = check_fields(&item(serde_json::json!([
             f(ACCESS_KEY_ID, "AKIAEXAMPLEEXAMPLE"),
             f(SECRET_ACCESS_KEY, ""),
@@ -250,15 +252,27 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("12-digit") && !e.contains("12345"), "{e}");
-        let e = check_fields(&item(serde_json::json!([
+        // a serial alone: the code is typed (init offers mfa = "prompt")
+        let c = check_fields(&item(serde_json::json!([
             f(ACCESS_KEY_ID, "AKIAEXAMPLEEXAMPLE"),
             f(SECRET_ACCESS_KEY, "s3cr3t-value"),
             f(ACCOUNT_ID, "123456789012"),
             f(MFA_SERIAL, "arn:aws:iam::123456789012:mfa/me"),
         ])))
+        .unwrap();
+        assert!(c.mfa_serial && !c.otp);
+        let e = check_fields(&item(serde_json::json!([
+            f(ACCESS_KEY_ID, "AKIAEXAMPLEEXAMPLE"),
+            f(SECRET_ACCESS_KEY, "s3cr3t-value"),
+            f(ACCOUNT_ID, "123456789012"),
+            serde_json::json!({"label": TOTP, "type": "OTP", "value": "otpauth://totp/x?secret=AB"}),
+        ])))
         .unwrap_err()
         .to_string();
-        assert!(e.contains("no 'One-Time Password'"), "{e}");
+        assert!(
+            e.contains("no 'MFA Serial'") && !e.contains("otpauth"),
+            "{e}"
+        );
     }
 
     #[test]

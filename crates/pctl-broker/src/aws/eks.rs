@@ -40,6 +40,48 @@ pub async fn describe_cluster(
     ))
 }
 
+/// EKS ListClusters, every page: the cluster names of `region`.
+pub async fn list_clusters(
+    sdk: &Sdk,
+    region: &str,
+    session: &Session,
+) -> Result<Vec<String>, AwsError> {
+    let conf = sdk.config(region).await;
+    let conf = aws_sdk_eks::config::Builder::from(&conf)
+        .credentials_provider(session.provider())
+        .build();
+    let client = aws_sdk_eks::Client::from_conf(conf);
+    let mut names = Vec::new();
+    let mut next: Option<String> = None;
+    // bounded: 100 names a page
+    for _ in 0..100 {
+        let out = client
+            .list_clusters()
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(|e| {
+                let code = code_and_message(&e).0.unwrap_or_default();
+                if matches!(code.as_str(), "AccessDeniedException" | "AccessDenied" | "HTTP 403") {
+                    AwsError(format!(
+                        "EKS ListClusters in {region} was denied for this role: allow eks:ListClusters, or name the clusters (--cluster NAME)"
+                    ))
+                } else {
+                    AwsError(format!("EKS ListClusters in {region} failed: {}", describe(&e)))
+                }
+            })?;
+        // shown on a terminal and written into the config: no control characters
+        names.extend(out.clusters().iter().map(|n| clean(n, 100)));
+        match out.next_token() {
+            Some(t) if !t.is_empty() => next = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
 /// A failed DescribeCluster as one line.
 pub(crate) fn describe_error<E: ProvideErrorMetadata + std::error::Error>(
     name: &str,

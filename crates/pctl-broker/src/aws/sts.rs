@@ -48,6 +48,17 @@ pub trait Sts: Send + Sync {
         let _ = extras;
         self.assume_role(region, from, role_arn, session_name, duration)
     }
+
+    /// The ARN `key` authenticates as (GetCallerIdentity), or None when it
+    /// cannot be learnt. The default (fakes) knows none.
+    fn caller_arn<'a>(
+        &'a self,
+        region: &'a str,
+        key: &'a Session,
+    ) -> BoxFuture<'a, Option<String>> {
+        let _ = (region, key);
+        Box::pin(async { None })
+    }
 }
 
 /// AssumeRole options beyond the role and session (`[roles.X]` keys).
@@ -84,6 +95,19 @@ impl SdkSts {
 }
 
 impl Sts for SdkSts {
+    fn caller_arn<'a>(
+        &'a self,
+        region: &'a str,
+        key: &'a Session,
+    ) -> BoxFuture<'a, Option<String>> {
+        Box::pin(async move {
+            super::iam::caller_arn(&self.sdk, region, key)
+                .await
+                .inspect_err(|e| tracing::warn!("role sessions keep the name pctl: {e}"))
+                .ok()
+        })
+    }
+
     fn assume_role_external<'a>(
         &'a self,
         region: &'a str,

@@ -128,4 +128,37 @@ impl Broker {
             arn,
         })
     }
+
+    /// `pctl init`: the EKS clusters `role` may list in `region` (the
+    /// role's session, so nothing secret leaves the daemon).
+    pub async fn list_clusters(
+        &self,
+        role: &str,
+        region: &str,
+        env: Option<&ClientEnv>,
+        peer: &Peer,
+    ) -> Result<Vec<String>, Failure> {
+        let cfg = self.config()?;
+        pctl_protocol::names::check_region(region)
+            .map_err(|w| Failure(pctl_protocol::ErrorKind::BadRequest, w.to_string()))?;
+        let role = cfg.role(Some(role))?;
+        let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
+        let spec = Self::role_spec(&cfg, role, &u);
+        let (rs, _) = id
+            .issuer
+            .role_session(&u, &spec, spec.credentials_margin())
+            .await?;
+        let names = eks::list_clusters(&self.sdk, region, &rs.session).await?;
+        self.issue(
+            &id,
+            &u,
+            peer,
+            "list_clusters",
+            Issued {
+                role: Some(&role.key),
+                ..Issued::default()
+            },
+        )?;
+        Ok(names)
+    }
 }

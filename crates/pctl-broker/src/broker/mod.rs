@@ -17,6 +17,7 @@
 //! that lands mid-request means nothing is issued.
 
 mod credentials;
+mod discover;
 mod doctor;
 mod eks;
 mod login;
@@ -222,7 +223,12 @@ impl Broker {
         RoleSpec {
             key: role.key.clone(),
             arn: role.arn(&u.account_id),
-            session_name: role.session_name.clone(),
+            // an explicit session_name wins; else the person (unlock.rs)
+            session_name: role
+                .session_name
+                .clone()
+                .or_else(|| u.session_name.clone())
+                .unwrap_or_else(|| "pctl".into()),
             duration: role.duration,
             region: role.region.clone().unwrap_or_else(|| cfg.region.clone()),
             sso: role

@@ -144,7 +144,9 @@ pub struct RoleConfig {
     /// Full ARN, used as is.
     pub arn: Option<String>,
     pub duration: Duration,
-    pub session_name: String,
+    /// `session_name` as written; unset, the session is named after the
+    /// person (the IAM user's name learnt at unlock, see [`crate::vault::Unlocked`]).
+    pub session_name: Option<String>,
     /// `account_id` + `role_name` of an `sso` identity.
     pub sso: Option<SsoRoleConfig>,
     /// Assumed from this role's session (a chain), not from the identity.
@@ -279,7 +281,7 @@ impl Config {
             name: None,
             arn: Some(a.role_arn.clone()),
             duration: std::time::Duration::from_secs(3600),
-            session_name: "pctl".into(),
+            session_name: None,
             sso: None,
             source_role: None,
             external_id: None,

@@ -758,17 +758,14 @@ fn roles(
                 "must be between 15m and 12h (STS AssumeRole limits)",
             ));
         }
-        let session_name = r.session_name.unwrap_or_else(|| "pctl".into());
-        if session_name.len() < 2
-            || session_name.len() > 64
-            || !session_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "=,.@-_".contains(c))
-        {
-            return Err(err.at(
-                &format!("{k}.session_name"),
-                "2-64 characters of letters, digits and =,.@-_",
-            ));
+        let session_name = r.session_name.clone();
+        if let Some(n) = &session_name {
+            if !crate::unlock::is_session_name(n) {
+                return Err(err.at(
+                    &format!("{k}.session_name"),
+                    "2-64 characters of letters, digits and =,.@-_",
+                ));
+            }
         }
         roles.insert(
             key.clone(),

@@ -453,6 +453,9 @@ impl Job {
             max_unlock: self.max_unlock,
             account_id: String::new(),
             user_key_id: String::new(),
+            // GetRoleCredentials sessions carry the Identity Center user's name already
+            session_name: None,
+            caller_arn: None,
             base: Session {
                 access_key_id: String::new(),
                 secret_access_key: LockedString::new(""),

@@ -1,6 +1,8 @@
 //! `pctl init`: the first run. Picks the 1Password item (a numbered prompt
 //! on a terminal, or `--item/--vault` for scripts), reads it once to confirm
-//! the fields pctl needs, writes pctl's config and the managed block of the
+//! the fields pctl needs (an MFA serial without a one-time password field:
+//! the code is typed, `mfa = "prompt"`), takes the roles and EKS clusters
+//! (several of each), writes pctl's config and the managed block of the
 //! AWS config file, and says what to do next. `--from-aws-config` imports
 //! roles instead ([`crate::files::import`]).
 
@@ -41,6 +43,20 @@ pub struct Args {
         conflicts_with = "from_aws_config"
     )]
     roles: Vec<String>,
+    /// Where the MFA code comes from when the item has an "MFA Serial": `item` (its
+    /// one-time password field) or `prompt` (typed when pctl unlocks). Default: item when
+    /// the item has a one-time password field; else asked on a terminal (scripts: --mfa prompt).
+    #[arg(long, value_enum, conflicts_with = "from_aws_config")]
+    mfa: Option<InitMfa>,
+    /// An EKS cluster to add as [clusters.KEY] with the first role, as its name in the
+    /// region, optionally under a key: `--cluster KEY=NAME` (repeatable). On a terminal,
+    /// without it, pctl lists the region's clusters (EKS ListClusters, in the daemon) to pick.
+    #[arg(
+        long = "cluster",
+        value_name = "[KEY=]NAME",
+        conflicts_with = "from_aws_config"
+    )]
+    clusters: Vec<String>,
     /// Replace an existing pctl config (the previous one is kept as config.toml.pctl-backup).
     #[arg(long, conflicts_with = "from_aws_config")]
     force: bool,
@@ -52,6 +68,15 @@ pub struct Args {
     /// are kept).
     #[arg(long, requires = "from_aws_config")]
     write: bool,
+}
+
+/// `pctl init --mfa`: the identity's `mfa` setting.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitMfa {
+    /// The item's one-time password field (mfa = "item").
+    Item,
+    /// Typed at the terminal of the command that unlocks (mfa = "prompt").
+    Prompt,
 }
 
 /// How many times a wrong answer to the prompt is asked again.
@@ -99,12 +124,25 @@ pub fn run(args: Args) -> Result<()> {
             printable(&checked.title)
         ),
     };
+    let mfa = mfa_mode(&checked, args.mfa, interactive)?;
+    let exe = std::env::current_exe().context("cannot find the pctl executable")?;
     let mut roles = roles;
+    // On a terminal without --role, the roles are offered: the daemon lists
+    // them, so the identity is written first (roles and clusters follow).
+    let mut written = false;
     if roles.is_empty() && interactive {
-        let answer = ask("Role to assume (name or ARN; Enter for none): ")?;
-        if !answer.is_empty() {
-            roles.push(Role::parse(&answer)?);
-        }
+        // a damaged AWS config block refuses the run before anything is written
+        files::aws_config::plan(
+            None,
+            &output::aws_config(&exe, &region, &[]).map_err(|e| anyhow!("{e}"))?,
+        )?;
+        let text = config_text(&item, &vault, &region, mfa, &[], &[]);
+        View::parse(&text, &config)
+            .context("internal: the config pctl init wrote does not parse")?;
+        let cfg = Edit::plan(&config, |_| Ok(text.clone()))?;
+        files::finish(&cfg, false, "pctl's config")?;
+        written = true;
+        roles = offer_roles()?;
     }
     let mut keys: Vec<&str> = roles.iter().map(|r| r.key.as_str()).collect();
     keys.sort_unstable();
@@ -114,29 +152,69 @@ pub fn run(args: Args) -> Result<()> {
             w[0]
         );
     }
+    let mut clusters = args
+        .clusters
+        .iter()
+        .map(|c| Cluster::parse(c))
+        .collect::<Result<Vec<_>>>()?;
+    // On a terminal, the clusters are offered once the config is written:
+    // the daemon lists them with the first role's session (see offer_clusters).
+    let discover = clusters.is_empty() && interactive && !roles.is_empty();
+    if !clusters.is_empty() && roles.is_empty() {
+        bail!(
+            "--cluster needs a role whose sessions mint the cluster's tokens: add --role NAME_OR_ARN"
+        );
+    }
+    let mut ckeys: Vec<&str> = clusters.iter().map(|c| c.key.as_str()).collect();
+    ckeys.sort_unstable();
+    if let Some(w) = ckeys.windows(2).find(|w| w[0] == w[1]) {
+        bail!(
+            "two --cluster values have the key {:?}: name them KEY=NAME",
+            w[0]
+        );
+    }
 
-    let text = config_text(&item, &vault, &region, &roles);
+    let text = config_text(&item, &vault, &region, mfa, &roles, &clusters);
     View::parse(&text, &config).context("internal: the config pctl init wrote does not parse")?;
-    let exe = std::env::current_exe().context("cannot find the pctl executable")?;
     let keys: Vec<String> = roles.iter().map(|r| r.key.clone()).collect();
     let profiles = output::aws_config(&exe, &region, &keys).map_err(|e| anyhow!("{e}"))?;
     // Both files are planned before either is written: a damaged AWS config
     // block refuses the whole run.
     let aws = files::aws_config::plan(None, &profiles)?;
-    let cfg = Edit::plan(&config, |_| Ok(text.clone()))?;
-    files::finish(&cfg, false, "pctl's config")?;
+    if written {
+        rewrite_own(&config, &text)?;
+    } else {
+        let cfg = Edit::plan(&config, |_| Ok(text.clone()))?;
+        files::finish(&cfg, false, "pctl's config")?;
+    }
     files::aws_config::finish(&aws, keys.len(), false)?;
+    if discover {
+        clusters = offer_clusters(&region, &roles[0].key)?;
+        if !clusters.is_empty() {
+            let text = config_text(&item, &vault, &region, mfa, &roles, &clusters);
+            View::parse(&text, &config)
+                .context("internal: the config pctl init wrote does not parse")?;
+            rewrite_own(&config, &text)?;
+        }
+    }
 
     eprintln!(
         "pctl: 1Password item '{}' in vault '{}' has the keys and account ID{}",
         printable(&checked.title),
         printable(&vault),
-        if checked.mfa {
-            ", MFA serial and one-time password"
-        } else {
-            " (no MFA)"
+        match (checked.mfa_serial, mfa) {
+            (false, _) => " (no MFA)",
+            (true, Some(InitMfa::Prompt)) =>
+                ", MFA serial (mfa = \"prompt\": you type the code when pctl unlocks)",
+            (true, _) => ", MFA serial and one-time password",
         }
     );
+    if !clusters.is_empty() {
+        eprintln!(
+            "pctl: then `pctl kubeconfig --cluster {} --write` adds it to ~/.kube/config",
+            clusters[0].key
+        );
+    }
     match keys.first() {
         Some(k) => eprintln!(
             "pctl: next: `eval \"$(pctl shell)\"` (starts the daemon), then `aws --profile pctl-{k} sts get-caller-identity`"
@@ -147,6 +225,244 @@ pub fn run(args: Args) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+/// The identity's `mfa` setting: None (the default, "item") or prompt.
+/// An MFA serial without a one-time password field can only be typed: it
+/// is offered on a terminal and needs `--mfa prompt` without one.
+fn mfa_mode(
+    checked: &crate::onepassword::CheckedItem,
+    flag: Option<InitMfa>,
+    interactive: bool,
+) -> Result<Option<InitMfa>> {
+    let title = printable(&checked.title);
+    match (checked.mfa_serial, checked.otp, flag) {
+        (false, _, None) => Ok(None),
+        (false, _, Some(_)) => bail!(
+            "--mfa: 1Password item '{title}' has no \"MFA Serial\" field, so pctl uses no MFA: \
+             add the MFA device's ARN as \"MFA Serial\", or leave out --mfa"
+        ),
+        (true, false, Some(InitMfa::Item)) => bail!(
+            "--mfa item: 1Password item '{title}' has an \"MFA Serial\" but no one-time password \
+             field: add one (One-Time Password) or pass --mfa prompt to type the code"
+        ),
+        (true, true, Some(InitMfa::Item) | None) => Ok(None),
+        (true, _, Some(InitMfa::Prompt)) => Ok(Some(InitMfa::Prompt)),
+        (true, false, None) if interactive => {
+            eprintln!(
+                "pctl: 1Password item '{title}' has an \"MFA Serial\" but no one-time password field."
+            );
+            for _ in 0..PROMPT_TRIES {
+                let a = ask(
+                    "Type the MFA code yourself when pctl unlocks (mfa = \"prompt\")? [Y/n]: ",
+                )?;
+                match a.to_ascii_lowercase().as_str() {
+                    "" | "y" | "yes" => return Ok(Some(InitMfa::Prompt)),
+                    "n" | "no" => bail!(
+                        "without a code pctl cannot use the MFA device of item '{title}': add a \
+                         One-Time Password field to the item, then run pctl init again"
+                    ),
+                    _ => eprintln!("pctl: answer y or n"),
+                }
+            }
+            bail!("no answer: run pctl init again, or pass --mfa prompt")
+        }
+        (true, false, None) => bail!(
+            "1Password item '{title}' has an \"MFA Serial\" but no one-time password field: \
+             pass --mfa prompt to type the code when pctl unlocks, or add a One-Time Password \
+             field to the item"
+        ),
+    }
+}
+
+/// Asks the daemon (started now, with the identity just written) for the
+/// roles of the account whose trust policy names the IAM user (IAM
+/// ListRoles), and which to add; names or ARNs may be typed instead.
+/// Without that permission, or none found, it asks for names.
+fn offer_roles() -> Result<Vec<Role>> {
+    eprintln!(
+        "pctl: listing the roles your IAM user may assume (the daemon starts and reads 1Password)"
+    );
+    let client = crate::client::Client::new(dirs::socket_path());
+    let arns = match client.assumable_roles() {
+        Ok(arns) => arns,
+        Err(e) => {
+            eprintln!("pctl: cannot list the roles you may assume: {e:#}");
+            Vec::new()
+        }
+    };
+    let arns: Vec<String> = arns
+        .into_iter()
+        .filter(|a| Role::parse(a).is_ok())
+        .collect();
+    let typed = |answer: &str| -> Result<Vec<Role>> {
+        answer
+            .split([' ', ','])
+            .filter(|r| !r.is_empty())
+            .map(Role::parse)
+            .collect()
+    };
+    if arns.is_empty() {
+        let answer = ask(
+            "Roles to assume (names or ARNs, [KEY=] optional, separated by spaces; Enter for none): ",
+        )?;
+        return typed(&answer);
+    }
+    let mut list = String::from("Roles your IAM user may assume (by their trust policies):\n");
+    for (i, a) in arns.iter().enumerate() {
+        let _ = writeln!(list, "  {}) {}", i + 1, printable(a));
+    }
+    eprint!("{list}");
+    'ask: for _ in 0..PROMPT_TRIES {
+        let answer = ask(&format!(
+            "Roles to add [1-{}, several separated by spaces, all, or names/ARNs; Enter for none]: ",
+            arns.len()
+        ))?;
+        if answer.eq_ignore_ascii_case("all") {
+            return arns.iter().map(|a| Role::parse(a)).collect();
+        }
+        let mut picked = Vec::new();
+        for a in answer.split([' ', ',']).filter(|a| !a.is_empty()) {
+            match a.parse::<usize>() {
+                Ok(n) if (1..=arns.len()).contains(&n) => picked.push(Role::parse(&arns[n - 1])?),
+                Ok(_) => {
+                    eprintln!(
+                        "pctl: answer with numbers from 1 to {}, all, or role names",
+                        arns.len()
+                    );
+                    continue 'ask;
+                }
+                Err(_) => picked.push(Role::parse(a)?),
+            }
+        }
+        return Ok(picked);
+    }
+    bail!("no roles picked: run pctl init --force again, or pass --role NAME_OR_ARN")
+}
+
+/// Asks the daemon (started now, with the config just written) for the EKS
+/// clusters the first role sees in the region, and which to add.
+///
+/// Why through the daemon: the item's keys and the role's session stay in
+/// its locked memory (no key in this process, its argv, environment or
+/// output), and the client has no AWS SDK, TLS or DNS resolver of its own
+/// (it is static, see packaging/build.sh). The same request serves every
+/// later `pctl` command: this unlock is the one `pctl shell` would do.
+fn offer_clusters(region: &str, role: &str) -> Result<Vec<Cluster>> {
+    eprintln!(
+        "pctl: listing the EKS clusters in {region} as role {role} (the daemon starts and reads 1Password)"
+    );
+    let client = crate::client::Client::new(dirs::socket_path());
+    let names = match client.list_clusters(role.to_string(), region.to_string()) {
+        Ok(names) => names,
+        Err(e) => {
+            eprintln!("pctl: cannot list the EKS clusters in {region} as {role}: {e:#}");
+            Vec::new()
+        }
+    };
+    let names: Vec<&String> = names.iter().filter(|n| Cluster::parse(n).is_ok()).collect();
+    if names.is_empty() {
+        let answer = ask(&format!(
+            "EKS clusters in {region} to use as {role} (names, separated by spaces; Enter for none): "
+        ))?;
+        return answer
+            .split([' ', ','])
+            .filter(|c| !c.is_empty())
+            .map(Cluster::parse)
+            .collect();
+    }
+    let mut list = format!("EKS clusters in {region} that {role} sees:\n");
+    for (i, n) in names.iter().enumerate() {
+        let _ = writeln!(list, "  {}) {}", i + 1, printable(n));
+    }
+    eprint!("{list}");
+    'ask: for _ in 0..PROMPT_TRIES {
+        let answer = ask(&format!(
+            "Clusters to add [1-{}, several separated by spaces, or all; Enter for none]: ",
+            names.len()
+        ))?;
+        if answer.eq_ignore_ascii_case("all") {
+            return names.iter().map(|n| Cluster::parse(n)).collect();
+        }
+        let mut picked = Vec::new();
+        for a in answer.split([' ', ',']).filter(|a| !a.is_empty()) {
+            match a.parse::<usize>() {
+                Ok(n) if (1..=names.len()).contains(&n) => {
+                    if !picked.iter().any(|c: &Cluster| &c.name == names[n - 1]) {
+                        picked.push(Cluster::parse(names[n - 1])?);
+                    }
+                }
+                _ => {
+                    eprintln!(
+                        "pctl: answer with numbers from 1 to {}, or all",
+                        names.len()
+                    );
+                    continue 'ask;
+                }
+            }
+        }
+        return Ok(picked);
+    }
+    bail!("no clusters picked: add them with `pctl init --force ... --cluster NAME`, or as [clusters.NAME] in the config")
+}
+
+/// Replaces the config this run wrote (so the backup of the user's previous
+/// file stays what it was): a private temporary file, then a rename.
+fn rewrite_own(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".pctl-init");
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        bail!("cannot write {}: {e}", path.display());
+    }
+    Ok(())
+}
+
+/// An EKS cluster from `--cluster [KEY=]NAME`.
+struct Cluster {
+    key: String,
+    name: String,
+}
+
+impl Cluster {
+    fn parse(s: &str) -> Result<Cluster> {
+        let (key, name) = match s.split_once('=') {
+            Some((k, v)) => (k.trim(), v.trim()),
+            None => (s.trim(), s.trim()),
+        };
+        // EKS cluster names: 1-100 of letters, digits, - and _, starting alphanumeric
+        let eks_name = !name.is_empty()
+            && name.len() <= 100
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !eks_name {
+            bail!(
+                "--cluster {} is not an EKS cluster name (letters, digits, - and _)",
+                names::shown(s)
+            );
+        }
+        names::check_name("cluster", key)
+            .map_err(|e| anyhow!("--cluster: {e} (or name it KEY=NAME)"))?;
+        Ok(Cluster {
+            key: key.to_string(),
+            name: name.to_string(),
+        })
+    }
 }
 
 /// A role from `--role [KEY=]NAME_OR_ARN`.
@@ -181,11 +497,18 @@ impl Role {
     }
 }
 
-/// pctl's config for the picked item and roles.
-fn config_text(item: &str, vault: &str, region: &str, roles: &[Role]) -> String {
+/// pctl's config for the picked item, roles and clusters.
+fn config_text(
+    item: &str,
+    vault: &str,
+    region: &str,
+    mfa: Option<InitMfa>,
+    roles: &[Role],
+    clusters: &[Cluster],
+) -> String {
     let q = |s: &str| toml::Value::String(s.to_string()).to_string();
     let mut out = String::from(
-        "# pctl's config, written by `pctl init` (every setting: docs/interface.md).\n",
+        "# pctl's config, written by `pctl init` (every setting: man pctl.toml, docs/interface.md).\n",
     );
     let _ = writeln!(out, "region = {}\n", q(region));
     let _ = writeln!(
@@ -194,6 +517,9 @@ fn config_text(item: &str, vault: &str, region: &str, roles: &[Role]) -> String 
         q(item),
         q(vault)
     );
+    if mfa == Some(InitMfa::Prompt) {
+        out.push_str("mfa = \"prompt\"              # the item has no one-time password: you type the code\n");
+    }
     for r in roles {
         let _ = writeln!(
             out,
@@ -202,6 +528,12 @@ fn config_text(item: &str, vault: &str, region: &str, roles: &[Role]) -> String 
             if r.arn { "arn" } else { "name" },
             q(&r.value)
         );
+    }
+    for c in clusters {
+        let _ = writeln!(out, "\n[clusters.{}]\nrole = {}", c.key, q(&roles[0].key));
+        if c.name != c.key {
+            let _ = writeln!(out, "name = {}", q(&c.name));
+        }
     }
     out
 }
@@ -339,7 +671,18 @@ mod tests {
             Role::parse("admin=platform-admin").unwrap(),
             Role::parse("arn:aws:iam::123456789012:role/ro").unwrap(),
         ];
-        let text = config_text("AWS \"prod\" key\n[x]", "Pri\\vate", "eu-west-1", &roles);
+        let clusters = vec![
+            Cluster::parse("platform").unwrap(),
+            Cluster::parse("prod=prod-eks_2").unwrap(),
+        ];
+        let text = config_text(
+            "AWS \"prod\" key\n[x]",
+            "Pri\\vate",
+            "eu-west-1",
+            Some(InitMfa::Prompt),
+            &roles,
+            &clusters,
+        );
         let v = View::parse(&text, Path::new("c.toml")).unwrap();
         assert_eq!(v.region.as_deref(), Some("eu-west-1"));
         assert_eq!(v.roles["admin"].name.as_deref(), Some("platform-admin"));
@@ -347,5 +690,19 @@ mod tests {
             v.roles["ro"].arn.as_deref(),
             Some("arn:aws:iam::123456789012:role/ro")
         );
+        let t: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(t["onepassword"]["mfa"].as_str(), Some("prompt"));
+        assert_eq!(t["clusters"]["platform"]["role"].as_str(), Some("admin"));
+        assert!(t["clusters"]["platform"].get("name").is_none());
+        assert_eq!(t["clusters"]["prod"]["name"].as_str(), Some("prod-eks_2"));
+    }
+
+    #[test]
+    fn clusters_from_names_and_keys() {
+        let c = Cluster::parse("prod=prod-eks").unwrap();
+        assert_eq!((c.key.as_str(), c.name.as_str()), ("prod", "prod-eks"));
+        for bad in ["", "a b", "-x", "k=", "x=a.b", "a]=x", &"x".repeat(101)] {
+            assert!(Cluster::parse(bad).is_err(), "{bad}");
+        }
     }
 }
