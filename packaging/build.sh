@@ -58,13 +58,21 @@ if [[ "$triple" == *-linux-gnu ]]; then
     cargo build --locked --quiet ${profile_flag[@]+"${profile_flag[@]}"} -p pctl --bin pctl --target "$triple"
   client="$repo/target/static/$triple/$profile/pctl"
 else
-  cargo build --locked --quiet ${profile_flag[@]+"${profile_flag[@]}"} -p pctl --bin pctl
+  # (the debug client comes from the workspace build below)
+  [[ "$profile" == debug ]] || cargo build --locked --quiet --release -p pctl --bin pctl
   client="$repo/target/$profile/pctl"
 fi
-cargo build --locked --quiet ${profile_flag[@]+"${profile_flag[@]}"} -p pctl-broker --bin pctl-daemon
-# The generator is a build tool: its debug build is enough and is what
-# tests/setup.sh already built.
-cargo build --locked --quiet -p pctl-docgen
+if [[ "$profile" == debug ]]; then
+  # Exactly the build tests/setup.sh (and `cargo build`) makes: with `-p`,
+  # Cargo resolves features for the named package alone and compiles part of
+  # the dependency tree a second time; for the whole workspace it has nothing
+  # to do.
+  cargo build --locked --quiet --workspace --bins
+else
+  cargo build --locked --quiet --release -p pctl-broker --bin pctl-daemon
+  # The generator is a build tool: its debug build is enough.
+  cargo build --locked --quiet -p pctl-docgen
+fi
 
 install -m 0755 "$client" "$out/bin/pctl"
 install -m 0755 "$repo/target/$profile/pctl-daemon" "$out/bin/pctl-daemon"

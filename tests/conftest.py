@@ -143,6 +143,25 @@ def moto_auth(tmp_path_factory):
         m.stop()
 
 
+@pytest.fixture(scope="session")
+def moto_scratch(tmp_path_factory):
+    """One more moto per worker, for tests and modules that need an account of their own
+    (their own users, roles, buckets, auth mode). Take it through `fresh_moto` (reset for
+    each test) or `rig.claim_moto(moto_scratch, request)` in a module fixture (reset
+    once for the module); never both in one module."""
+    m = rig.Moto(str(tmp_path_factory.mktemp("moto-scratch")), "scratch").start()
+    m.owner = None
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def fresh_moto(moto_scratch, request):
+    """moto in its initial state (no users, no buckets, auth off), for this test alone: the
+    worker's one scratch server, reset (POST /moto-api/reset) instead of started anew."""
+    return rig.claim_moto(moto_scratch, request)
+
+
 @pytest.fixture
 def mfa_open_env(pctl_env, moto_open):
     """pctl against moto without auth, op item with the user's keys, MFA serial and TOTP seed."""

@@ -200,17 +200,13 @@ def test_login_bad_input(auth_env, federation, tmp_path):
     assert r.returncode == 2 and "cannot be used with" in r.stderr
 
 
-def test_login_refused_and_unsafe_endpoints(auth_env, federation, tmp_path):
-    # a stand-in that refuses this session (it knows another moto): a clear line
-    other = rig.Moto(str(tmp_path / "other-moto"), "other").start()
-    try:
-        fed = federation(other.url)
-        login_env(auth_env, fed, tmp_path)
-        r = auth_env.run("login", "--role", "admin", "--stdout")
-        rig.assert_pctl_error(r, "federation endpoint refused")
-        assert fed.records()[-1]["status"] == 400
-    finally:
-        other.stop()
+def test_login_refused_and_unsafe_endpoints(auth_env, federation, tmp_path, fresh_moto):
+    # a stand-in that refuses this session (it knows another, empty moto): a clear line
+    fed = federation(fresh_moto.url)
+    login_env(auth_env, fed, tmp_path)
+    r = auth_env.run("login", "--role", "admin", "--stdout")
+    rig.assert_pctl_error(r, "federation endpoint refused")
+    assert fed.records()[-1]["status"] == 400
     # plain http to a non-loopback host would carry the secret key in clear: refused
     auth_env.ok("stop")
     auth_env.env["PCTL_FEDERATION_ENDPOINT"] = "http://signin.example"

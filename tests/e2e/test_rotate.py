@@ -17,22 +17,19 @@ ROT_POLICY = ["sts:GetCallerIdentity", "sts:AssumeRole", "iam:ListAccessKeys",
 
 
 @pytest.fixture(scope="module")
-def moto_rot(tmp_path_factory):
+def moto_rot(moto_scratch, request):
     """moto with auth on and an admin user whose keys create one rotating user per test."""
-    m = rig.Moto(str(tmp_path_factory.mktemp("moto-rotate")), "rotate").start()
-    try:
-        iam = m.client("iam")
-        iam.create_user(UserName="admin")
-        iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
-        k = iam.create_access_key(UserName="admin")["AccessKey"]
-        m.admin = (k["AccessKeyId"], k["SecretAccessKey"])
-        m.n = 0
-        m.set_auth(True)
-        yield m
-    finally:
-        m.stop()
+    m = rig.claim_moto(moto_scratch, request)
+    iam = m.client("iam")
+    iam.create_user(UserName="admin")
+    iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    k = iam.create_access_key(UserName="admin")["AccessKey"]
+    m.admin = (k["AccessKeyId"], k["SecretAccessKey"])
+    m.n = 0
+    m.set_auth(True)
+    return m
 
 
 def admin(m, service):

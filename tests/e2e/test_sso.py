@@ -46,21 +46,18 @@ ACCOUNTS = [
 
 
 @pytest.fixture(scope="module")
-def sso_moto(tmp_path_factory):
-    m = rig.Moto(str(tmp_path_factory.mktemp("moto-sso")), "sso").start()
-    try:
-        m.sso_keys = sso_rig.setup_sso_moto(m)
-        # a role assumed from the Dev session (role chaining), trusting the account
-        m.client("iam").create_role(RoleName="Chained", AssumeRolePolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Action": "sts:AssumeRole",
-                "Principal": {"AWS": [f"arn:aws:iam::{rig.ACCOUNT_ID}:role/Dev",
-                                      f"arn:aws:sts::{rig.ACCOUNT_ID}:assumed-role/Dev/sso-user"]}
-            }]}))
-        m.set_auth(True)
-        yield m
-    finally:
-        m.stop()
+def sso_moto(moto_scratch, request):
+    m = rig.claim_moto(moto_scratch, request)
+    m.sso_keys = sso_rig.setup_sso_moto(m)
+    # a role assumed from the Dev session (role chaining), trusting the account
+    m.client("iam").create_role(RoleName="Chained", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"AWS": [f"arn:aws:iam::{rig.ACCOUNT_ID}:role/Dev",
+                                  f"arn:aws:sts::{rig.ACCOUNT_ID}:assumed-role/Dev/sso-user"]}
+        }]}))
+    m.set_auth(True)
+    return m
 
 
 @pytest.fixture

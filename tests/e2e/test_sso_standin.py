@@ -19,14 +19,11 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 @pytest.fixture(scope="module")
-def sso_moto(tmp_path_factory):
-    m = rig.Moto(str(tmp_path_factory.mktemp("moto-sso")), "sso").start()
-    try:
-        m.sso_keys = sso_rig.setup_sso_moto(m)
-        m.set_auth(True)
-        yield m
-    finally:
-        m.stop()
+def sso_moto(moto_scratch, request):
+    m = rig.claim_moto(moto_scratch, request)
+    m.sso_keys = sso_rig.setup_sso_moto(m)
+    m.set_auth(True)
+    return m
 
 
 @pytest.fixture

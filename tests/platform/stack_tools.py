@@ -57,6 +57,17 @@ def require_tool(name: str, env_var: str | None = None) -> str:
     return path
 
 
+def aws_cli() -> str:
+    """The aws CLI of the test venv (tests/requirements.txt pins it) when there is one, else
+    the first on PATH. Straight to the venv's script: a version manager's shim on PATH
+    (pyenv) costs a shell and a lookup on every one of the hundreds of calls the bootstrap
+    tests make."""
+    venv_aws = Path(sys.executable).parent / "aws"
+    if venv_aws.is_file() and os.access(venv_aws, os.X_OK):
+        return str(venv_aws)
+    return require_tool("aws")
+
+
 def run(cmd: list[str], cwd: Path | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
     """Run a command, capturing text output; never raises on a non-zero exit."""
     env = dict(os.environ)

@@ -25,10 +25,9 @@ SPOT_ROLE = "AWSServiceRoleForEC2Spot"
 
 
 @pytest.fixture()
-def moto(tmp_path_factory):
-    server = rig.Moto(str(tmp_path_factory.mktemp("moto-spot")), "spot").start()
-    yield server
-    server.stop()
+def moto(fresh_moto):
+    """An empty account for each test: the worker's scratch moto, reset."""
+    return fresh_moto
 
 
 @pytest.fixture()
@@ -36,7 +35,7 @@ def env(tmp_path, moto):
     config = tmp_path / "aws-config"
     config.write_text(
         "[profile pctl-admin]\naws_access_key_id = testing\naws_secret_access_key = testing\nregion = us-east-1\n")
-    aws_bin = stack_tools.require_tool("aws")
+    aws_bin = stack_tools.aws_cli()
     return {
         "PATH": f"{Path(aws_bin).parent}:/usr/bin:/bin",
         "HOME": str(tmp_path),

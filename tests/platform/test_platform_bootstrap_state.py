@@ -29,10 +29,9 @@ BUCKET = f"platform-tfstate-{rig.ACCOUNT_ID}"
 
 
 @pytest.fixture(scope="module")
-def moto(tmp_path_factory):
-    server = rig.Moto(str(tmp_path_factory.mktemp("moto-state")), "state").start()
-    yield server
-    server.stop()
+def moto(moto_scratch, request):
+    """The worker's scratch moto, reset for this module."""
+    return rig.claim_moto(moto_scratch, request)
 
 
 @pytest.fixture()
@@ -45,7 +44,7 @@ def workspace(tmp_path, moto):
     config = tmp_path / "aws-config"
     config.write_text(
         "[profile pctl-admin]\naws_access_key_id = testing\naws_secret_access_key = testing\nregion = us-east-1\n")
-    aws_bin = stack_tools.require_tool("aws")
+    aws_bin = stack_tools.aws_cli()
     env = {
         "PATH": f"{Path(aws_bin).parent}:/usr/bin:/bin",
         "HOME": str(tmp_path),
