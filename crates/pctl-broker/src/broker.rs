@@ -41,6 +41,15 @@ pub struct Peer {
     pub pid: Option<i32>,
     pub uid: Option<u32>,
     pub exe: Option<String>,
+    /// What the client said it can do for its user ([`pctl_protocol::Caller`]);
+    /// `None`: nothing said (prompts then go back to the client as before).
+    pub caller: Option<pctl_protocol::Caller>,
+    /// The peer is the program itself (a credential endpoint's requester),
+    /// not a `pctl` client run by it ([`crate::guard`]).
+    pub direct: bool,
+    /// The request starts a credential endpoint: `allowed_programs` is
+    /// checked at each of the endpoint's requests instead.
+    pub serving: bool,
 }
 
 /// What identifies one version of a file: modification and change times
@@ -101,11 +110,11 @@ pub struct Parts {
 pub struct Broker {
     pub(crate) config_path: PathBuf,
     config: Mutex<ConfigCache>,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     identities: Identities,
     sdk: Arc<Sdk>,
     stats: Stats,
-    audit: Arc<Audit>,
+    pub(crate) audit: Arc<Audit>,
 }
 
 impl Broker {
@@ -431,9 +440,10 @@ impl Broker {
         self.enforce_limits();
         let id = self.identities.get(&role.identity);
         let on_fresh = || self.on_unlock(&id, peer);
+        let (ask, _waiting) = crate::prompt::before_unlock(cfg, role, &id, self.clock.as_ref(), env, peer);
         let u = id
             .unlocker
-            .on_demand(cfg, env, on_fresh)
+            .on_demand_asking(cfg, env, ask, on_fresh)
             .await
             .map_err(|f| {
                 if cfg.identities.len() > 1
@@ -630,6 +640,7 @@ impl Broker {
                     .collect(),
                 transitive_tags: role.transitive_tags.clone(),
             },
+            confirm: crate::guard::confirm_needed(cfg, role),
         }
     }
 
@@ -642,12 +653,14 @@ impl Broker {
     ) -> Result<Credentials, Failure> {
         let cfg = self.config()?;
         let role = cfg.role(Some(role))?;
+        crate::guard::check_program(&cfg, role, peer)?;
         let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
-        let (rs, cached) = id
-            .issuer
-            .role_session(&u, &spec, spec.credentials_margin())
+        let margin = spec.credentials_margin();
+        let _turn = self
+            .break_glass(&cfg, role, env, peer, || id.issuer.has_session(&u, &spec, margin))
             .await?;
+        let (rs, cached) = id.issuer.role_session(&u, &spec, margin).await?;
         self.issue(
             &id,
             &u,
@@ -723,6 +736,7 @@ impl Broker {
         env: Option<&ClientEnv>,
         peer: &Peer,
     ) -> Result<EksToken, Failure> {
+        crate::guard::check_program(cfg, role, peer)?;
         let (id, u) = self.unlocked(cfg, role, env, peer).await?;
         let spec = Self::role_spec(cfg, role, &u);
         let cluster = ClusterSpec {
@@ -730,6 +744,12 @@ impl Broker {
             name: c.name.clone(),
             region: c.region.clone(),
         };
+        let _turn = self
+            .break_glass(cfg, role, env, peer, || {
+                id.issuer.has_token(&u, &cluster, &spec)
+                    || id.issuer.has_session(&u, &spec, TOKEN_SESSION_MIN)
+            })
+            .await?;
         let (t, cached) = id.issuer.eks_token(&u, &cluster, &spec).await?;
         self.issue(
             &id,
@@ -759,12 +779,14 @@ impl Broker {
     ) -> Result<ClusterInfo, Failure> {
         let cfg = self.config()?;
         let (c, role) = cfg.cluster_and_role(cluster, role)?;
+        crate::guard::check_program(&cfg, role, peer)?;
         let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
-        let (rs, _) = id
-            .issuer
-            .role_session(&u, &spec, spec.credentials_margin())
+        let margin = spec.credentials_margin();
+        let _turn = self
+            .break_glass(&cfg, role, env, peer, || id.issuer.has_session(&u, &spec, margin))
             .await?;
+        let (rs, _) = id.issuer.role_session(&u, &spec, margin).await?;
         self.stats.describe_cluster.fetch_add(1, Ordering::Relaxed);
         let (endpoint, ca, arn) =
             eks::describe_cluster(&self.sdk, &c.region, &rs.session, &c.name).await?;
@@ -884,8 +906,13 @@ impl Broker {
         use crate::aws::federation;
         let cfg = self.config()?;
         let role = cfg.role(Some(req.role))?;
+        crate::guard::check_program(&cfg, role, peer)?;
         let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
+        let _turn = self
+            // a console sign-in is always a new session
+            .break_glass(&cfg, role, env, peer, || false)
+            .await?;
         let bad = |m: String| Failure(pctl_protocol::ErrorKind::BadRequest, m);
         let partition = federation::Partition::from_arn(&spec.arn).map_err(bad)?;
         let region = req.region.unwrap_or(&cfg.region);

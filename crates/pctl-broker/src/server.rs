@@ -170,6 +170,7 @@ pub async fn serve(broker: Arc<Broker>, listener: UnixListener, shutdown: Arc<No
                 .pid
                 .and_then(platform::exe_of)
                 .map(|p| p.display().to_string()),
+            ..Peer::default()
         };
         let broker = broker.clone();
         let shutdown = shutdown.clone();
@@ -230,6 +231,7 @@ async fn handle(
     peer: Peer,
     shutdown: Arc<Notify>,
 ) {
+    let client = peer;
     loop {
         let body = match tokio::time::timeout(READ_TIMEOUT, conn.read_body_async()).await {
             Err(_) | Ok(Err(FrameError::Closed)) => return,
@@ -285,6 +287,11 @@ async fn handle(
                 continue;
             }
         }
+        // what this request's client can do for its user
+        let peer = Peer {
+            caller: env.caller.clone(),
+            ..client.clone()
+        };
         if let Request::CredentialServer { role, port, env } = env.request {
             hold_credential_server(broker, conn, peer, role, port, env).await;
             return;
@@ -589,6 +596,7 @@ mod tests {
                             version: pctl_protocol::VERSION.into(),
                             request: Request::Ping,
                             setup: None,
+                            caller: None,
                         })
                         .map_err(|e| e.to_string())?;
                         match c.recv::<Response>().map_err(|e| e.to_string())? {

@@ -74,6 +74,30 @@ pub struct Envelope {
     /// a request it would answer from another setup ([`Setup::differences`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup: Option<Setup>,
+    /// What the client can do for the user (a terminal to ask on) and
+    /// what it already asked ([`Caller`]); `None`: an older client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<Caller>,
+}
+
+/// The client's side of prompts and break-glass roles.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Caller {
+    /// The client can ask its user on a terminal (`/dev/tty` opens): an MFA
+    /// code or a confirmation goes there; without one the daemon asks
+    /// through pinentry.
+    #[serde(default)]
+    pub terminal: bool,
+    /// `pctl exec`: the program it will run with the credentials (the
+    /// program `allowed_programs` is checked against, instead of the
+    /// client's parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// The role whose new session the user confirmed on this client's
+    /// terminal, after [`ErrorKind::NeedsConfirmation`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<String>,
 }
 
 /// What decides which answers are right besides the request: the config
@@ -433,6 +457,13 @@ pub enum ErrorKind {
     /// [`Request::SignIn`] for `identity`, shows the prompt, waits with
     /// [`Request::SignInWait`] and resends; one that cannot shows the message.
     NeedsSignIn,
+    /// A role with `confirm = true` needs a new session and the client has
+    /// a terminal: it asks the user (the message is the question) and, on a
+    /// yes, resends the request with [`Caller::confirmed`] naming the role.
+    NeedsConfirmation,
+    /// The config refuses this request: a program not in the role's
+    /// `allowed_programs`, a break-glass session not confirmed.
+    Refused,
 }
 
 /// How a `pctl doctor` check came out.
@@ -669,6 +700,10 @@ pub struct IdentityStatus {
     /// Why the last unlock attempt failed, if none succeeded since.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_unlock_failure: Option<String>,
+    /// What the identity waits for from the user now (a 1Password approval,
+    /// a pinentry window), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// Where a role comes from.
@@ -765,6 +800,7 @@ pub fn decode_request(body: &[u8]) -> Result<Envelope, RequestError> {
                 version: peek.version,
                 request,
                 setup: None,
+                caller: None,
             });
         }
     }
@@ -820,6 +856,7 @@ mod tests {
         let env = Envelope {
             version: VERSION.into(),
             setup: Some(Setup::current(std::path::Path::new("/c.toml"))),
+            caller: Some(Caller { terminal: true, program: Some("terraform".into()), confirmed: None }),
             request: Request::EksToken {
                 cluster: "platform".into(),
                 role: None,
@@ -939,7 +976,7 @@ mod tests {
 
         #[test]
         fn decoder_round_trips_any_role(role in ".{0,200}", cluster in "[a-z0-9-]{1,40}") {
-            let env = Envelope { version: VERSION.into(), setup: None, request: Request::EksToken {
+            let env = Envelope { version: VERSION.into(), setup: None, caller: None, request: Request::EksToken {
                 cluster, role: Some(role), env: Some(ClientEnv::default()), get_token: None } };
             let frame = encode(&env).unwrap();
             let back: Envelope = read_frame(&mut &frame[..]).unwrap();

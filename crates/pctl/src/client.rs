@@ -107,6 +107,7 @@ impl Client {
             version: VERSION.into(),
             request: Request::Status,
             setup: None,
+            caller: None,
         };
         match exchange(&mut conn, &env)? {
             Response::Ok(Reply::Status(s)) => Ok(Some(*s)),
@@ -190,6 +191,7 @@ impl Client {
             version: VERSION.into(),
             request,
             setup: Some(setup()),
+            caller: Some(crate::caller::current()),
         };
         let mut sign_ins = 0;
         for attempt in 0..8 {
@@ -221,6 +223,13 @@ impl Client {
                     );
                     drop(conn);
                     self.stop_other_version();
+                }
+                Response::Error(e) if e.kind == ErrorKind::NeedsConfirmation => {
+                    drop(conn);
+                    let role = crate::caller::confirm(&e.message)?;
+                    if let Some(c) = env.caller.as_mut() {
+                        c.confirmed = Some(role);
+                    }
                 }
                 Response::Error(e) if e.kind == ErrorKind::NeedsEnv => {
                     if !attach_env(&mut env.request) {
@@ -319,6 +328,7 @@ impl Client {
                     mfa_code: Some(MfaCode(code)),
                 },
                 setup: Some(setup()),
+                caller: Some(crate::caller::current()),
             };
             let mut conn = self.connect_or_start()?;
             match exchange(&mut conn, &env)? {
@@ -406,6 +416,7 @@ impl Client {
                 version: VERSION.into(),
                 request: Request::Stop,
                 setup: None,
+                caller: None,
             };
             let _ = exchange(&mut conn, &stop);
         }
@@ -448,7 +459,7 @@ impl Client {
         role: String,
         port: Option<u16>,
     ) -> Result<(Connection<UnixStream>, CredentialServer)> {
-        let env = Envelope {
+        let mut env = Envelope {
             version: VERSION.into(),
             request: Request::CredentialServer {
                 role,
@@ -456,8 +467,9 @@ impl Client {
                 env: Some(ClientEnv::from_current()),
             },
             setup: Some(setup()),
+            caller: Some(crate::caller::current()),
         };
-        for attempt in 0..2 {
+        for attempt in 0..3 {
             let mut conn = self.connect_or_start()?;
             match exchange(&mut conn, &env)? {
                 Response::Ok(Reply::CredentialServer(s)) => {
@@ -466,6 +478,16 @@ impl Client {
                     return Ok((conn, s));
                 }
                 Response::Ok(_) => bail!("unexpected answer to credential server"),
+                Response::Error(e)
+                    if e.kind == ErrorKind::NeedsConfirmation
+                        && env.caller.as_ref().is_some_and(|c| c.confirmed.is_none()) =>
+                {
+                    drop(conn);
+                    let role = crate::caller::confirm(&e.message)?;
+                    if let Some(c) = env.caller.as_mut() {
+                        c.confirmed = Some(role);
+                    }
+                }
                 Response::Error(e) if e.kind == ErrorKind::Version && attempt == 0 => {
                     eprintln!(
                         "pctl: replacing a daemon of another version ({})",

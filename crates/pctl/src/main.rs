@@ -11,6 +11,7 @@
 // what only it reaches are unused there.
 #![cfg_attr(test, allow(dead_code, unused_imports))]
 
+mod caller;
 mod cli;
 mod client;
 mod cmd;

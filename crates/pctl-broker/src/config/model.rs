@@ -93,6 +93,9 @@ pub struct DaemonConfig {
     pub op_timeout: Duration,
     /// Duration of the MFA session from GetSessionToken.
     pub mfa_session: Duration,
+    /// `pinentry = "PATH"`: the pinentry that asks a user whose client has
+    /// no terminal; `None`: the first found of [`crate::prompt::pinentry::DEFAULTS`].
+    pub pinentry: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -159,6 +162,11 @@ pub struct RoleConfig {
     pub tags: BTreeMap<String, String>,
     /// Which of `tags` pass on to a chained role.
     pub transitive_tags: Vec<String>,
+    /// `confirm = true`: each new session needs the user's yes ([`crate::guard`]).
+    pub confirm: bool,
+    /// `allowed_programs`: only these programs may get the role's
+    /// credentials (basenames; a trailing `*` matches any rest).
+    pub allowed_programs: Vec<String>,
 }
 
 impl RoleConfig {
@@ -287,6 +295,8 @@ impl Config {
             source_identity: None,
             tags: BTreeMap::new(),
             transitive_tags: Vec::new(),
+            confirm: false,
+            allowed_programs: Vec::new(),
         };
         let cluster = ClusterConfig {
             key: a.name.clone(),

@@ -47,6 +47,8 @@ struct RawDaemon {
     max_unlock: Option<String>,
     op_timeout: Option<String>,
     mfa_session: Option<String>,
+    /// The pinentry program for users without a terminal (absolute path).
+    pinentry: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +104,11 @@ struct RawRole {
     /// Tag keys that pass on to chained roles.
     #[serde(default)]
     transitive_tags: Vec<String>,
+    /// Each new session needs the user's yes.
+    #[serde(default)]
+    confirm: bool,
+    /// Only these programs may get the role's credentials.
+    allowed_programs: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -327,7 +334,19 @@ fn daemon(err: &Errors<'_>, raw: RawDaemon) -> Result<DaemonConfig, ConfigError>
         max_unlock: err.duration("daemon.max_unlock", raw.max_unlock, "12h")?,
         op_timeout: err.duration("daemon.op_timeout", raw.op_timeout, "2m")?,
         mfa_session: err.duration("daemon.mfa_session", raw.mfa_session, "12h")?,
+        pinentry: raw.pinentry,
     };
+    if let Some(p) = &daemon.pinentry {
+        if !p.is_absolute() {
+            return Err(err.at(
+                "daemon.pinentry",
+                format!(
+                    "\"{}\" is not an absolute path: name the program in full, e.g. \"/usr/bin/pinentry-gnome3\"",
+                    p.display()
+                ),
+            ));
+        }
+    }
     if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&daemon.op_timeout) {
         return Err(err.at(
             "daemon.op_timeout",
@@ -758,6 +777,27 @@ fn roles(
                 "must be between 15m and 12h (STS AssumeRole limits)",
             ));
         }
+        let allowed_programs = match r.allowed_programs {
+            None => Vec::new(),
+            Some(v) if v.is_empty() => {
+                return Err(err.at(
+                    &format!("{k}.allowed_programs"),
+                    "is empty, so no program could use the role: name at least one (e.g. [\"terraform\"]) or remove the key",
+                ))
+            }
+            Some(v) => {
+                if let Some(bad) = v.iter().find(|p| !crate::guard::is_program_pattern(p)) {
+                    return Err(err.at(
+                        &format!("{k}.allowed_programs"),
+                        format!(
+                            "{} is not a program name: give the executable's file name (no '/'), optionally ending in '*'",
+                            names::shown(bad)
+                        ),
+                    ));
+                }
+                v
+            }
+        };
         let session_name = r.session_name.unwrap_or_else(|| "pctl".into());
         if session_name.len() < 2
             || session_name.len() > 64
@@ -787,6 +827,8 @@ fn roles(
                 source_identity: r.source_identity.clone(),
                 tags: r.tags.clone(),
                 transitive_tags: r.transitive_tags.clone(),
+                confirm: r.confirm,
+                allowed_programs,
             },
         );
     }

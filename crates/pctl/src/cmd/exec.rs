@@ -17,6 +17,7 @@ fn role_of(client: &Client, role: Option<String>) -> Result<String> {
 pub fn run(client: &Client, role: Option<String>, command: Vec<String>) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let role = role_of(client, role)?;
+    crate::caller::set_program(&command[0]);
     let c = client.credentials(role.clone())?;
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..])
