@@ -155,7 +155,7 @@ impl Pinentry {
             stdin,
             stdout: BufReader::new(stdout),
             // the dialog's own timeout, plus time to start and to answer it
-            deadline: tokio::time::Instant::now() + self.timeout + Duration::from_secs(10),
+            deadline: tokio::time::Instant::now() + self.timeout + Duration::from_secs(3),
         };
         s.response().await?; // the greeting: OK
         Ok(s)
