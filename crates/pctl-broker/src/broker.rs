@@ -440,7 +440,8 @@ impl Broker {
         self.enforce_limits();
         let id = self.identities.get(&role.identity);
         let on_fresh = || self.on_unlock(&id, peer);
-        let (ask, _waiting) = crate::prompt::before_unlock(cfg, role, &id, self.clock.as_ref(), env, peer);
+        let (ask, _waiting) =
+            crate::prompt::before_unlock(cfg, role, &id, self.clock.as_ref(), env, peer);
         let u = id
             .unlocker
             .on_demand_asking(cfg, env, ask, on_fresh)
@@ -658,7 +659,9 @@ impl Broker {
         let spec = Self::role_spec(&cfg, role, &u);
         let margin = spec.credentials_margin();
         let _turn = self
-            .break_glass(&cfg, role, env, peer, || id.issuer.has_session(&u, &spec, margin))
+            .break_glass(&cfg, role, env, peer, || {
+                id.issuer.has_session(&u, &spec, margin)
+            })
             .await?;
         let (rs, cached) = id.issuer.role_session(&u, &spec, margin).await?;
         self.issue(
@@ -784,7 +787,9 @@ impl Broker {
         let spec = Self::role_spec(&cfg, role, &u);
         let margin = spec.credentials_margin();
         let _turn = self
-            .break_glass(&cfg, role, env, peer, || id.issuer.has_session(&u, &spec, margin))
+            .break_glass(&cfg, role, env, peer, || {
+                id.issuer.has_session(&u, &spec, margin)
+            })
             .await?;
         let (rs, _) = id.issuer.role_session(&u, &spec, margin).await?;
         self.stats.describe_cluster.fetch_add(1, Ordering::Relaxed);
@@ -930,7 +935,16 @@ impl Broker {
         // AssumeRole with the MFA session (temporary credentials) is role
         // chaining for AWS: no SessionDuration then.
         let chained = u.base.session_token.is_some();
-        let duration = federation::session_duration(chained, role.duration);
+        let duration = match req.duration {
+            None => federation::session_duration(chained, role.duration),
+            Some(d) => federation::requested_duration(
+                chained,
+                d,
+                &role.key,
+                rs.session.expiration,
+                self.clock.now(),
+            )?,
+        };
         let token = federation::signin_token(&endpoint, &rs.session, duration).await?;
         let url = federation::login_url(&endpoint, &destination, &token);
         let session_expires = match duration {
@@ -957,6 +971,7 @@ impl Broker {
         Ok(pctl_protocol::ConsoleLogin {
             url,
             session_expires: rfc3339(session_expires),
+            browser: cfg.browser.clone(),
         })
     }
 }
@@ -969,6 +984,8 @@ pub struct ConsoleRequest<'a> {
     pub destination: Option<&'a str>,
     /// Answer a one-shot loopback link to the URL ([`crate::oneshot`]).
     pub redirect: bool,
+    /// `--duration`: the console session's length instead of the role's.
+    pub duration: Option<Duration>,
 }
 
 /// An audit record of `peer` being issued `issued`, now.

@@ -32,10 +32,7 @@ const CONFIRM_WINDOW: Duration = Duration::from_secs(300);
 /// at most a trailing `*`.
 pub fn is_program_pattern(p: &str) -> bool {
     let body = p.strip_suffix('*').unwrap_or(p);
-    !body.is_empty()
-        && !p.contains('/')
-        && !body.contains('*')
-        && !p.chars().any(char::is_control)
+    !body.is_empty() && !p.contains('/') && !body.contains('*') && !p.chars().any(char::is_control)
 }
 
 fn matches(pattern: &str, name: &str) -> bool {
@@ -242,11 +239,8 @@ pub async fn confirm(
         let mut asked = ASKED.lock().unwrap_or_else(|p| p.into_inner());
         let asked = asked.get_or_insert_with(HashMap::new);
         asked.retain(|_, at| at.elapsed() < CONFIRM_WINDOW);
-        if caller.confirmed.as_deref() == Some(role.key.as_str()) && asked.remove(&key).is_some()
-        {
-            return Ok(format!(
-                "confirmed on the terminal of pid {pid} for {who}"
-            ));
+        if caller.confirmed.as_deref() == Some(role.key.as_str()) && asked.remove(&key).is_some() {
+            return Ok(format!("confirmed on the terminal of pid {pid} for {who}"));
         }
         asked.insert(key, Instant::now());
         return Err(Failure(ErrorKind::NeedsConfirmation, question(role, &who)));
@@ -358,7 +352,10 @@ mod tests {
         assert!(!is_program_pattern("*"));
         assert!(!is_program_pattern("a*b"));
         assert!(!is_program_pattern(""));
-        assert!(matches("terraform-provider-aws*", "terraform-provider-aws_v5.1.0_x5"));
+        assert!(matches(
+            "terraform-provider-aws*",
+            "terraform-provider-aws_v5.1.0_x5"
+        ));
         assert!(!matches("terraform", "terraform-provider-aws_v5"));
         assert!(matches("kubectl", "kubectl"));
     }
@@ -374,7 +371,11 @@ mod tests {
         let script = Program {
             pid: Some(2),
             exe: Some("/usr/bin/python3.13".into()),
-            argv: vec!["/usr/bin/python3".into(), "/venv/bin/aws".into(), "s3".into()],
+            argv: vec![
+                "/usr/bin/python3".into(),
+                "/venv/bin/aws".into(),
+                "s3".into(),
+            ],
         };
         assert_eq!(script.names(), vec!["python3.13", "python3", "aws"]);
         // an argument that is not a script path names nothing

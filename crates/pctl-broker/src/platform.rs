@@ -245,7 +245,14 @@ pub fn argv_of(pid: i32) -> Option<Vec<String>> {
         let mut size: libc::size_t = 0;
         // SAFETY: a size query (null buffer).
         let r = unsafe {
-            libc::sysctl(mib.as_mut_ptr(), 3, std::ptr::null_mut(), &mut size, std::ptr::null_mut(), 0)
+            libc::sysctl(
+                mib.as_mut_ptr(),
+                3,
+                std::ptr::null_mut(),
+                &mut size,
+                std::ptr::null_mut(),
+                0,
+            )
         };
         if r != 0 || size < 4 {
             return None;
@@ -253,7 +260,14 @@ pub fn argv_of(pid: i32) -> Option<Vec<String>> {
         let mut buf = vec![0u8; size];
         // SAFETY: buf is writable for `size` bytes.
         let r = unsafe {
-            libc::sysctl(mib.as_mut_ptr(), 3, buf.as_mut_ptr() as *mut libc::c_void, &mut size, std::ptr::null_mut(), 0)
+            libc::sysctl(
+                mib.as_mut_ptr(),
+                3,
+                buf.as_mut_ptr() as *mut libc::c_void,
+                &mut size,
+                std::ptr::null_mut(),
+                0,
+            )
         };
         if r != 0 {
             return None;

@@ -446,6 +446,7 @@ async fn dispatch(
             destination,
             redirect,
             env,
+            duration,
         } => Reply::ConsoleLogin(
             broker
                 .console_login(
@@ -455,6 +456,7 @@ async fn dispatch(
                         path: path.as_deref(),
                         destination: destination.as_deref(),
                         redirect,
+                        duration: duration.map(Duration::from_secs),
                     },
                     env.as_ref(),
                     peer,

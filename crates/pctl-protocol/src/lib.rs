@@ -274,6 +274,10 @@ pub enum Request {
         redirect: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
+        /// The console session's length in seconds (`--duration`); `None`:
+        /// the role's `duration`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<u64>,
     },
     /// Start (or join) the IAM Identity Center device authorization of an
     /// `sso` identity, after [`ErrorKind::NeedsSignIn`]. The answer is
@@ -610,6 +614,35 @@ pub struct ConsoleLogin {
     pub url: String,
     /// When the console session ends, RFC 3339, UTC.
     pub session_expires: String,
+    /// How the client opens it (`[console] browser`).
+    #[serde(default)]
+    #[zeroize(skip)]
+    pub browser: Browser,
+}
+
+/// `[console] browser`: how `pctl login` opens the console.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Browser {
+    /// `$BROWSER`, else the platform's opener.
+    #[default]
+    Default,
+    /// Firefox (`command`, default `firefox`) with the `ext+container:` URL
+    /// of the "Open external links in a container" extension: a container
+    /// named after the role.
+    FirefoxContainer {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+    },
+    /// A Chromium-family browser (`command`, default the first of chromium,
+    /// chromium-browser, google-chrome, brave-browser on PATH) with a
+    /// per-role `--user-data-dir` under the XDG data directory.
+    ChromiumProfile {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+    },
+    /// This argv, the URL appended (or put in place of `%s`).
+    Command { argv: Vec<String> },
 }
 
 impl std::fmt::Debug for ConsoleLogin {
@@ -856,7 +889,11 @@ mod tests {
         let env = Envelope {
             version: VERSION.into(),
             setup: Some(Setup::current(std::path::Path::new("/c.toml"))),
-            caller: Some(Caller { terminal: true, program: Some("terraform".into()), confirmed: None }),
+            caller: Some(Caller {
+                terminal: true,
+                program: Some("terraform".into()),
+                confirmed: None,
+            }),
             request: Request::EksToken {
                 cluster: "platform".into(),
                 role: None,
@@ -957,6 +994,7 @@ mod tests {
         let l = ConsoleLogin {
             url: "https://signin/federation?SigninToken=very-secret".into(),
             session_expires: "2026-01-01T00:00:00Z".into(),
+            browser: Browser::Default,
         };
         let s = CredentialServer {
             url: "http://127.0.0.1:1/credentials".into(),

@@ -228,6 +228,10 @@ pub enum Cmd {
         /// Print the URL instead of opening it (it signs in whoever opens it within 15 minutes).
         #[arg(long)]
         stdout: bool,
+        /// How long the console session lasts (15m to 12h; after MFA at most the role
+        /// session's end), e.g. 2h. Default: the role's duration.
+        #[arg(long)]
+        duration: Option<String>,
     },
     /// Serve a role's session on a loopback credential endpoint (for containers and desktop
     /// apps) and print the two variables to export; stops on Ctrl-C.

@@ -441,6 +441,7 @@ impl Client {
             destination: req.destination,
             redirect,
             env: None,
+            duration: req.duration.map(|d| d.as_secs()),
         };
         self.call(req, |r| match r {
             Reply::ConsoleLogin(l) => Some(l),
@@ -606,6 +607,8 @@ pub struct ConsoleLoginArgs {
     pub region: Option<String>,
     pub path: Option<String>,
     pub destination: Option<String>,
+    /// `--duration`: the console session's length.
+    pub duration: Option<std::time::Duration>,
 }
 
 fn done(r: Reply) -> Option<()> {

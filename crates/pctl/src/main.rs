@@ -11,6 +11,7 @@
 // what only it reaches are unused there.
 #![cfg_attr(test, allow(dead_code, unused_imports))]
 
+mod browser;
 mod caller;
 mod cli;
 mod client;
@@ -165,6 +166,7 @@ fn run(cli: Cli) -> Result<()> {
             path,
             destination,
             stdout,
+            duration,
         } => cmd::login::run(
             &client(),
             client::ConsoleLoginArgs {
@@ -172,6 +174,9 @@ fn run(cli: Cli) -> Result<()> {
                 region,
                 path,
                 destination,
+                duration: duration
+                    .map(|d| cmd::login::parse_duration(&d))
+                    .transpose()?,
             },
             stdout,
         ),

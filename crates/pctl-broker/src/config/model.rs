@@ -23,6 +23,8 @@ pub struct Config {
     pub clusters: BTreeMap<String, ClusterConfig>,
     /// Files named by `include`, in order (their changes reload the config).
     pub includes: Vec<PathBuf>,
+    /// `[console] browser`: how `pctl login` opens the console.
+    pub browser: pctl_protocol::Browser,
 }
 
 /// The name `[onepassword]` is known by among the identities.

@@ -27,6 +27,76 @@ struct RawConfig {
     roles: BTreeMap<String, RawRole>,
     #[serde(default)]
     clusters: BTreeMap<String, RawCluster>,
+    #[serde(default)]
+    console: RawConsole,
+}
+
+/// `[console]`: how `pctl login` opens the console.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    /// "default" | "firefox-container" | "chromium-profile" | ["cmd", "args..."]
+    browser: Option<RawBrowser>,
+    /// The browser program for firefox-container / chromium-profile.
+    browser_command: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawBrowser {
+    Name(String),
+    Argv(Vec<String>),
+}
+
+fn console(err: &Errors<'_>, raw: RawConsole) -> Result<pctl_protocol::Browser, ConfigError> {
+    use pctl_protocol::Browser;
+    let command = raw.browser_command;
+    if let Some(c) = &command {
+        if c.trim().is_empty() || c.chars().any(char::is_control) {
+            return Err(err.at(
+                "console.browser_command",
+                "name the browser program, e.g. \"chromium\" or \"/usr/bin/brave-browser\"",
+            ));
+        }
+    }
+    let b = match raw.browser {
+        None => Browser::Default,
+        Some(RawBrowser::Name(n)) => match n.as_str() {
+            "default" => Browser::Default,
+            "firefox-container" => Browser::FirefoxContainer { command: command.clone() },
+            "chromium-profile" => Browser::ChromiumProfile { command: command.clone() },
+            other => {
+                return Err(err.at(
+                    "console.browser",
+                    format!(
+                        "{} is not a browser mode: use \"default\", \"firefox-container\", \"chromium-profile\" or a command as a list, e.g. [\"firefox\", \"--new-window\"]",
+                        names::shown(other)
+                    ),
+                ))
+            }
+        },
+        Some(RawBrowser::Argv(argv)) => {
+            if argv.first().is_none_or(|a| a.trim().is_empty()) {
+                return Err(err.at(
+                    "console.browser",
+                    "the command is empty: give the program first, e.g. [\"firefox\", \"--new-window\"]",
+                ));
+            }
+            Browser::Command { argv }
+        }
+    };
+    if command.is_some()
+        && !matches!(
+            b,
+            Browser::FirefoxContainer { .. } | Browser::ChromiumProfile { .. }
+        )
+    {
+        return Err(err.at(
+            "console.browser_command",
+            "goes with browser = \"firefox-container\" or \"chromium-profile\": remove it or set browser",
+        ));
+    }
+    Ok(b)
 }
 
 /// An included file: roles and clusters only. Nothing in it can name a
@@ -149,6 +219,7 @@ impl Config {
             .ok_or_else(|| err.at("region", "missing: set e.g. region = \"us-east-1\""))?;
         names::check_region(&region).map_err(|w| err.at("region", w))?;
         let daemon = daemon(&err, raw.daemon)?;
+        let browser = console(&err, raw.console)?;
         let mut defs = Definitions::default();
         if let Some(op) = raw.onepassword {
             defs.add_identity(DEFAULT_IDENTITY, op, &file, "onepassword")?;
@@ -216,6 +287,7 @@ impl Config {
             roles,
             clusters,
             includes,
+            browser,
         })
     }
 }

@@ -298,7 +298,9 @@ fn unescape_into(d: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
     let mut i = 0;
     while i < d.len() {
         if d[i] == b'%' {
-            let hex = d.get(i + 1..i + 3).ok_or("the pinentry sent a bad escape")?;
+            let hex = d
+                .get(i + 1..i + 3)
+                .ok_or("the pinentry sent a bad escape")?;
             let v = std::str::from_utf8(hex)
                 .ok()
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
@@ -319,10 +321,7 @@ mod tests {
 
     #[test]
     fn texts_are_percent_escaped() {
-        assert_eq!(
-            escape("100% sure\nline two\r"),
-            "100%25 sure%0Aline two%0D"
-        );
+        assert_eq!(escape("100% sure\nline two\r"), "100%25 sure%0Aline two%0D");
         assert_eq!(escape("plain: role prod-admin"), "plain: role prod-admin");
     }
 
@@ -348,10 +347,16 @@ mod tests {
     fn configured_pinentry_must_exist() {
         let env = ClientEnv::default();
         let e = find(Some(Path::new("/nonexistent/pinentry-x")), &env).unwrap_err();
-        assert!(e.contains("/nonexistent/pinentry-x") && e.contains("[daemon] pinentry"), "{e}");
+        assert!(
+            e.contains("/nonexistent/pinentry-x") && e.contains("[daemon] pinentry"),
+            "{e}"
+        );
         let mut env = ClientEnv::default();
         env.0.insert("PATH".into(), "/nonexistent-dir".into());
         let e = find(None, &env).unwrap_err();
-        assert!(e.contains("pinentry-gnome3") && e.contains("install"), "{e}");
+        assert!(
+            e.contains("pinentry-gnome3") && e.contains("install"),
+            "{e}"
+        );
     }
 }

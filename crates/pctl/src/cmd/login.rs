@@ -24,16 +24,29 @@ pub fn run(client: &Client, args: ConsoleLoginArgs, stdout: bool) -> Result<()> 
     if stdout {
         return super::write_secret(format!("{}\n", login.url));
     }
-    let browser = std::env::var("BROWSER")
-        .ok()
-        .filter(|b| !b.trim().is_empty());
-    let tried = open(&login.url, browser.as_deref())?;
+    let tried = if login.browser == pctl_protocol::Browser::Default {
+        let browser = std::env::var("BROWSER")
+            .ok()
+            .filter(|b| !b.trim().is_empty());
+        open(&login.url, browser.as_deref())?
+    } else {
+        // [console] browser: one browser identity per role
+        let argv = crate::browser::argv_for(&login.browser, &role, &login.url)?;
+        crate::browser::launch(&argv)?;
+        argv[0].clone()
+    };
     eprintln!(
         "pctl: opened the AWS console as role {role} with {tried} (a one-use link for the next \
          minute; console session until {})",
         login.session_expires
     );
     Ok(())
+}
+
+/// `--duration`: a duration like `90m` or `2h`.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    humantime::parse_duration(s)
+        .map_err(|_| anyhow::anyhow!("--duration \"{s}\" is not a duration: use e.g. 90m or 2h"))
 }
 
 /// Opens `url` with `$BROWSER` or the platform's opener; returns its name.
