@@ -1,5 +1,5 @@
-"""The console, one browser identity per role, and the rest of issue 18's desktop parts
-(§3, §4), end to end against moto and the local federation stand-in
+"""The console, one browser identity per role, a subshell and several roles on one
+`serve` (issue 18 §3, §4), end to end against moto and the local federation stand-in
 (tests/fixtures/federation_server.py):
 
 - `pctl login --duration`: the console session's length, within what AWS allows for the
@@ -13,8 +13,13 @@
 
 import json
 import os
+import re
+import shutil
+import signal
 import stat
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -118,3 +123,82 @@ def test_browser_command_and_bad_settings(console_env):
     with_console(env, 'browser_command = "chromium"')
     r = env.run("login", "--role", "admin")
     rig.assert_pctl_error(r, "console.browser_command")
+
+
+# -- §4: a subshell, nested exec, several roles on one `serve`
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_exec_without_a_command_starts_the_shell(auth_env, shell):
+    """`pctl exec --role admin` runs $SHELL with the role: a real bash, zsh and fish read
+    their commands from stdin here and see the session and PCTL_EXEC."""
+    path = shutil.which(shell)
+    if not path:
+        pytest.fail(f"{shell} not found: run tests/setup.sh (installs it)", pytrace=False)
+    script = "echo key=$AWS_ACCESS_KEY_ID exec=$PCTL_EXEC; exit 3\n"
+    r = auth_env.run("exec", "--role", "admin", env={"SHELL": path}, input=script)
+    assert r.returncode == 3, r.stderr
+    line = r.stdout.strip()
+    assert line.startswith("key=ASIA") and line.endswith("exec=admin"), r.stdout
+
+
+def test_nested_exec_is_refused_unless_forced(auth_env):
+    env = auth_env
+    r = env.run("exec", "--role", "admin", "--", env.bin, "exec", "--role", "admin", "--", "true")
+    err = rig.assert_pctl_error(r, "already inside `pctl exec` of role admin", "--force")
+    assert "PCTL_EXEC" in err
+    r = env.run("exec", "--role", "admin", "--", env.bin, "exec", "--force", "--role", "admin",
+                "--", "sh", "-c", "echo $PCTL_EXEC")
+    assert r.returncode == 0 and r.stdout.strip() == "admin", r.stderr
+
+
+def test_serve_several_roles_one_endpoint_each(auth_env, aws_cli):
+    env = auth_env
+    env.write_config(text=d.config() + f'\n[roles.ops]\nname = "{rig.ROLE_NAME}"\n'
+                                       'duration = "1h"\n')
+    p = env.popen("serve", "--role", "admin", "--role", "ops", "--shell", "bash")
+    try:
+        blocks = {}
+        for _ in range(2):
+            head = p.stdout.readline().strip()
+            m = re.fullmatch(r"# role (\w+)", head)
+            assert m, head
+            exports = {}
+            for _ in range(2):
+                x = re.fullmatch(r"export (\w+)='([^']*)';", p.stdout.readline().strip())
+                assert x, "expected an export line"
+                exports[x.group(1)] = x.group(2)
+            blocks[m.group(1)] = exports
+        assert set(blocks) == {"admin", "ops"}
+        urls = {b["AWS_CONTAINER_CREDENTIALS_FULL_URI"] for b in blocks.values()}
+        tokens = {b["AWS_CONTAINER_AUTHORIZATION_TOKEN"] for b in blocks.values()}
+        assert len(urls) == 2 and len(tokens) == 2
+        for exports in blocks.values():
+            r = env.run_tool([aws_cli, "sts", "get-caller-identity", "--output", "json",
+                              "--region", rig.REGION], env=exports)
+            assert r.returncode == 0, r.stderr
+            assert ":assumed-role/" in json.loads(r.stdout)["Arn"]
+        # the token of one endpoint does not open the other
+        a, o = blocks["admin"], blocks["ops"]
+        req = urllib.request.Request(a["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+                                     headers={"Authorization": o["AWS_CONTAINER_AUTHORIZATION_TOKEN"]})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10)
+        assert e.value.code == 401
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=10) == 0
+        # all end together
+        for u in urls:
+            def gone(u=u):
+                try:
+                    urllib.request.urlopen(u, timeout=2)
+                except urllib.error.HTTPError:
+                    return False
+                except OSError:
+                    return True
+                return False
+            rig.wait_until(gone, timeout=10, what="endpoint gone")
+    finally:
+        if p.poll() is None:
+            p.kill()
+    r = env.run("serve", "--role", "admin", "--role", "ops", "--port", "1")
+    rig.assert_pctl_error(r, "--port goes with one --role")
