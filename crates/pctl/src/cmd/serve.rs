@@ -100,6 +100,11 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
     super::write_secret(out)?;
     eprintln!("pctl: serving {} until Ctrl-C", urls.join(", "));
     // The daemon closing a connection means its endpoint is gone: all end.
+    let what = if conns.len() > 1 {
+        "a credential endpoint (stopped or restarted): all end"
+    } else {
+        "the credential endpoint (stopped or restarted)"
+    };
     for conn in &conns {
         let mut watch = conn
             .get_ref()
@@ -108,9 +113,7 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
         std::thread::spawn(move || {
             let mut b = [0u8; 1];
             let _ = watch.read(&mut b);
-            eprintln!(
-                "pctl: the daemon closed a credential endpoint (stopped or restarted): all end"
-            );
+            eprintln!("pctl: the daemon closed {what}");
             std::process::exit(1);
         });
     }
