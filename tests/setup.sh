@@ -20,11 +20,13 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   .venv/bin/pip install --quiet -r tests/requirements.txt -r tests/platform/requirements.txt
   echo "$want" > "$stamp"
 fi
-# Real shells for tests/e2e/test_shells.py (Debian packages), only when missing.
+# Real shells for tests/e2e/test_shells.py and a pinentry (Debian packages), only when missing.
 missing=()
 for prog in zsh fish tmux; do
   command -v "$prog" >/dev/null 2>&1 || missing+=("$prog")
 done
+# A real pinentry for tests/e2e/test_pinentry.py and test_breakglass.py (driven through tmux).
+command -v pinentry-curses >/dev/null 2>&1 || missing+=(pinentry-curses)
 if (( ${#missing[@]} )); then
   sudo=()
   [[ "$(id -u)" == 0 ]] || sudo=(sudo)

@@ -103,8 +103,13 @@ pub async fn start(
     owner: &Peer,
 ) -> Result<(CredentialServer, Endpoint), Failure> {
     // Fail before the client starts its command: unknown role, locked, op or STS trouble.
+    // allowed_programs is checked at each request to the endpoint (its requester)
+    let owner = Peer {
+        serving: true,
+        ..owner.clone()
+    };
     let region = broker
-        .credentials(&role, env.as_ref(), owner)
+        .credentials(&role, env.as_ref(), &owner)
         .await?
         .region
         .clone();
@@ -362,8 +367,14 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<String> {
 /// The requesting process, for the audit: its PID and executable found
 /// from the socket's inode, on the blocking pool (a scan of `/proc`).
 async fn requester(who: Option<platform::TcpOwner>) -> Peer {
+    // the requester is the program itself, with no terminal to ask on
+    let direct = Peer {
+        direct: true,
+        caller: Some(pctl_protocol::Caller::default()),
+        ..Peer::default()
+    };
     let Some(platform::TcpOwner { uid, inode }) = who else {
-        return Peer::default();
+        return direct;
     };
     let found = tokio::task::spawn_blocking(move || {
         let pid = platform::pid_of_socket(inode, uid)?;
@@ -376,6 +387,7 @@ async fn requester(who: Option<platform::TcpOwner>) -> Peer {
         pid: found.as_ref().map(|(pid, _)| *pid),
         uid: Some(uid),
         exe: found.and_then(|(_, exe)| exe),
+        ..direct
     }
 }
 

@@ -54,6 +54,10 @@ pub struct RoleSpec {
     pub source: Option<Box<RoleSpec>>,
     /// ExternalId, SourceIdentity, session tags.
     pub extras: crate::aws::sts::AssumeExtras,
+    /// A break-glass role (`confirm = true`, here or up its chain): every
+    /// new session is confirmed by the user, so none is made ahead of a
+    /// request ([`crate::guard`]).
+    pub confirm: bool,
 }
 
 impl RoleSpec {
@@ -278,6 +282,37 @@ impl Issuer {
         self.tokens.clear();
     }
 
+    /// Whether a session of `role` with more than `min_left` to live is
+    /// cached (a request would not make a new one).
+    pub fn has_session(&self, u: &Unlocked, role: &RoleSpec, min_left: Duration) -> bool {
+        let key = SessionKey {
+            role_arn: role.arn.clone(),
+            session_name: role.session_name.clone(),
+            duration: role.duration,
+            identity: u.identity(),
+        };
+        let now = self.clock.now();
+        self.sessions
+            .entry(&key)
+            .settled()
+            .is_some_and(|s| s.session.remaining(now) > min_left)
+    }
+
+    /// Whether a token for `cluster` as `role` is cached and reusable.
+    pub fn has_token(&self, u: &Unlocked, cluster: &ClusterSpec, role: &RoleSpec) -> bool {
+        let key = TokenKey {
+            cluster: cluster.name.clone(),
+            region: cluster.region.clone(),
+            role_arn: role.arn.clone(),
+            identity: u.identity(),
+        };
+        let now = self.clock.now();
+        self.tokens
+            .entry(&key)
+            .settled()
+            .is_some_and(|t| t.expiration > now + TOKEN_REUSE_MARGIN)
+    }
+
     /// A session of `role` with more than `min_left` to live (boxed: a
     /// chained role's session is built through its source's).
     pub fn role_session<'a>(
@@ -466,6 +501,9 @@ impl Issuer {
         u: &Arc<Unlocked>,
         role: &RoleSpec,
     ) {
+        if role.confirm {
+            return;
+        }
         let lead = role.credentials_margin().max(TOKEN_SESSION_MIN);
         let role = role.clone();
         self.spawn_refresh(
@@ -487,6 +525,9 @@ impl Issuer {
         cluster: &ClusterSpec,
         role: &RoleSpec,
     ) {
+        if role.confirm {
+            return;
+        }
         let (cluster, role) = (cluster.clone(), role.clone());
         self.spawn_refresh(
             entry,

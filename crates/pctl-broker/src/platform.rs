@@ -181,6 +181,115 @@ pub fn exe_of(pid: i32) -> Option<PathBuf> {
     }
 }
 
+/// The parent process of `pid`, for `allowed_programs` ([`crate::guard`]):
+/// the program that ran a `pctl` client.
+///
+/// Linux: the fourth field of `/proc/PID/stat` (after the command name,
+/// which may hold spaces and parentheses: read after the last `)`).
+/// macOS: `proc_pidinfo(PROC_PIDTBSDINFO)`'s `pbi_ppid`.
+pub fn parent_of(pid: i32) -> Option<i32> {
+    #[cfg(target_os = "linux")]
+    {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        parse_stat_ppid(&stat)
+    }
+    #[cfg(target_os = "macos")]
+    {
+        // SAFETY: proc_bsdinfo is plain data; zeroed is a valid value.
+        let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+        // SAFETY: info is writable for `size` bytes.
+        let n = unsafe {
+            libc::proc_pidinfo(
+                pid,
+                libc::PROC_PIDTBSDINFO,
+                0,
+                &mut info as *mut _ as *mut libc::c_void,
+                size,
+            )
+        };
+        (n == size).then_some(info.pbi_ppid as i32)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+#[cfg(any(target_os = "linux", test))]
+fn parse_stat_ppid(stat: &str) -> Option<i32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The argument vector of `pid` (its `argv[0]` and the script an
+/// interpreter runs are what `allowed_programs` also matches).
+///
+/// Linux: `/proc/PID/cmdline` (NUL-separated). macOS: the `KERN_PROCARGS2`
+/// sysctl (argc, the executable path, then the NUL-separated arguments).
+pub fn argv_of(pid: i32) -> Option<Vec<String>> {
+    #[cfg(target_os = "linux")]
+    {
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        Some(
+            raw.split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect(),
+        )
+    }
+    #[cfg(target_os = "macos")]
+    {
+        let mut mib = [libc::CTL_KERN, libc::KERN_PROCARGS2, pid];
+        let mut size: libc::size_t = 0;
+        // SAFETY: a size query (null buffer).
+        let r = unsafe {
+            libc::sysctl(
+                mib.as_mut_ptr(),
+                3,
+                std::ptr::null_mut(),
+                &mut size,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if r != 0 || size < 4 {
+            return None;
+        }
+        let mut buf = vec![0u8; size];
+        // SAFETY: buf is writable for `size` bytes.
+        let r = unsafe {
+            libc::sysctl(
+                mib.as_mut_ptr(),
+                3,
+                buf.as_mut_ptr() as *mut libc::c_void,
+                &mut size,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if r != 0 {
+            return None;
+        }
+        buf.truncate(size);
+        let argc = i32::from_ne_bytes(buf[..4].try_into().ok()?) as usize;
+        let mut parts = buf[4..].split(|b| *b == 0).filter(|a| !a.is_empty());
+        parts.next()?; // the executable path
+        Some(
+            parts
+                .take(argc)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect(),
+        )
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
 /// Whether [`tcp_peer_diag`] / [`tcp_peer_scan`] can tell who is on the
 /// other end of a loopback TCP connection on this OS.
 pub const TCP_PEER_UID_CHECKABLE: bool = cfg!(target_os = "linux");
@@ -634,5 +743,25 @@ mod tcp_tests {
         }
         assert_eq!(seen, None, "the closed socket still reads as live");
         assert_eq!(tcp_peer_scan(local, peer), None);
+    }
+}
+
+#[cfg(test)]
+mod process_tests {
+    #[test]
+    fn ppid_is_read_after_a_command_name_with_spaces_and_parens() {
+        let stat = "4242 (my (odd) prog) S 17 4242 4242 0 -1 4194560";
+        assert_eq!(super::parse_stat_ppid(stat), Some(17));
+        assert_eq!(super::parse_stat_ppid("garbage"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn own_parent_and_argv() {
+        let me = std::process::id() as i32;
+        let parent = super::parent_of(me).unwrap();
+        assert_eq!(parent as u32, std::os::unix::process::parent_id());
+        let argv = super::argv_of(me).unwrap();
+        assert!(!argv.is_empty());
     }
 }

@@ -172,6 +172,7 @@ pub async fn serve(broker: Arc<Broker>, listener: UnixListener, shutdown: Arc<No
                 .pid
                 .and_then(platform::exe_of)
                 .map(|p| p.display().to_string()),
+            ..Peer::default()
         };
         let broker = broker.clone();
         let shutdown = shutdown.clone();
@@ -232,6 +233,7 @@ async fn handle(
     peer: Peer,
     shutdown: Arc<Notify>,
 ) {
+    let client = peer;
     loop {
         let body = match tokio::time::timeout(READ_TIMEOUT, conn.read_body_async()).await {
             Err(_) | Ok(Err(FrameError::Closed)) => return,
@@ -287,6 +289,11 @@ async fn handle(
                 continue;
             }
         }
+        // what this request's client can do for its user
+        let peer = Peer {
+            caller: env.caller.clone(),
+            ..client.clone()
+        };
         if let Request::CredentialServer { role, port, env } = env.request {
             hold_credential_server(broker, conn, peer, role, port, env).await;
             return;
@@ -445,6 +452,7 @@ async fn dispatch(
             destination,
             redirect,
             env,
+            duration,
         } => Reply::ConsoleLogin(
             broker
                 .console_login(
@@ -454,6 +462,7 @@ async fn dispatch(
                         path: path.as_deref(),
                         destination: destination.as_deref(),
                         redirect,
+                        duration: duration.map(Duration::from_secs),
                     },
                     env.as_ref(),
                     peer,
@@ -595,6 +604,7 @@ mod tests {
                             version: pctl_protocol::VERSION.into(),
                             request: Request::Ping,
                             setup: None,
+                            caller: None,
                         })
                         .map_err(|e| e.to_string())?;
                         match c.recv::<Response>().map_err(|e| e.to_string())? {

@@ -63,6 +63,7 @@ fn identity(p: &IdentityPart, clock: &dyn Clock) -> IdentityStatus {
         op_reads: p.op_reads,
         get_session_token: p.get_session_token,
         last_unlock_failure: p.vault.last_failure.clone(),
+        waiting: crate::prompt::waiting_for(&p.name),
     }
 }
 

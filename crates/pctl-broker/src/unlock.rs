@@ -102,6 +102,24 @@ impl Unlocker {
         env: Option<&ClientEnv>,
         on_fresh: impl FnOnce() -> OnUnlock,
     ) -> Result<Arc<Unlocked>, Failure> {
+        self.on_demand_asking(cfg, env, None, on_fresh).await
+    }
+
+    /// Whether an unlock attempt runs now.
+    pub fn running(&self) -> bool {
+        self.flight.running()
+    }
+
+    /// [`Unlocker::on_demand`]; with `ask`, an `mfa = "prompt"` identity
+    /// asks its code through pinentry (the client has no terminal)
+    /// instead of answering [`needs_mfa_code`].
+    pub async fn on_demand_asking(
+        &self,
+        cfg: &Arc<Config>,
+        env: Option<&ClientEnv>,
+        ask: Option<crate::prompt::Ask>,
+        on_fresh: impl FnOnce() -> OnUnlock,
+    ) -> Result<Arc<Unlocked>, Failure> {
         let inner = &self.inner;
         // Before the checks below: a lock after them makes the install fail.
         let epoch = inner.vault.epoch();
@@ -111,13 +129,16 @@ impl Unlocker {
         if let Some(sso) = &cfg.identity(&inner.name)?.sso {
             return self.signed_in(sso).await;
         }
+        let asking = ask.is_some();
         // Asked under the flight's lock, when no attempt runs.
         let ready = || match inner.vault.current(inner.clock.as_ref()) {
             Ok(Some(u)) => Some(Ok(u)),
             Err(f) => Some(Err(f)),
             Ok(None) => match cfg.identity(&inner.name) {
                 Err(e) => Some(Err(e.into())),
-                Ok(i) if i.mfa == MfaMode::Prompt => Some(Err(needs_mfa_code(&inner.name, ""))),
+                Ok(i) if i.mfa == MfaMode::Prompt && !asking => {
+                    Some(Err(needs_mfa_code(&inner.name, "")))
+                }
                 Ok(_) if env.is_none() => Some(Err(needs_env())),
                 Ok(_) => None,
             },
@@ -125,7 +146,7 @@ impl Unlocker {
         let start = || {
             // `ready` answered None, so `env` is there.
             let env = env.cloned().unwrap_or_default();
-            self.attempt(epoch, cfg.clone(), env, None, on_fresh())
+            self.attempt_asking(epoch, cfg.clone(), env, None, ask, on_fresh())
         };
         self.flight.run(ready, start).await.0
     }
@@ -149,7 +170,7 @@ impl Unlocker {
         let epoch = self.inner.vault.epoch();
         let start = || {
             let code = mfa_code.map(LockedString::new);
-            self.attempt(epoch, cfg.clone(), env.clone(), code, on_fresh())
+            self.attempt_asking(epoch, cfg.clone(), env.clone(), code, None, on_fresh())
         };
         self.flight.run(|| None, start).await.0.map(drop)
     }
@@ -175,16 +196,27 @@ impl Unlocker {
 
     /// One attempt, as a task of its own will run it. It installs its
     /// unlock only while the vault is still at `epoch`.
-    fn attempt(
+    /// With `ask` and no `code`, an `mfa = "prompt"` identity's code is
+    /// asked through pinentry first, in the attempt's task (one window for
+    /// every request that joins it).
+    fn attempt_asking(
         &self,
         epoch: u64,
         cfg: Arc<Config>,
         env: ClientEnv,
         code: Option<LockedString>,
+        ask: Option<crate::prompt::Ask>,
         on_fresh: OnUnlock,
     ) -> impl Future<Output = Outcome<Arc<Unlocked>>> + Send + 'static {
         let inner = self.inner.clone();
         async move {
+            let code = match (code, ask) {
+                (Some(c), _) => Some(c),
+                (None, Some(ask)) if cfg.identity(&inner.name)?.mfa == MfaMode::Prompt => {
+                    Some(ask.code(&cfg, &inner.name, &env).await?)
+                }
+                (None, _) => None,
+            };
             let u = inner
                 .read(epoch, &cfg, &env, code.as_ref().map(LockedString::expose))
                 .await

@@ -78,6 +78,30 @@ pub struct Envelope {
     /// a request it would answer from another setup ([`Setup::differences`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup: Option<Setup>,
+    /// What the client can do for the user (a terminal to ask on) and
+    /// what it already asked ([`Caller`]); `None`: an older client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<Caller>,
+}
+
+/// The client's side of prompts and break-glass roles.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Caller {
+    /// The client can ask its user on a terminal (`/dev/tty` opens): an MFA
+    /// code or a confirmation goes there; without one the daemon asks
+    /// through pinentry.
+    #[serde(default)]
+    pub terminal: bool,
+    /// `pctl exec`: the program it will run with the credentials (the
+    /// program `allowed_programs` is checked against, instead of the
+    /// client's parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// The role whose new session the user confirmed on this client's
+    /// terminal, after [`ErrorKind::NeedsConfirmation`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<String>,
 }
 
 /// What decides which answers are right besides the request: the config
@@ -270,6 +294,10 @@ pub enum Request {
         redirect: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
+        /// The console session's length in seconds (`--duration`); `None`:
+        /// the role's `duration`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<u64>,
     },
     /// Start (or join) the IAM Identity Center device authorization of an
     /// `sso` identity, after [`ErrorKind::NeedsSignIn`]. The answer is
@@ -476,6 +504,13 @@ pub enum ErrorKind {
     /// [`Request::SignIn`] for `identity`, shows the prompt, waits with
     /// [`Request::SignInWait`] and resends; one that cannot shows the message.
     NeedsSignIn,
+    /// A role with `confirm = true` needs a new session and the client has
+    /// a terminal: it asks the user (the message is the question) and, on a
+    /// yes, resends the request with [`Caller::confirmed`] naming the role.
+    NeedsConfirmation,
+    /// The config refuses this request: a program not in the role's
+    /// `allowed_programs`, a break-glass session not confirmed.
+    Refused,
 }
 
 /// How a `pctl doctor` check came out.
@@ -622,6 +657,35 @@ pub struct ConsoleLogin {
     pub url: String,
     /// When the console session ends, RFC 3339, UTC.
     pub session_expires: String,
+    /// How the client opens it (`[console] browser`).
+    #[serde(default)]
+    #[zeroize(skip)]
+    pub browser: Browser,
+}
+
+/// `[console] browser`: how `pctl login` opens the console.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Browser {
+    /// `$BROWSER`, else the platform's opener.
+    #[default]
+    Default,
+    /// Firefox (`command`, default `firefox`) with the `ext+container:` URL
+    /// of the "Open external links in a container" extension: a container
+    /// named after the role.
+    FirefoxContainer {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+    },
+    /// A Chromium-family browser (`command`, default the first of chromium,
+    /// chromium-browser, google-chrome, brave-browser on PATH) with a
+    /// per-role `--user-data-dir` under the XDG data directory.
+    ChromiumProfile {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+    },
+    /// This argv, the URL appended (or put in place of `%s`).
+    Command { argv: Vec<String> },
 }
 
 impl std::fmt::Debug for ConsoleLogin {
@@ -712,6 +776,10 @@ pub struct IdentityStatus {
     /// Why the last unlock attempt failed, if none succeeded since.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_unlock_failure: Option<String>,
+    /// What the identity waits for from the user now (a 1Password approval,
+    /// a pinentry window), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// Where a role comes from.
@@ -808,6 +876,7 @@ pub fn decode_request(body: &[u8]) -> Result<Envelope, RequestError> {
                 version: peek.version,
                 request,
                 setup: None,
+                caller: None,
             });
         }
     }
@@ -863,6 +932,11 @@ mod tests {
         let env = Envelope {
             version: VERSION.into(),
             setup: Some(Setup::current(std::path::Path::new("/c.toml"))),
+            caller: Some(Caller {
+                terminal: true,
+                program: Some("terraform".into()),
+                confirmed: None,
+            }),
             request: Request::EksToken {
                 cluster: "platform".into(),
                 role: None,
@@ -963,6 +1037,7 @@ mod tests {
         let l = ConsoleLogin {
             url: "https://signin/federation?SigninToken=very-secret".into(),
             session_expires: "2026-01-01T00:00:00Z".into(),
+            browser: Browser::Default,
         };
         let s = CredentialServer {
             url: "http://127.0.0.1:1/credentials".into(),
@@ -982,7 +1057,7 @@ mod tests {
 
         #[test]
         fn decoder_round_trips_any_role(role in ".{0,200}", cluster in "[a-z0-9-]{1,40}") {
-            let env = Envelope { version: VERSION.into(), setup: None, request: Request::EksToken {
+            let env = Envelope { version: VERSION.into(), setup: None, caller: None, request: Request::EksToken {
                 cluster, role: Some(role), env: Some(ClientEnv::default()), get_token: None } };
             let frame = encode(&env).unwrap();
             let back: Envelope = read_frame(&mut &frame[..]).unwrap();

@@ -96,6 +96,7 @@ impl Client {
             version: VERSION.into(),
             request: Request::Status,
             setup: None,
+            caller: None,
         };
         match exchange(&mut conn, &env)? {
             Response::Ok(r) => Ok(Some(typed(RequestKind::Status, r)?)),
@@ -186,6 +187,7 @@ impl Client {
             version: VERSION.into(),
             request,
             setup: Some(setup()),
+            caller: Some(crate::caller::current()),
         };
         let mut sign_ins = 0;
         for attempt in 0..8 {
@@ -217,6 +219,13 @@ impl Client {
                     );
                     drop(conn);
                     self.stop_other_version();
+                }
+                Response::Error(e) if e.kind == ErrorKind::NeedsConfirmation => {
+                    drop(conn);
+                    let role = crate::caller::confirm(&e.message)?;
+                    if let Some(c) = env.caller.as_mut() {
+                        c.confirmed = Some(role);
+                    }
                 }
                 Response::Error(e) if e.kind == ErrorKind::NeedsEnv => {
                     if !attach_env(&mut env.request) {
@@ -303,6 +312,7 @@ impl Client {
                     mfa_code: Some(MfaCode(code)),
                 },
                 setup: Some(setup()),
+                caller: Some(crate::caller::current()),
             };
             let mut conn = self.connect_or_start()?;
             match exchange(&mut conn, &env)? {
@@ -390,6 +400,7 @@ impl Client {
                 version: VERSION.into(),
                 request: Request::Stop,
                 setup: None,
+                caller: None,
             };
             let _ = exchange(&mut conn, &stop);
         }
@@ -414,6 +425,7 @@ impl Client {
             destination: req.destination,
             redirect,
             env: None,
+            duration: req.duration.map(|d| d.as_secs()),
         };
         self.call(req)
     }
@@ -429,7 +441,7 @@ impl Client {
         role: String,
         port: Option<u16>,
     ) -> Result<(Connection<UnixStream>, CredentialServer)> {
-        let env = Envelope {
+        let mut env = Envelope {
             version: VERSION.into(),
             request: Request::CredentialServer {
                 role,
@@ -437,8 +449,9 @@ impl Client {
                 env: Some(ClientEnv::from_current()),
             },
             setup: Some(setup()),
+            caller: Some(crate::caller::current()),
         };
-        for attempt in 0..2 {
+        for attempt in 0..3 {
             let mut conn = self.connect_or_start()?;
             match exchange(&mut conn, &env)? {
                 Response::Ok(r) => {
@@ -446,6 +459,16 @@ impl Client {
                     // Held open for the endpoint's life: no reply timeout from here on.
                     conn.get_ref().set_read_timeout(None)?;
                     return Ok((conn, s));
+                }
+                Response::Error(e)
+                    if e.kind == ErrorKind::NeedsConfirmation
+                        && env.caller.as_ref().is_some_and(|c| c.confirmed.is_none()) =>
+                {
+                    drop(conn);
+                    let role = crate::caller::confirm(&e.message)?;
+                    if let Some(c) = env.caller.as_mut() {
+                        c.confirmed = Some(role);
+                    }
                 }
                 Response::Error(e) if e.kind == ErrorKind::Version && attempt == 0 => {
                     eprintln!(
@@ -557,6 +580,8 @@ pub struct ConsoleLoginArgs {
     pub region: Option<String>,
     pub path: Option<String>,
     pub destination: Option<String>,
+    /// `--duration`: the console session's length.
+    pub duration: Option<std::time::Duration>,
 }
 
 /// The reply a request of `kind` expects, or one line saying what came instead.

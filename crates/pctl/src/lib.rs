@@ -7,6 +7,8 @@
 //! one hot command line ([`cmd::eks_token::parse_fast`]; clap for everything
 //! else).
 
+mod browser;
+mod caller;
 pub mod cli;
 pub mod client;
 pub mod cmd;

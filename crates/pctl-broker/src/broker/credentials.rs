@@ -15,12 +15,16 @@ impl Broker {
     ) -> Result<Credentials, Failure> {
         let cfg = self.config()?;
         let role = cfg.role(Some(role))?;
+        crate::guard::check_program(&cfg, role, peer)?;
         let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
-        let (rs, cached) = id
-            .issuer
-            .role_session(&u, &spec, spec.credentials_margin())
+        let margin = spec.credentials_margin();
+        let _turn = self
+            .break_glass(&cfg, role, env, peer, || {
+                id.issuer.has_session(&u, &spec, margin)
+            })
             .await?;
+        let (rs, cached) = id.issuer.role_session(&u, &spec, margin).await?;
         self.issue(
             &id,
             &u,

@@ -62,6 +62,7 @@ impl Broker {
         env: Option<&ClientEnv>,
         peer: &Peer,
     ) -> Result<EksToken, Failure> {
+        crate::guard::check_program(cfg, role, peer)?;
         let (id, u) = self.unlocked(cfg, role, env, peer).await?;
         let spec = Self::role_spec(cfg, role, &u);
         let cluster = ClusterSpec {
@@ -69,6 +70,14 @@ impl Broker {
             name: c.name.clone(),
             region: c.region.clone(),
         };
+        let _turn = self
+            .break_glass(cfg, role, env, peer, || {
+                id.issuer.has_token(&u, &cluster, &spec)
+                    || id
+                        .issuer
+                        .has_session(&u, &spec, crate::issue::TOKEN_SESSION_MIN)
+            })
+            .await?;
         let (t, cached) = id.issuer.eks_token(&u, &cluster, &spec).await?;
         self.issue(
             &id,
@@ -98,12 +107,16 @@ impl Broker {
     ) -> Result<ClusterInfo, Failure> {
         let cfg = self.config()?;
         let (c, role) = cfg.cluster_and_role(cluster, role)?;
+        crate::guard::check_program(&cfg, role, peer)?;
         let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
-        let (rs, _) = id
-            .issuer
-            .role_session(&u, &spec, spec.credentials_margin())
+        let margin = spec.credentials_margin();
+        let _turn = self
+            .break_glass(&cfg, role, env, peer, || {
+                id.issuer.has_session(&u, &spec, margin)
+            })
             .await?;
+        let (rs, _) = id.issuer.role_session(&u, &spec, margin).await?;
         self.stats.describe_cluster.fetch_add(1, Ordering::Relaxed);
         let (endpoint, ca, arn) =
             eks::describe_cluster(&self.sdk, &c.region, &rs.session, &c.name).await?;

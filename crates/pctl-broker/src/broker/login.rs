@@ -21,8 +21,11 @@ impl Broker {
         use crate::aws::federation;
         let cfg = self.config()?;
         let role = cfg.role(Some(req.role))?;
+        crate::guard::check_program(&cfg, role, peer)?;
         let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
+        // a console sign-in is always a new session
+        let _turn = self.break_glass(&cfg, role, env, peer, || false).await?;
         let bad = |m: String| Failure(pctl_protocol::ErrorKind::BadRequest, m);
         let partition = federation::Partition::from_arn(&spec.arn).map_err(bad)?;
         let region = req.region.unwrap_or(&cfg.region);
@@ -40,7 +43,16 @@ impl Broker {
         // AssumeRole with the MFA session (temporary credentials) is role
         // chaining for AWS: no SessionDuration then.
         let chained = u.base.session_token.is_some();
-        let duration = federation::session_duration(chained, role.duration);
+        let duration = match req.duration {
+            None => federation::session_duration(chained, role.duration),
+            Some(d) => federation::requested_duration(
+                chained,
+                d,
+                &role.key,
+                rs.session.expiration,
+                self.clock.now(),
+            )?,
+        };
         let token = federation::signin_token(&endpoint, &rs.session, duration).await?;
         let url = federation::login_url(&endpoint, &destination, &token);
         let session_expires = match duration {
@@ -67,6 +79,7 @@ impl Broker {
         Ok(pctl_protocol::ConsoleLogin {
             url,
             session_expires: rfc3339(session_expires),
+            browser: cfg.browser.clone(),
         })
     }
 }
@@ -79,4 +92,6 @@ pub struct ConsoleRequest<'a> {
     pub destination: Option<&'a str>,
     /// Answer a one-shot loopback link to the URL ([`crate::oneshot`]).
     pub redirect: bool,
+    /// `--duration`: the console session's length instead of the role's.
+    pub duration: Option<Duration>,
 }

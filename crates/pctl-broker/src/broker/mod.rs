@@ -57,6 +57,15 @@ pub struct Peer {
     pub pid: Option<i32>,
     pub uid: Option<u32>,
     pub exe: Option<String>,
+    /// What the client said it can do for its user ([`pctl_protocol::Caller`]);
+    /// `None`: nothing said (prompts then go back to the client as before).
+    pub caller: Option<pctl_protocol::Caller>,
+    /// The peer is the program itself (a credential endpoint's requester),
+    /// not a `pctl` client run by it ([`crate::guard`]).
+    pub direct: bool,
+    /// The request starts a credential endpoint: `allowed_programs` is
+    /// checked at each of the endpoint's requests instead.
+    pub serving: bool,
 }
 
 /// The parts a broker is built from; tests swap in fakes.
@@ -70,11 +79,11 @@ pub struct Parts {
 pub struct Broker {
     pub(crate) config_path: PathBuf,
     config: ConfigCache,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     identities: Identities,
     sdk: Arc<Sdk>,
     stats: Stats,
-    audit: Arc<Audit>,
+    pub(crate) audit: Arc<Audit>,
 }
 
 impl Broker {
@@ -174,9 +183,11 @@ impl Broker {
         self.enforce_limits();
         let id = self.identities.get(&role.identity);
         let on_fresh = || self.on_unlock(&id, peer);
+        let (ask, _waiting) =
+            crate::prompt::before_unlock(cfg, role, &id, self.clock.as_ref(), env, peer);
         let u = id
             .unlocker
-            .on_demand(cfg, env, on_fresh)
+            .on_demand_asking(cfg, env, ask, on_fresh)
             .await
             .map_err(|f| {
                 if cfg.identities.len() > 1
@@ -251,6 +262,7 @@ impl Broker {
                     .collect(),
                 transitive_tags: role.transitive_tags.clone(),
             },
+            confirm: crate::guard::confirm_needed(cfg, role),
         }
     }
 }

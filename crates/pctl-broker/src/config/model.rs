@@ -23,6 +23,8 @@ pub struct Config {
     pub clusters: BTreeMap<String, ClusterConfig>,
     /// Files named by `include`, in order (their changes reload the config).
     pub includes: Vec<PathBuf>,
+    /// `[console] browser`: how `pctl login` opens the console.
+    pub browser: pctl_protocol::Browser,
 }
 
 /// The name `[onepassword]` is known by among the identities.
@@ -93,6 +95,9 @@ pub struct DaemonConfig {
     pub op_timeout: Duration,
     /// Duration of the MFA session from GetSessionToken.
     pub mfa_session: Duration,
+    /// `pinentry = "PATH"`: the pinentry that asks a user whose client has
+    /// no terminal; `None`: the first found of [`crate::prompt::pinentry::DEFAULTS`].
+    pub pinentry: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +166,11 @@ pub struct RoleConfig {
     pub tags: BTreeMap<String, String>,
     /// Which of `tags` pass on to a chained role.
     pub transitive_tags: Vec<String>,
+    /// `confirm = true`: each new session needs the user's yes ([`crate::guard`]).
+    pub confirm: bool,
+    /// `allowed_programs`: only these programs may get the role's
+    /// credentials (basenames; a trailing `*` matches any rest).
+    pub allowed_programs: Vec<String>,
 }
 
 impl RoleConfig {
@@ -289,6 +299,8 @@ impl Config {
             source_identity: None,
             tags: BTreeMap::new(),
             transitive_tags: Vec::new(),
+            confirm: false,
+            allowed_programs: Vec::new(),
         };
         let cluster = ClusterConfig {
             key: a.name.clone(),

@@ -27,6 +27,76 @@ struct RawConfig {
     roles: BTreeMap<String, RawRole>,
     #[serde(default)]
     clusters: BTreeMap<String, RawCluster>,
+    #[serde(default)]
+    console: RawConsole,
+}
+
+/// `[console]`: how `pctl login` opens the console.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    /// "default" | "firefox-container" | "chromium-profile" | ["cmd", "args..."]
+    browser: Option<RawBrowser>,
+    /// The browser program for firefox-container / chromium-profile.
+    browser_command: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawBrowser {
+    Name(String),
+    Argv(Vec<String>),
+}
+
+fn console(err: &Errors<'_>, raw: RawConsole) -> Result<pctl_protocol::Browser, ConfigError> {
+    use pctl_protocol::Browser;
+    let command = raw.browser_command;
+    if let Some(c) = &command {
+        if c.trim().is_empty() || c.chars().any(char::is_control) {
+            return Err(err.at(
+                "console.browser_command",
+                "name the browser program, e.g. \"chromium\" or \"/usr/bin/brave-browser\"",
+            ));
+        }
+    }
+    let b = match raw.browser {
+        None => Browser::Default,
+        Some(RawBrowser::Name(n)) => match n.as_str() {
+            "default" => Browser::Default,
+            "firefox-container" => Browser::FirefoxContainer { command: command.clone() },
+            "chromium-profile" => Browser::ChromiumProfile { command: command.clone() },
+            other => {
+                return Err(err.at(
+                    "console.browser",
+                    format!(
+                        "{} is not a browser mode: use \"default\", \"firefox-container\", \"chromium-profile\" or a command as a list, e.g. [\"firefox\", \"--new-window\"]",
+                        names::shown(other)
+                    ),
+                ))
+            }
+        },
+        Some(RawBrowser::Argv(argv)) => {
+            if argv.first().is_none_or(|a| a.trim().is_empty()) {
+                return Err(err.at(
+                    "console.browser",
+                    "the command is empty: give the program first, e.g. [\"firefox\", \"--new-window\"]",
+                ));
+            }
+            Browser::Command { argv }
+        }
+    };
+    if command.is_some()
+        && !matches!(
+            b,
+            Browser::FirefoxContainer { .. } | Browser::ChromiumProfile { .. }
+        )
+    {
+        return Err(err.at(
+            "console.browser_command",
+            "goes with browser = \"firefox-container\" or \"chromium-profile\": remove it or set browser",
+        ));
+    }
+    Ok(b)
 }
 
 /// An included file: roles and clusters only. Nothing in it can name a
@@ -47,6 +117,8 @@ struct RawDaemon {
     max_unlock: Option<String>,
     op_timeout: Option<String>,
     mfa_session: Option<String>,
+    /// The pinentry program for users without a terminal (absolute path).
+    pinentry: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +174,11 @@ struct RawRole {
     /// Tag keys that pass on to chained roles.
     #[serde(default)]
     transitive_tags: Vec<String>,
+    /// Each new session needs the user's yes.
+    #[serde(default)]
+    confirm: bool,
+    /// Only these programs may get the role's credentials.
+    allowed_programs: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +219,7 @@ impl Config {
             .ok_or_else(|| err.at("region", "missing: set e.g. region = \"us-east-1\""))?;
         names::check_region(&region).map_err(|w| err.at("region", w))?;
         let daemon = daemon(&err, raw.daemon)?;
+        let browser = console(&err, raw.console)?;
         let mut defs = Definitions::default();
         if let Some(op) = raw.onepassword {
             defs.add_identity(DEFAULT_IDENTITY, op, &file, "onepassword")?;
@@ -209,6 +287,7 @@ impl Config {
             roles,
             clusters,
             includes,
+            browser,
         })
     }
 }
@@ -327,7 +406,19 @@ fn daemon(err: &Errors<'_>, raw: RawDaemon) -> Result<DaemonConfig, ConfigError>
         max_unlock: err.duration("daemon.max_unlock", raw.max_unlock, "12h")?,
         op_timeout: err.duration("daemon.op_timeout", raw.op_timeout, "2m")?,
         mfa_session: err.duration("daemon.mfa_session", raw.mfa_session, "12h")?,
+        pinentry: raw.pinentry,
     };
+    if let Some(p) = &daemon.pinentry {
+        if !p.is_absolute() {
+            return Err(err.at(
+                "daemon.pinentry",
+                format!(
+                    "\"{}\" is not an absolute path: name the program in full, e.g. \"/usr/bin/pinentry-gnome3\"",
+                    p.display()
+                ),
+            ));
+        }
+    }
     if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&daemon.op_timeout) {
         return Err(err.at(
             "daemon.op_timeout",
@@ -758,6 +849,27 @@ fn roles(
                 "must be between 15m and 12h (STS AssumeRole limits)",
             ));
         }
+        let allowed_programs = match r.allowed_programs {
+            None => Vec::new(),
+            Some(v) if v.is_empty() => {
+                return Err(err.at(
+                    &format!("{k}.allowed_programs"),
+                    "is empty, so no program could use the role: name at least one (e.g. [\"terraform\"]) or remove the key",
+                ))
+            }
+            Some(v) => {
+                if let Some(bad) = v.iter().find(|p| !crate::guard::is_program_pattern(p)) {
+                    return Err(err.at(
+                        &format!("{k}.allowed_programs"),
+                        format!(
+                            "{} is not a program name: give the executable's file name (no '/'), optionally ending in '*'",
+                            names::shown(bad)
+                        ),
+                    ));
+                }
+                v
+            }
+        };
         let session_name = r.session_name.clone();
         if let Some(n) = &session_name {
             if !crate::unlock::is_session_name(n) {
@@ -784,6 +896,8 @@ fn roles(
                 source_identity: r.source_identity.clone(),
                 tags: r.tags.clone(),
                 transitive_tags: r.transitive_tags.clone(),
+                confirm: r.confirm,
+                allowed_programs,
             },
         );
     }

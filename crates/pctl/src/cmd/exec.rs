@@ -1,4 +1,6 @@
-//! `pctl exec --role R -- CMD...`: run CMD with a role's session in its environment.
+//! `pctl exec --role R -- CMD...`: run CMD with a role's session in its environment;
+//! without CMD, `$SHELL` (a subshell with the role, as aws-vault does). The child gets
+//! `PCTL_EXEC=ROLE`: a `pctl exec` inside it is refused unless `--force`.
 
 use std::ffi::OsString;
 
@@ -21,9 +23,12 @@ pub struct Args {
     /// job gets refreshed sessions. The endpoint ends when CMD (or pctl) does.
     #[arg(long)]
     server: bool,
-    /// The command to run and its arguments (after `--`).
+    /// Run even inside another `pctl exec` (its PCTL_EXEC is set): the inner role's
+    /// session replaces the outer one for CMD.
+    #[arg(long)]
+    force: bool,
+    /// The command to run and its arguments (after `--`); default: $SHELL.
     #[arg(
-        required = true,
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "CMD"
@@ -31,12 +36,35 @@ pub struct Args {
     command: Vec<String>,
 }
 
+/// Set for the command `pctl exec` runs: the role it runs with.
+pub const NESTED_VAR: &str = "PCTL_EXEC";
+
 pub fn run(client: &Client, args: Args) -> Result<()> {
-    if args.server {
-        run_with_server(client, args.role, args.command)
-    } else {
-        run_with_keys(client, args.role, args.command)
+    if let Some(outer) = std::env::var(NESTED_VAR).ok().filter(|r| !r.is_empty()) {
+        if !args.force {
+            anyhow::bail!(
+                "already inside `pctl exec` of role {outer} ({NESTED_VAR} is set): exit that shell first, or pass --force to nest"
+            );
+        }
     }
+    let command = if args.command.is_empty() {
+        vec![login_shell()]
+    } else {
+        args.command
+    };
+    if args.server {
+        run_with_server(client, args.role, command)
+    } else {
+        run_with_keys(client, args.role, command)
+    }
+}
+
+/// `$SHELL` when it is an absolute path, else `/bin/sh`.
+fn login_shell() -> String {
+    std::env::var("SHELL")
+        .ok()
+        .filter(|s| s.starts_with('/'))
+        .unwrap_or_else(|| "/bin/sh".into())
 }
 
 /// Rewrites aws-vault's `exec ROLE [--server] -- CMD...` into `exec --role
@@ -80,6 +108,7 @@ fn role_of(client: &Client, role: Option<String>) -> Result<String> {
 fn run_with_keys(client: &Client, role: Option<String>, command: Vec<String>) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let role = role_of(client, role)?;
+    crate::caller::set_program(&command[0]);
     let c = client.credentials(role.clone())?;
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..])
@@ -88,6 +117,7 @@ fn run_with_keys(client: &Client, role: Option<String>, command: Vec<String>) ->
     for (k, v) in output::credential_vars(&c, &role) {
         cmd.env(k, v);
     }
+    cmd.env(NESTED_VAR, &role);
     // The CLI v1 reads only AWS_DEFAULT_REGION.
     if std::env::var_os("AWS_DEFAULT_REGION").is_none() {
         cmd.env("AWS_DEFAULT_REGION", &c.region);
@@ -123,9 +153,9 @@ fn not_run(cmd: &str, err: &std::io::Error) -> anyhow::Error {
 fn run_with_server(client: &Client, role: Option<String>, command: Vec<String>) -> Result<()> {
     use std::os::unix::process::ExitStatusExt;
     let role = role_of(client, role)?;
-    let (conn, server) = client.credential_server(role, None)?;
+    let (conn, server) = client.credential_server(role.clone(), None)?;
     let mut cmd = std::process::Command::new(&command[0]);
-    cmd.args(&command[1..]);
+    cmd.args(&command[1..]).env(NESTED_VAR, &role);
     for k in super::serve::SHADOWING_VARS {
         cmd.env_remove(k);
     }

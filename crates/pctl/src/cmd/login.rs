@@ -36,6 +36,10 @@ pub struct Args {
     /// Print the URL instead of opening it (it signs in whoever opens it within 15 minutes).
     #[arg(long)]
     stdout: bool,
+    /// How long the console session lasts (15m to 12h; after MFA at most until the role
+    /// session ends), e.g. 2h. Default: the role's duration.
+    #[arg(long)]
+    duration: Option<String>,
 }
 
 pub fn run(client: &Client, args: Args) -> Result<()> {
@@ -45,27 +49,42 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
         path,
         destination,
         stdout,
+        duration,
     } = args;
     let req = ConsoleLoginArgs {
         role: role.clone(),
         region,
         path,
         destination,
+        duration: duration.as_deref().map(parse_duration).transpose()?,
     };
     let login = client.console_login(req, !stdout)?;
     if stdout {
         return super::write_secret(format!("{}\n", login.url));
     }
-    let browser = std::env::var("BROWSER")
-        .ok()
-        .filter(|b| !b.trim().is_empty());
-    let tried = open(&login.url, browser.as_deref())?;
+    let tried = if login.browser == pctl_protocol::Browser::Default {
+        let browser = std::env::var("BROWSER")
+            .ok()
+            .filter(|b| !b.trim().is_empty());
+        open(&login.url, browser.as_deref())?
+    } else {
+        // [console] browser: one browser identity per role
+        let argv = crate::browser::argv_for(&login.browser, &role, &login.url)?;
+        crate::browser::launch(&argv)?;
+        argv[0].clone()
+    };
     eprintln!(
         "pctl: opened the AWS console as role {role} with {tried} (a one-use link for the next \
          minute; console session until {})",
         login.session_expires
     );
     Ok(())
+}
+
+/// `--duration`: a duration like `90m` or `2h`.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    humantime::parse_duration(s)
+        .map_err(|_| anyhow::anyhow!("--duration \"{s}\" is not a duration: use e.g. 90m or 2h"))
 }
 
 /// Opens `url` with `$BROWSER` or the platform's opener; returns its name.

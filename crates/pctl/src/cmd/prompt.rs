@@ -41,8 +41,16 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
                 .ok()
                 .and_then(|p| p.strip_prefix("pctl-").map(str::to_string))
         });
+    // An identity waiting for the user (a 1Password approval, a pinentry
+    // window): said first, so a prompt shows why a command hangs.
+    let waiting: Vec<(String, String)> = status
+        .iter()
+        .flat_map(|s| s.identities.iter())
+        .filter_map(|i| Some((i.name.clone(), i.waiting.clone()?)))
+        .collect();
     let (state, code) = match &status {
         None => ("stopped", NO_DAEMON),
+        Some(s) if !waiting.is_empty() => ("waiting", if s.locked { LOCKED } else { 0 }),
         Some(s) if s.locked => ("locked", LOCKED),
         Some(_) => ("unlocked", 0),
     };
@@ -57,11 +65,18 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
     });
     let minutes = expiration.as_deref().and_then(minutes_left);
     if json {
-        let out = json!({"state": state, "role": role, "minutes_left": minutes});
+        let waits: Vec<_> = waiting
+            .iter()
+            .map(|(i, w)| json!({"identity": i, "for": w}))
+            .collect();
+        let out = json!({"state": state, "role": role, "minutes_left": minutes, "waiting": waits});
         println!("{out}");
     } else if !quiet {
         let mut line = String::new();
-        if code != 0 {
+        if !waiting.is_empty() {
+            let who: Vec<&str> = waiting.iter().map(|(i, _)| i.as_str()).collect();
+            line.push_str(&format!("waiting({})", who.join(",")));
+        } else if code != 0 {
             line.push_str(state);
         }
         if let Some(r) = &role {
@@ -72,7 +87,7 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
             if let Some(m) = minutes {
                 line.push_str(&format!(" {m}m"));
             }
-        } else if code == 0 {
+        } else if code == 0 && waiting.is_empty() {
             line.push_str(state);
         }
         println!("{line}");

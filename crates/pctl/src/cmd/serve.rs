@@ -2,6 +2,9 @@
 //! containers and desktop apps. Prints the two variables the AWS SDKs'
 //! container credential provider reads, then holds the endpoint open until
 //! Ctrl-C, SIGTERM or SIGHUP (or until the daemon stops).
+//!
+//! `--role a --role b`: one endpoint per role (own port, own token), the
+//! variables printed per role in blocks headed `# role NAME`; all end together.
 
 use std::io::Read;
 
@@ -17,10 +20,11 @@ use crate::output;
 /// apps) and print the two variables to export; stops on Ctrl-C.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The role's key in pctl's config whose session to serve.
-    #[arg(long)]
-    role: String,
-    /// 127.0.0.1 port (default: a free one).
+    /// The role's key in pctl's config whose session to serve; repeat it for one
+    /// endpoint per role.
+    #[arg(long, required = true)]
+    role: Vec<String>,
+    /// 127.0.0.1 port (default: a free one); only with one role.
     #[arg(long)]
     port: Option<u16>,
     /// The shell whose `export` syntax to print (default: from $SHELL).
@@ -56,10 +60,22 @@ pub fn endpoint_vars(s: &CredentialServer) -> [(&'static str, &str); 2] {
 
 pub fn run(client: &Client, args: Args) -> Result<()> {
     let Args { role, port, shell } = args;
-    // First the endpoint (this may start the daemon, which must not inherit
+    if role.len() > 1 && port.is_some() {
+        anyhow::bail!(
+            "--port goes with one --role: several roles get a free port each (each block names its role)"
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(twice) = role.iter().find(|r| !seen.insert(r.as_str())) {
+        anyhow::bail!("--role {twice} is given twice: name each role once");
+    }
+    // First the endpoints (this may start the daemon, which must not inherit
     // a blocked mask); a signal before the block below ends pctl the
-    // default way, which closes the endpoint too.
-    let (conn, server) = client.credential_server(role.clone(), port)?;
+    // default way, which closes the endpoints too.
+    let mut held = Vec::new();
+    for r in &role {
+        held.push(client.credential_server(r.clone(), port)?);
+    }
     // Signals are taken synchronously below; block them before the watcher
     // thread starts so it inherits the mask.
     let mut stop = SigSet::empty();
@@ -68,26 +84,44 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
     }
     stop.thread_block().context("cannot block signals")?;
     let mut out = String::new();
-    for (k, v) in endpoint_vars(&server) {
-        out.push_str(&output::export(shell, k, v));
+    let mut urls = Vec::new();
+    let mut conns = Vec::new();
+    for (r, (conn, server)) in role.iter().zip(held) {
+        if role.len() > 1 {
+            out.push_str(&format!("# role {r}\n"));
+        }
+        for (k, v) in endpoint_vars(&server) {
+            out.push_str(&output::export(shell, k, v));
+        }
+        urls.push(format!("role {r} at {}", server.url));
+        drop(server);
+        conns.push(conn);
     }
-    let url = server.url.clone();
-    drop(server);
     super::write_secret(out)?;
-    eprintln!("pctl: serving role {role} at {url} until Ctrl-C");
-    // The daemon closing the connection means the endpoint is gone.
-    let mut watch = conn
-        .get_ref()
-        .try_clone()
-        .context("cannot watch the daemon connection")?;
-    std::thread::spawn(move || {
-        let mut b = [0u8; 1];
-        let _ = watch.read(&mut b);
-        eprintln!("pctl: the daemon closed the credential endpoint (stopped or restarted)");
-        std::process::exit(1);
-    });
+    eprintln!("pctl: serving {} until Ctrl-C", urls.join(", "));
+    // The daemon closing a connection means its endpoint is gone: all end.
+    let what = if conns.len() > 1 {
+        "a credential endpoint (stopped or restarted): all end"
+    } else {
+        "the credential endpoint (stopped or restarted)"
+    };
+    for conn in &conns {
+        let mut watch = conn
+            .get_ref()
+            .try_clone()
+            .context("cannot watch the daemon connection")?;
+        std::thread::spawn(move || {
+            let mut b = [0u8; 1];
+            let _ = watch.read(&mut b);
+            eprintln!("pctl: the daemon closed {what}");
+            std::process::exit(1);
+        });
+    }
     let sig = stop.wait().context("cannot wait for a signal")?;
-    drop(conn);
-    eprintln!("pctl: {sig}: credential endpoint closed");
+    drop(conns);
+    eprintln!(
+        "pctl: {sig}: credential endpoint{} closed",
+        if role.len() > 1 { "s" } else { "" }
+    );
     Ok(())
 }

@@ -62,6 +62,7 @@ fn run_level(socket: &std::path::Path, cluster: &str, concurrency: usize, reques
             get_token: None,
         },
         setup: None,
+        caller: None,
     });
     let tickets = Arc::new(AtomicU64::new(requests));
     let errors = Arc::new(AtomicU64::new(0));

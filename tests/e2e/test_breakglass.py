@@ -1,0 +1,181 @@
+"""Break-glass roles (issue 18 §2), end to end against moto with the real aws CLI and
+real terminals (tmux):
+
+- `allowed_programs`: the program behind the request (the client's parent for
+  credential_process, the command `pctl exec` runs) must be named, else one line naming
+  the program and the role, and nothing issued;
+- `confirm = true`: each NEW session needs a yes, on the requesting client's terminal,
+  or through pinentry (real pinentry-curses, scripted stand-in) when it has none; a no is
+  one line and nothing is issued; cached requests ask nothing; the audit says who
+  confirmed how.
+"""
+
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+
+import pytest
+
+import desktop_rig as d
+import rig
+
+
+@pytest.fixture
+def bg_env(pctl_env, moto_open, recording_proxy):
+    proxy = recording_proxy(moto_open.url)
+    env = pctl_env(proxy.url)
+    ident = moto_open.identity
+    env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"])])
+    env.proxy = proxy
+    return env
+
+
+def assumed(env):
+    return len(env.proxy.actions("AssumeRole"))
+
+
+def aws_profile(env, path):
+    with open(path, "w") as f:
+        f.write(f"[profile bg]\ncredential_process = {env.bin} credential-process --role admin\n"
+                f"region = {rig.REGION}\n")
+    return {"AWS_CONFIG_FILE": path,
+            "AWS_SHARED_CREDENTIALS_FILE": os.path.join(env.home, "none")}
+
+
+def test_allowed_programs(bg_env, aws_cli):
+    env = bg_env
+    env.write_config(text=d.config(role_lines='allowed_programs = ["aws", "kubectl"]'))
+    # python (this test) runs the client: refused, one line naming it and the role
+    r = env.run("credential-process", "--role", "admin")
+    err = rig.assert_pctl_error(r, "role admin may be used only by aws, kubectl", "python")
+    assert "allowed_programs" in err
+    assert assumed(env) == 0
+    # the aws CLI (a Python script: its name is the script's) runs credential_process
+    prof = aws_profile(env, os.path.join(env.home, "aws-config"))
+    r = env.run_tool([aws_cli, "sts", "get-caller-identity", "--profile", "bg",
+                      "--output", "json"], env=prof)
+    assert r.returncode == 0, r.stderr + env.daemon_log_tail()
+    assert ":assumed-role/" in json.loads(r.stdout)["Arn"]
+    # `pctl exec`: the command it runs is the program
+    r = env.run("exec", "--role", "admin", "--", aws_cli, "sts", "get-caller-identity",
+                "--output", "json")
+    assert r.returncode == 0, r.stderr
+    r = env.run("exec", "--role", "admin", "--", "env")
+    rig.assert_pctl_error(r, "role admin may be used only by", '"env"')
+
+
+def test_allowed_programs_is_checked_at_the_credential_endpoint(bg_env, aws_cli):
+    """`pctl serve`: each request's own process is the program (not pctl's parent)."""
+    env = bg_env
+    env.write_config(text=d.config(role_lines='allowed_programs = ["aws"]'))
+    p = env.popen("serve", "--role", "admin", "--shell", "bash")
+    try:
+        e = {}
+        for _ in range(2):
+            m = re.fullmatch(r"export (\w+)='([^']*)';", p.stdout.readline().strip())
+            assert m, "expected an export line"
+            e[m.group(1)] = m.group(2)
+        e["AWS_SHARED_CREDENTIALS_FILE"] = os.path.join(env.home, "none")
+        e["AWS_CONFIG_FILE"] = os.path.join(env.home, "none")
+        r = env.run_tool([aws_cli, "sts", "get-caller-identity", "--output", "json",
+                          "--region", rig.REGION], env=e)
+        assert r.returncode == 0, r.stderr + env.daemon_log_tail()
+        # python is not aws: refused with the role and the program named
+        req = urllib.request.Request(e["AWS_CONTAINER_CREDENTIALS_FULL_URI"], headers={
+            "Authorization": e["AWS_CONTAINER_AUTHORIZATION_TOKEN"]})
+        try:
+            urllib.request.urlopen(req, timeout=20)
+            raise AssertionError("python was served")
+        except urllib.error.HTTPError as err:
+            body = err.read().decode()
+            assert "role admin may be used only by aws" in body and "python" in body, body
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def test_confirm_yes_on_the_terminal_then_cached(bg_env):
+    env = bg_env
+    env.write_config(text=d.config(role_lines="confirm = true"))
+    tmux = d.Tmux(env)
+    try:
+        out, err, rc = tmux.pctl("c", "credential-process", "--role", "admin")
+        tmux.wait_screen("c", "[y/N]", "the question on the terminal")
+        screen = tmux.screen("c")
+        assert "role admin is a break-glass role" in screen, screen
+        assert assumed(env) == 0, "nothing assumed before the yes"
+        tmux.keys("c", "y", "Enter")
+        assert d.wait_rc(rc) == 0, open(err).read() + env.daemon_log_tail()
+        assert json.load(open(out))["AccessKeyId"]
+    finally:
+        tmux.kill()
+    assert assumed(env) == 1
+    # a cached session: no question, even for a client without a terminal
+    r = d.notty(env, "credential-process", "--role", "admin")
+    assert r.returncode == 0, r.stderr
+    assert assumed(env) == 1
+    confirms = d.audit_lines(env, "confirm")
+    assert len(confirms) == 1, confirms
+    assert confirms[0]["role"].startswith("admin: confirmed on the terminal of pid"), confirms
+
+
+def test_confirm_no_on_the_terminal_issues_nothing(bg_env):
+    env = bg_env
+    env.write_config(text=d.config(role_lines="confirm = true"))
+    tmux = d.Tmux(env)
+    try:
+        out, err, rc = tmux.pctl("c", "credential-process", "--role", "admin")
+        tmux.wait_screen("c", "[y/N]", "the question on the terminal")
+        tmux.keys("c", "n", "Enter")
+        assert d.wait_rc(rc) == 1
+    finally:
+        tmux.kill()
+    text = open(err).read().strip()
+    assert text == "pctl: role admin: not confirmed, nothing was issued", text
+    assert open(out).read() == ""
+    assert assumed(env) == 0
+    assert env.status()["roles"] == []
+
+
+def test_confirm_without_a_terminal_goes_through_pinentry(bg_env):
+    env = bg_env
+    env.write_config(text=d.config(role_lines="confirm = true",
+                                   daemon_lines=f'pinentry = "{d.PINENTRY_STANDIN}"'))
+    d.plan(env, confirm="deny")
+    r = d.notty(env, "credential-process", "--role", "admin")
+    rig.assert_pctl_error(r, "role admin", "denied in pinentry", "nothing was issued")
+    assert assumed(env) == 0
+    denied = d.audit_lines(env, "denied")
+    assert len(denied) == 1 and "denied in pinentry" in denied[0]["role"], denied
+    desc = next(c["arg"] for c in d.standin_log(env) if c["cmd"] == "SETDESC")
+    # the description's blank line arrives percent-escaped
+    assert "break-glass" in desc and "%0A%0A(identity default)" in desc, desc
+    d.plan(env, confirm="ok")
+    r = d.notty(env, "credential-process", "--role", "admin")
+    assert r.returncode == 0, r.stderr + env.daemon_log_tail()
+    assert assumed(env) == 1
+    confirms = d.audit_lines(env, "confirm")
+    assert len(confirms) == 1 and "confirmed in pinentry" in confirms[0]["role"], confirms
+    # cached: pinentry is not asked again
+    n = len([c for c in d.standin_log(env) if c["cmd"] == "CONFIRM"])
+    d.notty(env, "credential-process", "--role", "admin").check_returncode()
+    assert len([c for c in d.standin_log(env) if c["cmd"] == "CONFIRM"]) == n
+
+
+def test_confirm_through_a_real_pinentry_curses(bg_env):
+    env = bg_env
+    tmux = d.Tmux(env)
+    try:
+        wrapper = d.curses_pinentry(env, tmux)
+        env.write_config(text=d.config(role_lines="confirm = true",
+                                       daemon_lines=f'pinentry = "{wrapper}"'))
+        p = d.notty_popen(env, "credential-process", "--role", "admin")
+        tmux.wait_screen("pin", "break-glass", "pinentry-curses asking on the terminal")
+        tmux.keys("pin", "Enter")  # the focused button: Allow
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err + env.daemon_log_tail()
+    finally:
+        tmux.kill()
+    assert assumed(env) == 1
