@@ -259,6 +259,27 @@ pub enum SsoCmd {
         #[command(flatten)]
         format: Format,
     },
+    /// Write every account x role as pctl roles (an include file beside the config) and their
+    /// `pctl-ROLE` profiles (the AWS config's managed block); never a token.
+    ///
+    /// Role names come from the account and role names. Like `pctl aws-config`, it writes by
+    /// default (`--diff` first to see what would change, `--print` to only print).
+    Sync {
+        /// The `sso` identity (needed when several are configured).
+        #[arg(long, value_name = "NAME")]
+        identity: Option<String>,
+        /// The AWS config file whose `# BEGIN pctl` block gets the profiles (default:
+        /// $AWS_CONFIG_FILE, else ~/.aws/config).
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path())]
+        write: Option<PathBuf>,
+        /// Show what would change in each file (unified diffs) and change nothing; exit 1 when
+        /// something would, 0 when nothing would (as diff does).
+        #[arg(long, conflicts_with = "print")]
+        diff: bool,
+        /// Print the include file and the profiles instead of writing them.
+        #[arg(long, conflicts_with = "write")]
+        print: bool,
+    },
 }
 
 /// `--json`, or `--output json` / `-o json` (aws and kubectl habits).

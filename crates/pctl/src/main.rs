@@ -178,5 +178,22 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Sso {
             command: cli::SsoCmd::Roles { identity, format },
         } => cmd::sso::roles(&client(), identity, format.json()),
+        Cmd::Sso {
+            command:
+                cli::SsoCmd::Sync {
+                    identity,
+                    write,
+                    diff,
+                    print,
+                },
+        } => cmd::sso_sync::run(
+            &client(),
+            cmd::sso_sync::Args {
+                identity,
+                write,
+                diff,
+                print,
+            },
+        ),
     }
 }

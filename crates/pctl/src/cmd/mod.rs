@@ -19,6 +19,7 @@ pub mod rotate;
 pub mod serve;
 pub mod shell;
 pub mod sso;
+pub mod sso_sync;
 pub mod status;
 pub mod stop;
 pub mod unlock;

@@ -20,12 +20,19 @@ pub struct View {
     /// Only the names matter to the client (an import skips existing ones).
     #[serde(default)]
     pub identities: BTreeMap<String, toml::Value>,
+    /// Further files with roles (relative to the config's directory).
+    #[serde(default)]
+    pub include: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RoleView {
     pub name: Option<String>,
     pub arn: Option<String>,
+    /// An `sso` identity's role (`pctl sso sync` skips the ones configured by hand).
+    pub identity: Option<String>,
+    pub account_id: Option<String>,
+    pub role_name: Option<String>,
 }
 
 impl View {
@@ -70,12 +77,14 @@ mod tests {
         let by_name = RoleView {
             name: Some("ops/admin".into()),
             arn: None,
+            ..RoleView::default()
         };
         assert!(by_name.is("arn:aws:iam::111122223333:role/ops/admin"));
         assert!(!by_name.is("arn:aws:iam::111122223333:role/admin"));
         let by_arn = RoleView {
             name: None,
             arn: Some("arn:aws:iam::111122223333:role/x".into()),
+            ..RoleView::default()
         };
         assert!(by_arn.is("arn:aws:iam::111122223333:role/x"));
         assert!(!by_arn.is("arn:aws:iam::444455556666:role/x"));
