@@ -55,38 +55,3 @@ impl View {
         })
     }
 }
-
-impl RoleView {
-    /// Whether this role is `arn`: the same ARN, or (for a role configured by
-    /// name, whose account comes from 1Password) the same name and path.
-    pub fn is(&self, arn: &str) -> bool {
-        match (&self.arn, &self.name) {
-            (Some(a), _) => a == arn,
-            (None, Some(name)) => pctl_protocol::names::arn_is_role_name(arn, name),
-            (None, None) => false,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn role_matching() {
-        let by_name = RoleView {
-            name: Some("ops/admin".into()),
-            arn: None,
-            ..RoleView::default()
-        };
-        assert!(by_name.is("arn:aws:iam::111122223333:role/ops/admin"));
-        assert!(!by_name.is("arn:aws:iam::111122223333:role/admin"));
-        let by_arn = RoleView {
-            name: None,
-            arn: Some("arn:aws:iam::111122223333:role/x".into()),
-            ..RoleView::default()
-        };
-        assert!(by_arn.is("arn:aws:iam::111122223333:role/x"));
-        assert!(!by_arn.is("arn:aws:iam::444455556666:role/x"));
-    }
-}
