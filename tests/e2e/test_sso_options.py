@@ -1,0 +1,79 @@
+"""Role sessions are cached by everything that built them (issue 17 §2): after the config
+gives a role an external ID or another source role, the next request assumes the role
+again instead of answering the session built without them. Real binary against moto (auth
+on) and the Identity Center stand-in; a recording proxy shows each AssumeRole."""
+
+import json
+
+import pytest
+
+import rig
+import sso_rig
+
+CHAINED_ARN = f"arn:aws:iam::{rig.ACCOUNT_ID}:role/Chained"
+
+ROLES = sso_rig.IDENTITY + f"""
+[roles.dev]
+identity = "corp"
+account_id = "{rig.ACCOUNT_ID}"
+role_name = "Dev"
+
+[roles.ro]
+identity = "corp"
+account_id = "{rig.ACCOUNT_ID}"
+role_name = "ReadOnly"
+"""
+
+
+def chained(source, extra=""):
+    return ROLES + f'\n[roles.chained]\nsource_role = "{source}"\narn = "{CHAINED_ARN}"\n{extra}'
+
+
+@pytest.fixture(scope="module")
+def sso_moto(tmp_path_factory):
+    m = sso_rig.start_moto(str(tmp_path_factory.mktemp("moto-sso-opts")), chained=["Chained"])
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def sso(tmp_path, sso_moto):
+    s = sso_rig.SsoServer(str(tmp_path / "sso"), sso_moto.url, sso_moto.sso_keys).start()
+    s.assign(sso_rig.ACCOUNTS)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def env(pctl_env, sso_moto, sso, tmp_path, recording_proxy):
+    e = sso_rig.pctl_env_for(pctl_env, sso_moto, sso, tmp_path, config=chained("dev"))
+    e.proxy = recording_proxy(sso_moto.url)
+    e.env["AWS_ENDPOINT_URL_STS"] = e.proxy.url
+    return e
+
+
+def caller(env, cp):
+    sts = env.moto.client("sts", cp["AccessKeyId"], cp["SecretAccessKey"], cp["SessionToken"])
+    return sts.get_caller_identity()["Arn"]
+
+
+def test_external_id_and_source_role_changes_build_a_new_session(env):
+    rc, out, err = sso_rig.approve(env, "credential-process", "--role", "chained")
+    assert rc == 0, err + env.daemon_log_tail()
+    first = json.loads(out)
+    assert json.loads(env.ok("credential-process", "--role", "chained").stdout) == first
+    assert len(env.proxy.actions("AssumeRole")) == 1
+    # the role now needs an external ID: a new AssumeRole sends it
+    env.write_config(text=chained("dev", 'external_id = "team-ext-2"\n'))
+    second = json.loads(env.ok("credential-process", "--role", "chained").stdout)
+    calls = [c["params"] for c in env.proxy.actions("AssumeRole")]
+    assert len(calls) == 2 and calls[1].get("ExternalId") == "team-ext-2", calls
+    assert second["AccessKeyId"] != first["AccessKeyId"]
+    # assumed from another source role: a new session, through that role's session
+    env.write_config(text=chained("ro", 'external_id = "team-ext-2"\n'))
+    third = json.loads(env.ok("credential-process", "--role", "chained").stdout)
+    assert len(env.proxy.actions("AssumeRole")) == 3
+    assert third["AccessKeyId"] not in (first["AccessKeyId"], second["AccessKeyId"])
+    assert caller(env, third) == f"arn:aws:sts::{rig.ACCOUNT_ID}:assumed-role/Chained/pctl"
+    # one sign-in served all of it
+    assert env.sso.state()["counts"]["StartDeviceAuthorization"] == 1
