@@ -21,7 +21,6 @@ pub mod clock;
 pub mod config;
 pub mod credserver;
 pub mod daemon;
-pub mod doctor;
 pub mod failure;
 pub mod flight;
 pub mod get_token;

@@ -1,12 +1,50 @@
 //! `pctl sso roles`: every account x role an IAM Identity Center identity
-//! may use, one line each (account ID, role name, account name), or JSON.
+//! may use, one line each (account ID, role name, account name), or JSON;
+//! `pctl sso sync` ([`super::sso_sync`]) writes them as roles and profiles.
 
 use anyhow::Result;
 
+use super::args::Format;
 use crate::client::Client;
 
-pub fn roles(client: &Client, identity: Option<String>, json: bool) -> Result<()> {
-    let roles = client.sso_roles(identity)?;
+/// IAM Identity Center: what an `sso` identity may use.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    command: SsoCmd,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum SsoCmd {
+    /// Every account x role the identity may use (ListAccounts, ListAccountRoles), one line each.
+    Roles(RolesArgs),
+    /// Write every account x role as pctl roles (an include file beside the config) and their
+    /// `pctl-ROLE` profiles (the AWS config's managed block); never a token.
+    ///
+    /// Role names come from the account and role names. Like `pctl aws-config`, it writes by
+    /// default (`--diff` first to see what would change, `--print` to only print).
+    Sync(super::sso_sync::Args),
+}
+
+#[derive(clap::Args, Debug)]
+struct RolesArgs {
+    /// The `sso` identity (needed when several are configured).
+    #[arg(long, value_name = "NAME")]
+    identity: Option<String>,
+    #[command(flatten)]
+    format: Format,
+}
+
+pub fn run(client: &Client, args: Args) -> Result<()> {
+    match args.command {
+        SsoCmd::Roles(a) => roles(client, a),
+        SsoCmd::Sync(a) => super::sso_sync::run(client, a),
+    }
+}
+
+fn roles(client: &Client, args: RolesArgs) -> Result<()> {
+    let json = args.format.json();
+    let roles = client.sso_roles(args.identity)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&roles)?);
         return Ok(());

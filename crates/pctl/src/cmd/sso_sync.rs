@@ -25,13 +25,23 @@ use crate::files::pctl_config::View;
 use crate::files::{self, Edit};
 use crate::output;
 
-/// What `pctl sso sync` was asked to do.
+/// `pctl sso sync`'s flags.
+#[derive(clap::Args, Debug)]
 pub struct Args {
-    pub identity: Option<String>,
-    /// The AWS config file whose managed block to update ("" or None: the default).
-    pub write: Option<PathBuf>,
-    pub diff: bool,
-    pub print: bool,
+    /// The `sso` identity (needed when several are configured).
+    #[arg(long, value_name = "NAME")]
+    identity: Option<String>,
+    /// The AWS config file whose `# BEGIN pctl` block gets the profiles (default:
+    /// $AWS_CONFIG_FILE, else ~/.aws/config).
+    #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = super::args::optional_path())]
+    write: Option<PathBuf>,
+    /// Show what would change in each file (unified diffs) and change nothing; exit 1 when
+    /// something would, 0 when nothing would (as diff does).
+    #[arg(long, conflicts_with = "print")]
+    diff: bool,
+    /// Print the include file and the profiles instead of writing them.
+    #[arg(long, conflicts_with = "write")]
+    print: bool,
 }
 
 /// The first line of a synced include file.

@@ -18,7 +18,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use pctl_protocol::{Check, ClientEnv};
 
-use crate::broker::Broker;
+use super::Broker;
 use crate::config::{FieldLabels, OnePasswordConfig};
 use crate::source::onepassword::{classify_error, resolve_op, spawn_op, OpError, RunFailure};
 

@@ -1,0 +1,49 @@
+//! Role credentials: credential_process, `pctl env`, `pctl exec`.
+
+use pctl_protocol::{ClientEnv, Credentials};
+
+use super::{Broker, Failure, Issued, Peer};
+use crate::clock::rfc3339;
+
+impl Broker {
+    /// Role credentials for credential_process, `pctl env` and `pctl exec`.
+    pub async fn credentials(
+        &self,
+        role: &str,
+        env: Option<&ClientEnv>,
+        peer: &Peer,
+    ) -> Result<Credentials, Failure> {
+        let cfg = self.config()?;
+        let role = cfg.role(Some(role))?;
+        let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
+        let spec = Self::role_spec(&cfg, role, &u);
+        let (rs, cached) = id
+            .issuer
+            .role_session(&u, &spec, spec.credentials_margin())
+            .await?;
+        self.issue(
+            &id,
+            &u,
+            peer,
+            "credentials",
+            Issued {
+                role: Some(&role.key),
+                expiration: Some(rs.session.expiration),
+                cached,
+                ..Issued::default()
+            },
+        )?;
+        Ok(Credentials {
+            access_key_id: rs.session.access_key_id.clone(),
+            secret_access_key: rs.session.secret_access_key.expose().to_string(),
+            session_token: rs
+                .session
+                .session_token
+                .as_ref()
+                .map(|t| t.expose().to_string())
+                .unwrap_or_default(),
+            expiration: rfc3339(rs.session.expiration),
+            region: spec.region.clone(),
+        })
+    }
+}

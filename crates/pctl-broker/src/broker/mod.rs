@@ -1,0 +1,274 @@
+//! The broker: the API the server calls. It wires the pieces together and
+//! owns none of their rules: [`crate::identity`] (one vault, unlocker and
+//! issuer per identity), [`crate::vault`] (locked/unlocked, limits),
+//! [`crate::source`] (1Password, MFA code), [`crate::issue`] (caches,
+//! single-flight, refresh-ahead), [`crate::aws`] (STS, EKS) and
+//! [`crate::status`].
+//!
+//! This file holds the struct and the path every request shares: the
+//! config ([`crate::config::ConfigCache`]), the unlocked identity, the
+//! role's spec, and the audit of what was issued. One `impl Broker` block
+//! per concern lives beside it: [`credentials`], [`eks`], [`login`]
+//! (console), [`sso`] (Identity Center sign-in), [`unlock`] (lock, unlock,
+//! limits), [`rotate`], [`status`] and [`doctor`].
+//!
+//! Every request first enforces the idle and lifetime limits (boot clock),
+//! and checks the vault epoch before it audits or answers: a `pctl lock`
+//! that lands mid-request means nothing is issued.
+
+mod credentials;
+mod doctor;
+mod eks;
+mod login;
+mod rotate;
+mod sso;
+mod status;
+mod unlock;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use pctl_protocol::{AuditRecord, ClientEnv, ErrorKind};
+
+use crate::audit::Audit;
+use crate::aws::sts::{SdkSts, Sts};
+use crate::aws::{Sdk, OPERATION_TIMEOUT};
+use crate::clock::{rfc3339, Clock, SystemClock};
+use crate::config::{Config, ConfigCache, ConfigError};
+use crate::failure::locked_meanwhile;
+use crate::identity::{Identities, Identity};
+use crate::issue::RoleSpec;
+use crate::source::onepassword::OnePassword;
+use crate::source::CredentialSource;
+use crate::status::Stats;
+use crate::vault::Unlocked;
+
+pub use crate::failure::Failure;
+pub use crate::issue::TOKEN_SESSION_MIN;
+pub use crate::vault::LockReason;
+pub use login::ConsoleRequest;
+
+/// Who asked, as the kernel reported it.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    pub pid: Option<i32>,
+    pub uid: Option<u32>,
+    pub exe: Option<String>,
+}
+
+/// The parts a broker is built from; tests swap in fakes.
+pub struct Parts {
+    pub clock: Arc<dyn Clock>,
+    pub source: Arc<dyn CredentialSource>,
+    pub sts: Arc<dyn Sts>,
+}
+
+/// The daemon's state. Cheap to share (`Arc<Broker>`).
+pub struct Broker {
+    pub(crate) config_path: PathBuf,
+    config: ConfigCache,
+    clock: Arc<dyn Clock>,
+    identities: Identities,
+    sdk: Arc<Sdk>,
+    stats: Stats,
+    audit: Arc<Audit>,
+}
+
+impl Broker {
+    /// A locked broker reading `config_path` and auditing to `audit_log`.
+    pub fn new(config_path: PathBuf, audit_log: Option<PathBuf>) -> Self {
+        let sdk = Arc::new(Sdk::default());
+        let parts = Parts {
+            clock: Arc::new(SystemClock),
+            source: Arc::new(OnePassword::default()),
+            sts: Arc::new(SdkSts::new(sdk.clone())),
+        };
+        Self::with_parts(config_path, audit_log, parts, sdk)
+    }
+
+    /// A locked broker built from the given parts.
+    pub fn with_parts(
+        config_path: PathBuf,
+        audit_log: Option<PathBuf>,
+        parts: Parts,
+        sdk: Arc<Sdk>,
+    ) -> Self {
+        Broker {
+            config_path,
+            config: ConfigCache::default(),
+            identities: Identities::new(parts.clock.clone(), parts.source, parts.sts),
+            clock: parts.clock,
+            sdk,
+            stats: Stats::default(),
+            audit: Arc::new(Audit::new(audit_log)),
+        }
+    }
+
+    /// The current config, re-read when the file or an included file
+    /// changed (content, owner or mode), and at every call while it is
+    /// refused (the fix may be in a directory's mode or an include).
+    pub fn config(&self) -> Result<Arc<Config>, ConfigError> {
+        let (loaded, reloaded) = self.config.current(&self.config_path);
+        if let (true, Ok(cfg)) = (reloaded, &loaded) {
+            self.lock_removed(cfg);
+        }
+        loaded
+    }
+
+    /// The longest a request may run: two `op` runs (one retry), a wait for
+    /// a fresh one-time password, and the STS/EKS calls after it. The
+    /// server's per-request timeout uses this, so it never cuts short an
+    /// `op_timeout` the config accepts.
+    pub fn request_timeout(&self) -> Duration {
+        let op = self
+            .config()
+            .map(|c| c.daemon.op_timeout)
+            .unwrap_or(Duration::from_secs(120));
+        op * 2 + Duration::from_secs(31) + OPERATION_TIMEOUT * 3 + Duration::from_secs(10)
+    }
+
+    /// Counts a connection refused for its peer UID.
+    pub fn count_refused_peer(&self) {
+        self.stats.refused_peers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one request.
+    pub fn count_request(&self) {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn record(&self, peer: &Peer, issued: &str, what: Issued<'_>) -> AuditRecord {
+        record(self.clock.as_ref(), peer, issued, what)
+    }
+
+    /// Audits an issuance made under `u`, unless a lock came in between:
+    /// then nothing is audited and the request fails.
+    fn issue(
+        &self,
+        id: &Identity,
+        u: &Unlocked,
+        peer: &Peer,
+        issued: &str,
+        what: Issued<'_>,
+    ) -> Result<(), Failure> {
+        if !id.vault.is_current(u.epoch) {
+            return Err(locked_meanwhile());
+        }
+        self.sso_audit(id, u, peer);
+        self.audit.record(self.record(peer, issued, what));
+        Ok(())
+    }
+
+    /// The unlocked state of the identity `role` is assumed from,
+    /// unlocking it on demand unless locked by `pctl lock`.
+    async fn unlocked(
+        &self,
+        cfg: &Arc<Config>,
+        role: &crate::config::RoleConfig,
+        env: Option<&ClientEnv>,
+        peer: &Peer,
+    ) -> Result<(Arc<Identity>, Arc<Unlocked>), Failure> {
+        self.enforce_limits();
+        let id = self.identities.get(&role.identity);
+        let on_fresh = || self.on_unlock(&id, peer);
+        let u = id
+            .unlocker
+            .on_demand(cfg, env, on_fresh)
+            .await
+            .map_err(|f| {
+                if cfg.identities.len() > 1
+                    && !matches!(
+                        f.0,
+                        ErrorKind::NeedsEnv | ErrorKind::NeedsMfaCode | ErrorKind::NeedsSignIn
+                    )
+                {
+                    Failure(f.0, format!("identity {}: {}", id.name, f.1))
+                } else {
+                    f
+                }
+            })?;
+        self.sso_audit(&id, &u, peer);
+        Ok((id, u))
+    }
+
+    /// Audits what an `sso` identity did since the last request: a
+    /// completed sign-in (with the start URL) and token refreshes. Never a token.
+    fn sso_audit(&self, id: &Identity, u: &Unlocked, peer: &Peer) {
+        let Some(signed) = &u.sso else { return };
+        let who = format!("identity {}", id.name);
+        if id.unlocker.sso.take_unaudited() {
+            id.issuer.clear();
+            let mut rec = self.record(
+                peer,
+                "sso sign-in",
+                Issued {
+                    expiration: Some(u.at + u.lifetime()),
+                    ..Issued::default()
+                },
+            );
+            rec.role = Some(who.clone());
+            self.audit.record_with(rec, u.origin.as_deref());
+        }
+        for _ in 0..signed.take_refreshes().min(100) {
+            let mut rec = self.record(peer, "sso refresh", Issued::default());
+            rec.role = Some(who.clone());
+            self.audit.record_with(rec, u.origin.as_deref());
+        }
+    }
+
+    fn role_spec(cfg: &Config, role: &crate::config::RoleConfig, u: &Unlocked) -> RoleSpec {
+        RoleSpec {
+            key: role.key.clone(),
+            arn: role.arn(&u.account_id),
+            session_name: role.session_name.clone(),
+            duration: role.duration,
+            region: role.region.clone().unwrap_or_else(|| cfg.region.clone()),
+            sso: role
+                .sso
+                .as_ref()
+                .map(|s| (s.account_id.clone(), s.role_name.clone())),
+            // validated acyclic: the recursion ends at the chain's root
+            source: role
+                .source_role
+                .as_ref()
+                .and_then(|s| cfg.roles.get(s))
+                .map(|r| Box::new(Self::role_spec(cfg, r, u))),
+            extras: crate::aws::sts::AssumeExtras {
+                external_id: role.external_id.clone(),
+                source_identity: role.source_identity.clone(),
+                tags: role
+                    .tags
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                transitive_tags: role.transitive_tags.clone(),
+            },
+        }
+    }
+}
+
+/// An audit record of `peer` being issued `issued`, now.
+fn record(clock: &dyn Clock, peer: &Peer, issued: &str, what: Issued<'_>) -> AuditRecord {
+    AuditRecord {
+        time: rfc3339(clock.now()),
+        pid: peer.pid,
+        uid: peer.uid,
+        exe: peer.exe.clone(),
+        issued: issued.into(),
+        role: what.role.map(Into::into),
+        cluster: what.cluster.map(Into::into),
+        expiration: what.expiration.map(rfc3339),
+        cached: what.cached,
+    }
+}
+
+/// What an audit record says was issued.
+#[derive(Default)]
+struct Issued<'a> {
+    role: Option<&'a str>,
+    cluster: Option<&'a str>,
+    expiration: Option<SystemTime>,
+    cached: bool,
+}

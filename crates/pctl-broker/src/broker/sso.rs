@@ -1,0 +1,113 @@
+//! IAM Identity Center identities: the device authorization sign-in and
+//! `pctl sso roles`.
+
+use pctl_protocol::ErrorKind;
+
+use super::{Broker, Failure, Peer};
+use crate::config::Config;
+
+impl Broker {
+    /// The `sso` identity named, or the only one.
+    fn sso_identity<'c>(
+        cfg: &'c Config,
+        identity: Option<&str>,
+    ) -> Result<&'c crate::config::IdentityConfig, Failure> {
+        let ssos: Vec<_> = cfg
+            .identities
+            .values()
+            .filter(|i| i.sso.is_some())
+            .collect();
+        let i = match identity {
+            Some(n) => cfg.identity(n)?,
+            None if ssos.len() == 1 => ssos[0],
+            None if ssos.is_empty() => {
+                return Err(Failure(
+                    ErrorKind::Config,
+                    format!(
+                        "no identity in {} signs in with IAM Identity Center: add [identities.NAME] with source = \"sso\", start_url and sso_region",
+                        cfg.path.display()
+                    ),
+                ))
+            }
+            None => {
+                return Err(Failure(
+                    ErrorKind::Config,
+                    format!(
+                        "several sso identities are configured ({}): pass --identity",
+                        ssos.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+        };
+        if i.sso.is_none() {
+            return Err(Failure(
+                ErrorKind::Config,
+                format!(
+                    "identity {} reads 1Password, it does not sign in with IAM Identity Center",
+                    i.name
+                ),
+            ));
+        }
+        Ok(i)
+    }
+
+    /// Starts (or joins) the device authorization of an `sso` identity.
+    pub async fn sign_in(&self, identity: &str) -> Result<pctl_protocol::SignInPrompt, Failure> {
+        let cfg = self.config()?;
+        let ic = Self::sso_identity(&cfg, Some(identity))?;
+        let sso = ic.sso.as_ref().expect("checked");
+        self.enforce_limits();
+        let id = self.identities.get(&ic.name);
+        id.unlocker
+            .sso
+            .start(crate::source::sso::SignInContext {
+                identity: &ic.name,
+                sso,
+                daemon: &cfg.daemon,
+                vault: id.vault.clone(),
+                clock: self.clock.clone(),
+            })
+            .await
+    }
+
+    /// Waits for the device authorization `serial` of `identity` to end.
+    pub async fn sign_in_wait(
+        &self,
+        identity: &str,
+        serial: u64,
+        peer: &Peer,
+    ) -> Result<(), Failure> {
+        let cfg = self.config()?;
+        let ic = Self::sso_identity(&cfg, Some(identity))?;
+        let id = self.identities.get(&ic.name);
+        id.unlocker.sso.wait(serial).await?;
+        if let Ok(Some(u)) = id.vault.current(self.clock.as_ref()) {
+            self.sso_audit(&id, &u, peer);
+        }
+        Ok(())
+    }
+
+    /// `pctl sso roles`: every account x role of an `sso` identity.
+    pub async fn sso_roles(
+        &self,
+        identity: Option<&str>,
+        peer: &Peer,
+    ) -> Result<Vec<pctl_protocol::SsoRole>, Failure> {
+        let cfg = self.config()?;
+        let ic = Self::sso_identity(&cfg, identity)?;
+        self.enforce_limits();
+        let id = self.identities.get(&ic.name);
+        let on_fresh = || self.on_unlock(&id, peer);
+        let u = id.unlocker.on_demand(&cfg, None, on_fresh).await?;
+        self.sso_audit(&id, &u, peer);
+        let signed = u.sso.clone().ok_or_else(|| {
+            Failure(
+                ErrorKind::Locked,
+                "the identity was locked meanwhile: retry".into(),
+            )
+        })?;
+        let roles = signed.roles().await?;
+        self.sso_audit(&id, &u, peer);
+        Ok(roles)
+    }
+}

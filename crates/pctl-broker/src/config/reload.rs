@@ -1,0 +1,104 @@
+//! The config cache: the loaded [`Config`] and the stamps of the files it
+//! was read from, re-read when one of them changed (content, owner or
+//! mode), and at every call while it is refused (the fix may be in a
+//! directory's mode or an include).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use super::{Config, ConfigError};
+
+/// What identifies one version of a file: modification and change times
+/// (a `chmod` or `chown` changes the latter), length, device and inode (a
+/// file renamed over it); of a directory: its owner, mode, device and inode
+/// (not its times, which every file saved beside the config changes).
+type Stamp = Option<(SystemTime, i64, i64, u64, u64, u64)>;
+
+fn stamp_of(p: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    Some((
+        m.modified().ok()?,
+        m.ctime(),
+        m.ctime_nsec(),
+        m.len(),
+        m.dev(),
+        m.ino(),
+    ))
+}
+
+/// The stamps of the config, each include, and the directories holding them.
+fn stamps(config: &Path, includes: &[PathBuf]) -> Vec<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let mut files = vec![config];
+    files.extend(includes.iter().map(PathBuf::as_path));
+    let mut out: Vec<Stamp> = files.iter().map(|p| stamp_of(p)).collect();
+    let mut dirs: Vec<&Path> = files.iter().filter_map(|p| p.parent()).collect();
+    dirs.dedup();
+    out.extend(dirs.iter().map(|d| {
+        let m = std::fs::metadata(d).ok()?;
+        Some((
+            SystemTime::UNIX_EPOCH,
+            i64::from(m.uid()),
+            i64::from(m.mode()),
+            0,
+            m.dev(),
+            m.ino(),
+        ))
+    }));
+    out
+}
+
+struct Cached {
+    /// Stamps of the config and each included file.
+    stamp: Vec<Stamp>,
+    loaded: Result<Arc<Config>, ConfigError>,
+}
+
+/// The config as last loaded, and what it was loaded from.
+pub struct ConfigCache {
+    cached: Mutex<Cached>,
+}
+
+impl Default for ConfigCache {
+    fn default() -> Self {
+        ConfigCache {
+            cached: Mutex::new(Cached {
+                stamp: Vec::new(),
+                loaded: Err(ConfigError("config not loaded yet".into())),
+            }),
+        }
+    }
+}
+
+impl ConfigCache {
+    /// The config at `path`, re-read when the file or an included file
+    /// changed, and at every call while it is refused. The flag says
+    /// whether it was re-read.
+    pub fn current(&self, path: &Path) -> (Result<Arc<Config>, ConfigError>, bool) {
+        let mut cache = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        let includes = match &cache.loaded {
+            Ok(c) => c.includes.as_slice(),
+            Err(_) => &[],
+        };
+        let mut stamp = stamps(path, includes);
+        let stale = cache.loaded.is_err()
+            || cache.stamp.first().is_none_or(Option::is_none)
+            || cache.stamp != stamp;
+        if stale {
+            let before = cache.loaded.as_ref().err().cloned();
+            cache.loaded = Config::load(path).map(Arc::new);
+            if let Ok(c) = &cache.loaded {
+                stamp = stamps(path, &c.includes);
+            }
+            cache.stamp = stamp;
+            match &cache.loaded {
+                // Said once, not at every request while it stays so.
+                Err(e) if before.as_ref() != Some(e) => tracing::warn!("{e}"),
+                _ => {}
+            }
+        }
+        (cache.loaded.clone(), stale)
+    }
+}
