@@ -7,6 +7,7 @@ AssumeRole was sent."""
 
 import json
 import os
+import time
 
 import pytest
 
@@ -105,3 +106,19 @@ def test_a_chain_cycle_is_skipped_naming_it(env):
     r = env.ok("init", "--from-aws-config", aws, "--write")
     assert open(env.config_path).read() == before
     assert "a -> b -> a" in r.stderr and "cycle" in r.stderr, r.stderr
+
+
+def test_assume_role_duration_flag_is_clamped_to_what_aws_allows(env, recording_proxy):
+    """--duration on a role assumed with the identity's key: 15m..12h (issue 17 §2)."""
+    proxy = recording_proxy(env.moto.url)
+    env.env["AWS_ENDPOINT_URL_STS"] = proxy.url
+    r = env.ok("credential-process", "--role", "admin", "--duration", "13h")
+    note = r.stderr.strip().splitlines()
+    assert len(note) == 1 and note[0].startswith("pctl: --duration 13h") and "12h" in note[0], note
+    r = env.ok("credential-process", "--role", "admin", "--duration", "2h")
+    assert r.stderr == "", r.stderr
+    calls = [c["params"] for c in proxy.actions("AssumeRole")]
+    assert [c["DurationSeconds"] for c in calls] == ["43200", "7200"], calls
+    cp = json.loads(r.stdout)
+    left = rig.parse_rfc3339(cp["Expiration"]).timestamp() - time.time()
+    assert 7000 < left <= 7201, left

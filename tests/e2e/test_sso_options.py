@@ -77,3 +77,58 @@ def test_external_id_and_source_role_changes_build_a_new_session(env):
     assert caller(env, third) == f"arn:aws:sts::{rig.ACCOUNT_ID}:assumed-role/Chained/pctl"
     # one sign-in served all of it
     assert env.sso.state()["counts"]["StartDeviceAuthorization"] == 1
+
+
+# --------------------------------------------------------------------------
+# --duration and --region (as aws-vault has them) on credential-process, exec and login
+
+
+def last_line(err):
+    return err.strip().splitlines()[-1]
+
+
+def test_duration_is_clamped_per_session_kind_and_keys_the_cache(env):
+    rc, out, err = sso_rig.approve(env, "credential-process", "--role", "chained",
+                                   "--duration", "2h")
+    assert rc == 0, err + env.daemon_log_tail()
+    # a chain gets at most the hour AWS allows, said in one line
+    note = [l for l in err.splitlines() if "--duration" in l]
+    assert len(note) == 1 and note[0].startswith("pctl: ") and "1h" in note[0], err
+    calls = [c["params"] for c in env.proxy.actions("AssumeRole")]
+    assert [c["DurationSeconds"] for c in calls] == ["3600"], calls
+    # another duration is another session; the same one is served from the cache
+    r = env.ok("credential-process", "--role", "chained", "--duration", "30m")
+    assert "--duration" not in r.stderr, r.stderr
+    env.ok("credential-process", "--role", "chained", "--duration", "30m")
+    calls = [c["params"] for c in env.proxy.actions("AssumeRole")]
+    assert [c["DurationSeconds"] for c in calls] == ["3600", "1800"], calls
+    a = json.loads(env.ok("credential-process", "--role", "chained", "--duration", "30m").stdout)
+    assert caller(env, a).endswith("assumed-role/Chained/pctl")
+    # an Identity Center role's length is its permission set's: said, not asked for
+    r = env.ok("credential-process", "--role", "dev", "--duration", "4h")
+    assert "permission set" in last_line(r.stderr), r.stderr
+    assert json.loads(r.stdout)["AccessKeyId"].startswith("ASIA")
+
+
+def test_region_reaches_exec_and_the_assume_role_call(env, aws_cli):
+    sso_rig.approve(env, "unlock")
+    r = env.ok("exec", "--role", "chained", "--region", "eu-west-1", "--duration", "20m",
+               "--", "env", env={"AWS_DEFAULT_REGION": "us-west-2"})
+    lines = dict(l.split("=", 1) for l in r.stdout.splitlines() if "=" in l)
+    assert lines["AWS_REGION"] == "eu-west-1" and lines["AWS_DEFAULT_REGION"] == "eu-west-1"
+    # aws-vault's order: the role first, then the flags
+    r = env.ok("exec", "--duration", "20m", "chained", "--region", "eu-west-1", "--", "env")
+    assert "AWS_REGION=eu-west-1" in r.stdout
+    calls = [c["params"] for c in env.proxy.actions("AssumeRole")]
+    assert [c["DurationSeconds"] for c in calls] == ["1200"], calls
+    # exec --server: the endpoint serves the session of that duration and region
+    r = env.ok("exec", "--server", "--role", "chained", "--duration", "2h", "--region",
+               "eu-west-1", "--", aws_cli, "sts", "get-caller-identity", "--output", "json")
+    assert json.loads(r.stdout)["Arn"].endswith("assumed-role/Chained/pctl"), r.stdout
+    assert "1h" in r.stderr and "--duration 2h" in r.stderr, r.stderr
+    # a bad region: one line, nothing issued
+    r = env.run("credential-process", "--role", "chained", "--region", "Mars")
+    assert r.returncode != 0 and r.stdout == ""
+    assert last_line(r.stderr).startswith("pctl: --region") and "Mars" in r.stderr, r.stderr
+    r = env.run("credential-process", "--role", "chained", "--duration", "soon")
+    assert r.returncode != 0 and "15m, 1h, 12h" in r.stderr, r.stderr

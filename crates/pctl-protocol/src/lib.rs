@@ -206,6 +206,13 @@ pub enum Request {
         role: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
+        /// `--duration`: the session's length in seconds, clamped by the
+        /// daemon to what AWS allows for the role ([`Credentials::note`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<u64>,
+        /// `--region`: the role's region for this request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
     },
     /// An EKS bearer token for a configured cluster, or for the cluster
     /// that `aws eks get-token`'s flags name (`get_token`).
@@ -250,6 +257,10 @@ pub enum Request {
         redirect: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
+        /// `--duration`: the role session's (and console session's) length
+        /// in seconds, clamped to what AWS allows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<u64>,
     },
     /// Start (or join) the IAM Identity Center device authorization of an
     /// `sso` identity, after [`ErrorKind::NeedsSignIn`]. The answer is
@@ -279,6 +290,11 @@ pub enum Request {
         port: Option<u16>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
+        /// `--duration` (seconds) and `--region`, as for [`Request::Credentials`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
     },
 }
 
@@ -503,6 +519,10 @@ pub struct Credentials {
     /// RFC 3339, UTC.
     pub expiration: String,
     pub region: String,
+    /// One line for stderr when the session is not what was asked for
+    /// (`--duration` clamped to what AWS allows). Never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -579,6 +599,9 @@ pub struct ConsoleLogin {
     pub url: String,
     /// When the console session ends, RFC 3339, UTC.
     pub session_expires: String,
+    /// As [`Credentials::note`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl std::fmt::Debug for ConsoleLogin {
@@ -599,6 +622,9 @@ pub struct CredentialServer {
     pub token: String,
     /// The config's region, for `AWS_REGION`.
     pub region: String,
+    /// As [`Credentials::note`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl std::fmt::Debug for CredentialServer {
@@ -910,6 +936,7 @@ mod tests {
             session_token: "tok".into(),
             expiration: "2026-01-01T00:00:00Z".into(),
             region: "us-east-1".into(),
+            note: None,
         };
         let s = format!("{c:?}");
         assert!(!s.contains("very-secret") && !s.contains("tok\""), "{s}");
@@ -920,11 +947,13 @@ mod tests {
         let l = ConsoleLogin {
             url: "https://signin/federation?SigninToken=very-secret".into(),
             session_expires: "2026-01-01T00:00:00Z".into(),
+            note: None,
         };
         let s = CredentialServer {
             url: "http://127.0.0.1:1/credentials".into(),
             token: "tok-very-secret".into(),
             region: "us-east-1".into(),
+            note: None,
         };
         let d = format!("{l:?} {s:?}");
         assert!(!d.contains("very-secret") && d.contains("127.0.0.1"), "{d}");

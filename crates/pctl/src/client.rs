@@ -118,7 +118,23 @@ impl Client {
 
     /// A role's session credentials.
     pub fn credentials(&self, role: String) -> Result<Credentials> {
-        self.call(Request::Credentials { role, env: None }, |r| match r {
+        self.credentials_for(role, None, None)
+    }
+
+    /// Role session credentials for `--duration` (seconds) / `--region`.
+    pub fn credentials_for(
+        &self,
+        role: String,
+        duration: Option<u64>,
+        region: Option<String>,
+    ) -> Result<Credentials> {
+        let req = Request::Credentials {
+            role,
+            env: None,
+            duration,
+            region,
+        };
+        self.call(req, |r| match r {
             Reply::Credentials(c) => Some(c),
             _ => None,
         })
@@ -430,6 +446,7 @@ impl Client {
             destination: req.destination,
             redirect,
             env: None,
+            duration: req.duration,
         };
         self.call(req, |r| match r {
             Reply::ConsoleLogin(l) => Some(l),
@@ -447,6 +464,8 @@ impl Client {
         &self,
         role: String,
         port: Option<u16>,
+        duration: Option<u64>,
+        region: Option<String>,
     ) -> Result<(Connection<UnixStream>, CredentialServer)> {
         let env = Envelope {
             version: VERSION.into(),
@@ -454,6 +473,8 @@ impl Client {
                 role,
                 port,
                 env: Some(ClientEnv::from_current()),
+                duration,
+                region,
             },
             setup: Some(setup()),
         };
@@ -584,6 +605,8 @@ pub struct ConsoleLoginArgs {
     pub region: Option<String>,
     pub path: Option<String>,
     pub destination: Option<String>,
+    /// `--duration`, in seconds.
+    pub duration: Option<u64>,
 }
 
 fn done(r: Reply) -> Option<()> {

@@ -4,6 +4,7 @@ use pctl_protocol::{ClientEnv, Credentials};
 
 use super::{Broker, Failure, Issued, Peer};
 use crate::clock::rfc3339;
+use crate::issue::Overrides;
 
 impl Broker {
     /// Role credentials for credential_process, `pctl env` and `pctl exec`.
@@ -13,10 +14,25 @@ impl Broker {
         env: Option<&ClientEnv>,
         peer: &Peer,
     ) -> Result<Credentials, Failure> {
+        self.credentials_with(role, &Overrides::default(), env, peer)
+            .await
+    }
+
+    /// [`Broker::credentials`] with the request's `--duration` / `--region`
+    /// ([`RoleSpec::with_overrides`]: clamped to what AWS allows, the
+    /// answer's `note` saying so). The session is cached under what built
+    /// it, so other durations and regions never share it.
+    pub async fn credentials_with(
+        &self,
+        role: &str,
+        o: &Overrides,
+        env: Option<&ClientEnv>,
+        peer: &Peer,
+    ) -> Result<Credentials, Failure> {
         let cfg = self.config()?;
         let role = cfg.role(Some(role))?;
         let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
-        let spec = Self::role_spec(&cfg, role, &u);
+        let (spec, note) = Self::role_spec(&cfg, role, &u).with_overrides(o)?;
         let (rs, cached) = id
             .issuer
             .role_session(&u, &spec, spec.credentials_margin())
@@ -44,6 +60,7 @@ impl Broker {
                 .unwrap_or_default(),
             expiration: rfc3339(rs.session.expiration),
             region: spec.region.clone(),
+            note,
         })
     }
 }

@@ -22,7 +22,11 @@ impl Broker {
         let cfg = self.config()?;
         let role = cfg.role(Some(req.role))?;
         let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
-        let spec = Self::role_spec(&cfg, role, &u);
+        let o = crate::issue::Overrides {
+            duration: req.duration,
+            region: None,
+        };
+        let (spec, note) = Self::role_spec(&cfg, role, &u).with_overrides(&o)?;
         let bad = |m: String| Failure(pctl_protocol::ErrorKind::BadRequest, m);
         let partition = federation::Partition::from_arn(&spec.arn).map_err(bad)?;
         let region = req.region.unwrap_or(&cfg.region);
@@ -37,10 +41,12 @@ impl Broker {
             .issuer
             .role_session(&u, &spec, spec.credentials_margin())
             .await?;
-        // AssumeRole with the MFA session (temporary credentials) is role
-        // chaining for AWS: no SessionDuration then.
-        let chained = u.base.session_token.is_some();
-        let duration = federation::session_duration(chained, role.duration);
+        // AssumeRole with the MFA session (temporary credentials) or with
+        // another role's session (source_role) is role chaining for AWS: no
+        // SessionDuration then. An Identity Center role's session length is
+        // its permission set's: the console session lasts as long.
+        let chained = u.base.session_token.is_some() || spec.source.is_some() || spec.sso.is_some();
+        let duration = federation::session_duration(chained, spec.duration);
         let token = federation::signin_token(&endpoint, &rs.session, duration).await?;
         let url = federation::login_url(&endpoint, &destination, &token);
         let session_expires = match duration {
@@ -67,6 +73,7 @@ impl Broker {
         Ok(pctl_protocol::ConsoleLogin {
             url,
             session_expires: rfc3339(session_expires),
+            note,
         })
     }
 }
@@ -79,4 +86,6 @@ pub struct ConsoleRequest<'a> {
     pub destination: Option<&'a str>,
     /// Answer a one-shot loopback link to the URL ([`crate::oneshot`]).
     pub redirect: bool,
+    /// `--duration`: the role session's and console session's length.
+    pub duration: Option<Duration>,
 }

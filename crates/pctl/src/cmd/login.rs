@@ -36,6 +36,10 @@ pub struct Args {
     /// Print the URL instead of opening it (it signs in whoever opens it within 15 minutes).
     #[arg(long)]
     stdout: bool,
+    /// The role session's and console session's length, e.g. 1h, 12h (default: the role's
+    /// `duration`); clamped to what AWS allows for the role, saying so on stderr.
+    #[arg(long, value_name = "DURATION", value_parser = super::session_flags::parse_duration)]
+    duration: Option<std::time::Duration>,
 }
 
 pub fn run(client: &Client, args: Args) -> Result<()> {
@@ -45,14 +49,17 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
         path,
         destination,
         stdout,
+        duration,
     } = args;
     let req = ConsoleLoginArgs {
         role: role.clone(),
         region,
         path,
         destination,
+        duration: duration.map(|d| d.as_secs()),
     };
     let login = client.console_login(req, !stdout)?;
+    super::session_flags::say(login.note.as_deref());
     if stdout {
         return super::write_secret(format!("{}\n", login.url));
     }

@@ -19,6 +19,7 @@ pub mod prompt;
 pub mod roles;
 pub mod rotate;
 pub mod serve;
+pub mod session_flags;
 pub mod shell;
 pub mod sso;
 pub mod sso_sync;

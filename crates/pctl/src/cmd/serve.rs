@@ -59,7 +59,7 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
     // First the endpoint (this may start the daemon, which must not inherit
     // a blocked mask); a signal before the block below ends pctl the
     // default way, which closes the endpoint too.
-    let (conn, server) = client.credential_server(role.clone(), port)?;
+    let (conn, server) = client.credential_server(role.clone(), port, None, None)?;
     // Signals are taken synchronously below; block them before the watcher
     // thread starts so it inherits the mask.
     let mut stop = SigSet::empty();
