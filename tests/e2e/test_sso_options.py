@@ -4,6 +4,7 @@ again instead of answering the session built without them. Real binary against m
 on) and the Identity Center stand-in; a recording proxy shows each AssumeRole."""
 
 import json
+import time
 
 import pytest
 
@@ -132,3 +133,43 @@ def test_region_reaches_exec_and_the_assume_role_call(env, aws_cli):
     assert last_line(r.stderr).startswith("pctl: --region") and "Mars" in r.stderr, r.stderr
     r = env.run("credential-process", "--role", "chained", "--duration", "soon")
     assert r.returncode != 0 and "15m, 1h, 12h" in r.stderr, r.stderr
+
+
+# --------------------------------------------------------------------------
+# pctl status: the sign-in's state, never a token
+
+
+def test_status_shows_the_sign_in_state(env):
+    def corp(st):
+        return next(i for i in st["identities"] if i["name"] == "corp")
+    s = corp(env.status())["sso"]
+    assert s["start_url"] == sso_rig.START_URL and not s["signed_in"], s
+    assert "not signed in" in env.ok("status").stdout
+    # while the device authorization waits for the user
+    p = env.popen("unlock")
+    try:
+        dev = env.sso.wait_device()
+        s = corp(env.status())["sso"]
+        assert s["sign_in_pending"] and not s["signed_in"], s
+        assert "waiting for approval" in env.ok("status").stdout
+        env.sso.device("approve", dev["user_code"])
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    st = env.status()
+    s = corp(st)["sso"]
+    assert s["signed_in"] and s["refresh_available"] and not s["sign_in_pending"], s
+    left = rig.parse_rfc3339(s["token_expires"]).timestamp() - time.time()
+    assert 0 < left <= 8 * 3600, s
+    text = env.ok("status").stdout
+    line = next(l for l in text.splitlines() if "IAM Identity Center" in l)
+    assert "signed in" in line and "token expires" in line and "(in " in line, text
+    assert "refresh available" in line, text
+    dump = json.dumps(st) + text
+    for values in env.sso.secrets().values():
+        assert not any(v in dump for v in values)
+    # after lock: not signed in
+    env.ok("lock")
+    assert not corp(env.status())["sso"]["signed_in"]

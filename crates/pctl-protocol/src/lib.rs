@@ -695,6 +695,25 @@ pub struct IdentityStatus {
     /// Why the last unlock attempt failed, if none succeeded since.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_unlock_failure: Option<String>,
+    /// An IAM Identity Center identity's sign-in (`source = "sso"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso: Option<SsoIdentityStatus>,
+}
+
+/// The state of an `sso` identity's sign-in. Never a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoIdentityStatus {
+    pub start_url: String,
+    pub region: String,
+    /// Signed in: the daemon holds an access token.
+    pub signed_in: bool,
+    /// When the access token expires (it is refreshed before), RFC 3339, UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires: Option<String>,
+    /// A refresh token is held: the sign-in outlives the access token.
+    pub refresh_available: bool,
+    /// A device authorization is waiting for the user's approval.
+    pub sign_in_pending: bool,
 }
 
 /// Where a role comes from.
