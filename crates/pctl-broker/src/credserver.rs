@@ -74,6 +74,8 @@ impl Drop for Endpoint {
 struct Shared {
     broker: Arc<Broker>,
     role: String,
+    /// The client's `--duration` / `--region`, for every answer.
+    overrides: crate::issue::Overrides,
     env: Option<ClientEnv>,
     token: Zeroizing<String>,
     my_uid: u32,
@@ -100,6 +102,7 @@ pub async fn start(
     role: String,
     port: Option<u16>,
     env: Option<ClientEnv>,
+    overrides: crate::issue::Overrides,
     owner: &Peer,
 ) -> Result<(CredentialServer, Endpoint), Failure> {
     // Fail before the client starts its command: unknown role, locked, op or STS trouble.
@@ -108,11 +111,11 @@ pub async fn start(
         serving: true,
         ..owner.clone()
     };
-    let region = broker
-        .credentials(&role, env.as_ref(), &owner)
-        .await?
-        .region
-        .clone();
+    let first = broker
+        .credentials_with(&role, &overrides, env.as_ref(), &owner)
+        .await?;
+    let (region, note) = (first.region.clone(), first.note.clone());
+    drop(first);
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port.unwrap_or(0)))
         .await
         .map_err(|e| {
@@ -140,10 +143,12 @@ pub async fn start(
         url: format!("http://{addr}{PATH}"),
         token: token.to_string(),
         region,
+        note,
     };
     let shared = Arc::new(Shared {
         broker,
         role,
+        overrides,
         env,
         token,
         my_uid: pctl_protocol::peer::euid(),
@@ -422,9 +427,12 @@ async fn answer(
     let limit = shared.broker.request_timeout();
     let got = tokio::time::timeout(
         limit,
-        shared
-            .broker
-            .credentials(&shared.role, shared.env.as_ref(), &requester),
+        shared.broker.credentials_with(
+            &shared.role,
+            &shared.overrides,
+            shared.env.as_ref(),
+            &requester,
+        ),
     )
     .await;
     match got {

@@ -60,7 +60,73 @@ pub struct RoleSpec {
     pub confirm: bool,
 }
 
+/// Chained role sessions (AssumeRole with a role's session) last at most this.
+pub const CHAINED_MAX: Duration = Duration::from_secs(3600);
+/// AssumeRole's shortest session.
+pub const ASSUME_MIN: Duration = Duration::from_secs(15 * 60);
+/// AssumeRole's longest session (the role's MaxSessionDuration may be less).
+pub const ASSUME_MAX: Duration = Duration::from_secs(12 * 3600);
+
+/// A request's own session settings (`--duration`, `--region`, as
+/// aws-vault has them), over the role's configured ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub duration: Option<Duration>,
+    pub region: Option<String>,
+}
+
 impl RoleSpec {
+    /// This role with the request's `o` applied: the region checked, the
+    /// duration clamped to what AWS allows for how the session is made
+    /// (a chain: 15m..1h; AssumeRole: 15m..12h; Identity Center's
+    /// GetRoleCredentials: its permission set decides, so no duration is
+    /// asked for). Returns the one line to show when the duration asked
+    /// for is not the one used.
+    pub fn with_overrides(mut self, o: &Overrides) -> Result<(RoleSpec, Option<String>), Failure> {
+        if let Some(r) = &o.region {
+            pctl_protocol::names::check_region(r)
+                .map_err(|e| Failure(ErrorKind::BadRequest, format!("--region: {e}")))?;
+            self.region = r.clone();
+        }
+        let Some(want) = o.duration else {
+            return Ok((self, None));
+        };
+        let shown = |d: Duration| humantime::format_duration(d).to_string();
+        if self.sso.is_some() {
+            let note = format!(
+                "--duration {}: role {} gets its session from IAM Identity Center \
+                 (GetRoleCredentials), whose permission set sets its length: using that",
+                shown(want),
+                self.key
+            );
+            return Ok((self, Some(note)));
+        }
+        let (lo, hi, why) = if self.source.is_some() {
+            (
+                ASSUME_MIN,
+                CHAINED_MAX,
+                "a chained role (source_role): AWS allows 15m to 1h",
+            )
+        } else {
+            (
+                ASSUME_MIN,
+                ASSUME_MAX,
+                "AssumeRole allows 15m to 12h (or less: the role's MaxSessionDuration)",
+            )
+        };
+        let got = want.clamp(lo, hi);
+        self.duration = got;
+        let note = (got != want).then(|| {
+            format!(
+                "--duration {}: role {} is {why}: using {}",
+                shown(want),
+                self.key,
+                shown(got)
+            )
+        });
+        Ok((self, note))
+    }
+
     /// Refresh margin for credentials handed to clients: a quarter of the
     /// session, at most 15 minutes, so SDKs never get nearly expired keys.
     pub fn credentials_margin(&self) -> Duration {
@@ -76,12 +142,39 @@ pub struct ClusterSpec {
     pub region: String,
 }
 
+/// What a role session was built from: everything in its [`RoleSpec`]
+/// that changes the session STS (or Identity Center) gives, the source
+/// role's whole key for a chain, and the base identity. A request with
+/// another duration, region, source role, external ID, source identity or
+/// tags never gets a session built without them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct SessionKey {
     role_arn: String,
     session_name: String,
     duration: Duration,
+    region: String,
+    sso: Option<(String, String)>,
+    source: Option<Box<SessionKey>>,
+    extras: crate::aws::sts::AssumeExtras,
     identity: String,
+}
+
+impl SessionKey {
+    fn of(role: &RoleSpec, identity: &str) -> Self {
+        SessionKey {
+            role_arn: role.arn.clone(),
+            session_name: role.session_name.clone(),
+            duration: role.duration,
+            region: role.region.clone(),
+            sso: role.sso.clone(),
+            source: role
+                .source
+                .as_deref()
+                .map(|s| Box::new(SessionKey::of(s, identity))),
+            extras: role.extras.clone(),
+            identity: identity.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -285,12 +378,7 @@ impl Issuer {
     /// Whether a session of `role` with more than `min_left` to live is
     /// cached (a request would not make a new one).
     pub fn has_session(&self, u: &Unlocked, role: &RoleSpec, min_left: Duration) -> bool {
-        let key = SessionKey {
-            role_arn: role.arn.clone(),
-            session_name: role.session_name.clone(),
-            duration: role.duration,
-            identity: u.identity(),
-        };
+        let key = SessionKey::of(role, &u.identity());
         let now = self.clock.now();
         self.sessions
             .entry(&key)
@@ -330,12 +418,7 @@ impl Issuer {
         role: &RoleSpec,
         min_left: Duration,
     ) -> Result<(Arc<RoleSession>, bool), Failure> {
-        let key = SessionKey {
-            role_arn: role.arn.clone(),
-            session_name: role.session_name.clone(),
-            duration: role.duration,
-            identity: u.identity(),
-        };
+        let key = SessionKey::of(role, &u.identity());
         let entry = self.sessions.entry(&key);
         let clock = self.clock.clone();
         let build = || {
@@ -375,7 +458,7 @@ impl Issuer {
                         &from.session,
                         &role.arn,
                         &role.session_name,
-                        role.duration.min(Duration::from_secs(3600)),
+                        role.duration.min(CHAINED_MAX),
                         &role.extras,
                     )
                     .await?
@@ -668,5 +751,88 @@ async fn sleep_until(this: &Weak<Issuer>, u: &Weak<Unlocked>, at: SystemTime) ->
             return true;
         }
         tokio::time::sleep(left.min(REFRESH_TICK)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(key: &str) -> RoleSpec {
+        RoleSpec {
+            key: key.into(),
+            arn: format!("arn:aws:iam::123456789012:role/{key}"),
+            session_name: "pctl".into(),
+            duration: Duration::from_secs(3600),
+            region: "us-east-1".into(),
+            sso: None,
+            source: None,
+            extras: Default::default(),
+            confirm: false,
+        }
+    }
+
+    fn hours(h: u64) -> Option<Duration> {
+        Some(Duration::from_secs(h * 3600))
+    }
+
+    #[test]
+    fn durations_are_clamped_to_what_aws_allows_for_the_session_kind() {
+        let o = |duration| Overrides {
+            duration,
+            region: None,
+        };
+        let (s, note) = spec("a").with_overrides(&o(hours(8))).unwrap();
+        assert_eq!((s.duration, note), (Duration::from_secs(8 * 3600), None));
+        let (s, note) = spec("a").with_overrides(&o(hours(13))).unwrap();
+        assert_eq!(s.duration, ASSUME_MAX);
+        assert!(note.unwrap().contains("using 12h"));
+        let (s, note) = spec("a")
+            .with_overrides(&o(Some(Duration::from_secs(60))))
+            .unwrap();
+        assert_eq!(s.duration, ASSUME_MIN);
+        assert!(!note.unwrap().contains('\n'));
+        let mut chained = spec("c");
+        chained.source = Some(Box::new(spec("a")));
+        let (s, note) = chained.with_overrides(&o(hours(2))).unwrap();
+        assert_eq!(s.duration, CHAINED_MAX);
+        assert!(note.unwrap().contains("chained"));
+        let mut sso = spec("s");
+        sso.sso = Some(("123456789012".into(), "Dev".into()));
+        let (s, note) = sso.with_overrides(&o(hours(2))).unwrap();
+        assert_eq!(s.duration, Duration::from_secs(3600));
+        assert!(note.unwrap().contains("permission set"));
+        let bad = Overrides {
+            duration: None,
+            region: Some("Mars".into()),
+        };
+        assert_eq!(
+            spec("a").with_overrides(&bad).unwrap_err().0,
+            ErrorKind::BadRequest
+        );
+    }
+
+    /// A session is cached by everything that built it: another external
+    /// ID, source role, region or duration is another session.
+    #[test]
+    fn session_keys_hold_what_built_the_session() {
+        let base = spec("c");
+        let k = |s: &RoleSpec| SessionKey::of(s, "id");
+        let mut x = base.clone();
+        x.extras.external_id = Some("ext".into());
+        assert_ne!(k(&base), k(&x));
+        let mut from_a = base.clone();
+        from_a.source = Some(Box::new(spec("a")));
+        let mut from_b = base.clone();
+        from_b.source = Some(Box::new(spec("b")));
+        assert_ne!(k(&from_a), k(&from_b));
+        assert_ne!(k(&base), k(&from_a));
+        let mut r = base.clone();
+        r.region = "eu-west-1".into();
+        assert_ne!(k(&base), k(&r));
+        let mut d = base.clone();
+        d.duration = Duration::from_secs(900);
+        assert_ne!(k(&base), k(&d));
+        assert_eq!(k(&base), k(&base.clone()));
     }
 }

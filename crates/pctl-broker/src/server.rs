@@ -294,8 +294,19 @@ async fn handle(
             caller: env.caller.clone(),
             ..client.clone()
         };
-        if let Request::CredentialServer { role, port, env } = env.request {
-            hold_credential_server(broker, conn, peer, role, port, env).await;
+        if let Request::CredentialServer {
+            role,
+            port,
+            env,
+            duration,
+            region,
+        } = env.request
+        {
+            let o = crate::issue::Overrides {
+                duration: duration.map(Duration::from_secs),
+                region,
+            };
+            hold_credential_server(broker, conn, peer, role, port, env, o).await;
             return;
         }
         let stop = matches!(env.request, Request::Stop);
@@ -395,9 +406,24 @@ async fn dispatch(
             broker.unlock(identity.as_deref(), &env, code, peer).await?;
             Reply::Done
         }
-        Request::Credentials { role, env } => {
-            Reply::Credentials(broker.credentials(&role, env.as_ref(), peer).await?)
-        }
+        Request::Credentials {
+            role,
+            env,
+            duration,
+            region,
+        } => Reply::Credentials(
+            broker
+                .credentials_with(
+                    &role,
+                    &crate::issue::Overrides {
+                        duration: duration.map(Duration::from_secs),
+                        region,
+                    },
+                    env.as_ref(),
+                    peer,
+                )
+                .await?,
+        ),
         Request::EksToken {
             cluster,
             role,
@@ -488,11 +514,12 @@ async fn hold_credential_server(
     role: String,
     port: Option<u16>,
     env: Option<pctl_protocol::ClientEnv>,
+    o: crate::issue::Overrides,
 ) {
     let limit = request_timeout(&broker);
     let started = tokio::time::timeout(
         limit,
-        crate::credserver::start(broker, role, port, env, &peer),
+        crate::credserver::start(broker, role, port, env, o, &peer),
     )
     .await;
     let (reply, endpoint) = match started {

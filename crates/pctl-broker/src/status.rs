@@ -27,6 +27,8 @@ pub struct IdentityPart {
     pub vault: Snapshot,
     pub op_reads: u64,
     pub get_session_token: u64,
+    /// An `sso` identity's device authorization waits for the user.
+    pub sign_in_pending: bool,
 }
 
 /// Everything `status` reports, gathered by the broker.
@@ -64,6 +66,18 @@ fn identity(p: &IdentityPart, clock: &dyn Clock) -> IdentityStatus {
         get_session_token: p.get_session_token,
         last_unlock_failure: p.vault.last_failure.clone(),
         waiting: crate::prompt::waiting_for(&p.name),
+        sso: c.and_then(|c| c.sso.as_ref()).map(|sso| {
+            let signed = u.as_ref().and_then(|u| u.sso.as_ref());
+            let state = signed.map(|s| s.token_state());
+            pctl_protocol::SsoIdentityStatus {
+                start_url: sso.start_url.clone(),
+                region: sso.region.clone(),
+                signed_in: signed.is_some(),
+                token_expires: state.map(|(at, _)| rfc3339(at)),
+                refresh_available: state.is_some_and(|(_, r)| r),
+                sign_in_pending: p.sign_in_pending,
+            }
+        }),
     }
 }
 

@@ -195,6 +195,8 @@ mod tests {
             Request::Credentials {
                 role: "admin".into(),
                 env: None,
+                duration: None,
+                region: None,
             },
             Request::EksToken {
                 cluster: String::new(),
@@ -215,6 +217,7 @@ mod tests {
                 destination: None,
                 redirect: true,
                 env: None,
+                duration: None,
             },
             Request::SignIn {
                 identity: "sso".into(),
@@ -228,6 +231,8 @@ mod tests {
                 role: "admin".into(),
                 port: None,
                 env: None,
+                duration: None,
+                region: None,
             },
             Request::ListClusters {
                 role: "admin".into(),

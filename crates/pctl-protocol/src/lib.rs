@@ -234,6 +234,13 @@ pub enum Request {
         role: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
+        /// `--duration`: the session's length in seconds, clamped by the
+        /// daemon to what AWS allows for the role ([`Credentials::note`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<u64>,
+        /// `--region`: the role's region for this request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
     },
     /// An EKS bearer token for a configured cluster, or for the cluster
     /// that `aws eks get-token`'s flags name (`get_token`).
@@ -294,8 +301,8 @@ pub enum Request {
         redirect: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
-        /// The console session's length in seconds (`--duration`); `None`:
-        /// the role's `duration`.
+        /// `--duration`: the role session's (and console session's) length
+        /// in seconds, clamped to what AWS allows.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration: Option<u64>,
     },
@@ -327,6 +334,11 @@ pub enum Request {
         port: Option<u16>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         env: Option<ClientEnv>,
+        /// `--duration` (seconds) and `--region`, as for [`Request::Credentials`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
     },
 }
 
@@ -581,6 +593,10 @@ pub struct Credentials {
     /// RFC 3339, UTC.
     pub expiration: String,
     pub region: String,
+    /// One line for stderr when the session is not what was asked for
+    /// (`--duration` clamped to what AWS allows). Never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -661,6 +677,9 @@ pub struct ConsoleLogin {
     #[serde(default)]
     #[zeroize(skip)]
     pub browser: Browser,
+    /// As [`Credentials::note`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// `[console] browser`: how `pctl login` opens the console.
@@ -706,6 +725,9 @@ pub struct CredentialServer {
     pub token: String,
     /// The config's region, for `AWS_REGION`.
     pub region: String,
+    /// As [`Credentials::note`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl std::fmt::Debug for CredentialServer {
@@ -780,6 +802,25 @@ pub struct IdentityStatus {
     /// a pinentry window), if anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// An IAM Identity Center identity's sign-in (`source = "sso"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso: Option<SsoIdentityStatus>,
+}
+
+/// The state of an `sso` identity's sign-in. Never a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoIdentityStatus {
+    pub start_url: String,
+    pub region: String,
+    /// Signed in: the daemon holds an access token.
+    pub signed_in: bool,
+    /// When the access token expires (it is refreshed before), RFC 3339, UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires: Option<String>,
+    /// A refresh token is held: the sign-in outlives the access token.
+    pub refresh_available: bool,
+    /// A device authorization is waiting for the user's approval.
+    pub sign_in_pending: bool,
 }
 
 /// Where a role comes from.
@@ -1027,6 +1068,7 @@ mod tests {
             session_token: "tok".into(),
             expiration: "2026-01-01T00:00:00Z".into(),
             region: "us-east-1".into(),
+            note: None,
         };
         let s = format!("{c:?}");
         assert!(!s.contains("very-secret") && !s.contains("tok\""), "{s}");
@@ -1038,11 +1080,13 @@ mod tests {
             url: "https://signin/federation?SigninToken=very-secret".into(),
             session_expires: "2026-01-01T00:00:00Z".into(),
             browser: Browser::Default,
+            note: None,
         };
         let s = CredentialServer {
             url: "http://127.0.0.1:1/credentials".into(),
             token: "tok-very-secret".into(),
             region: "us-east-1".into(),
+            note: None,
         };
         let d = format!("{l:?} {s:?}");
         assert!(!d.contains("very-secret") && d.contains("127.0.0.1"), "{d}");

@@ -90,6 +90,7 @@ mod tests {
             session_token: "session-token-never-shown".into(),
             expiration: "2026-12-03T13:00:00Z".into(),
             region: "us-east-1".into(),
+            note: None,
         }
     }
 

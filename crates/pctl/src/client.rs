@@ -107,7 +107,23 @@ impl Client {
 
     /// A role's session credentials.
     pub fn credentials(&self, role: String) -> Result<Credentials> {
-        self.call(Request::Credentials { role, env: None })
+        self.credentials_for(role, None, None)
+    }
+
+    /// Role session credentials for `--duration` (seconds) / `--region`.
+    pub fn credentials_for(
+        &self,
+        role: String,
+        duration: Option<u64>,
+        region: Option<String>,
+    ) -> Result<Credentials> {
+        let req = Request::Credentials {
+            role,
+            env: None,
+            duration,
+            region,
+        };
+        self.call(req)
     }
 
     /// An EKS token for a configured cluster, or for the one `aws eks
@@ -440,6 +456,8 @@ impl Client {
         &self,
         role: String,
         port: Option<u16>,
+        duration: Option<u64>,
+        region: Option<String>,
     ) -> Result<(Connection<UnixStream>, CredentialServer)> {
         let mut env = Envelope {
             version: VERSION.into(),
@@ -447,6 +465,8 @@ impl Client {
                 role,
                 port,
                 env: Some(ClientEnv::from_current()),
+                duration,
+                region,
             },
             setup: Some(setup()),
             caller: Some(crate::caller::current()),

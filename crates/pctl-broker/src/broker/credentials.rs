@@ -4,6 +4,7 @@ use pctl_protocol::{ClientEnv, Credentials};
 
 use super::{Broker, Failure, Issued, Peer};
 use crate::clock::rfc3339;
+use crate::issue::Overrides;
 
 impl Broker {
     /// Role credentials for credential_process, `pctl env` and `pctl exec`.
@@ -13,11 +14,26 @@ impl Broker {
         env: Option<&ClientEnv>,
         peer: &Peer,
     ) -> Result<Credentials, Failure> {
+        self.credentials_with(role, &Overrides::default(), env, peer)
+            .await
+    }
+
+    /// [`Broker::credentials`] with the request's `--duration` / `--region`
+    /// ([`RoleSpec::with_overrides`]: clamped to what AWS allows, the
+    /// answer's `note` saying so). The session is cached under what built
+    /// it, so other durations and regions never share it.
+    pub async fn credentials_with(
+        &self,
+        role: &str,
+        o: &Overrides,
+        env: Option<&ClientEnv>,
+        peer: &Peer,
+    ) -> Result<Credentials, Failure> {
         let cfg = self.config()?;
         let role = cfg.role(Some(role))?;
         crate::guard::check_program(&cfg, role, peer)?;
         let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
-        let spec = Self::role_spec(&cfg, role, &u);
+        let (spec, note) = Self::role_spec(&cfg, role, &u).with_overrides(o)?;
         let margin = spec.credentials_margin();
         let _turn = self
             .break_glass(&cfg, role, env, peer, || {
@@ -48,6 +64,7 @@ impl Broker {
                 .unwrap_or_default(),
             expiration: rfc3339(rs.session.expiration),
             region: spec.region.clone(),
+            note,
         })
     }
 }

@@ -23,7 +23,11 @@ impl Broker {
         let role = cfg.role(Some(req.role))?;
         crate::guard::check_program(&cfg, role, peer)?;
         let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
-        let spec = Self::role_spec(&cfg, role, &u);
+        let o = crate::issue::Overrides {
+            duration: req.duration,
+            region: None,
+        };
+        let (spec, note) = Self::role_spec(&cfg, role, &u).with_overrides(&o)?;
         // a console sign-in is always a new session
         let _turn = self.break_glass(&cfg, role, env, peer, || false).await?;
         let bad = |m: String| Failure(pctl_protocol::ErrorKind::BadRequest, m);
@@ -40,14 +44,16 @@ impl Broker {
             .issuer
             .role_session(&u, &spec, spec.credentials_margin())
             .await?;
-        // AssumeRole with the MFA session (temporary credentials) is role
-        // chaining for AWS: no SessionDuration then.
-        let chained = u.base.session_token.is_some();
+        // AssumeRole with the MFA session (temporary credentials) or with
+        // another role's session (source_role) is role chaining for AWS: no
+        // SessionDuration then. An Identity Center role's session length is
+        // its permission set's: the console session lasts as long.
+        let chained = u.base.session_token.is_some() || spec.source.is_some() || spec.sso.is_some();
         let duration = match req.duration {
-            None => federation::session_duration(chained, role.duration),
-            Some(d) => federation::requested_duration(
+            None => federation::session_duration(chained, spec.duration),
+            Some(_) => federation::requested_duration(
                 chained,
-                d,
+                spec.duration,
                 &role.key,
                 rs.session.expiration,
                 self.clock.now(),
@@ -80,6 +86,7 @@ impl Broker {
             url,
             session_expires: rfc3339(session_expires),
             browser: cfg.browser.clone(),
+            note,
         })
     }
 }
@@ -92,6 +99,6 @@ pub struct ConsoleRequest<'a> {
     pub destination: Option<&'a str>,
     /// Answer a one-shot loopback link to the URL ([`crate::oneshot`]).
     pub redirect: bool,
-    /// `--duration`: the console session's length instead of the role's.
+    /// `--duration`: the role session's and console session's length.
     pub duration: Option<Duration>,
 }

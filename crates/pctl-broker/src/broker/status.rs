@@ -46,6 +46,7 @@ impl Broker {
                     vault: id.vault.snapshot(self.clock.as_ref()),
                     op_reads,
                     get_session_token,
+                    sign_in_pending: id.unlocker.sso.pending().is_some(),
                 }
             })
             .collect();

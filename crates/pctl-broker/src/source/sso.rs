@@ -45,6 +45,9 @@ pub struct SignedIn {
     reg: Registration,
     /// Held while refreshing: one refresh for every waiter.
     tokens: tokio::sync::Mutex<Tokens>,
+    /// The access token's expiry and whether a refresh token is held, for
+    /// `status` (which must not wait for a refresh).
+    shown: Mutex<(SystemTime, bool)>,
     /// Refreshes not audited yet.
     refreshes: AtomicU64,
 }
@@ -74,6 +77,8 @@ impl SignedIn {
                     new.refresh_token = t.refresh_token.take();
                 }
                 *t = new;
+                *self.shown.lock().unwrap_or_else(|p| p.into_inner()) =
+                    (t.expires_at, t.refresh_token.is_some());
                 self.refreshes.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     "identity {}: IAM Identity Center token refreshed",
@@ -167,6 +172,11 @@ impl SignedIn {
                 ": the portal refused the access token",
             ),
         }
+    }
+
+    /// When the access token expires and whether a refresh token is held.
+    pub fn token_state(&self) -> (SystemTime, bool) {
+        *self.shown.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Refreshes since the last call (for the audit log).
@@ -440,6 +450,7 @@ impl Job {
             region: self.region.clone(),
             api: self.api.clone(),
             reg,
+            shown: Mutex::new((tokens.expires_at, tokens.refresh_token.is_some())),
             tokens: tokio::sync::Mutex::new(tokens),
             refreshes: AtomicU64::new(0),
         };

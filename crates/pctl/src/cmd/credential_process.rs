@@ -14,6 +14,8 @@ pub struct Args {
     /// The role's key in pctl's config (also as its AWS profile name, `pctl-ROLE`).
     #[arg(long)]
     role: String,
+    #[command(flatten)]
+    session: super::session_flags::SessionFlags,
 }
 
 /// Parses the command line `pctl aws-config` writes (`pctl
@@ -33,11 +35,16 @@ pub fn parse_fast(args: &[OsString]) -> Option<Args> {
     if role.is_empty() || role.starts_with('-') {
         return None;
     }
-    Some(Args { role: role.into() })
+    Some(Args {
+        role: role.into(),
+        session: Default::default(),
+    })
 }
 
 pub fn run(client: &Client, args: Args) -> Result<()> {
-    let c = client.credentials(args.role)?;
+    let s = args.session;
+    let c = client.credentials_for(args.role, s.seconds(), s.region)?;
+    super::session_flags::say(c.note.as_deref());
     let mut out = output::credential_process(&c);
     out.push('\n');
     super::write_secret(out)

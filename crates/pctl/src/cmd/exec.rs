@@ -6,6 +6,7 @@ use std::ffi::OsString;
 
 use anyhow::{anyhow, Result};
 
+use super::session_flags::SessionFlags;
 use crate::client::Client;
 use crate::output;
 
@@ -27,6 +28,8 @@ pub struct Args {
     /// session replaces the outer one for CMD.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    session: super::session_flags::SessionFlags,
     /// The command to run and its arguments (after `--`); default: $SHELL.
     #[arg(
         trailing_var_arg = true,
@@ -53,9 +56,9 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
         args.command
     };
     if args.server {
-        run_with_server(client, args.role, command)
+        run_with_server(client, args.role, &args.session, command)
     } else {
-        run_with_keys(client, args.role, command)
+        run_with_keys(client, args.role, &args.session, command)
     }
 }
 
@@ -81,8 +84,10 @@ pub fn role_first(args: Vec<OsString>) -> Vec<OsString> {
         Some(b) => b,
         None => return args,
     };
+    // A word after an option that takes a value is that value.
+    let takes_value = |o: &str| matches!(o, "--duration" | "--region");
     let words: Vec<usize> = (0..before.len())
-        .filter(|&i| !before[i].starts_with('-'))
+        .filter(|&i| !before[i].starts_with('-') && (i == 0 || !takes_value(before[i - 1])))
         .collect();
     if words.len() != 1
         || before
@@ -105,11 +110,17 @@ fn role_of(client: &Client, role: Option<String>) -> Result<String> {
     }
 }
 
-fn run_with_keys(client: &Client, role: Option<String>, command: Vec<String>) -> Result<()> {
+fn run_with_keys(
+    client: &Client,
+    role: Option<String>,
+    session: &SessionFlags,
+    command: Vec<String>,
+) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let role = role_of(client, role)?;
     crate::caller::set_program(&command[0]);
-    let c = client.credentials(role.clone())?;
+    let c = client.credentials_for(role.clone(), session.seconds(), session.region.clone())?;
+    super::session_flags::say(c.note.as_deref());
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..])
         .env_remove("AWS_PROFILE")
@@ -118,8 +129,8 @@ fn run_with_keys(client: &Client, role: Option<String>, command: Vec<String>) ->
         cmd.env(k, v);
     }
     cmd.env(NESTED_VAR, &role);
-    // The CLI v1 reads only AWS_DEFAULT_REGION.
-    if std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+    // The CLI v1 reads only AWS_DEFAULT_REGION; --region overrides the caller's.
+    if session.region.is_some() || std::env::var_os("AWS_DEFAULT_REGION").is_none() {
         cmd.env("AWS_DEFAULT_REGION", &c.region);
     }
     drop(c);
@@ -150,10 +161,21 @@ fn not_run(cmd: &str, err: &std::io::Error) -> anyhow::Error {
 /// (the daemon sees the connection close). SIGTERM and SIGHUP sent to pctl
 /// are passed on to CMD; Ctrl-C reaches CMD from the terminal directly.
 /// Exits with CMD's status (128 + N when a signal N ended it).
-fn run_with_server(client: &Client, role: Option<String>, command: Vec<String>) -> Result<()> {
+fn run_with_server(
+    client: &Client,
+    role: Option<String>,
+    session: &SessionFlags,
+    command: Vec<String>,
+) -> Result<()> {
     use std::os::unix::process::ExitStatusExt;
     let role = role_of(client, role)?;
-    let (conn, server) = client.credential_server(role.clone(), None)?;
+    let (conn, server) = client.credential_server(
+        role.clone(),
+        None,
+        session.seconds(),
+        session.region.clone(),
+    )?;
+    super::session_flags::say(server.note.as_deref());
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..]).env(NESTED_VAR, &role);
     for k in super::serve::SHADOWING_VARS {
@@ -164,7 +186,9 @@ fn run_with_server(client: &Client, role: Option<String>, command: Vec<String>) 
     }
     // The config's region unless the caller chose one (the CLI v1 reads only
     // AWS_DEFAULT_REGION, the other SDKs AWS_REGION first).
-    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    if session.region.is_some()
+        || (std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none())
     {
         cmd.env("AWS_REGION", &server.region)
             .env("AWS_DEFAULT_REGION", &server.region);
@@ -274,6 +298,10 @@ mod tests {
         assert_eq!(
             norm("pctl exec --server admin -- env"),
             "pctl exec --server --role admin -- env"
+        );
+        assert_eq!(
+            norm("pctl exec --duration 2h admin --region eu-west-1 -- env"),
+            "pctl exec --duration 2h --role admin --region eu-west-1 -- env"
         );
         for same in [
             "pctl exec --role admin -- aws s3 ls",

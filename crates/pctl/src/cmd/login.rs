@@ -36,10 +36,10 @@ pub struct Args {
     /// Print the URL instead of opening it (it signs in whoever opens it within 15 minutes).
     #[arg(long)]
     stdout: bool,
-    /// How long the console session lasts (15m to 12h; after MFA at most until the role
-    /// session ends), e.g. 2h. Default: the role's duration.
-    #[arg(long)]
-    duration: Option<String>,
+    /// The role session's and console session's length, e.g. 1h, 12h (default: the role's
+    /// `duration`); clamped to what AWS allows for the role, saying so on stderr.
+    #[arg(long, value_name = "DURATION", value_parser = super::session_flags::parse_duration)]
+    duration: Option<std::time::Duration>,
 }
 
 pub fn run(client: &Client, args: Args) -> Result<()> {
@@ -56,9 +56,10 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
         region,
         path,
         destination,
-        duration: duration.as_deref().map(parse_duration).transpose()?,
+        duration,
     };
     let login = client.console_login(req, !stdout)?;
+    super::session_flags::say(login.note.as_deref());
     if stdout {
         return super::write_secret(format!("{}\n", login.url));
     }

@@ -74,7 +74,7 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
     // default way, which closes the endpoints too.
     let mut held = Vec::new();
     for r in &role {
-        held.push(client.credential_server(r.clone(), port)?);
+        held.push(client.credential_server(r.clone(), port, None, None)?);
     }
     // Signals are taken synchronously below; block them before the watcher
     // thread starts so it inherits the mask.

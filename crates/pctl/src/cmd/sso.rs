@@ -1,5 +1,6 @@
 //! `pctl sso roles`: every account x role an IAM Identity Center identity
-//! may use, one line each (account ID, role name, account name), or JSON.
+//! may use, one line each (account ID, role name, account name), or JSON;
+//! `pctl sso sync` ([`super::sso_sync`]) writes them as roles and profiles.
 
 use anyhow::Result;
 
@@ -17,6 +18,12 @@ pub struct Args {
 enum SsoCmd {
     /// Every account x role the identity may use (ListAccounts, ListAccountRoles), one line each.
     Roles(RolesArgs),
+    /// Write every account x role as pctl roles (an include file beside the config) and their
+    /// `pctl-ROLE` profiles (the AWS config's managed block); never a token.
+    ///
+    /// Role names come from the account and role names. Like `pctl aws-config`, it writes by
+    /// default (`--diff` first to see what would change, `--print` to only print).
+    Sync(super::sso_sync::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -31,6 +38,7 @@ struct RolesArgs {
 pub fn run(client: &Client, args: Args) -> Result<()> {
     match args.command {
         SsoCmd::Roles(a) => roles(client, a),
+        SsoCmd::Sync(a) => super::sso_sync::run(client, a),
     }
 }
 

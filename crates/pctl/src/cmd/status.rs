@@ -63,6 +63,31 @@ fn identity_state(i: &IdentityStatus) -> String {
     }
 }
 
+/// `IAM Identity Center URL: signed in, token expires 10:15:00Z (in 59m), refresh available`.
+fn sso_state(s: &pctl_protocol::SsoIdentityStatus) -> String {
+    let state = if s.signed_in {
+        let exp = s
+            .token_expires
+            .as_deref()
+            .map(|t| format!(", token expires {}", when(t)))
+            .unwrap_or_default();
+        let refresh = if s.refresh_available {
+            "refresh available"
+        } else {
+            "no refresh token: signs in again when the token expires"
+        };
+        format!("signed in{exp}, {refresh}")
+    } else if s.sign_in_pending {
+        "sign-in waiting for approval in the browser".to_string()
+    } else {
+        "not signed in (the next request, or `pctl unlock`, signs in)".to_string()
+    };
+    format!(
+        "IAM Identity Center {} ({}): {state}",
+        s.start_url, s.region
+    )
+}
+
 fn text(s: &Status) -> String {
     let mut out = format!("pctl {} (pid {}), config {}\n", s.version, s.pid, s.config);
     if s.identities.is_empty() {
@@ -78,6 +103,11 @@ fn text(s: &Status) -> String {
         out.push_str(&format!("{state}\n"));
     }
     for i in &s.identities {
+        if let Some(sso) = &i.sso {
+            out.push_str(&format!("identity {}: {}\n", i.name, identity_state(i)));
+            out.push_str(&format!("  {}\n", sso_state(sso)));
+            continue;
+        }
         out.push_str(&format!(
             "identity {}: {}; item \"{}\" in {}, mfa {}, op reads {}\n",
             i.name,

@@ -1,9 +1,11 @@
 //! `pctl init --from-aws-config`: turns the AWS config's assume-role
-//! profiles (`role_arn`, `source_profile`, `mfa_serial`, `duration_seconds`)
-//! into pctl `[roles.NAME]` tables. Without `--write` it prints what it would
-//! append; with `--write` it appends them to pctl's config, skipping roles
-//! that are already there (same key or same ARN), and never rewrites what
-//! the config holds.
+//! profiles (`role_arn` with `source_profile` chains, `external_id`,
+//! `role_session_name`, `duration_seconds`, `region`; `mfa_serial` noted)
+//! and its IAM Identity Center sessions and profiles into pctl
+//! `[identities.NAME]` and `[roles.NAME]` tables. Without `--write` it
+//! prints what it would append; with `--write` it appends them to pctl's
+//! config, skipping roles that are already there (the same ARN, or the same
+//! key for the same role name), and never rewrites what the config holds.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -22,6 +24,8 @@ pub struct AwsRoleProfile {
     pub mfa_serial: Option<String>,
     pub duration_seconds: Option<String>,
     pub region: Option<String>,
+    pub external_id: Option<String>,
+    pub role_session_name: Option<String>,
 }
 
 /// The result of an import: TOML to append and notes for the user.
@@ -52,7 +56,8 @@ pub fn run(from: Option<PathBuf>, write: bool) -> Result<()> {
         Some(t) => View::parse(t, &config)?,
         None => View::default(),
     };
-    let mut imp = to_roles(&profiles, &view).map_err(|e| {
+    let (_, sso_profiles) = parse_sso(&text).map_err(|e| anyhow!("{}: {e}", from.display()))?;
+    let mut imp = to_roles(&profiles, &sso_profiles, &view).map_err(|e| {
         anyhow!(
             "{}: {e}; nothing imported, {} unchanged",
             from.display(),
@@ -158,6 +163,8 @@ pub fn parse_profiles(text: &str) -> Result<Vec<AwsRoleProfile>, String> {
             mfa_serial: get("mfa_serial"),
             duration_seconds: get("duration_seconds"),
             region: get("region"),
+            external_id: get("external_id"),
+            role_session_name: get("role_session_name"),
         });
     }
     Ok(out)
@@ -370,10 +377,46 @@ fn duration(secs: &str) -> Option<String> {
     })
 }
 
+/// What becomes of one assume-role profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fate {
+    /// Imported under this key.
+    New(String),
+    /// Already configured as this key.
+    Have(String),
+    /// Not imported (the note says why).
+    Skip,
+}
+
+/// Whether `s` is a session name STS accepts (2-64 of `[\w+=,.@-]`).
+fn is_session_name(s: &str) -> bool {
+    (2..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "=,.@-_".contains(c))
+}
+
+/// The account ID of a role ARN (`arn:aws:iam::ACCOUNT:role/...`).
+fn arn_account(arn: &str) -> &str {
+    arn.split(':').nth(4).unwrap_or("")
+}
+
 /// The `[roles.KEY]` tables for `profiles` that `existing` does not have yet.
 /// A profile whose key would break the one name rule refuses the import
 /// (naming the profile, the key and the rule).
-pub fn to_roles(profiles: &[AwsRoleProfile], existing: &View) -> Result<Import, String> {
+///
+/// Carried over: `source_profile` (a role or an IAM Identity Center
+/// profile: `source_role`; anything else: the identity's own key),
+/// `external_id`, `role_session_name`, `duration_seconds` (within what AWS
+/// allows: 1 hour for a chain), `region`; `mfa_serial` is noted (pctl reads
+/// the MFA serial from the identity). A role of another account is not
+/// skipped because a role of the same name is configured: only the same ARN
+/// (or the same key for the same role name) counts as configured; a key
+/// taken by another role gets the account ID.
+pub fn to_roles(
+    profiles: &[AwsRoleProfile],
+    sso: &[SsoProfile],
+    existing: &View,
+) -> Result<Import, String> {
     let mut imp = Import {
         default_region: profiles
             .iter()
@@ -382,7 +425,9 @@ pub fn to_roles(profiles: &[AwsRoleProfile], existing: &View) -> Result<Import, 
             .or_else(|| profiles.iter().find_map(|p| p.region.clone())),
         ..Import::default()
     };
-    let mut mfa = false;
+    // First: each profile's key, or why it is not imported.
+    let mut fate: Vec<Fate> = Vec::with_capacity(profiles.len());
+    let mut new_keys: Vec<String> = Vec::new();
     for p in profiles {
         let key = role_key(&p.profile);
         pctl_protocol::names::check_name("role", &key).map_err(|e| {
@@ -396,54 +441,194 @@ pub fn to_roles(profiles: &[AwsRoleProfile], existing: &View) -> Result<Import, 
                 "skipped [profile {}]: role_arn {:?} is not a role ARN",
                 p.profile, p.role_arn
             ));
+            fate.push(Fate::Skip);
             continue;
         }
-        if existing.roles.contains_key(&key) || imp.roles.contains(&key) {
-            imp.notes.push(format!(
-                "skipped [profile {}]: [roles.{key}] is already configured",
-                p.profile
-            ));
-            continue;
-        }
-        if let Some((k, _)) = existing.roles.iter().find(|(_, r)| r.is(&p.role_arn)) {
+        if let Some((k, _)) = existing
+            .roles
+            .iter()
+            .find(|(_, r)| r.arn.as_deref() == Some(p.role_arn.as_str()))
+        {
             imp.notes.push(format!(
                 "skipped [profile {}]: {} is already configured as [roles.{k}]",
                 p.profile, p.role_arn
             ));
+            fate.push(Fate::Have(k.clone()));
             continue;
         }
+        let taken = |k: &str| existing.roles.contains_key(k) || new_keys.iter().any(|n| n == k);
+        let key = match existing.roles.get(&key) {
+            // the same key for a role of the same name: taken as the same role
+            Some(r)
+                if r.name
+                    .as_deref()
+                    .is_some_and(|n| pctl_protocol::names::arn_is_role_name(&p.role_arn, n)) =>
+            {
+                imp.notes.push(format!(
+                    "skipped [profile {}]: [roles.{key}] is already configured",
+                    p.profile
+                ));
+                fate.push(Fate::Have(key));
+                continue;
+            }
+            _ if taken(&key) => {
+                let k = format!("{key}-{}", arn_account(&p.role_arn));
+                if !pctl_protocol::names::is_name(&k) || taken(&k) {
+                    imp.notes.push(format!(
+                        "skipped [profile {}]: [roles.{key}] is already configured as another role: import it by hand under a key of your choice",
+                        p.profile
+                    ));
+                    fate.push(Fate::Skip);
+                    continue;
+                }
+                imp.notes.push(format!(
+                    "[profile {}]: [roles.{key}] is another role: imported as [roles.{k}]",
+                    p.profile
+                ));
+                k
+            }
+            _ => key,
+        };
+        new_keys.push(key.clone());
+        fate.push(Fate::New(key));
+    }
+    // The pctl key a source_profile names, following its chain: `Ok(None)`
+    // for the identity itself, `Err` when it cannot be imported.
+    let source_of = |p: &AwsRoleProfile| -> Result<Option<String>, String> {
+        let mut seen = vec![p.profile.as_str()];
+        let mut cur = p;
+        let mut first: Option<Option<String>> = None;
+        loop {
+            let Some(s) = cur.source_profile.as_deref() else {
+                return Ok(first.flatten());
+            };
+            if seen.contains(&s) {
+                return Err(format!(
+                    "its source_profile chain {} -> {s} is a cycle",
+                    seen.join(" -> ")
+                ));
+            }
+            seen.push(s);
+            if let Some(i) = profiles.iter().position(|q| q.profile == s) {
+                let key = match &fate[i] {
+                    Fate::New(k) | Fate::Have(k) => k.clone(),
+                    Fate::Skip => return Err(format!("its source_profile {s} was not imported")),
+                };
+                first.get_or_insert(Some(key));
+                cur = &profiles[i];
+                continue;
+            }
+            if let Some(q) = sso.iter().find(|q| q.profile == s) {
+                // add_sso imports it as this key (or it is configured already)
+                first.get_or_insert(Some(role_key(&q.profile)));
+                return Ok(first.flatten());
+            }
+            // a profile with keys (or none): the identity's own
+            return Ok(first.flatten());
+        }
+    };
+    let mut mfa = false;
+    for (p, f) in profiles.iter().zip(&fate) {
+        let Fate::New(key) = f else { continue };
+        let source = match source_of(p) {
+            Ok(s) => s,
+            Err(why) => {
+                imp.notes
+                    .push(format!("skipped [profile {}]: {why}", p.profile));
+                continue;
+            }
+        };
         let mut from = vec![format!("[profile {}]", p.profile)];
-        if let Some(s) = &p.source_profile {
-            let chained = profiles.iter().any(|q| &q.profile == s);
-            from.push(if chained {
-                format!("source_profile = {s} (a role itself: pctl assumes this role directly with the 1Password key)")
-            } else {
-                format!("source_profile = {s} (pctl uses the 1Password item's key)")
-            });
+        match (&p.source_profile, &source) {
+            (Some(s), Some(_)) => from.push(format!("source_profile = {s}")),
+            (Some(s), None) => from.push(format!(
+                "source_profile = {s} (pctl uses the identity's key)"
+            )),
+            _ => {}
         }
         if let Some(m) = &p.mfa_serial {
             mfa = true;
-            from.push(format!("mfa_serial = {m} (pctl uses the item's MFA)"));
+            from.push(format!(
+                "mfa_serial = {m} (pctl uses the identity's MFA serial)"
+            ));
         }
         let _ = writeln!(imp.toml, "# imported from {}", from.join("; "));
         let _ = writeln!(imp.toml, "[roles.{key}]");
+        if let Some(k) = &source {
+            let _ = writeln!(imp.toml, "source_role = {}", toml::Value::String(k.clone()));
+        }
         let _ = writeln!(
             imp.toml,
             "arn = {}",
             toml::Value::String(p.role_arn.clone())
         );
-        match p.duration_seconds.as_deref().map(|d| (d, duration(d))) {
-            Some((_, Some(d))) => {
-                let _ = writeln!(imp.toml, "duration = \"{d}\"");
+        let (lo, hi) = if source.is_some() {
+            (900, 3600)
+        } else {
+            (900, 12 * 3600)
+        };
+        if let Some(d) = p.duration_seconds.as_deref() {
+            match d.parse::<u64>().ok().filter(|n| *n > 0) {
+                Some(n) => {
+                    let c = n.clamp(lo, hi);
+                    if c != n {
+                        imp.notes.push(format!(
+                            "[profile {}]: duration_seconds {n} is outside what AWS allows {}: imported as {}",
+                            p.profile,
+                            if source.is_some() { "for a chained role (at most 1 hour)" } else { "(15 minutes to 12 hours)" },
+                            duration(&c.to_string()).unwrap_or_default()
+                        ));
+                    }
+                    let _ = writeln!(
+                        imp.toml,
+                        "duration = \"{}\"",
+                        duration(&c.to_string()).unwrap_or_default()
+                    );
+                }
+                None => imp.notes.push(format!(
+                    "[profile {}]: duration_seconds {d:?} is not a number of seconds: the role gets pctl's default duration",
+                    p.profile
+                )),
             }
-            Some((d, None)) => imp.notes.push(format!(
-                "[profile {}]: duration_seconds {d:?} is not a number of seconds: the role gets pctl's default duration",
-                p.profile
-            )),
-            None => {}
+        }
+        if let Some(x) = &p.external_id {
+            if (2..=1224).contains(&x.len())
+                && !x.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                let _ = writeln!(imp.toml, "external_id = {}", toml::Value::String(x.clone()));
+            } else {
+                imp.notes.push(format!(
+                    "[profile {}]: external_id is not 2-1224 characters without spaces: not imported",
+                    p.profile
+                ));
+            }
+        }
+        if let Some(n) = &p.role_session_name {
+            if is_session_name(n) {
+                let _ = writeln!(
+                    imp.toml,
+                    "session_name = {}",
+                    toml::Value::String(n.clone())
+                );
+            } else {
+                imp.notes.push(format!(
+                    "[profile {}]: role_session_name {:?} is not 2-64 letters, digits and =,.@-_: not imported",
+                    p.profile, n
+                ));
+            }
+        }
+        if let Some(r) = &p.region {
+            if pctl_protocol::names::is_region(r) {
+                let _ = writeln!(imp.toml, "region = {}", toml::Value::String(r.clone()));
+            } else {
+                imp.notes.push(format!(
+                    "[profile {}]: region {:?} is not an AWS region name: not imported",
+                    p.profile, r
+                ));
+            }
         }
         imp.toml.push('\n');
-        imp.roles.push(key);
+        imp.roles.push(key.clone());
     }
     if mfa {
         imp.notes.push(
@@ -475,6 +660,8 @@ source_profile = base
 mfa_serial = arn:aws:iam::111122223333:mfa/me
 duration_seconds = 3600
 region = us-east-1
+external_id = ext-1
+role_session_name = alice
 
 [profile prod.readonly]
 role_arn = arn:aws:iam::444455556666:role/ReadOnly
@@ -495,7 +682,7 @@ s3 =
         let p = parse_profiles(AWS).unwrap();
         let names: Vec<_> = p.iter().map(|p| p.profile.as_str()).collect();
         assert_eq!(names, ["admin", "prod.readonly", "weird"]);
-        let imp = to_roles(&p, &View::default()).unwrap();
+        let imp = to_roles(&p, &[], &View::default()).unwrap();
         assert_eq!(imp.roles, ["admin", "prod-readonly"]);
         let parsed = View::parse(&imp.toml, Path::new("x")).unwrap();
         assert_eq!(
@@ -503,8 +690,24 @@ s3 =
             Some("arn:aws:iam::111122223333:role/platform-admin")
         );
         assert!(imp.toml.contains("duration = \"1h\""), "{}", imp.toml);
-        assert!(imp.toml.contains("duration = \"90m\""), "{}", imp.toml);
-        assert!(imp.toml.contains("a role itself"), "{}", imp.toml);
+        // a chain: source_role, and at most the hour AWS allows a chained role
+        assert!(
+            imp.toml.contains("[roles.prod-readonly]\nsource_role = \"admin\"\narn = \"arn:aws:iam::444455556666:role/ReadOnly\"\nduration = \"1h\"\n"),
+            "{}",
+            imp.toml
+        );
+        assert!(imp
+            .notes
+            .iter()
+            .any(|n| n.contains("duration_seconds 5400")));
+        // role options carried over
+        assert!(
+            imp.toml.contains(
+                "external_id = \"ext-1\"\nsession_name = \"alice\"\nregion = \"us-east-1\"\n"
+            ),
+            "{}",
+            imp.toml
+        );
         assert!(imp.notes.iter().any(|n| n.contains("not a role ARN")));
         assert!(imp.notes.iter().any(|n| n.contains("MFA")));
         assert_eq!(imp.default_region.as_deref(), Some("us-east-1"));
@@ -518,7 +721,7 @@ s3 =
             let text = format!(
                 "[profile ok]\nrole_arn = arn:aws:iam::1:role/a\n\n[profile {profile}]\nrole_arn = arn:aws:iam::1:role/b\n"
             );
-            let e = to_roles(&parse_profiles(&text).unwrap(), &View::default()).unwrap_err();
+            let e = to_roles(&parse_profiles(&text).unwrap(), &[], &View::default()).unwrap_err();
             assert!(
                 e.contains("[profile ") && e.contains(pctl_protocol::names::NAME_RULE),
                 "{profile}: {e}"
@@ -530,18 +733,19 @@ s3 =
     fn existing_roles_are_kept_and_not_duplicated() {
         let cfg = "region = \"us-east-1\"\n[roles.admin]\nname = \"x\"\n[roles.ro]\narn = \"arn:aws:iam::444455556666:role/ReadOnly\"\n";
         let view = View::parse(cfg, Path::new("c")).unwrap();
-        let imp = to_roles(&parse_profiles(AWS).unwrap(), &view).unwrap();
-        assert!(imp.roles.is_empty(), "{:?}", imp.roles);
+        let imp = to_roles(&parse_profiles(AWS).unwrap(), &[], &view).unwrap();
+        // [roles.admin] is another role (name x): the profile's role gets the account ID
+        assert_eq!(imp.roles, ["admin-111122223333"], "{:?}", imp.notes);
         assert!(imp
             .notes
             .iter()
-            .any(|n| n.contains("[roles.admin] is already configured")));
+            .any(|n| n.contains("imported as [roles.admin-111122223333]")));
         assert!(imp
             .notes
             .iter()
             .any(|n| n.contains("already configured as [roles.ro]")));
         // appending never touches what is there
-        let only_new = to_roles(&parse_profiles(AWS).unwrap(), &View::default()).unwrap();
+        let only_new = to_roles(&parse_profiles(AWS).unwrap(), &[], &View::default()).unwrap();
         let out = append(Some(cfg.trim_end()), &only_new);
         assert!(out.starts_with(cfg.trim_end()));
         assert!(
@@ -551,6 +755,58 @@ s3 =
         let fresh = append(None, &only_new);
         assert!(fresh.starts_with("region = \"us-east-1\"\n"));
         View::parse(&fresh, Path::new("c")).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Issue 21 item 8: a role of another account is imported although a
+    /// role of the same name is configured; the same role is not.
+    #[test]
+    fn a_role_of_the_same_name_in_another_account_is_imported() {
+        let cfg = "[roles.admin]\nname = \"admin\"\n";
+        let view = View::parse(cfg, Path::new("c")).unwrap();
+        let aws = "[profile admin]\nrole_arn = arn:aws:iam::111122223333:role/admin\n\n\
+                   [profile prod-admin]\nrole_arn = arn:aws:iam::444455556666:role/admin\n";
+        let imp = to_roles(&parse_profiles(aws).unwrap(), &[], &view).unwrap();
+        assert_eq!(imp.roles, ["prod-admin"], "{:?}", imp.notes);
+        assert!(imp
+            .notes
+            .iter()
+            .any(|n| n.contains("[roles.admin] is already configured")));
+    }
+
+    #[test]
+    fn chains_follow_roles_and_sso_profiles_and_cycles_are_skipped() {
+        let aws = "[profile a]\nrole_arn = arn:aws:iam::1:role/a\nsource_profile = b\n\n\
+                   [profile b]\nrole_arn = arn:aws:iam::1:role/b\nsource_profile = a\n\n\
+                   [profile c]\nrole_arn = arn:aws:iam::1:role/c\nsource_profile = dev\n\n\
+                   [profile d]\nrole_arn = arn:aws:iam::1:role/d\nsource_profile = bad\n\n\
+                   [profile bad]\nrole_arn = nope\n";
+        let sso = [SsoProfile {
+            profile: "dev".into(),
+            session: "corp".into(),
+            account_id: "123456789012".into(),
+            role_name: "Dev".into(),
+        }];
+        let imp = to_roles(&parse_profiles(aws).unwrap(), &sso, &View::default()).unwrap();
+        assert_eq!(imp.roles, ["c"], "{:?}", imp.notes);
+        assert!(
+            imp.toml.contains("[roles.c]\nsource_role = \"dev\"\n"),
+            "{}",
+            imp.toml
+        );
+        assert!(imp
+            .notes
+            .iter()
+            .any(|n| n.contains("a -> b -> a") && n.contains("cycle")));
+        assert!(imp
+            .notes
+            .iter()
+            .any(|n| n.contains("source_profile bad was not imported")));
     }
 }
 

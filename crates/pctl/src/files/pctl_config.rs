@@ -20,12 +20,19 @@ pub struct View {
     /// Only the names matter to the client (an import skips existing ones).
     #[serde(default)]
     pub identities: BTreeMap<String, toml::Value>,
+    /// Further files with roles (relative to the config's directory).
+    #[serde(default)]
+    pub include: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RoleView {
     pub name: Option<String>,
     pub arn: Option<String>,
+    /// An `sso` identity's role (`pctl sso sync` skips the ones configured by hand).
+    pub identity: Option<String>,
+    pub account_id: Option<String>,
+    pub role_name: Option<String>,
 }
 
 impl View {
@@ -46,38 +53,5 @@ impl View {
                 e.message().trim().replace('\n', "; ")
             )
         })
-    }
-}
-
-impl RoleView {
-    /// Whether this role is `arn`: the same ARN, or (for a role configured by
-    /// name, whose account comes from 1Password) the same name and path.
-    pub fn is(&self, arn: &str) -> bool {
-        match (&self.arn, &self.name) {
-            (Some(a), _) => a == arn,
-            (None, Some(name)) => pctl_protocol::names::arn_is_role_name(arn, name),
-            (None, None) => false,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn role_matching() {
-        let by_name = RoleView {
-            name: Some("ops/admin".into()),
-            arn: None,
-        };
-        assert!(by_name.is("arn:aws:iam::111122223333:role/ops/admin"));
-        assert!(!by_name.is("arn:aws:iam::111122223333:role/admin"));
-        let by_arn = RoleView {
-            name: None,
-            arn: Some("arn:aws:iam::111122223333:role/x".into()),
-        };
-        assert!(by_arn.is("arn:aws:iam::111122223333:role/x"));
-        assert!(!by_arn.is("arn:aws:iam::444455556666:role/x"));
     }
 }
