@@ -1338,3 +1338,76 @@ async fn mfa_unlock_in_the_same_totp_step_waits_for_the_next_code() {
     // and it waited no longer than to the next step
     assert_eq!(totp_step(read_at), first + 1);
 }
+
+/// Issue 16 §2: a request looks at the config's files once (the server's
+/// time limit reads the config as last loaded; the broker passes the one
+/// `Arc<Config>` down). Before, a credentials request checked them three
+/// times (twice for its time limit, once to answer) and status twice.
+/// Through the real server on a real socket; counted, not timed.
+#[tokio::test]
+async fn each_request_checks_the_config_files_once() {
+    use pctl_protocol::{Connection, Envelope, Reply, Request, Response};
+    let r = rig();
+    r.broker.config().unwrap(); // as the daemon does when it starts
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("pctl.sock");
+    let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let server = tokio::spawn(pctl_broker::server::serve(
+        r.broker.clone(),
+        listener,
+        shutdown.clone(),
+    ));
+    let requests = [
+        Request::Credentials {
+            role: "admin".into(),
+            env: Some(env()),
+        },
+        Request::Credentials {
+            role: "admin".into(),
+            env: None,
+        },
+        Request::Credentials {
+            role: "admin".into(),
+            env: None,
+        },
+        Request::Status,
+        Request::Profiles,
+    ];
+    for request in requests {
+        let before = r.broker.config_checks();
+        let what = format!("{request:?}");
+        let mut c = Connection::new(tokio::net::UnixStream::connect(&sock).await.unwrap());
+        c.send_async(&Envelope {
+            version: pctl_protocol::VERSION.into(),
+            request,
+            setup: None,
+        })
+        .await
+        .unwrap();
+        let body = c.read_body_async().await.unwrap();
+        let resp: Response = serde_json::from_slice(&body).unwrap();
+        assert!(
+            matches!(
+                resp,
+                Response::Ok(Reply::Credentials(_) | Reply::Status(_) | Reply::Profiles(_))
+            ),
+            "{what}: {resp:?}"
+        );
+        let checks = r.broker.config_checks() - before;
+        assert_eq!(checks, 1, "{what}: {checks} looks at the config's files");
+    }
+    // an edit is still seen by the very next request
+    r.rewrite(&config_text("platform-other", "platform", ""));
+    let a = r.creds(false).await.unwrap();
+    assert_eq!(
+        r.sts.calls("assume").last().map(String::as_str),
+        Some(
+            format!("assume arn:aws:iam::{ACCOUNT}:role/platform-other from AKIAFAKEFAKEFAKE0001")
+                .as_str()
+        ),
+        "{a:?}"
+    );
+    shutdown.notify_one();
+    let _ = server.await;
+}

@@ -108,7 +108,9 @@ impl Broker {
 
     /// The current config, re-read when the file or an included file
     /// changed (content, owner or mode), and at every call while it is
-    /// refused (the fix may be in a directory's mode or an include).
+    /// refused (the fix may be in a directory's mode or an include). This
+    /// is the request's one freshness check: each request calls it once
+    /// and passes the `Arc<Config>` down.
     pub fn config(&self) -> Result<Arc<Config>, ConfigError> {
         let (loaded, reloaded) = self.config.current(&self.config_path);
         if let (true, Ok(cfg)) = (reloaded, &loaded) {
@@ -117,16 +119,32 @@ impl Broker {
         loaded
     }
 
-    /// The longest a request may run: two `op` runs (one retry), a wait for
-    /// a fresh one-time password, and the STS/EKS calls after it. The
-    /// server's per-request timeout uses this, so it never cuts short an
-    /// `op_timeout` the config accepts.
+    /// How many times the config's files were checked for changes (one per
+    /// request that reads the config).
+    pub fn config_checks(&self) -> u64 {
+        self.config.checks()
+    }
+
+    /// The longest a request may run (`None` while the config is refused):
+    /// two `op` runs (one retry), a wait for a fresh one-time password, and
+    /// the STS/EKS calls after it. The server's per-request timeout uses
+    /// this, so it never cuts short an `op_timeout` the config accepts. It
+    /// reads the config as last loaded, without a look at its files (the
+    /// request itself makes that one); only while the config is refused
+    /// does it look again, as the fix may have just landed.
+    pub fn request_limit(&self) -> Option<Duration> {
+        let cfg = match self.config.last() {
+            Some(c) => c,
+            None => self.config().ok()?,
+        };
+        Some(limit_for(cfg.daemon.op_timeout))
+    }
+
+    /// [`Broker::request_limit`], or the limit for the default
+    /// `op_timeout` while the config is refused.
     pub fn request_timeout(&self) -> Duration {
-        let op = self
-            .config()
-            .map(|c| c.daemon.op_timeout)
-            .unwrap_or(Duration::from_secs(120));
-        op * 2 + Duration::from_secs(31) + OPERATION_TIMEOUT * 3 + Duration::from_secs(10)
+        self.request_limit()
+            .unwrap_or_else(|| limit_for(Duration::from_secs(120)))
     }
 
     /// Counts a connection refused for its peer UID.
@@ -247,6 +265,11 @@ impl Broker {
             },
         }
     }
+}
+
+/// The request limit for an `op_timeout`.
+fn limit_for(op_timeout: Duration) -> Duration {
+    op_timeout * 2 + Duration::from_secs(31) + OPERATION_TIMEOUT * 3 + Duration::from_secs(10)
 }
 
 /// An audit record of `peer` being issued `issued`, now.

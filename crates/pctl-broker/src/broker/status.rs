@@ -32,7 +32,7 @@ impl Broker {
         // locked even before the first secret arrives.
         crate::platform::probe_mlock();
         let cfg = self.config().ok();
-        let ids = self.known_identities();
+        let ids = self.known_identities(cfg.as_deref());
         let sum = |f: &dyn Fn(&Identity) -> u64| ids.iter().map(|i| f(i)).sum::<u64>();
         let identities = ids
             .iter()

@@ -43,7 +43,8 @@ impl Broker {
 
     /// Drops every identity's secrets. `pctl lock` passes [`LockReason::Manual`].
     pub fn lock(&self, reason: LockReason) {
-        for id in self.known_identities() {
+        let cfg = self.config().ok();
+        for id in self.known_identities(cfg.as_deref()) {
             self.lock_one(&id, reason);
         }
     }
@@ -80,10 +81,10 @@ impl Broker {
         );
     }
 
-    /// The configured identities (and any still holding state from an
+    /// The identities `cfg` defines (and any still holding state from an
     /// earlier config), created on first use.
-    pub(super) fn known_identities(&self) -> Vec<Arc<Identity>> {
-        if let Ok(cfg) = self.config() {
+    pub(super) fn known_identities(&self, cfg: Option<&Config>) -> Vec<Arc<Identity>> {
+        if let Some(cfg) = cfg {
             for name in cfg.identities.keys() {
                 self.identities.get(name);
             }
