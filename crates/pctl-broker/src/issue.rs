@@ -90,8 +90,12 @@ struct TokenKey {
 
 /// A cached role session.
 pub struct RoleSession {
+    /// The key of the role whose request built it (other roles with the
+    /// same ARN, session name and duration are served from it too).
     pub role_key: String,
     pub arn: String,
+    pub session_name: String,
+    pub duration: Duration,
     pub session: Session,
 }
 
@@ -389,6 +393,8 @@ impl Issuer {
         Ok(RoleSession {
             role_key: role.key.clone(),
             arn: role.arn.clone(),
+            session_name: role.session_name.clone(),
+            duration: role.duration,
             session,
         })
     }
@@ -559,18 +565,27 @@ impl Issuer {
         });
     }
 
-    /// Cached role sessions, for `status`.
-    pub fn role_statuses(&self) -> Vec<RoleStatus> {
+    /// Cached role sessions, for `status`: one line under each name
+    /// `names` gives a session (the configured roles it serves; a session
+    /// shared by two roles is each one's), or under the key of the role
+    /// that built it when `names` gives none.
+    pub fn role_statuses(&self, names: &dyn Fn(&RoleSession) -> Vec<String>) -> Vec<RoleStatus> {
         let now = self.clock.now();
         let mut v: Vec<RoleStatus> = self
             .sessions
             .values()
             .into_iter()
             .filter(|s| s.session.expiration > now)
-            .map(|s| RoleStatus {
-                role: s.role_key.clone(),
-                arn: s.arn.clone(),
-                expiration: rfc3339(s.session.expiration),
+            .flat_map(|s| {
+                let mut keys = names(&s);
+                if keys.is_empty() {
+                    keys.push(s.role_key.clone());
+                }
+                keys.into_iter().map(move |role| RoleStatus {
+                    role,
+                    arn: s.arn.clone(),
+                    expiration: rfc3339(s.session.expiration),
+                })
             })
             .collect();
         v.sort_by(|a, b| (&a.role, &a.arn).cmp(&(&b.role, &b.arn)));

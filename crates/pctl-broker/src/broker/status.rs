@@ -1,11 +1,14 @@
 //! What the daemon shows: `pctl status` and the configured profiles.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use pctl_protocol::{Profiles, Status};
 
 use super::{Broker, Failure};
+use crate::config::RoleConfig;
 use crate::identity::Identity;
+use crate::issue::RoleSession;
 use crate::status;
 
 impl Broker {
@@ -49,11 +52,56 @@ impl Broker {
                 }
             })
             .collect();
+        // Each identity's account (from its unlock), for roles configured
+        // by name: their ARN is known only once it is unlocked.
+        let accounts: BTreeMap<&str, String> = ids
+            .iter()
+            .filter_map(|i| {
+                let u = i.vault.snapshot(self.clock.as_ref()).unlocked?;
+                Some((i.name.as_str(), u.account_id.clone()))
+            })
+            .collect();
+        let arn_of = |r: &RoleConfig| match &r.arn {
+            Some(a) => Some(a.clone()),
+            None => accounts.get(r.identity.as_str()).map(|a| r.arn(a)),
+        };
+        // A cached session is shown under each configured role it serves
+        // (same identity, ARN, session name and duration), whichever
+        // request built it: one line per role, not one for the role and one
+        // for an `eks token --role-arn` that built the session first.
+        let roles = ids
+            .iter()
+            .flat_map(|i| {
+                let names = |s: &RoleSession| -> Vec<String> {
+                    cfg.iter()
+                        .flat_map(|c| c.roles.values())
+                        .filter(|r| {
+                            r.identity == i.name
+                                && r.session_name == s.session_name
+                                && r.duration == s.duration
+                                && arn_of(r).as_deref() == Some(s.arn.as_str())
+                        })
+                        .map(|r| r.key.clone())
+                        .collect()
+                };
+                i.issuer.role_statuses(&names)
+            })
+            .collect();
+        let role_origins = cfg
+            .iter()
+            .flat_map(|c| c.roles.values())
+            .map(|r| pctl_protocol::RoleOrigin {
+                role: r.key.clone(),
+                identity: r.identity.clone(),
+                file: r.file.clone(),
+                arn: arn_of(r),
+            })
+            .collect();
         status::build(
             status::Parts {
                 identities,
                 config: self.config_path.display().to_string(),
-                roles: ids.iter().flat_map(|i| i.issuer.role_statuses()).collect(),
+                roles,
                 tokens: ids.iter().flat_map(|i| i.issuer.token_statuses()).collect(),
                 stats: &self.stats,
                 op_calls: self.identities.source_runs(),
@@ -63,28 +111,7 @@ impl Broker {
                     i.issuer.stats.eks_tokens_minted.load(Ordering::Relaxed)
                 }),
                 recent: self.audit.recent(),
-                role_origins: cfg
-                    .map(|c| {
-                        c.roles
-                            .values()
-                            .map(|r| pctl_protocol::RoleOrigin {
-                                role: r.key.clone(),
-                                identity: r.identity.clone(),
-                                file: r.file.clone(),
-                                arn: match &r.arn {
-                                    Some(a) => Some(a.clone()),
-                                    None => ids
-                                        .iter()
-                                        .find(|i| i.name == r.identity)
-                                        .and_then(|i| {
-                                            i.vault.snapshot(self.clock.as_ref()).unlocked
-                                        })
-                                        .map(|u| r.arn(&u.account_id)),
-                                },
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                role_origins,
             },
             self.clock.as_ref(),
         )
