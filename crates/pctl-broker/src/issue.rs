@@ -339,7 +339,7 @@ impl Issuer {
                 let (from, _) = self.role_session(u, src, src.credentials_margin()).await?;
                 self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
                 self.sts
-                    .assume_role_external(
+                    .assume_role(
                         &role.region,
                         &from.session,
                         &role.arn,
@@ -365,7 +365,7 @@ impl Issuer {
             (None, None) => {
                 self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
                 self.sts
-                    .assume_role_external(
+                    .assume_role(
                         &role.region,
                         &u.base,
                         &role.arn,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use pctl_broker::aws::sts::{BoxFuture, Sts};
+use pctl_broker::aws::sts::{AssumeExtras, BoxFuture, Sts};
 use pctl_broker::aws::{AwsError, Sdk, Session};
 use pctl_broker::broker::{Broker, LockReason, Parts, Peer};
 use pctl_broker::clock::{Clock, FakeClock};
@@ -115,12 +115,19 @@ impl Sts for FakeSts {
         role_arn: &'a str,
         _session_name: &'a str,
         duration: Duration,
+        extras: &'a AssumeExtras,
     ) -> BoxFuture<'a, Result<Session, AwsError>> {
         Box::pin(async move {
-            self.calls
-                .lock()
-                .unwrap()
-                .push(format!("assume {role_arn} from {}", from.access_key_id));
+            // the extras only when set: most tests' roles have none
+            let with = if *extras == AssumeExtras::default() {
+                String::new()
+            } else {
+                format!(" with {extras:?}")
+            };
+            self.calls.lock().unwrap().push(format!(
+                "assume {role_arn} from {}{with}",
+                from.access_key_id
+            ));
             self.entered.notify_one();
             let gate = self.gate.lock().unwrap().clone();
             if let Some(g) = gate {
@@ -1410,4 +1417,47 @@ async fn each_request_checks_the_config_files_once() {
     );
     shutdown.notify_one();
     let _ = server.await;
+}
+
+/// Review finding (issue 16 §2): `Sts` had `assume_role` and
+/// `assume_role_external`, whose default dropped ExternalId, SourceIdentity
+/// and the session tags, so no fake ever saw them. One `assume_role` now
+/// takes them: what the config sets reaches STS, for a role and for a
+/// chained role assumed through it.
+#[tokio::test(start_paused = true)]
+async fn a_roles_external_id_source_identity_and_tags_reach_sts() {
+    let text = config_text("platform-admin", "platform", "")
+        + r#"
+[roles.partner]
+arn = "arn:aws:iam::111111111111:role/partner"
+external_id = "ext-42"
+source_identity = "alice"
+tags = { team = "platform" }
+transitive_tags = ["team"]
+source_role = "admin"
+"#;
+    let r = rig_with(&text, source());
+    let e = env();
+    r.broker
+        .credentials("partner", Some(&e), &peer())
+        .await
+        .unwrap();
+    let calls = r.sts.calls("assume");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(
+        calls[0],
+        format!("assume arn:aws:iam::{ACCOUNT}:role/platform-admin from AKIAFAKEFAKEFAKE0001"),
+    );
+    let want = AssumeExtras {
+        external_id: Some("ext-42".into()),
+        source_identity: Some("alice".into()),
+        tags: vec![("team".into(), "platform".into())],
+        transitive_tags: vec!["team".into()],
+    };
+    assert_eq!(
+        calls[1],
+        format!(
+            "assume arn:aws:iam::111111111111:role/partner from ASIAFAKE00000000 with {want:?}"
+        ),
+    );
 }
