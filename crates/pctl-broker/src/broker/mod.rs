@@ -6,11 +6,14 @@
 //! [`crate::status`].
 //!
 //! This file holds the struct and the path every request shares: the
-//! config ([`crate::config::ConfigCache`]), the unlocked identity, the
-//! role's spec, and the audit of what was issued. One `impl Broker` block
+//! config, looked at once per request ([`crate::config::ConfigCache`]) and
+//! passed down as one `Arc<Config>`; the limits and the lock of one
+//! identity; the unlocked identity (unlocking on demand, audited); the
+//! role's spec; and the audit of what was issued. One `impl Broker` block
 //! per concern lives beside it: [`credentials`], [`eks`], [`login`]
-//! (console), [`sso`] (Identity Center sign-in), [`unlock`] (lock, unlock,
-//! limits), [`rotate`], [`status`] and [`doctor`].
+//! (console), [`sso`] (Identity Center sign-in), [`unlock`] (`pctl lock`,
+//! `pctl unlock`), [`rotate`], [`status`] and [`doctor`]. They use this
+//! file only, never each other, and this file uses none of them.
 //!
 //! Every request first enforces the idle and lifetime limits (boot clock),
 //! and checks the vault epoch before it audits or answers: a `pctl lock`
@@ -43,12 +46,12 @@ use crate::issue::RoleSpec;
 use crate::source::onepassword::OnePassword;
 use crate::source::CredentialSource;
 use crate::status::Stats;
+use crate::unlock::OnUnlock;
 use crate::vault::Unlocked;
 
 pub use crate::failure::Failure;
 pub use crate::issue::TOKEN_SESSION_MIN;
 pub use crate::vault::LockReason;
-pub use login::ConsoleRequest;
 
 /// Who asked, as the kernel reported it.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +59,16 @@ pub struct Peer {
     pub pid: Option<i32>,
     pub uid: Option<u32>,
     pub exe: Option<String>,
+}
+
+/// What `pctl login` asks for.
+pub struct ConsoleRequest<'a> {
+    pub role: &'a str,
+    pub region: Option<&'a str>,
+    pub path: Option<&'a str>,
+    pub destination: Option<&'a str>,
+    /// Answer a one-shot loopback link to the URL ([`crate::oneshot`]).
+    pub redirect: bool,
 }
 
 /// The parts a broker is built from; tests swap in fakes.
@@ -234,6 +247,93 @@ impl Broker {
             rec.role = Some(who.clone());
             self.audit.record_with(rec, u.origin.as_deref());
         }
+    }
+
+    /// After a load: an identity the config no longer defines is locked
+    /// (its secrets and sessions dropped, an unlock under way refused),
+    /// logged and audited; only a config that defines it again can unlock it.
+    fn lock_removed(&self, cfg: &Config) {
+        for id in self.identities.all() {
+            if cfg.identities.contains_key(&id.name) {
+                continue;
+            }
+            let snap = id.vault.snapshot(self.clock.as_ref());
+            if snap.reason == LockReason::Removed && snap.unlocked.is_none() {
+                continue;
+            }
+            let held = snap.unlocked.is_some();
+            drop(snap);
+            self.lock_one(&id, LockReason::Removed);
+            if held {
+                tracing::warn!(
+                    "identity {} is no longer in the config {}: locked, its secrets dropped",
+                    id.name,
+                    cfg.path.display()
+                );
+                let mut rec = self.record(&Peer::default(), "lock", Issued::default());
+                rec.role = Some(format!("identity {}: removed from the config", id.name));
+                self.audit.record(rec);
+            }
+        }
+    }
+
+    fn lock_one(&self, id: &Identity, reason: LockReason) {
+        id.unlocker.sso.cancel();
+        let dropped = id.vault.lock(reason);
+        id.issuer.clear();
+        drop(dropped);
+        self.sdk.reset();
+        crate::secret::scrub_stack();
+        tracing::info!(
+            "identity {} locked ({}): secrets and sessions dropped",
+            id.name,
+            reason.as_str()
+        );
+    }
+
+    /// The identities `cfg` defines (and any still holding state from an
+    /// earlier config), created on first use.
+    fn known_identities(&self, cfg: Option<&Config>) -> Vec<Arc<Identity>> {
+        if let Some(cfg) = cfg {
+            for name in cfg.identities.keys() {
+                self.identities.get(name);
+            }
+        }
+        self.identities.all()
+    }
+
+    /// Locks when the idle, lifetime or MFA-session limit has passed (boot
+    /// clock: suspended time counts). Called by a timer and at the start of
+    /// every request.
+    pub fn enforce_limits(&self) {
+        for id in self.identities.all() {
+            if let Some(r) = id.vault.expired(self.clock.as_ref()) {
+                self.lock_one(&id, r);
+            }
+        }
+    }
+
+    /// What a fresh unlock does once installed, in the unlock's own task
+    /// (so also when the request that started it went away): what the
+    /// previous unlock built is keyed by its identity and will never be
+    /// asked for again (drop it), and the unlock is audited, to the peer
+    /// that started it, with the `op` that ran.
+    fn on_unlock(&self, id: &Arc<Identity>, peer: &Peer) -> OnUnlock {
+        let (issuer, audit, clock) = (id.issuer.clone(), self.audit.clone(), self.clock.clone());
+        let peer = peer.clone();
+        Box::new(move |u: &Arc<Unlocked>| {
+            issuer.clear();
+            let rec = record(
+                clock.as_ref(),
+                &peer,
+                "unlock",
+                Issued {
+                    expiration: Some(u.at + u.lifetime()),
+                    ..Issued::default()
+                },
+            );
+            audit.record_with(rec, u.origin.as_deref());
+        })
     }
 
     fn role_spec(cfg: &Config, role: &crate::config::RoleConfig, u: &Unlocked) -> RoleSpec {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::{Config, ConfigError};
+use super::model::{Config, ConfigError};
 
 /// What identifies one version of a file: modification and change times
 /// (a `chmod` or `chown` changes the latter), length, device and inode (a
