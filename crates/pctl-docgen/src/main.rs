@@ -6,20 +6,16 @@
 //! OUT_DIR/man/pctl.1, pctl-<subcommand>.1, pctl-eks-token.1, ...
 //! ```
 //!
-//! It compiles `crates/pctl/src/cli.rs` itself rather than depending on the
-//! `pctl` crate, so the client binary carries no documentation generator.
+//! It reads the tree from the `pctl` library (`pctl::cli::Cli`, whose
+//! subcommands' flags live in `pctl::cmd::*`); the client binary does not
+//! depend on this crate, so it carries no documentation generator.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::CommandFactory;
-
-// Only the clap definitions are used here; the client's fast path and shell
-// detection are not.
-#[allow(dead_code)]
-#[path = "../../pctl/src/cli.rs"]
-mod cli;
+use pctl::cli;
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);

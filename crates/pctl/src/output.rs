@@ -6,7 +6,7 @@ use std::path::Path;
 use pctl_protocol::{names, ClusterInfo, Credentials, EksToken};
 use serde_json::json;
 
-use crate::cli::ShellKind;
+use crate::cmd::args::ShellKind;
 
 /// Quotes a value for the shell.
 pub fn quote(kind: ShellKind, v: &str) -> String {

@@ -4,15 +4,48 @@
 //! completed by calling the hidden `pctl __complete roles|clusters`
 //! ([`names`]), wired in per shell below.
 
-use anyhow::Result;
-use clap::CommandFactory;
+use std::ffi::OsString;
 
-use crate::cli::{Cli, Names};
+use anyhow::Result;
+
 use crate::client::Client;
 
-pub fn run(shell: clap_complete::Shell) -> Result<()> {
+/// Print shell completions.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The shell to print completions for.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+/// What `pctl __complete roles|clusters|identities` lists, one name a line, for the
+/// completion scripts. Parsed before clap so that no completion script (they
+/// are generated from clap's tree, hidden commands included) offers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Names {
+    Roles,
+    Clusters,
+    Identities,
+}
+
+/// `pctl __complete roles|clusters|identities`.
+pub fn complete_names(args: &[OsString]) -> Option<Names> {
+    match args.get(1..)? {
+        [c, w] if c == "__complete" => match w.to_str()? {
+            "roles" => Some(Names::Roles),
+            "clusters" => Some(Names::Clusters),
+            "identities" => Some(Names::Identities),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Prints the completion script of `pctl` (`tree`: the whole command tree).
+pub fn run(args: Args, mut tree: clap::Command) -> Result<()> {
+    let shell = args.shell;
     let mut buf = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "pctl", &mut buf);
+    clap_complete::generate(shell, &mut tree, "pctl", &mut buf);
     let script = String::from_utf8(buf)?;
     let out = match shell {
         clap_complete::Shell::Bash => format!("{script}{BASH}"),
@@ -123,6 +156,8 @@ _pctl_identities() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
+    use clap::CommandFactory;
 
     #[test]
     fn zsh_compdef_on_line_one() {

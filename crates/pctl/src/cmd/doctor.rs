@@ -9,9 +9,20 @@ use anyhow::Result;
 use pctl_protocol::{dirs, Check, Level, VERSION};
 use serde_json::json;
 
+use super::args::Format;
 use crate::client::Client;
 
-pub fn run(client: &Client, json: bool) -> Result<()> {
+/// Check everything pctl depends on; one line per check with the fix.
+///
+/// Exits 1 when a check fails.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    format: Format,
+}
+
+pub fn run(client: &Client, args: Args) -> Result<()> {
+    let json = args.format.json();
     let me = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .unwrap_or_else(|_| PathBuf::from("pctl"));

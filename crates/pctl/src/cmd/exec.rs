@@ -1,9 +1,72 @@
 //! `pctl exec --role R -- CMD...`: run CMD with a role's session in its environment.
 
+use std::ffi::OsString;
+
 use anyhow::{anyhow, Result};
 
 use crate::client::Client;
 use crate::output;
+
+/// Run a command with a role's session credentials in its environment.
+///
+/// `pctl exec ROLE -- CMD...` (aws-vault's form) is `pctl exec --role ROLE -- CMD...`.
+/// Without a role: AWS_PROFILE's (`pctl-ROLE`), else the only configured role.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The role (also as its AWS profile name, `pctl-ROLE`).
+    #[arg(long)]
+    role: Option<String>,
+    /// Give CMD a loopback credential endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI +
+    /// AWS_CONTAINER_AUTHORIZATION_TOKEN) instead of keys: the SDKs re-read it, so a long
+    /// job gets refreshed sessions. The endpoint ends when CMD (or pctl) does.
+    #[arg(long)]
+    server: bool,
+    /// The command to run and its arguments (after `--`).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    command: Vec<String>,
+}
+
+pub fn run(client: &Client, args: Args) -> Result<()> {
+    if args.server {
+        run_with_server(client, args.role, args.command)
+    } else {
+        run_with_keys(client, args.role, args.command)
+    }
+}
+
+/// Rewrites aws-vault's `exec ROLE [--server] -- CMD...` into `exec --role
+/// ROLE [--server] -- CMD...`: exactly one word that is not an option
+/// between `exec` and `--`. Any other command line is returned as it was.
+pub fn role_first(args: Vec<OsString>) -> Vec<OsString> {
+    if args.get(1).and_then(|a| a.to_str()) != Some("exec") {
+        return args;
+    }
+    let Some(dash) = args.iter().position(|a| a == "--") else {
+        return args;
+    };
+    let before: Vec<&str> = match args[2..dash].iter().map(|a| a.to_str()).collect() {
+        Some(b) => b,
+        None => return args,
+    };
+    let words: Vec<usize> = (0..before.len())
+        .filter(|&i| !before[i].starts_with('-'))
+        .collect();
+    if words.len() != 1
+        || before
+            .iter()
+            .any(|b| *b == "--role" || b.starts_with("--role="))
+    {
+        return args;
+    }
+    let mut out = args;
+    out.insert(2 + words[0], "--role".into());
+    out
+}
 
 /// The role `exec` runs as: the one named (checked by the daemon), else
 /// `AWS_PROFILE`'s or the only one (asked from the daemon).
@@ -14,7 +77,7 @@ fn role_of(client: &Client, role: Option<String>) -> Result<String> {
     }
 }
 
-pub fn run(client: &Client, role: Option<String>, command: Vec<String>) -> Result<()> {
+fn run_with_keys(client: &Client, role: Option<String>, command: Vec<String>) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let role = role_of(client, role)?;
     let c = client.credentials(role.clone())?;
@@ -57,7 +120,7 @@ fn not_run(cmd: &str, err: &std::io::Error) -> anyhow::Error {
 /// (the daemon sees the connection close). SIGTERM and SIGHUP sent to pctl
 /// are passed on to CMD; Ctrl-C reaches CMD from the terminal directly.
 /// Exits with CMD's status (128 + N when a signal N ended it).
-pub fn run_with_server(client: &Client, role: Option<String>, command: Vec<String>) -> Result<()> {
+fn run_with_server(client: &Client, role: Option<String>, command: Vec<String>) -> Result<()> {
     use std::os::unix::process::ExitStatusExt;
     let role = role_of(client, role)?;
     let (conn, server) = client.credential_server(role, None)?;
@@ -153,6 +216,43 @@ mod signals {
         let sig = PENDING.swap(0, Ordering::SeqCst);
         if sig > 0 {
             send(pid as i32, sig);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn exec_with_the_role_first() {
+        let norm = |s: &str| {
+            role_first(args(s))
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            norm("pctl exec admin -- aws s3 ls"),
+            "pctl exec --role admin -- aws s3 ls"
+        );
+        assert_eq!(
+            norm("pctl exec --server admin -- env"),
+            "pctl exec --server --role admin -- env"
+        );
+        for same in [
+            "pctl exec --role admin -- aws s3 ls",
+            "pctl exec -- aws s3 ls",
+            "pctl exec aws s3 ls",
+            "pctl exec a b -- c",
+            "pctl env --role a -- b",
+        ] {
+            assert_eq!(norm(same), same);
         }
     }
 }

@@ -6,27 +6,61 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use pctl_protocol::{dirs, names};
 
+use super::args::optional_path;
 use crate::files::{self, pctl_config::View, Edit};
 use crate::onepassword::{ListedItem, Op, CATEGORIES};
 use crate::output;
 
-/// The command line's flags (see `cli::Cmd::Init`).
+/// First run: pick the 1Password item, write pctl's config and the AWS config block.
+///
+/// Without --item, lists the API Credential and Login items (`op item list`) and asks
+/// which one (on a terminal only). With --from-aws-config, imports roles instead.
+#[derive(clap::Args, Debug)]
+#[command(display_order = 0)]
 pub struct Args {
-    pub item: Option<String>,
-    pub vault: Option<String>,
-    pub region: Option<String>,
-    pub roles: Vec<String>,
-    pub force: bool,
+    /// The 1Password item holding the IAM user's keys (name or ID): no prompt.
+    #[arg(long, conflicts_with = "from_aws_config")]
+    item: Option<String>,
+    /// The item's vault (default: the vault `op` finds the item in).
+    #[arg(long, conflicts_with = "from_aws_config")]
+    vault: Option<String>,
+    /// AWS region for STS and the profiles (default: the item's "Default Region" field).
+    #[arg(long, conflicts_with = "from_aws_config")]
+    region: Option<String>,
+    /// A role to assume, as a role name or ARN, optionally under a key of your choice:
+    /// `--role KEY=ARN` (repeatable). Without `KEY=`, its key in pctl's config is the
+    /// name's last part.
+    #[arg(
+        long = "role",
+        value_name = "[KEY=]NAME_OR_ARN",
+        conflicts_with = "from_aws_config"
+    )]
+    roles: Vec<String>,
+    /// Replace an existing pctl config (the previous one is kept as config.toml.pctl-backup).
+    #[arg(long, conflicts_with = "from_aws_config")]
+    force: bool,
+    /// Import the assume-role profiles (role_arn) of this AWS config file as pctl roles
+    /// (default: $AWS_CONFIG_FILE, else ~/.aws/config); prints them unless --write.
+    #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path())]
+    from_aws_config: Option<PathBuf>,
+    /// With --from-aws-config: append the imported roles to pctl's config (existing roles
+    /// are kept).
+    #[arg(long, requires = "from_aws_config")]
+    write: bool,
 }
 
 /// How many times a wrong answer to the prompt is asked again.
 const PROMPT_TRIES: usize = 3;
 
 pub fn run(args: Args) -> Result<()> {
+    if let Some(from) = args.from_aws_config {
+        return files::import::run(Some(from), args.write);
+    }
     let config = dirs::config_path();
     if config.exists() && !args.force {
         bail!(

@@ -7,19 +7,38 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context, Result};
 use pctl_protocol::dirs;
 
+use super::args::optional_path;
 use crate::client::Client;
 use crate::{files, output};
 
+/// Write a kubeconfig entry whose user runs `pctl eks token`.
+#[derive(clap::Args, Debug)]
 pub struct Args {
-    pub cluster: String,
-    pub role: Option<String>,
-    pub endpoint: Option<String>,
-    pub ca_file: Option<PathBuf>,
-    pub write: Option<PathBuf>,
-    /// Show what would change and change nothing.
-    pub diff: bool,
-    /// Print the entries instead of writing them.
-    pub print: bool,
+    /// The cluster's key in pctl's config (`[clusters.NAME]`).
+    #[arg(long)]
+    cluster: String,
+    /// The role whose session the token is for (default: the cluster's `role`).
+    #[arg(long)]
+    role: Option<String>,
+    /// API server URL (default: from EKS DescribeCluster).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// PEM file of the API server's CA (default: from EKS DescribeCluster).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// YAML kubeconfig to merge into, keeping its other entries (without a value: the first
+    /// file of $KUBECONFIG, else ~/.kube/config). Default: pctl's own file, which
+    /// `pctl shell` adds to KUBECONFIG.
+    #[arg(long, num_args = 0..=1, default_missing_value = "", value_parser = optional_path())]
+    write: Option<PathBuf>,
+    /// Show what would change (a unified diff) and change nothing; exit 1 when something
+    /// would, 0 when nothing would (as diff does).
+    #[arg(long, conflicts_with = "print")]
+    diff: bool,
+    /// Print the entries (a kubeconfig of pctl's cluster, user and context) instead of
+    /// writing them.
+    #[arg(long, conflicts_with = "write")]
+    print: bool,
 }
 
 pub fn run(client: &Client, args: Args) -> Result<()> {

@@ -5,7 +5,16 @@ use anyhow::Result;
 
 use crate::client::Client;
 
-pub fn run(client: &Client, identity: Option<String>) -> Result<()> {
+/// Drop every secret and session; stays locked until `pctl unlock`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Only this identity; the others keep serving.
+    #[arg(long, value_name = "IDENTITY")]
+    identity: Option<String>,
+}
+
+pub fn run(client: &Client, args: Args) -> Result<()> {
+    let identity = args.identity;
     let which = identity
         .as_deref()
         .map(|i| format!(" of identity {i}"))

@@ -18,9 +18,41 @@ use anyhow::{bail, Result};
 
 use crate::client::{Client, ConsoleLoginArgs};
 
-pub fn run(client: &Client, args: ConsoleLoginArgs, stdout: bool) -> Result<()> {
-    let role = args.role.clone();
-    let login = client.console_login(args, !stdout)?;
+/// Open the AWS console signed in as a role (federation sign-in URL).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The role's key in pctl's config to sign in as.
+    #[arg(long)]
+    role: String,
+    /// Console region (default: the config's region).
+    #[arg(long)]
+    region: Option<String>,
+    /// A console page on the region's console, like ec2/home#Instances.
+    #[arg(long, conflicts_with = "destination")]
+    path: Option<String>,
+    /// A whole console URL (https://...console.aws.amazon.com/...).
+    #[arg(long)]
+    destination: Option<String>,
+    /// Print the URL instead of opening it (it signs in whoever opens it within 15 minutes).
+    #[arg(long)]
+    stdout: bool,
+}
+
+pub fn run(client: &Client, args: Args) -> Result<()> {
+    let Args {
+        role,
+        region,
+        path,
+        destination,
+        stdout,
+    } = args;
+    let req = ConsoleLoginArgs {
+        role: role.clone(),
+        region,
+        path,
+        destination,
+    };
+    let login = client.console_login(req, !stdout)?;
     if stdout {
         return super::write_secret(format!("{}\n", login.url));
     }

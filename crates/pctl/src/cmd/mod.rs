@@ -1,11 +1,13 @@
 //! One module per command: each turns its arguments into typed requests on
 //! the [`Client`](crate::client::Client) and prints or writes the answer.
 
+pub mod args;
 pub mod aws_config;
 pub mod completions;
 pub mod credential_process;
 pub mod daemon;
 pub mod doctor;
+pub mod eks;
 pub mod eks_token;
 pub mod env;
 pub mod exec;
@@ -49,4 +51,24 @@ pub fn write_secret(mut out: String) -> Result<()> {
         .and_then(|()| stdout.flush());
     out.zeroize();
     r.context("cannot write to stdout")
+}
+
+/// The process's exit status for a command's result: 0, the status an
+/// [`Exit`] carries, or 1 after one line `pctl: what failed: why` on stderr.
+pub fn exit_status(result: Result<()>) -> i32 {
+    let e = match result {
+        Ok(()) => return 0,
+        Err(e) => e,
+    };
+    if let Some(Exit(code)) = e.downcast_ref() {
+        return *code;
+    }
+    let mut msg = e.to_string();
+    // Show the cause chain on one line (context: cause).
+    for cause in e.chain().skip(1) {
+        msg.push_str(": ");
+        msg.push_str(&cause.to_string());
+    }
+    eprintln!("pctl: {msg}");
+    1
 }

@@ -7,14 +7,29 @@ use std::time::SystemTime;
 use anyhow::Result;
 use serde_json::json;
 
+use super::args::Format;
 use crate::client::Client;
+
+/// One short line for a shell prompt (role and minutes left); never
+/// starts a daemon.
+///
+/// Exit status: 0 unlocked, 3 locked, 4 no daemon running.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print nothing: only the exit status.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    format: Format,
+}
 
 /// Exit status when the daemon is locked.
 pub const LOCKED: i32 = 3;
 /// Exit status when no daemon (of this version) runs.
 pub const NO_DAEMON: i32 = 4;
 
-pub fn run(client: &Client, quiet: bool, json: bool) -> Result<()> {
+pub fn run(client: &Client, args: Args) -> Result<()> {
+    let (quiet, json) = (args.quiet, args.format.json());
     let status = client.status_if_running()?;
     // The role this shell uses: `pctl env`/`exec` export PCTL_ROLE,
     // `pctl shell --profile R` exports AWS_PROFILE=pctl-R.

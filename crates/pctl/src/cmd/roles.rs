@@ -4,7 +4,15 @@
 
 use anyhow::{bail, Result};
 
+use super::args::Format;
 use crate::client::Client;
+
+/// List the configured roles: identity, ARN and session state.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    format: Format,
+}
 
 /// A role name as the user typed it, checked against the configured roles:
 /// the name itself, or the AWS profile name `pctl-NAME`.
@@ -50,7 +58,8 @@ fn list(roles: &[String]) -> String {
     }
 }
 
-pub fn run(client: &Client, json: bool) -> Result<()> {
+pub fn run(client: &Client, args: Args) -> Result<()> {
+    let json = args.format.json();
     let s = client.status()?;
     if !std::path::Path::new(&s.config).exists() {
         return Err(crate::client::no_config(std::path::Path::new(&s.config)));

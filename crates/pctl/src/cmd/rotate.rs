@@ -5,8 +5,16 @@ use anyhow::Result;
 
 use crate::client::Client;
 
-pub fn run(client: &Client, identity: Option<String>) -> Result<()> {
-    let r = client.rotate(identity)?;
+/// Replace the IAM user's access key (create, verify, write to 1Password, read back, delete the old).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The identity whose key to rotate (needed when several are configured).
+    #[arg(long, value_name = "IDENTITY")]
+    identity: Option<String>,
+}
+
+pub fn run(client: &Client, args: Args) -> Result<()> {
+    let r = client.rotate(args.identity)?;
     println!(
         "identity {}: access key {} replaced by {} (in 1Password, verified){}",
         r.identity,

@@ -9,9 +9,24 @@ use anyhow::{Context, Result};
 use nix::sys::signal::{SigSet, Signal};
 use pctl_protocol::CredentialServer;
 
-use crate::cli::ShellKind;
+use super::args::ShellKind;
 use crate::client::Client;
 use crate::output;
+
+/// Serve a role's session on a loopback credential endpoint (for containers and desktop
+/// apps) and print the two variables to export; stops on Ctrl-C.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The role's key in pctl's config whose session to serve.
+    #[arg(long)]
+    role: String,
+    /// 127.0.0.1 port (default: a free one).
+    #[arg(long)]
+    port: Option<u16>,
+    /// The shell whose `export` syntax to print (default: from $SHELL).
+    #[arg(long, value_enum, default_value_t = ShellKind::detect())]
+    shell: ShellKind,
+}
 
 /// Variables an AWS SDK must not see next to the endpoint: each would be
 /// used before it (keys, profiles, web identity) or instead of it (a
@@ -39,7 +54,8 @@ pub fn endpoint_vars(s: &CredentialServer) -> [(&'static str, &str); 2] {
     ]
 }
 
-pub fn run(client: &Client, role: String, port: Option<u16>, shell: ShellKind) -> Result<()> {
+pub fn run(client: &Client, args: Args) -> Result<()> {
+    let Args { role, port, shell } = args;
     // First the endpoint (this may start the daemon, which must not inherit
     // a blocked mask); a signal before the block below ends pctl the
     // default way, which closes the endpoint too.

@@ -6,9 +6,22 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use pctl_protocol::dirs;
 
-use crate::cli::ShellKind;
+use super::args::ShellKind;
 use crate::client::Client;
 use crate::output;
+
+/// Start or find the daemon and print shell exports of pointers (never secrets).
+///
+/// Use as: eval "$(pctl shell)"   (fish: pctl shell --shell fish | source)
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The shell whose syntax to print (default: from $SHELL).
+    #[arg(long, value_enum, default_value_t = ShellKind::detect())]
+    shell: ShellKind,
+    /// Also export AWS_PROFILE=pctl-<ROLE>.
+    #[arg(long, value_name = "ROLE")]
+    profile: Option<String>,
+}
 
 /// Exported keys come first in every SDK's credential chain: left in place
 /// they would beat `AWS_PROFILE` and pctl's profiles.
@@ -18,7 +31,8 @@ pub const SHADOWING_KEYS: [&str; 3] = [
     "AWS_SESSION_TOKEN",
 ];
 
-pub fn run(client: &Client, shell: ShellKind, profile: Option<String>) -> Result<()> {
+pub fn run(client: &Client, args: Args) -> Result<()> {
+    let Args { shell, profile } = args;
     if let Some(role) = &profile {
         if !role
             .chars()

@@ -9,10 +9,19 @@ use std::path::Path;
 use anyhow::Result;
 use pctl_protocol::{IdentityStatus, Status};
 
+use super::args::Format;
 use crate::client::Client;
 use crate::output::{columns, when};
 
-pub fn run(client: &Client, json: bool) -> Result<()> {
+/// Show lock state, sessions, tokens and counters (never a secret).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    format: Format,
+}
+
+pub fn run(client: &Client, args: Args) -> Result<()> {
+    let json = args.format.json();
     let s = client.status()?;
     // A daemon started before the file was removed (or with another one).
     if !Path::new(&s.config).exists() {

@@ -4,7 +4,11 @@ use anyhow::Result;
 
 use crate::client::Client;
 
-pub fn run(client: &Client) -> Result<()> {
+/// Stop the daemon (secrets wiped, socket removed).
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(client: &Client, _args: Args) -> Result<()> {
     if client.stop()? {
         eprintln!("pctl: daemon stopped");
     } else {

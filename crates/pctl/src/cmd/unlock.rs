@@ -6,8 +6,16 @@ use anyhow::{bail, Result};
 
 use crate::client::Client;
 
-pub fn run(client: &Client, identity: Option<String>) -> Result<()> {
-    if let Some(i) = identity {
+/// Read the 1Password item now (one `op item get` per identity).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Only this identity (`[identities.NAME]`; `default` is `[onepassword]`).
+    #[arg(long, value_name = "IDENTITY")]
+    identity: Option<String>,
+}
+
+pub fn run(client: &Client, args: Args) -> Result<()> {
+    if let Some(i) = args.identity {
         client.unlock(Some(i.clone()))?;
         eprintln!("pctl: unlocked (identity {i})");
         return Ok(());
