@@ -566,9 +566,8 @@ impl Issuer {
     }
 
     /// Cached role sessions, for `status`: one line under each name
-    /// `names` gives a session (the configured roles it serves; a session
-    /// shared by two roles is each one's), or under the key of the role
-    /// that built it when `names` gives none.
+    /// `names` gives a session, or under the key of the role that built it
+    /// when `names` gives none.
     pub fn role_statuses(&self, names: &dyn Fn(&RoleSession) -> Vec<String>) -> Vec<RoleStatus> {
         let now = self.clock.now();
         let mut v: Vec<RoleStatus> = self

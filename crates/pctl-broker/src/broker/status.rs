@@ -65,14 +65,24 @@ impl Broker {
             Some(a) => Some(a.clone()),
             None => accounts.get(r.identity.as_str()).map(|a| r.arn(a)),
         };
-        // A cached session is shown under each configured role it serves
-        // (same identity, ARN, session name and duration), whichever
-        // request built it: one line per role, not one for the role and one
-        // for an `eks token --role-arn` that built the session first.
+        // A cached session is shown under the configured role that built
+        // it; one built by a request that names no configured role (an
+        // `eks token --role-arn` for a cluster not in the config, a role
+        // since removed) under each configured role it serves (same
+        // identity, ARN, session name and duration): one line per role,
+        // not the role without its session plus a line for the ARN.
         let roles = ids
             .iter()
             .flat_map(|i| {
                 let names = |s: &RoleSession| -> Vec<String> {
+                    let configured = cfg.iter().any(|c| {
+                        c.roles
+                            .get(&s.role_key)
+                            .is_some_and(|r| r.identity == i.name)
+                    });
+                    if configured {
+                        return Vec::new(); // its builder's key
+                    }
                     cfg.iter()
                         .flat_map(|c| c.roles.values())
                         .filter(|r| {
