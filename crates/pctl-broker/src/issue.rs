@@ -187,8 +187,12 @@ struct TokenKey {
 
 /// A cached role session.
 pub struct RoleSession {
+    /// The key of the role whose request built it (other roles with the
+    /// same ARN, session name and duration are served from it too).
     pub role_key: String,
     pub arn: String,
+    pub session_name: String,
+    pub duration: Duration,
     pub session: Session,
 }
 
@@ -453,7 +457,7 @@ impl Issuer {
                 let (from, _) = self.role_session(u, src, src.credentials_margin()).await?;
                 self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
                 self.sts
-                    .assume_role_external(
+                    .assume_role(
                         &role.region,
                         &from.session,
                         &role.arn,
@@ -479,7 +483,7 @@ impl Issuer {
             (None, None) => {
                 self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
                 self.sts
-                    .assume_role_external(
+                    .assume_role(
                         &role.region,
                         &u.base,
                         &role.arn,
@@ -507,6 +511,8 @@ impl Issuer {
         Ok(RoleSession {
             role_key: role.key.clone(),
             arn: role.arn.clone(),
+            session_name: role.session_name.clone(),
+            duration: role.duration,
             session,
         })
     }
@@ -683,18 +689,26 @@ impl Issuer {
         });
     }
 
-    /// Cached role sessions, for `status`.
-    pub fn role_statuses(&self) -> Vec<RoleStatus> {
+    /// Cached role sessions, for `status`: one line under each name
+    /// `names` gives a session, or under the key of the role that built it
+    /// when `names` gives none.
+    pub fn role_statuses(&self, names: &dyn Fn(&RoleSession) -> Vec<String>) -> Vec<RoleStatus> {
         let now = self.clock.now();
         let mut v: Vec<RoleStatus> = self
             .sessions
             .values()
             .into_iter()
             .filter(|s| s.session.expiration > now)
-            .map(|s| RoleStatus {
-                role: s.role_key.clone(),
-                arn: s.arn.clone(),
-                expiration: rfc3339(s.session.expiration),
+            .flat_map(|s| {
+                let mut keys = names(&s);
+                if keys.is_empty() {
+                    keys.push(s.role_key.clone());
+                }
+                keys.into_iter().map(move |role| RoleStatus {
+                    role,
+                    arn: s.arn.clone(),
+                    expiration: rfc3339(s.session.expiration),
+                })
             })
             .collect();
         v.sort_by(|a, b| (&a.role, &a.arn).cmp(&(&b.role, &b.arn)));

@@ -43,11 +43,7 @@ const REQUEST_TIMEOUT_NO_CONFIG: Duration = Duration::from_secs(180);
 /// the daemon never cuts `op` short). Time spent in the listen queue or
 /// reading the request is not counted.
 pub fn request_timeout(broker: &Broker) -> Duration {
-    if broker.config().is_ok() {
-        broker.request_timeout()
-    } else {
-        REQUEST_TIMEOUT_NO_CONFIG
-    }
+    broker.request_limit().unwrap_or(REQUEST_TIMEOUT_NO_CONFIG)
 }
 
 /// A startup problem, phrased for the user.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use pctl_broker::aws::sts::{BoxFuture, Sts};
+use pctl_broker::aws::sts::{AssumeExtras, BoxFuture, Sts};
 use pctl_broker::aws::{AwsError, Sdk, Session};
 use pctl_broker::broker::{Broker, LockReason, Parts, Peer};
 use pctl_broker::clock::{Clock, FakeClock};
@@ -115,12 +115,19 @@ impl Sts for FakeSts {
         role_arn: &'a str,
         _session_name: &'a str,
         duration: Duration,
+        extras: &'a AssumeExtras,
     ) -> BoxFuture<'a, Result<Session, AwsError>> {
         Box::pin(async move {
-            self.calls
-                .lock()
-                .unwrap()
-                .push(format!("assume {role_arn} from {}", from.access_key_id));
+            // the extras only when set: most tests' roles have none
+            let with = if *extras == AssumeExtras::default() {
+                String::new()
+            } else {
+                format!(" with {extras:?}")
+            };
+            self.calls.lock().unwrap().push(format!(
+                "assume {role_arn} from {}{with}",
+                from.access_key_id
+            ));
             self.entered.notify_one();
             let gate = self.gate.lock().unwrap().clone();
             if let Some(g) = gate {
@@ -1337,4 +1344,127 @@ async fn mfa_unlock_in_the_same_totp_step_waits_for_the_next_code() {
     );
     // and it waited no longer than to the next step
     assert_eq!(totp_step(read_at), first + 1);
+}
+
+/// Issue 16 §2: a request looks at the config's files once (the server's
+/// time limit reads the config as last loaded; the broker passes the one
+/// `Arc<Config>` down). Before, a credentials request checked them three
+/// times (twice for its time limit, once to answer) and status twice.
+/// Through the real server on a real socket; counted, not timed.
+#[tokio::test]
+async fn each_request_checks_the_config_files_once() {
+    use pctl_protocol::{Connection, Envelope, Reply, Request, Response};
+    let r = rig();
+    r.broker.config().unwrap(); // as the daemon does when it starts
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("pctl.sock");
+    let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let server = tokio::spawn(pctl_broker::server::serve(
+        r.broker.clone(),
+        listener,
+        shutdown.clone(),
+    ));
+    let requests = [
+        Request::Credentials {
+            role: "admin".into(),
+            env: Some(env()),
+            duration: None,
+            region: None,
+        },
+        Request::Credentials {
+            role: "admin".into(),
+            env: None,
+            duration: None,
+            region: None,
+        },
+        Request::Credentials {
+            role: "admin".into(),
+            env: None,
+            duration: None,
+            region: None,
+        },
+        Request::Status,
+        Request::Profiles,
+    ];
+    for request in requests {
+        let before = r.broker.config_checks();
+        let what = format!("{request:?}");
+        let mut c = Connection::new(tokio::net::UnixStream::connect(&sock).await.unwrap());
+        c.send_async(&Envelope {
+            version: pctl_protocol::VERSION.into(),
+            request,
+            setup: None,
+            caller: None,
+        })
+        .await
+        .unwrap();
+        let body = c.read_body_async().await.unwrap();
+        let resp: Response = serde_json::from_slice(&body).unwrap();
+        assert!(
+            matches!(
+                resp,
+                Response::Ok(Reply::Credentials(_) | Reply::Status(_) | Reply::Profiles(_))
+            ),
+            "{what}: {resp:?}"
+        );
+        let checks = r.broker.config_checks() - before;
+        assert_eq!(checks, 1, "{what}: {checks} looks at the config's files");
+    }
+    // an edit is still seen by the very next request
+    r.rewrite(&config_text("platform-other", "platform", ""));
+    let a = r.creds(false).await.unwrap();
+    assert_eq!(
+        r.sts.calls("assume").last().map(String::as_str),
+        Some(
+            format!("assume arn:aws:iam::{ACCOUNT}:role/platform-other from AKIAFAKEFAKEFAKE0001")
+                .as_str()
+        ),
+        "{a:?}"
+    );
+    shutdown.notify_one();
+    let _ = server.await;
+}
+
+/// Review finding (issue 16 §2): `Sts` had `assume_role` and
+/// `assume_role_external`, whose default dropped ExternalId, SourceIdentity
+/// and the session tags, so no fake ever saw them. One `assume_role` now
+/// takes them: what the config sets reaches STS, for a role and for a
+/// chained role assumed through it.
+#[tokio::test(start_paused = true)]
+async fn a_roles_external_id_source_identity_and_tags_reach_sts() {
+    let text = config_text("platform-admin", "platform", "")
+        + r#"
+[roles.partner]
+arn = "arn:aws:iam::111111111111:role/partner"
+external_id = "ext-42"
+source_identity = "alice"
+tags = { team = "platform" }
+transitive_tags = ["team"]
+source_role = "admin"
+"#;
+    let r = rig_with(&text, source());
+    let e = env();
+    r.broker
+        .credentials("partner", Some(&e), &peer())
+        .await
+        .unwrap();
+    let calls = r.sts.calls("assume");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(
+        calls[0],
+        format!("assume arn:aws:iam::{ACCOUNT}:role/platform-admin from AKIAFAKEFAKEFAKE0001"),
+    );
+    let want = AssumeExtras {
+        external_id: Some("ext-42".into()),
+        source_identity: Some("alice".into()),
+        tags: vec![("team".into(), "platform".into())],
+        transitive_tags: vec!["team".into()],
+    };
+    assert_eq!(
+        calls[1],
+        format!(
+            "assume arn:aws:iam::111111111111:role/partner from ASIAFAKE00000000 with {want:?}"
+        ),
+    );
 }

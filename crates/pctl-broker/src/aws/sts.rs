@@ -24,7 +24,8 @@ pub trait Sts: Send + Sync {
         duration: Duration,
     ) -> BoxFuture<'a, Result<Session, AwsError>>;
 
-    /// AssumeRole with the given credentials.
+    /// AssumeRole with the given credentials, and the role's `ExternalId`,
+    /// `SourceIdentity` and session tags (each only when set).
     fn assume_role<'a>(
         &'a self,
         region: &'a str,
@@ -32,22 +33,8 @@ pub trait Sts: Send + Sync {
         role_arn: &'a str,
         session_name: &'a str,
         duration: Duration,
-    ) -> BoxFuture<'a, Result<Session, AwsError>>;
-
-    /// AssumeRole with `ExternalId`, `SourceIdentity` and session tags. The
-    /// default (for fakes that do not look at them) is [`Sts::assume_role`].
-    fn assume_role_external<'a>(
-        &'a self,
-        region: &'a str,
-        from: &'a Session,
-        role_arn: &'a str,
-        session_name: &'a str,
-        duration: Duration,
         extras: &'a AssumeExtras,
-    ) -> BoxFuture<'a, Result<Session, AwsError>> {
-        let _ = extras;
-        self.assume_role(region, from, role_arn, session_name, duration)
-    }
+    ) -> BoxFuture<'a, Result<Session, AwsError>>;
 
     /// The ARN `key` authenticates as (GetCallerIdentity), or None when it
     /// cannot be learnt. The default (fakes) knows none.
@@ -108,7 +95,7 @@ impl Sts for SdkSts {
         })
     }
 
-    fn assume_role_external<'a>(
+    fn assume_role<'a>(
         &'a self,
         region: &'a str,
         from: &'a Session,
@@ -166,28 +153,6 @@ impl Sts for SdkSts {
                 .send()
                 .await
                 .map_err(|e| sts_error("GetSessionToken (MFA)", "", e))?;
-            session_from(out.credentials())
-        })
-    }
-
-    fn assume_role<'a>(
-        &'a self,
-        region: &'a str,
-        from: &'a Session,
-        role_arn: &'a str,
-        session_name: &'a str,
-        duration: Duration,
-    ) -> BoxFuture<'a, Result<Session, AwsError>> {
-        Box::pin(async move {
-            let client = self.client(region, from.provider()).await;
-            let out = client
-                .assume_role()
-                .role_arn(role_arn)
-                .role_session_name(session_name)
-                .duration_seconds(duration.as_secs() as i32)
-                .send()
-                .await
-                .map_err(|e| sts_error("AssumeRole", role_arn, e))?;
             session_from(out.credentials())
         })
     }

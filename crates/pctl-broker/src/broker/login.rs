@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pctl_protocol::ClientEnv;
 
-use super::{Broker, Failure, Issued, Peer};
+use super::{Broker, ConsoleRequest, Failure, Issued, Peer};
 use crate::clock::rfc3339;
 
 impl Broker {
@@ -89,16 +89,4 @@ impl Broker {
             note,
         })
     }
-}
-
-/// What `pctl login` asks for.
-pub struct ConsoleRequest<'a> {
-    pub role: &'a str,
-    pub region: Option<&'a str>,
-    pub path: Option<&'a str>,
-    pub destination: Option<&'a str>,
-    /// Answer a one-shot loopback link to the URL ([`crate::oneshot`]).
-    pub redirect: bool,
-    /// `--duration`: the role session's and console session's length.
-    pub duration: Option<Duration>,
 }

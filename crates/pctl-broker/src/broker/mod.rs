@@ -6,11 +6,14 @@
 //! [`crate::status`].
 //!
 //! This file holds the struct and the path every request shares: the
-//! config ([`crate::config::ConfigCache`]), the unlocked identity, the
-//! role's spec, and the audit of what was issued. One `impl Broker` block
+//! config, looked at once per request ([`crate::config::ConfigCache`]) and
+//! passed down as one `Arc<Config>`; the limits and the lock of one
+//! identity; the unlocked identity (unlocking on demand, audited); the
+//! role's spec; and the audit of what was issued. One `impl Broker` block
 //! per concern lives beside it: [`credentials`], [`eks`], [`login`]
-//! (console), [`sso`] (Identity Center sign-in), [`unlock`] (lock, unlock,
-//! limits), [`rotate`], [`status`] and [`doctor`].
+//! (console), [`sso`] (Identity Center sign-in), [`unlock`] (`pctl lock`,
+//! `pctl unlock`), [`rotate`], [`status`] and [`doctor`]. They use this
+//! file only, never each other, and this file uses none of them.
 //!
 //! Every request first enforces the idle and lifetime limits (boot clock),
 //! and checks the vault epoch before it audits or answers: a `pctl lock`
@@ -44,12 +47,12 @@ use crate::issue::RoleSpec;
 use crate::source::onepassword::OnePassword;
 use crate::source::CredentialSource;
 use crate::status::Stats;
+use crate::unlock::OnUnlock;
 use crate::vault::Unlocked;
 
 pub use crate::failure::Failure;
 pub use crate::issue::TOKEN_SESSION_MIN;
 pub use crate::vault::LockReason;
-pub use login::ConsoleRequest;
 
 /// Who asked, as the kernel reported it.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +69,18 @@ pub struct Peer {
     /// The request starts a credential endpoint: `allowed_programs` is
     /// checked at each of the endpoint's requests instead.
     pub serving: bool,
+}
+
+/// What `pctl login` asks for.
+pub struct ConsoleRequest<'a> {
+    pub role: &'a str,
+    pub region: Option<&'a str>,
+    pub path: Option<&'a str>,
+    pub destination: Option<&'a str>,
+    /// Answer a one-shot loopback link to the URL ([`crate::oneshot`]).
+    pub redirect: bool,
+    /// `--duration`: the role session's and console session's length.
+    pub duration: Option<std::time::Duration>,
 }
 
 /// The parts a broker is built from; tests swap in fakes.
@@ -118,7 +133,9 @@ impl Broker {
 
     /// The current config, re-read when the file or an included file
     /// changed (content, owner or mode), and at every call while it is
-    /// refused (the fix may be in a directory's mode or an include).
+    /// refused (the fix may be in a directory's mode or an include). This
+    /// is the request's one freshness check: each request calls it once
+    /// and passes the `Arc<Config>` down.
     pub fn config(&self) -> Result<Arc<Config>, ConfigError> {
         let (loaded, reloaded) = self.config.current(&self.config_path);
         if let (true, Ok(cfg)) = (reloaded, &loaded) {
@@ -127,16 +144,32 @@ impl Broker {
         loaded
     }
 
-    /// The longest a request may run: two `op` runs (one retry), a wait for
-    /// a fresh one-time password, and the STS/EKS calls after it. The
-    /// server's per-request timeout uses this, so it never cuts short an
-    /// `op_timeout` the config accepts.
+    /// How many times the config's files were checked for changes (one per
+    /// request that reads the config).
+    pub fn config_checks(&self) -> u64 {
+        self.config.checks()
+    }
+
+    /// The longest a request may run (`None` while the config is refused):
+    /// two `op` runs (one retry), a wait for a fresh one-time password, and
+    /// the STS/EKS calls after it. The server's per-request timeout uses
+    /// this, so it never cuts short an `op_timeout` the config accepts. It
+    /// reads the config as last loaded, without a look at its files (the
+    /// request itself makes that one); only while the config is refused
+    /// does it look again, as the fix may have just landed.
+    pub fn request_limit(&self) -> Option<Duration> {
+        let cfg = match self.config.last() {
+            Some(c) => c,
+            None => self.config().ok()?,
+        };
+        Some(limit_for(cfg.daemon.op_timeout))
+    }
+
+    /// [`Broker::request_limit`], or the limit for the default
+    /// `op_timeout` while the config is refused.
     pub fn request_timeout(&self) -> Duration {
-        let op = self
-            .config()
-            .map(|c| c.daemon.op_timeout)
-            .unwrap_or(Duration::from_secs(120));
-        op * 2 + Duration::from_secs(31) + OPERATION_TIMEOUT * 3 + Duration::from_secs(10)
+        self.request_limit()
+            .unwrap_or_else(|| limit_for(Duration::from_secs(120)))
     }
 
     /// Counts a connection refused for its peer UID.
@@ -230,6 +263,93 @@ impl Broker {
         }
     }
 
+    /// After a load: an identity the config no longer defines is locked
+    /// (its secrets and sessions dropped, an unlock under way refused),
+    /// logged and audited; only a config that defines it again can unlock it.
+    fn lock_removed(&self, cfg: &Config) {
+        for id in self.identities.all() {
+            if cfg.identities.contains_key(&id.name) {
+                continue;
+            }
+            let snap = id.vault.snapshot(self.clock.as_ref());
+            if snap.reason == LockReason::Removed && snap.unlocked.is_none() {
+                continue;
+            }
+            let held = snap.unlocked.is_some();
+            drop(snap);
+            self.lock_one(&id, LockReason::Removed);
+            if held {
+                tracing::warn!(
+                    "identity {} is no longer in the config {}: locked, its secrets dropped",
+                    id.name,
+                    cfg.path.display()
+                );
+                let mut rec = self.record(&Peer::default(), "lock", Issued::default());
+                rec.role = Some(format!("identity {}: removed from the config", id.name));
+                self.audit.record(rec);
+            }
+        }
+    }
+
+    fn lock_one(&self, id: &Identity, reason: LockReason) {
+        id.unlocker.sso.cancel();
+        let dropped = id.vault.lock(reason);
+        id.issuer.clear();
+        drop(dropped);
+        self.sdk.reset();
+        crate::secret::scrub_stack();
+        tracing::info!(
+            "identity {} locked ({}): secrets and sessions dropped",
+            id.name,
+            reason.as_str()
+        );
+    }
+
+    /// The identities `cfg` defines (and any still holding state from an
+    /// earlier config), created on first use.
+    fn known_identities(&self, cfg: Option<&Config>) -> Vec<Arc<Identity>> {
+        if let Some(cfg) = cfg {
+            for name in cfg.identities.keys() {
+                self.identities.get(name);
+            }
+        }
+        self.identities.all()
+    }
+
+    /// Locks when the idle, lifetime or MFA-session limit has passed (boot
+    /// clock: suspended time counts). Called by a timer and at the start of
+    /// every request.
+    pub fn enforce_limits(&self) {
+        for id in self.identities.all() {
+            if let Some(r) = id.vault.expired(self.clock.as_ref()) {
+                self.lock_one(&id, r);
+            }
+        }
+    }
+
+    /// What a fresh unlock does once installed, in the unlock's own task
+    /// (so also when the request that started it went away): what the
+    /// previous unlock built is keyed by its identity and will never be
+    /// asked for again (drop it), and the unlock is audited, to the peer
+    /// that started it, with the `op` that ran.
+    fn on_unlock(&self, id: &Arc<Identity>, peer: &Peer) -> OnUnlock {
+        let (issuer, audit, clock) = (id.issuer.clone(), self.audit.clone(), self.clock.clone());
+        let peer = peer.clone();
+        Box::new(move |u: &Arc<Unlocked>| {
+            issuer.clear();
+            let rec = record(
+                clock.as_ref(),
+                &peer,
+                "unlock",
+                Issued {
+                    expiration: Some(u.at + u.lifetime()),
+                    ..Issued::default()
+                },
+            );
+            audit.record_with(rec, u.origin.as_deref());
+        })
+    }
+
     fn role_spec(cfg: &Config, role: &crate::config::RoleConfig, u: &Unlocked) -> RoleSpec {
         RoleSpec {
             key: role.key.clone(),
@@ -265,6 +385,11 @@ impl Broker {
             confirm: crate::guard::confirm_needed(cfg, role),
         }
     }
+}
+
+/// The request limit for an `op_timeout`.
+fn limit_for(op_timeout: Duration) -> Duration {
+    op_timeout * 2 + Duration::from_secs(31) + OPERATION_TIMEOUT * 3 + Duration::from_secs(10)
 }
 
 /// An audit record of `peer` being issued `issued`, now.

@@ -4,10 +4,11 @@
 //! directory's mode or an include).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::{Config, ConfigError};
+use super::model::{Config, ConfigError};
 
 /// What identifies one version of a file: modification and change times
 /// (a `chmod` or `chown` changes the latter), length, device and inode (a
@@ -59,6 +60,8 @@ struct Cached {
 /// The config as last loaded, and what it was loaded from.
 pub struct ConfigCache {
     cached: Mutex<Cached>,
+    /// Freshness checks made: one per request ([`ConfigCache::current`]).
+    checks: AtomicU64,
 }
 
 impl Default for ConfigCache {
@@ -68,6 +71,7 @@ impl Default for ConfigCache {
                 stamp: Vec::new(),
                 loaded: Err(ConfigError("config not loaded yet".into())),
             }),
+            checks: AtomicU64::new(0),
         }
     }
 }
@@ -77,6 +81,7 @@ impl ConfigCache {
     /// changed, and at every call while it is refused. The flag says
     /// whether it was re-read.
     pub fn current(&self, path: &Path) -> (Result<Arc<Config>, ConfigError>, bool) {
+        self.checks.fetch_add(1, Ordering::Relaxed);
         let mut cache = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         let includes = match &cache.loaded {
             Ok(c) => c.includes.as_slice(),
@@ -100,5 +105,17 @@ impl ConfigCache {
             }
         }
         (cache.loaded.clone(), stale)
+    }
+
+    /// The config as last loaded, without looking at its files: `None`
+    /// while it is refused (or not loaded yet).
+    pub fn last(&self) -> Option<Arc<Config>> {
+        let cache = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        cache.loaded.as_ref().ok().cloned()
+    }
+
+    /// How many freshness checks ([`ConfigCache::current`]) were made.
+    pub fn checks(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
     }
 }

@@ -575,42 +575,23 @@ mod tests {
         assert_eq!(d.totp, labels::TOTP);
     }
 
+    /// The argv itself (flags with `=`, the item after `--`, no shell) is
+    /// tested once, beside the builder: `pctl_protocol::op`'s
+    /// `argv_values_are_flags_with_equals_and_the_item_follows_the_double_dash`.
+    /// Here only what the daemon adds: which config fields fill it.
     #[test]
-    fn argv_has_no_shell_and_optional_account() {
+    fn argv_is_built_from_the_configured_item_vault_and_account() {
+        use pctl_protocol::op::{item_get_args, ItemRef};
         let mut c = cfg();
-        assert_eq!(
-            op_args(&c),
-            [
-                "item",
-                "get",
-                "--vault=Private",
-                "--format=json",
-                "--",
-                "AWS user key"
-            ]
-        );
+        let mut want = ItemRef {
+            item: "AWS user key",
+            vault: Some("Private"),
+            account: None,
+        };
+        assert_eq!(op_args(&c), item_get_args(want));
         c.account = Some("my.1password.com".into());
-        assert_eq!(op_args(&c)[4], "--account=my.1password.com");
-    }
-
-    #[test]
-    fn names_starting_with_a_dash_stay_values() {
-        let mut c = cfg();
-        c.item = "--help".into();
-        c.vault = "-v".into();
-        c.account = Some("--format=text".into());
-        let a = op_args(&c);
-        let dd = a.iter().position(|x| x == "--").unwrap();
-        // Before `--`: only flags of the form --name=value; the item after it.
-        assert!(
-            a[2..dd]
-                .iter()
-                .all(|x| x.starts_with("--") && x.contains('=')),
-            "{a:?}"
-        );
-        assert_eq!(a[dd + 1..], ["--help"]);
-        assert!(a.contains(&"--vault=-v".to_string()));
-        assert!(a.contains(&"--account=--format=text".to_string()));
+        want.account = Some("my.1password.com");
+        assert_eq!(op_args(&c), item_get_args(want));
     }
 
     fn write_exe(dir: &Path, mode: u32) -> PathBuf {

@@ -31,6 +31,21 @@ struct Args {
     /// Requests per level.
     #[arg(long, default_value_t = 50_000)]
     requests: u64,
+    /// Send this process's PATH, HOME and OP_* variables with every request
+    /// (the 1Password environment): a cold daemon unlocks with them, and a
+    /// daemon older than the optional `env` (such as the one at 34233f7, for
+    /// the side-by-side run of tests/bench/load-vs-base.sh) requires it.
+    #[arg(long)]
+    with_env: bool,
+}
+
+/// PATH, HOME and OP_* of this process, as the client forwards them.
+fn client_env() -> pctl_protocol::ClientEnv {
+    pctl_protocol::ClientEnv(
+        std::env::vars()
+            .filter(|(k, _)| k == "PATH" || k == "HOME" || k.starts_with("OP_"))
+            .collect(),
+    )
 }
 
 /// What one level measured.
@@ -52,13 +67,19 @@ fn one_request(socket: &std::path::Path, req: &Envelope) -> Result<(), String> {
     }
 }
 
-fn run_level(socket: &std::path::Path, cluster: &str, concurrency: usize, requests: u64) -> Level {
+fn run_level(
+    socket: &std::path::Path,
+    cluster: &str,
+    env: Option<&pctl_protocol::ClientEnv>,
+    concurrency: usize,
+    requests: u64,
+) -> Level {
     let req = Arc::new(Envelope {
         version: VERSION.into(),
         request: Request::EksToken {
             cluster: cluster.into(),
             role: None,
-            env: None,
+            env: env.cloned(),
             get_token: None,
         },
         setup: None,
@@ -147,9 +168,16 @@ fn main() {
     let args = Args::parse();
     raise_nofile();
     let socket = args.socket.unwrap_or_else(dirs::socket_path);
+    let env = args.with_env.then(client_env);
     let mut failed = false;
     for &c in &args.concurrency {
-        let l = run_level(&socket, &args.cluster, c.max(1), args.requests);
+        let l = run_level(
+            &socket,
+            &args.cluster,
+            env.as_ref(),
+            c.max(1),
+            args.requests,
+        );
         let ok = l.latencies_ns.len() as f64;
         let line = serde_json::json!({
             "concurrency": l.concurrency,
