@@ -281,7 +281,7 @@ def test_session_change_during_one_sdk_run(auth_env):
         assert ready, p.stderr.read() + auth_env.daemon_log_tail()
         assert json.loads(ready)["ready"]
         first = ask("call")
-        assert first["arn"] == ROLE_ARN_PREFIX + "pctl", first
+        assert first["arn"] == ROLE_ARN_PREFIX + "operator", first
         # the role's session changes in the daemon: a new session name means a new AssumeRole
         text = open(auth_env.config_path).read()
         auth_env.write_config(text=text.replace(

@@ -86,7 +86,7 @@ source_profile = base
     cp = json.loads(env.ok("credential-process", "--role", "deep").stdout)
     sts = env.moto.client("sts", cp["AccessKeyId"], cp["SecretAccessKey"], cp["SessionToken"])
     assert sts.get_caller_identity()["Arn"] == (
-        f"arn:aws:sts::{rig.ACCOUNT_ID}:assumed-role/{CHAINED}/pctl")
+        f"arn:aws:sts::{rig.ACCOUNT_ID}:assumed-role/{CHAINED}/operator")  # the IAM user (rig.setup_identity)
     calls = [c["params"] for c in proxy.actions("AssumeRole")]
     assert [c["RoleArn"] for c in calls] == [admin, chained], calls
     assert calls[0]["ExternalId"] == "ops-ext-7" and calls[0]["RoleSessionName"] == "alice"

@@ -19,8 +19,9 @@ fn code(text: &str) -> String {
         .join("\n")
 }
 
-const CONCERNS: [&str; 8] = [
+const CONCERNS: [&str; 9] = [
     "credentials",
+    "discover",
     "doctor",
     "eks",
     "login",

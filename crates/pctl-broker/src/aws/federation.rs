@@ -210,46 +210,6 @@ pub fn session_duration(chained: bool, wanted: Duration) -> Option<u64> {
     )
 }
 
-/// `SessionDuration` for `pctl login --duration`: within what AWS allows
-/// for the session kind, else one line saying what is allowed. A chained
-/// session (assumed with pctl's MFA session) takes no `SessionDuration`:
-/// its console session ends with the role session, so a duration up to
-/// that end is accepted (`None`: the console lasts until it), a longer one refused.
-pub fn requested_duration(
-    chained: bool,
-    wanted: Duration,
-    role: &str,
-    session_end: std::time::SystemTime,
-    now: std::time::SystemTime,
-) -> Result<Option<u64>, crate::failure::Failure> {
-    use pctl_protocol::ErrorKind;
-    let shown = |d: Duration| humantime::format_duration(d).to_string();
-    if chained {
-        let left = session_end.duration_since(now).unwrap_or_default();
-        if wanted > left {
-            return Err(crate::failure::Failure(
-                ErrorKind::BadRequest,
-                format!(
-                    "--duration {}: role {role}'s session was assumed with the MFA session (role chaining), so AWS ends its console session with the role session, in {}: ask for at most that, or leave out --duration",
-                    shown(wanted),
-                    shown(Duration::from_secs(left.as_secs()))
-                ),
-            ));
-        }
-        return Ok(None);
-    }
-    if !(SESSION_DURATION_MIN..=SESSION_DURATION_MAX).contains(&wanted) {
-        return Err(crate::failure::Failure(
-            ErrorKind::BadRequest,
-            format!(
-                "--duration {}: AWS allows a console session of 15m to 12h",
-                shown(wanted)
-            ),
-        ));
-    }
-    Ok(Some(wanted.as_secs()))
-}
-
 /// The `getSigninToken` request URL (holds the session's secrets).
 pub fn signin_token_request(
     endpoint: &str,

@@ -49,16 +49,9 @@ impl Broker {
         // SessionDuration then. An Identity Center role's session length is
         // its permission set's: the console session lasts as long.
         let chained = u.base.session_token.is_some() || spec.source.is_some() || spec.sso.is_some();
-        let duration = match req.duration {
-            None => federation::session_duration(chained, spec.duration),
-            Some(_) => federation::requested_duration(
-                chained,
-                spec.duration,
-                &role.key,
-                rs.session.expiration,
-                self.clock.now(),
-            )?,
-        };
+        // `--duration` set the role session's length above (clamped, with a
+        // note); a chained console session ends with it.
+        let duration = federation::session_duration(chained, spec.duration);
         let token = federation::signin_token(&endpoint, &rs.session, duration).await?;
         let url = federation::login_url(&endpoint, &destination, &token);
         let session_expires = match duration {
