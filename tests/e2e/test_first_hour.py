@@ -107,7 +107,8 @@ def zsh_with_installed_completion(env):
                 "autoload -Uz compinit && compinit -u -d $ZDOTDIR/.zcompdump\n")
     env.env["ZDOTDIR"] = zdot
     t = env.tmux([need("zsh"), "-i"])
-    t.wait_for("%")
+    # compinit builds its dump on first start: slow on a loaded machine
+    t.wait_for("%", timeout=90)
     return t
 
 
