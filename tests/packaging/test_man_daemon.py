@@ -35,3 +35,5 @@ def test_man_pctl_daemon_is_the_daemons_page(tmp_path):
     assert not (mandir / "man1" / "pctl-daemon.1.gz").exists()
     page = run("man", "-P", "cat", "pctl-daemon", env=env).stdout
     assert "pctl-daemon(8)" in page.splitlines()[0], page[:200]
+    listed = run("man", "-P", "cat", "pctl", env=env).stdout
+    assert "pctl-daemon(1)" not in listed, listed

@@ -52,7 +52,8 @@ fn main() -> ExitCode {
 /// scripts come from the built client (`pctl completions SHELL`, see
 /// packaging/build.sh), which adds role and cluster name completion.
 fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut cmd = cli::Cli::command();
+    // `pctl daemon` is described by pctl-daemon(8); pctl(1) lists no pctl-daemon(1)
+    let mut cmd = cli::Cli::command().mut_subcommand("daemon", |s| s.hide(true));
     cmd.build();
     let mut written = Vec::new();
 
@@ -123,6 +124,8 @@ mod tests {
             .sum();
         // `man pctl-daemon` must find the daemon's page, not a `pctl daemon` one
         assert!(!names.iter().any(|n| n == "pctl-daemon.1"), "{names:?}");
+        let listed = fs::read_to_string(dir.join("man/pctl.1")).unwrap();
+        assert!(!listed.contains("pctl\\-daemon(1)"), "{listed}");
         // pctl.1 + one per visible subcommand and per nested one (`eks token`, `sso roles`),
         // the config reference and the daemon's page.
         assert_eq!(names.len(), 1 + pages + 2, "{names:?}");
