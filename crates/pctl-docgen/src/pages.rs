@@ -270,6 +270,7 @@ type Key = (&'static str, &'static str, &'static str);
 const TOP: &[Key] = &[
     ("region", "string, required", "The AWS region of STS calls and clusters, and the region handed to pctl env and exec, e.g. \"us-east-1\"."),
     ("include", "list of paths", "Further files holding [roles.*] and [clusters.*] only, relative to this file. Anything else in them is refused; a key defined in two files is an error naming both."),
+    ("console", "table", "How pctl login opens the console: browser = \"default\" ($BROWSER, else the platform's opener), \"firefox-container\" (a container named after the role), \"chromium-profile\" (a profile directory per role) or a command list with the URL appended; browser_command names the browser program."),
 ];
 
 const DAEMON: &[Key] = &[
@@ -277,6 +278,7 @@ const DAEMON: &[Key] = &[
     ("max_unlock", "duration, default \"12h\"", "Drop them this long after unlocking, whatever happens (time asleep counts). At most mfa_session."),
     ("op_timeout", "duration, default \"2m\"", "Time to answer the 1Password prompt (and for mfa_command)."),
     ("mfa_session", "duration, default \"12h\"", "GetSessionToken duration, 15m to 36h."),
+    ("pinentry", "absolute path", "The pinentry program that asks for an MFA code or a confirmation when the requesting program has no terminal (default: the first of pinentry-mac, pinentry-gnome3, pinentry-qt, pinentry on PATH)."),
 ];
 
 const IDENTITY: &[Key] = &[
@@ -333,6 +335,8 @@ const ROLE: &[Key] = &[
     ("source_identity", "string", "Sent as SourceIdentity."),
     ("tags", "table of strings", "Session tags, e.g. { team = \"platform\" }."),
     ("transitive_tags", "list of strings", "Tag keys that pass on to chained roles."),
+    ("confirm", "boolean, default false", "A break-glass role: each new session is confirmed by you, at the requesting terminal or through pinentry; cached sessions are not asked again."),
+    ("allowed_programs", "list of program names", "Only these programs (the executable's file name or argv[0]; a trailing * matches any rest) may use the role; anything else is refused naming the program. Guards against accidents, not against malware running as you."),
     ("region", "string", "The role's own region, for its STS calls and pctl env / exec (default: the top-level region)."),
 ];
 
@@ -394,7 +398,7 @@ pub fn config_page() -> String {
     section(&mut r, "FILE PERMISSIONS");
     para(&mut r, "Like ssh with its config, pctl reads the file and each included file only when it is owned by you (or root) and writable by its owner only, and so is the directory holding it (symbolic links are followed and the target checked too). Anything else is refused with the command that fixes it.");
     section(&mut r, "EXAMPLES");
-    example(&mut r, "region = \"us-east-1\"\n\n[onepassword]\nitem = \"AWS user key\"\nvault = \"Private\"\nmfa = \"prompt\"            # type the code; default: the item's OTP field\n\n[roles.admin]\nname = \"platform-admin\"\nduration = \"1h\"\n\n[roles.prod]\narn = \"arn:aws:iam::210987654321:role/Admin\"\nsession_name = \"ci-deploy\"\n\n[clusters.platform]\nrole = \"admin\"");
+    example(&mut r, "region = \"us-east-1\"\n\n[onepassword]\nitem = \"AWS user key\"\nvault = \"Private\"\nmfa = \"prompt\"            # type the code; default: the item's OTP field\n\n[roles.admin]\nname = \"platform-admin\"\nduration = \"1h\"\n\n[roles.prod]\narn = \"arn:aws:iam::444455556666:role/Admin\"\nsession_name = \"ci-deploy\"\n\n[clusters.platform]\nrole = \"admin\"");
     see_also(
         &mut r,
         &[("pctl", "1"), ("pctl-init", "1"), ("pctl-daemon", "8")],
