@@ -60,7 +60,13 @@ fn identity(p: &IdentityPart, clock: &dyn Clock) -> IdentityStatus {
         lock_reason: locked.then(|| p.vault.reason.as_str().to_string()),
         unlocked_at: u.as_ref().map(|u| rfc3339(u.at)),
         locks_at: p.vault.left.map(|l| rfc3339(clock.now() + l)),
-        op_path: p.vault.origin.clone(),
+        // the `op` that ran; an IAM Identity Center identity ran none (its start URL is
+        // in `sso`)
+        op_path: p
+            .vault
+            .origin
+            .clone()
+            .filter(|_| c.is_none_or(|c| c.sso.is_none())),
         mfa_session_expires: u.as_ref().and_then(|u| u.mfa_expires).map(rfc3339),
         op_reads: p.op_reads,
         get_session_token: p.get_session_token,
@@ -110,7 +116,10 @@ pub fn build(p: Parts<'_>, clock: &dyn Clock) -> Status {
         unlocked_at: main.as_ref().and_then(|m| m.unlocked_at.clone()),
         locks_at: main.as_ref().and_then(|m| m.locks_at.clone()),
         config: p.config,
-        op_path: main.as_ref().and_then(|m| m.op_path.clone()),
+        op_path: main
+            .as_ref()
+            .and_then(|m| m.op_path.clone())
+            .or_else(|| identities.iter().find_map(|i| i.op_path.clone())),
         mfa_session_expires: main.as_ref().and_then(|m| m.mfa_session_expires.clone()),
         mlock: crate::platform::mlock_failure().map(str::to_string),
         roles: p.roles,

@@ -52,7 +52,8 @@ fn main() -> ExitCode {
 /// scripts come from the built client (`pctl completions SHELL`, see
 /// packaging/build.sh), which adds role and cluster name completion.
 fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut cmd = cli::Cli::command();
+    // `pctl daemon` is described by pctl-daemon(8); pctl(1) lists no pctl-daemon(1)
+    let mut cmd = cli::Cli::command().mut_subcommand("daemon", |s| s.hide(true));
     cmd.build();
     let mut written = Vec::new();
 
@@ -69,6 +70,14 @@ fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
 
     Ok(written)
+}
+
+/// Whether `sub` of `parent` gets its own section-1 page. `pctl daemon` does
+/// not: its page would be `pctl-daemon.1`, which `man pctl-daemon` finds before
+/// the daemon's own page `pctl-daemon.8` (that one documents `pctl daemon` too).
+fn has_page(parent: &clap::Command, sub: &clap::Command) -> bool {
+    let name = sub.get_name();
+    name != "help" && !sub.is_hide_set() && !(parent.get_name() == "pctl" && name == "daemon")
 }
 
 /// One page for `cmd` and one for each of its subcommands, recursively
@@ -89,10 +98,7 @@ fn man_pages(cmd: &clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> std
     fs::write(&path, buf)?;
     written.push(path);
     // clap's own `help` and hidden internals (`__complete`) get no page.
-    for sub in cmd
-        .get_subcommands()
-        .filter(|s| s.get_name() != "help" && !s.is_hide_set())
-    {
+    for sub in cmd.get_subcommands().filter(|s| has_page(cmd, s)) {
         man_pages(sub, dir, written)?;
     }
     Ok(())
@@ -110,12 +116,16 @@ mod tests {
             .iter()
             .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        let visible = |s: &&clap::Command| s.get_name() != "help" && !s.is_hide_set();
-        let pages: usize = cli::Cli::command()
+        let top = cli::Cli::command();
+        let pages: usize = top
             .get_subcommands()
-            .filter(visible)
-            .map(|s| 1 + s.get_subcommands().filter(visible).count())
+            .filter(|s| has_page(&top, s))
+            .map(|s| 1 + s.get_subcommands().filter(|n| has_page(s, n)).count())
             .sum();
+        // `man pctl-daemon` must find the daemon's page, not a `pctl daemon` one
+        assert!(!names.iter().any(|n| n == "pctl-daemon.1"), "{names:?}");
+        let listed = fs::read_to_string(dir.join("man/pctl.1")).unwrap();
+        assert!(!listed.contains("pctl\\-daemon(1)"), "{listed}");
         // pctl.1 + one per visible subcommand and per nested one (`eks token`, `sso roles`),
         // the config reference and the daemon's page.
         assert_eq!(names.len(), 1 + pages + 2, "{names:?}");

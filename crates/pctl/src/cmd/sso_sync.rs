@@ -44,8 +44,10 @@ pub struct Args {
     print: bool,
 }
 
-/// The first line of a synced include file.
-const HEADER: &str = "# Managed by `pctl sso sync`";
+/// The first line of a synced include file starts with this (then ` --identity NAME`: ...`);
+/// files written with the older header ("# Managed by `pctl sso sync` --identity NAME`")
+/// start with it too.
+const HEADER: &str = "# Managed by `pctl sso sync";
 
 pub fn run(client: &Client, args: Args) -> Result<()> {
     let config = dirs::config_path();
