@@ -22,10 +22,7 @@ def run(*argv, timeout=120, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
 
 
-def test_man_pctl_daemon_is_the_daemons_page(tmp_path):
-    r = run(os.path.join(REPO, "packaging", "deb.sh"), "--debug", timeout=1800)
-    assert r.returncode == 0, r.stderr
-    deb = r.stdout.strip().splitlines()[-1]
+def test_man_pctl_daemon_is_the_daemons_page(deb, tmp_path):
     assert run("dpkg-deb", "-x", deb, str(tmp_path)).returncode == 0
     mandir = tmp_path / "usr" / "share" / "man"
     env = dict(os.environ, MANPATH=str(mandir), MANWIDTH="80", LC_ALL="C.UTF-8")

@@ -28,15 +28,8 @@ def run(*argv, timeout=120, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
 
 
-def built(script):
-    r = run(os.path.join(REPO, "packaging", script), "--debug", timeout=1800)
-    assert r.returncode == 0, f"packaging/{script} --debug failed:\n{r.stdout}\n{r.stderr}"
-    return r.stdout.strip().splitlines()[-1]
-
-
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    deb = built("deb.sh")
+def root(deb, tmp_path_factory):
     root = tmp_path_factory.mktemp("deb-root")
     r = run("dpkg-deb", "-x", deb, str(root))
     assert r.returncode == 0, r.stderr
@@ -159,8 +152,8 @@ def test_daemon_page_describes_the_daemon_binary(root):
     assert "PCTL_LOG" in page
 
 
-def test_tarball_and_formula_ship_the_same(tmp_path):
-    tarball = built("tarball.sh")
+def test_tarball_and_formula_ship_the_same(tarball):
+    tarball = tarball[0]
     top = os.path.basename(tarball).removesuffix(".tar.gz")
     with tarfile.open(tarball) as tar:
         names = set(tar.getnames())

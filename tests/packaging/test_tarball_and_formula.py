@@ -31,11 +31,6 @@ def build_tarball():
 
 
 @pytest.fixture(scope="module")
-def tarball():
-    return build_tarball()
-
-
-@pytest.fixture(scope="module")
 def members(tarball):
     with tarfile.open(tarball[0]) as tar:
         return {m.name: m for m in tar.getmembers()}

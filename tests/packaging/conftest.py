@@ -1,0 +1,37 @@
+"""The packages, built once per session for every packaging test: the files
+that use them share one xdist group, so one worker builds each package once
+(`packaging/deb.sh --debug` writes target/debian, `packaging/tarball.sh
+--debug` target/dist; both rebuild target/package/debug, so they never run
+beside each other)."""
+import hashlib
+import os
+import subprocess
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def build(script):
+    """Runs packaging/SCRIPT --debug; the path of what it built."""
+    # A cold build of the static client takes about a minute on two cores.
+    r = subprocess.run([os.path.join(REPO, "packaging", script), "--debug"],
+                       capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, f"packaging/{script} --debug failed:\n{r.stdout}\n{r.stderr}"
+    path = r.stdout.strip().splitlines()[-1]
+    assert os.path.isfile(path), path
+    return path
+
+
+@pytest.fixture(scope="session")
+def deb():
+    """The .deb's path."""
+    return build("deb.sh")
+
+
+@pytest.fixture(scope="session")
+def tarball():
+    """The release tarball's path and its sha256."""
+    path = build("tarball.sh")
+    with open(path, "rb") as f:
+        return path, hashlib.sha256(f.read()).hexdigest()
