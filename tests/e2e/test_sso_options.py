@@ -149,8 +149,11 @@ def test_status_shows_the_sign_in_state(env):
     p = env.popen("unlock")
     try:
         dev = env.sso.wait_device()
-        s = corp(env.status())["sso"]
-        assert s["sign_in_pending"] and not s["signed_in"], s
+        # the stand-in answered StartDeviceAuthorization; the daemon marks the
+        # sign-in pending once it has read that answer
+        s = rig.wait_until(lambda: (lambda s: s["sign_in_pending"] and s)(corp(env.status())["sso"]),
+                           timeout=15, what="the sign-in pending in status")
+        assert not s["signed_in"], s
         assert "waiting for approval" in env.ok("status").stdout
         env.sso.device("approve", dev["user_code"])
         assert p.wait(timeout=60) == 0
