@@ -7,6 +7,7 @@ import concurrent.futures
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -237,7 +238,12 @@ def test_ten_concurrent_cold_requests_one_device_authorization(env):
 
 
 def test_no_terminal_no_opener_says_run_unlock(env):
-    r = env.run("credential-process", "--role", "dev", env={"BROWSER": ""})
+    # no opener: $BROWSER empty and no directory on PATH holding the platform's opener
+    # (Debian's chromium pulls in xdg-utils, whose xdg-open would otherwise be found)
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    path = os.pathsep.join(p for p in env.env["PATH"].split(os.pathsep)
+                           if not os.path.exists(os.path.join(p, opener)))
+    r = env.run("credential-process", "--role", "dev", env={"BROWSER": "", "PATH": path})
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("pctl: ") and "pctl unlock --identity corp" in last, r.stderr
