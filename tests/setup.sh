@@ -40,6 +40,12 @@ for prog in gpg gpg-agent gpgconf; do
   command -v "$prog" >/dev/null 2>&1 || { missing+=(gnupg) && break; }
 done
 command -v git >/dev/null 2>&1 || missing+=(git)
+# Debian's chromium (and xdg-utils; 124 MB fetched, 395 MiB installed, ~45 s) for the slow tier's
+# tests/e2e/test_chromium_profiles.py, unless a Chromium-family browser is there: not for
+# tests/run --quick (PCTL_SKIP_PLATFORM_TOOLS=1), not on Ubuntu (its chromium is a snap).
+if [[ "${PCTL_SKIP_PLATFORM_TOOLS:-}" != 1 ]] && grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
+  command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || missing+=(chromium)
+fi
 if (( ${#missing[@]} )); then
   sudo=()
   [[ "$(id -u)" == 0 ]] || sudo=(sudo)

@@ -8,8 +8,9 @@ directory, each holding its own role's cookie and no other.
 only what headless operation needs added (--headless, --disable-gpu, --no-sandbox as
 root, --dump-dom so that it ends once the page has loaded, flushing its cookie store,
 --password-store=basic so that the test can decrypt the cookies whatever keyring the
-machine has). tests/setup.sh installs chromium; without it the test fails, unless the
-machine has no apt-get to install it with (then it is skipped, saying so).
+machine has). tests/setup.sh installs Debian's chromium (google-chrome serves too, as on
+CI's Ubuntu); without one the test fails, unless the machine has no apt-get to install
+one with (then it is skipped, saying so).
 
 What the current design states and this test checks: the browser gets the daemon's
 one-shot loopback link in its argv, never the sign-in URL or token; the token reaches the
@@ -43,15 +44,21 @@ ROLES = {"admin": "as-admin", "ops": "as-ops"}
 COOKIE = "aws-console-session"
 
 
+# Debian's first; a snap's (Ubuntu's chromium) cannot write a profile under /tmp
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
 def chromium():
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path:
-        return path
+    for name in BROWSERS:
+        path = shutil.which(name)
+        if path and not os.path.realpath(path).startswith("/snap/"):
+            return path
     if shutil.which("apt-get"):
-        pytest.fail("chromium not found: run tests/setup.sh (installs Debian's chromium)",
+        pytest.fail(f"no Chromium-family browser on PATH ({', '.join(BROWSERS)}): on Debian "
+                    "run tests/setup.sh (installs chromium), elsewhere install one",
                     pytrace=False)
-    pytest.skip("chromium is not installed and this machine has no apt-get to install it "
-                "with (tests/setup.sh installs Debian's chromium on Debian and Ubuntu)")
+    pytest.skip("no Chromium-family browser installed and no apt-get to install one with "
+                "(tests/setup.sh installs Debian's chromium)")
 
 
 @pytest.fixture
