@@ -36,7 +36,8 @@ import desktop_rig as d
 import rig
 from test_login import federation, login_env  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.slow
+# two real browser runs of ~6 s each, more on a busy machine
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 WRAPPER = os.path.join(d.DESKTOP, "chromium-headless")
 # pctl role -> its role session's name (so the stand-in's records name the role)
