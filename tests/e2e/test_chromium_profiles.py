@@ -143,6 +143,9 @@ def test_two_roles_two_profiles_each_with_its_own_cookie(chromium_env):
         rig.wait_until(lambda: len(rig.read_jsonl(runs_log)) == i, timeout=90,
                        what=f"headless chromium for role {role} to end")
         run = rig.read_jsonl(runs_log)[-1]
+        # two distinct --user-data-dir directories under the XDG data dir, named after
+        # the roles
+        assert run["args"][0] == f"--user-data-dir={os.path.join(base, role)}", run
         err = open(f"{runs_log}.{role}.stderr", errors="replace").read()[-3000:]
         assert run["rc"] == 0, f"chromium for {role}: {run}\n{err}"
         runs[role] = run
@@ -153,11 +156,9 @@ def test_two_roles_two_profiles_each_with_its_own_cookie(chromium_env):
     assert sorted(r["session_name"] for r in logins) == sorted(ROLES.values()), logins
     profiles = {}
     for role, session_name in ROLES.items():
-        # two distinct --user-data-dir directories under the XDG data dir, named after the roles
         profile = os.path.join(base, role)
         profiles[role] = profile
         args = runs[role]["args"]
-        assert args[0] == f"--user-data-dir={profile}", args
         assert stat.S_IMODE(os.stat(profile).st_mode) == 0o700
         # the browser's argv holds the daemon's one-shot loopback link, not the sign-in URL
         link = args[-1]
