@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+import desktop_rig as d
 import rig
 import sso_rig
 
@@ -236,8 +237,12 @@ def test_ten_concurrent_cold_requests_one_device_authorization(env):
     assert len(rig.read_jsonl(env.opener_log)) == 1
 
 
-def test_no_terminal_no_opener_says_run_unlock(env):
-    r = env.run("credential-process", "--role", "dev", env={"BROWSER": ""})
+def test_no_terminal_no_opener_says_run_unlock(env, tmp_path):
+    # without a terminal the daemon would show the URL in pinentry: here there is none, and
+    # no opener ($BROWSER empty, no xdg-open on PATH), so nothing starts
+    env.write_config(text=CONFIG + '\n[daemon]\npinentry = "/nonexistent/pinentry-gnome3"\n')
+    r = d.notty(env, "credential-process", "--role", "dev",
+                extra={"BROWSER": "", "PATH": str(tmp_path)})
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("pctl: ") and "pctl unlock --identity corp" in last, r.stderr
