@@ -8,8 +8,9 @@ approval in the Identity Center stand-in serves the request and closes the windo
 
 The requesting program is a shell started as `kubectl` (a symlink to bash), so the daemon
 finds a program of that name behind the client. No client here has a controlling terminal
-(new session) and none can open a browser: $BROWSER is empty and PATH holds only python3
-(for the stand-ins) and the desktop stand-ins, no xdg-open.
+(new session) and, unless a test names the opener stand-in, none can open a browser:
+$BROWSER is empty and PATH holds only python3 and bash (for the stand-ins) and the desktop
+stand-ins, no xdg-open.
 """
 
 import json
@@ -57,6 +58,7 @@ def env(pctl_env, sso_moto, sso, tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     os.symlink("/usr/bin/python3", bin_dir / "python3")
+    os.symlink("/bin/bash", bin_dir / "bash")  # for the opener stand-in, when one is named
     e.env["BROWSER"] = ""
     e.env["PATH"] = os.pathsep.join([d.DESKTOP, str(bin_dir)])
     # the program behind the client: bash started as `kubectl`
@@ -217,3 +219,32 @@ def test_a_pinentry_that_cannot_show_the_sign_in_abandons_it(env):
     assert "pctl unlock --identity corp" in last and "nothing was kept" in last, last
     s = corp_sso(env)
     assert not s["signed_in"] and not s["sign_in_pending"], s
+
+
+def test_always_shows_the_window_even_when_the_browser_opens(env):
+    """[daemon] sso_pinentry = "always": the window says which code to confirm next to the
+    browser the client opened."""
+    env.write_config(text=CONFIG.format(pinentry=d.PINENTRY_STANDIN)
+                     + 'sso_pinentry = "always"\n')
+    d.plan(env, hold=True)
+    p = from_kubectl(env, "credential-process", "--role", "dev",
+                     extra={"BROWSER": sso_rig.OPENER})
+    try:
+        dev = env.sso.wait_device()
+        rig.wait_until(lambda: standin(env, "CONFIRM") != [], timeout=30,
+                       what="the pinentry window")
+        assert dev["user_code"] in standin(env, "SETDESC")[0]
+        body = " ".join(d.notifications(env)[0]["argv"])
+        assert dev["user_code"] in body and "in the browser" in body, body
+        env.sso.device("approve", dev["user_code"])
+        rc, out, err = finish(p)
+    finally:
+        open(os.path.join(env.home, ".pinentry-release"), "w").close()
+    assert rc == 0, err + env.daemon_log_tail()
+    opened = rig.read_jsonl(env.opener_log)
+    assert len(opened) == 1 and opened[0]["args"][-1].endswith(dev["user_code"]), opened
+    # a value it does not know: one line naming the key
+    env.write_config(text=CONFIG.format(pinentry=d.PINENTRY_STANDIN)
+                     + 'sso_pinentry = "sometimes"\n')
+    r = d.notty(env, "credential-process", "--role", "dev")
+    rig.assert_pctl_error(r, "daemon.sso_pinentry", "always")

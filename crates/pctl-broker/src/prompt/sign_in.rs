@@ -5,12 +5,15 @@
 //! - A notification names the identity, the requesting program and the
 //!   user code to confirm in the browser (and the URL when no browser
 //!   opens).
-//! - When the client cannot open a browser, a pinentry window (`CONFIRM`)
-//!   shows the verification URL and the code, for the user to open by
-//!   hand. Its Cancel abandons the sign-in: every waiter gets one line and
-//!   nothing is kept. The window closes by itself when the sign-in ends.
-//!   With no pinentry to show it, no sign-in starts: the client gets the
-//!   one line to run `pctl unlock` in a terminal.
+//! - When the client cannot open a browser (or with `[daemon]
+//!   sso_pinentry = "always"`), a pinentry window (`CONFIRM`) shows the
+//!   verification URL and the code, for the user to open by hand. Its
+//!   Cancel abandons the sign-in: every waiter gets one line and nothing
+//!   is kept. The window closes by itself when the sign-in ends. With no
+//!   pinentry to show it and no browser, no sign-in starts (or one the
+//!   pinentry failed to show is abandoned): the client gets the one line
+//!   to run `pctl unlock` in a terminal. `sso_pinentry = "never"`: the
+//!   notification alone, naming the URL too.
 //!
 //! Only the device authorization's public parts are shown: the URL and
 //! the user code, which signs nobody in by itself (it is bound to the
@@ -24,7 +27,7 @@ use std::time::Duration;
 use pctl_protocol::{ClientEnv, ErrorKind, SignInPrompt};
 
 use super::{notify, pinentry};
-use crate::config::{Config, IdentityConfig};
+use crate::config::{Config, IdentityConfig, SsoPinentry};
 use crate::failure::Failure;
 use crate::identity::Identity;
 
@@ -49,12 +52,20 @@ impl Approval {
         opener: bool,
         who: String,
     ) -> Result<Approval, Failure> {
-        let window = if opener {
-            None
-        } else {
-            let path = pinentry::find(cfg.daemon.pinentry.as_deref(), &env)
-                .map_err(|why| cannot_show(ic, &why))?;
-            Some(path)
+        let find = || pinentry::find(cfg.daemon.pinentry.as_deref(), &env);
+        let window = match (cfg.daemon.sso_pinentry, opener) {
+            (SsoPinentry::Never, _) => None,
+            (SsoPinentry::Auto, true) => None,
+            (SsoPinentry::Auto, false) => Some(find().map_err(|why| cannot_show(ic, &why))?),
+            // the browser opens anyway: a missing pinentry only costs the window
+            (SsoPinentry::Always, _) => match find() {
+                Ok(p) => Some(p),
+                Err(why) if opener => {
+                    tracing::info!("identity {}: no sign-in window: {why}", ic.name);
+                    None
+                }
+                Err(why) => return Err(cannot_show(ic, &why)),
+            },
         };
         Ok(Approval {
             env,
@@ -102,6 +113,7 @@ impl Approval {
         );
         let serial = prompt.serial;
         let name = ic.name.clone();
+        let opener = self.opener;
         tokio::spawn(async move {
             let sso = &id.unlocker.sso;
             let asked = pin.choose(
@@ -119,7 +131,9 @@ impl Approval {
                     }
                     Err(pinentry::PinError::Failed(why)) => {
                         tracing::warn!("identity {name}: the pinentry could not show the sign-in: {why}");
-                        sso.abandon(serial, not_shown(&name, &why));
+                        if !opener {
+                            sso.abandon(serial, not_shown(&name, &why));
+                        }
                     }
                 },
                 // signed in, denied or expired: the window goes (its
