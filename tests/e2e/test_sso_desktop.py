@@ -177,6 +177,12 @@ def test_options_from_the_client_environment_reach_the_pinentry(env):
     assert "GPG_TTY" in d.standin_log(env)[0]["env"]
 
 
+def alternate_screen(tmux, name="pin"):
+    return subprocess.run(tmux.base + ["display-message", "-p", "-t", f"t:{name}",
+                                       "#{alternate_on}"],
+                          capture_output=True, text=True, timeout=10).stdout.strip()
+
+
 def test_real_pinentry_curses_on_the_terminal_named_by_gpg_tty(env):
     """No DISPLAY: pinentry-curses draws on the terminal OPTION ttyname names (GPG_TTY)."""
     real = shutil.which("pinentry-curses")
@@ -194,6 +200,7 @@ def test_real_pinentry_curses_on_the_terminal_named_by_gpg_tty(env):
             tmux.wait_screen("pin", dev["user_code"], "pinentry-curses showing the code")
             screen = tmux.screen("pin")
             assert "identity corp" in screen and "kubectl" in screen, screen
+            assert alternate_screen(tmux) == "1"
             env.sso.device("approve", dev["user_code"])
             rc, out, err = finish(p)
         finally:
@@ -202,6 +209,11 @@ def test_real_pinentry_curses_on_the_terminal_named_by_gpg_tty(env):
                 p.wait()
         assert rc == 0, err + env.daemon_log_tail()
         assert json.loads(out)["AccessKeyId"].startswith("ASIA")
+        # the window went with the sign-in, and the terminal was given back as it was (a
+        # pinentry killed outright would leave it in curses' alternate screen)
+        rig.wait_until(lambda: alternate_screen(tmux) == "0", timeout=15,
+                       what="pinentry-curses to leave the terminal")
+        assert dev["user_code"] not in tmux.screen("pin")
     finally:
         tmux.kill()
 

@@ -132,17 +132,51 @@ impl Pinentry {
         ok: &str,
         cancel: &str,
     ) -> Result<bool, PinError> {
-        let mut s = self.start().await?;
-        s.setup(title, desc, self.timeout).await?;
-        let _ = s.command(&format!("SETOK {}", escape(ok))).await;
-        let _ = s.command(&format!("SETCANCEL {}", escape(cancel))).await;
-        let r = s.command("CONFIRM").await;
+        let never = std::future::pending::<()>();
+        self.choose_until(title, desc, (ok, cancel), never)
+            .await
+            .unwrap_or(Err(PinError::TimedOut))
+    }
+
+    /// [`choose`](Self::choose) while `stop` is pending: when it completes
+    /// first, the window is taken down (SIGTERM, so a curses pinentry
+    /// restores its terminal) and the answer is `None`.
+    pub async fn choose_until(
+        &self,
+        title: &str,
+        desc: &str,
+        (ok, cancel): (&str, &str),
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Option<Result<bool, PinError>> {
+        tokio::pin!(stop);
+        let asked = async {
+            let mut s = self.start().await?;
+            s.setup(title, desc, self.timeout).await?;
+            let _ = s.command(&format!("SETOK {}", escape(ok))).await;
+            let _ = s.command(&format!("SETCANCEL {}", escape(cancel))).await;
+            Ok::<_, PinError>(s)
+        };
+        let mut s = tokio::select! {
+            s = asked => match s {
+                Ok(s) => s,
+                Err(e) => return Some(Err(e)),
+            },
+            _ = &mut stop => return None,
+        };
+        let r = tokio::select! {
+            r = s.command("CONFIRM") => Some(r),
+            _ = &mut stop => None,
+        };
+        let Some(r) = r else {
+            s.terminate().await;
+            return None;
+        };
         s.bye().await;
-        match r {
+        Some(match r {
             Ok(_) => Ok(true),
             Err(PinError::Cancelled) => Ok(false),
             Err(e) => Err(e),
-        }
+        })
     }
 
     async fn start(&self) -> Result<Session, PinError> {
@@ -285,6 +319,15 @@ impl Session {
                 Line::Other => {}
             }
         }
+    }
+
+    /// Takes the dialog down unanswered: SIGTERM, a moment to restore the
+    /// terminal, then (dropped) SIGKILL.
+    async fn terminate(mut self) {
+        if let Some(pid) = self.child.id() {
+            crate::platform::terminate_child(pid);
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
     }
 
     async fn bye(mut self) {

@@ -116,29 +116,30 @@ impl Approval {
         let opener = self.opener;
         tokio::spawn(async move {
             let sso = &id.unlocker.sso;
-            let asked = pin.choose(
+            // signed in, denied, expired or locked: the window goes
+            let ended = async {
+                let _ = sso.wait(serial).await;
+            };
+            let asked = pin.choose_until(
                 "pctl: IAM Identity Center sign-in",
                 &desc,
-                "OK",
-                "Cancel sign-in",
+                ("OK", "Cancel sign-in"),
+                ended,
             );
-            tokio::select! {
-                r = asked => match r {
-                    Ok(true) | Err(pinentry::PinError::TimedOut) => {}
-                    Ok(false) | Err(pinentry::PinError::Cancelled) => {
-                        tracing::info!("identity {name}: sign-in cancelled in pinentry");
-                        sso.abandon(serial, cancelled(&name));
+            match asked.await {
+                None | Some(Ok(true)) | Some(Err(pinentry::PinError::TimedOut)) => {}
+                Some(Ok(false)) | Some(Err(pinentry::PinError::Cancelled)) => {
+                    tracing::info!("identity {name}: sign-in cancelled in pinentry");
+                    sso.abandon(serial, cancelled(&name));
+                }
+                Some(Err(pinentry::PinError::Failed(why))) => {
+                    tracing::warn!(
+                        "identity {name}: the pinentry could not show the sign-in: {why}"
+                    );
+                    if !opener {
+                        sso.abandon(serial, not_shown(&name, &why));
                     }
-                    Err(pinentry::PinError::Failed(why)) => {
-                        tracing::warn!("identity {name}: the pinentry could not show the sign-in: {why}");
-                        if !opener {
-                            sso.abandon(serial, not_shown(&name, &why));
-                        }
-                    }
-                },
-                // signed in, denied or expired: the window goes (its
-                // process is killed when the dialog is dropped)
-                _ = sso.wait(serial) => {}
+                }
             }
         });
     }
