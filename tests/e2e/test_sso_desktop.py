@@ -118,6 +118,12 @@ def test_notification_and_pinentry_show_the_code_and_the_approval_serves(env):
         body = " ".join(notes[0]["argv"])
         for want in ("IAM Identity Center", "identity corp", "kubectl", dev["user_code"]):
             assert want in body, (want, body)
+        # `pctl prompt` and status say what the identity waits for
+        rig.wait_until(lambda: env.run("prompt").stdout.startswith("waiting(corp)"), timeout=15,
+                       what="pctl prompt to show the wait")
+        ids = env.status()["identities"]
+        assert [i.get("waiting") for i in ids if i["name"] == "corp"] == [
+            "IAM Identity Center sign-in"], ids
         env.sso.device("approve", dev["user_code"])
         rc, out, err = finish(p)
     finally:
@@ -127,6 +133,7 @@ def test_notification_and_pinentry_show_the_code_and_the_approval_serves(env):
             p.wait()
     assert rc == 0, err + env.daemon_log_tail()
     assert json.loads(out)["AccessKeyId"].startswith("ASIA")
+    assert env.run("prompt").stdout.strip() == "unlocked"
     # the window was taken down by the daemon when the sign-in ended, not answered
     assert "BYE" not in [c["cmd"] for c in d.standin_log(env)]
     no_secret_in(env, [json.dumps(d.standin_log(env)), json.dumps(d.notifications(env))])

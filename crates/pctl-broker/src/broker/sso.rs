@@ -106,6 +106,8 @@ impl Broker {
         let cfg = self.config()?;
         let ic = Self::sso_identity(&cfg, Some(identity))?;
         let id = self.identities.get(&ic.name);
+        // `pctl prompt` and `status` show the wait
+        let _waiting = crate::prompt::waiting(&ic.name, "IAM Identity Center sign-in");
         id.unlocker.sso.wait(serial).await?;
         if let Ok(Some(u)) = id.vault.current(self.clock.as_ref()) {
             self.sso_audit(&id, &u, peer);
