@@ -7,10 +7,10 @@ import concurrent.futures
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
+import desktop_rig as d
 import rig
 import sso_rig
 
@@ -237,13 +237,12 @@ def test_ten_concurrent_cold_requests_one_device_authorization(env):
     assert len(rig.read_jsonl(env.opener_log)) == 1
 
 
-def test_no_terminal_no_opener_says_run_unlock(env):
-    # no opener: $BROWSER empty and no directory on PATH holding the platform's opener
-    # (Debian's chromium pulls in xdg-utils, whose xdg-open would otherwise be found)
-    opener = "open" if sys.platform == "darwin" else "xdg-open"
-    path = os.pathsep.join(p for p in env.env["PATH"].split(os.pathsep)
-                           if not os.path.exists(os.path.join(p, opener)))
-    r = env.run("credential-process", "--role", "dev", env={"BROWSER": "", "PATH": path})
+def test_no_terminal_no_opener_says_run_unlock(env, tmp_path):
+    # without a terminal the daemon would show the URL in pinentry: here there is none, and
+    # no opener ($BROWSER empty, no xdg-open on PATH), so nothing starts
+    env.write_config(text=CONFIG + '\n[daemon]\npinentry = "/nonexistent/pinentry-gnome3"\n')
+    r = d.notty(env, "credential-process", "--role", "dev",
+                extra={"BROWSER": "", "PATH": str(tmp_path)})
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("pctl: ") and "pctl unlock --identity corp" in last, r.stderr

@@ -459,7 +459,15 @@ async fn dispatch(
                 .await?,
         }),
         Request::Profiles => Reply::Profiles(broker.profiles()?),
-        Request::SignIn { identity } => Reply::SignIn(broker.sign_in(&identity).await?),
+        Request::SignIn {
+            identity,
+            env,
+            opener,
+        } => Reply::SignIn(
+            broker
+                .sign_in(&identity, env.as_ref(), opener, peer)
+                .await?,
+        ),
         Request::SignInWait { identity, serial } => {
             broker.sign_in_wait(&identity, serial, peer).await?;
             Reply::Done

@@ -221,6 +221,8 @@ mod tests {
             },
             Request::SignIn {
                 identity: "sso".into(),
+                env: None,
+                opener: false,
             },
             Request::SignInWait {
                 identity: "sso".into(),

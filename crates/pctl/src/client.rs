@@ -260,16 +260,24 @@ impl Client {
     /// An `sso` identity must sign in: start (or join) its device
     /// authorization, open the verification URL with the same opener as
     /// `pctl login` and print it with the code on stderr, then wait for the
-    /// outcome. A client that can show nothing (no terminal on stderr, no
-    /// opener) fails with the daemon's line (run `pctl unlock --identity`).
+    /// outcome. Without a controlling terminal ([`crate::caller`]) the
+    /// daemon shows the sign-in on the desktop (a notification, a pinentry
+    /// window when no browser opens): this client only says whether it can
+    /// open a browser. A client with a terminal that can show nothing (its
+    /// stderr is no terminal, no opener) fails with the daemon's line (run
+    /// `pctl unlock --identity`).
     fn sign_in(&self, identity: &str, message: &str) -> Result<()> {
         use std::io::IsTerminal;
         let terminal = std::io::stderr().is_terminal();
-        if !terminal && !crate::cmd::login::opener_available() {
+        let opener = crate::cmd::login::opener_available();
+        let desktop = !crate::caller::current().terminal;
+        if !terminal && !opener && !desktop {
             bail!("{message}");
         }
         let prompt: SignInPrompt = self.call(Request::SignIn {
             identity: identity.to_string(),
+            env: desktop.then(ClientEnv::from_current),
+            opener,
         })?;
         if prompt.started || terminal {
             eprintln!(
@@ -281,7 +289,7 @@ impl Client {
                 prompt.expires_in.div_ceil(60)
             );
         }
-        if prompt.started {
+        if prompt.started && (terminal || opener) {
             if let Err(e) = crate::cmd::login::open_url(&prompt.verification_uri_complete) {
                 eprintln!("pctl: {e}");
             }

@@ -1,10 +1,11 @@
 //! IAM Identity Center identities: the device authorization sign-in and
 //! `pctl sso roles`.
 
-use pctl_protocol::ErrorKind;
+use pctl_protocol::{ClientEnv, ErrorKind};
 
 use super::{Broker, Failure, Peer};
 use crate::config::Config;
+use crate::prompt::sign_in::Approval;
 
 impl Broker {
     /// The `sso` identity named, or the only one.
@@ -52,13 +53,34 @@ impl Broker {
     }
 
     /// Starts (or joins) the device authorization of an `sso` identity.
-    pub async fn sign_in(&self, identity: &str) -> Result<pctl_protocol::SignInPrompt, Failure> {
+    /// For a client without a terminal (`env`: its display variables;
+    /// `opener`: it can open a browser) the daemon shows the sign-in on
+    /// the desktop ([`crate::prompt::sign_in`]).
+    pub async fn sign_in(
+        &self,
+        identity: &str,
+        env: Option<&ClientEnv>,
+        opener: bool,
+        peer: &Peer,
+    ) -> Result<pctl_protocol::SignInPrompt, Failure> {
         let cfg = self.config()?;
         let ic = Self::sso_identity(&cfg, Some(identity))?;
         let sso = ic.sso.as_ref().expect("checked");
         self.enforce_limits();
         let id = self.identities.get(&ic.name);
-        id.unlocker
+        let no_terminal = peer.caller.as_ref().is_some_and(|c| !c.terminal);
+        let approval = match no_terminal && id.unlocker.sso.pending().is_none() {
+            true => {
+                let who = crate::guard::program_behind(peer)
+                    .map(|p| p.shown())
+                    .unwrap_or_else(|| "a program".into());
+                let env = env.cloned().unwrap_or_default();
+                Some(Approval::prepare(&cfg, ic, env, opener, who)?)
+            }
+            false => None,
+        };
+        let prompt = id
+            .unlocker
             .sso
             .start(crate::source::sso::SignInContext {
                 identity: &ic.name,
@@ -67,7 +89,11 @@ impl Broker {
                 vault: id.vault.clone(),
                 clock: self.clock.clone(),
             })
-            .await
+            .await?;
+        if let (Some(a), true) = (approval, prompt.started) {
+            a.show(ic, &prompt, id.clone());
+        }
+        Ok(prompt)
     }
 
     /// Waits for the device authorization `serial` of `identity` to end.
@@ -80,6 +106,8 @@ impl Broker {
         let cfg = self.config()?;
         let ic = Self::sso_identity(&cfg, Some(identity))?;
         let id = self.identities.get(&ic.name);
+        // `pctl prompt` and `status` show the wait
+        let _waiting = crate::prompt::waiting(&ic.name, "IAM Identity Center sign-in");
         id.unlocker.sso.wait(serial).await?;
         if let Ok(Some(u)) = id.vault.current(self.clock.as_ref()) {
             self.sso_audit(&id, &u, peer);

@@ -119,6 +119,8 @@ struct RawDaemon {
     mfa_session: Option<String>,
     /// The pinentry program for users without a terminal (absolute path).
     pinentry: Option<PathBuf>,
+    /// "auto" | "always" | "never": an SSO sign-in's pinentry window.
+    sso_pinentry: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -407,6 +409,17 @@ fn daemon(err: &Errors<'_>, raw: RawDaemon) -> Result<DaemonConfig, ConfigError>
         op_timeout: err.duration("daemon.op_timeout", raw.op_timeout, "2m")?,
         mfa_session: err.duration("daemon.mfa_session", raw.mfa_session, "12h")?,
         pinentry: raw.pinentry,
+        sso_pinentry: match raw.sso_pinentry.as_deref() {
+            None | Some("auto") => SsoPinentry::Auto,
+            Some("always") => SsoPinentry::Always,
+            Some("never") => SsoPinentry::Never,
+            Some(other) => {
+                return Err(err.at(
+                    "daemon.sso_pinentry",
+                    format!("\"{other}\" is not one of \"auto\", \"always\", \"never\""),
+                ))
+            }
+        },
     };
     if let Some(p) = &daemon.pinentry {
         if !p.is_absolute() {
@@ -986,6 +999,25 @@ role = "admin"
             chmod(path, 0o600);
             Config::load(path)
         }
+    }
+
+    #[test]
+    fn sso_pinentry_is_auto_always_or_never() {
+        assert_eq!(parse(GOOD).unwrap().daemon.sso_pinentry, SsoPinentry::Auto);
+        let with = |v: &str| parse(&format!("{GOOD}\n[daemon]\nsso_pinentry = \"{v}\"\n"));
+        assert_eq!(
+            with("always").unwrap().daemon.sso_pinentry,
+            SsoPinentry::Always
+        );
+        assert_eq!(
+            with("never").unwrap().daemon.sso_pinentry,
+            SsoPinentry::Never
+        );
+        let e = with("sometimes").unwrap_err().0;
+        assert!(
+            e.contains("daemon.sso_pinentry") && e.contains("\"always\"") && !e.contains('\n'),
+            "{e}"
+        );
     }
 
     #[test]

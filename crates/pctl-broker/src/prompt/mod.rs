@@ -1,11 +1,12 @@
 //! Reaching the user when the requesting client has no terminal: a
 //! [`pinentry`] window (the Assuan protocol gpg-agent and rbw use) for a
 //! typed MFA code or a break-glass confirmation, a desktop [`notify`]
-//! when an unlock starts, and what each identity waits for now (`status`,
-//! `pctl prompt`).
+//! when an unlock starts, an IAM Identity Center [`sign_in`] shown on the
+//! desktop, and what each identity waits for now (`status`, `pctl prompt`).
 
 pub mod notify;
 pub mod pinentry;
+pub mod sign_in;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -108,7 +109,9 @@ pub fn before_unlock(
         "1Password approval"
     };
     let w = waiting(&ic.name, what);
-    if let (true, false, false, Some(env)) = (no_terminal, running, typed, env) {
+    // an `sso` identity's sign-in says so itself (sign_in)
+    let op = ic.sso.is_none();
+    if let (true, false, false, true, Some(env)) = (no_terminal, running, typed, op, env) {
         notify::show(
             &format!("pctl: unlocking identity {}", ic.name),
             &format!(

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use pctl_protocol::{ErrorKind, SignInPrompt, SsoRole};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::aws::sso::{DeviceAuth, Registration, SsoApi, TokenError, Tokens};
 use crate::aws::{AwsError, Session};
@@ -191,6 +191,8 @@ struct Pending {
     prompt: SignInPrompt,
     done: watch::Receiver<Outcome>,
     task: tokio::task::AbortHandle,
+    /// Ends the sign-in with this failure ([`SignIns::abandon`]).
+    abandon: Option<oneshot::Sender<Failure>>,
 }
 
 #[derive(Default)]
@@ -304,8 +306,13 @@ impl SignIns {
         let state = self.state.clone();
         let unaudited = self.unaudited.clone();
         let serial = st.serial;
+        let (abandon, abandoned) = oneshot::channel::<Failure>();
         let task = tokio::spawn(async move {
-            let r = job.run(reg, dev).await;
+            // abandoned: the registration and the device code go with `run`
+            let r = tokio::select! {
+                r = job.run(reg, dev) => r,
+                Ok(why) = abandoned => Err(why),
+            };
             if r.is_ok() {
                 unaudited.store(true, Ordering::Release);
             }
@@ -325,6 +332,7 @@ impl SignIns {
             prompt: prompt.clone(),
             done: rx,
             task: task.abort_handle(),
+            abandon: Some(abandon),
         });
         Ok(prompt)
     }
@@ -360,6 +368,21 @@ impl SignIns {
                 ErrorKind::Unavailable,
                 "the IAM Identity Center sign-in did not end in time: retry".into(),
             )),
+        }
+    }
+
+    /// Ends the device authorization `serial`, if still in progress, with
+    /// `why` for every waiter (the user cancelled it): nothing is kept.
+    pub fn abandon(&self, serial: u64, why: Failure) {
+        let tx = {
+            let mut st = lock(&self.state);
+            st.pending
+                .as_mut()
+                .filter(|p| p.prompt.serial == serial)
+                .and_then(|p| p.abandon.take())
+        };
+        if let Some(tx) = tx {
+            let _ = tx.send(why);
         }
     }
 
