@@ -37,10 +37,7 @@ def test_default_session_name_with_mfa_is_the_iam_user(mfa_open_env, aws_cli):
 
 
 def test_explicit_session_name_wins(auth_env, aws_cli):
-    auth_env.write_config(text=rig.CONFIG_TEMPLATE.format(
-        region=rig.REGION, op_timeout="20s", item=rig.ITEM_TITLE, vault=rig.VAULT,
-        role=rig.ROLE_NAME, cluster=rig.CLUSTER).replace(
-            'duration = "1h"', 'duration = "1h"\nsession_name = "ci-job.42"', 1))
+    auth_env.write_config(text=rig.config_text(add={"roles.admin": 'session_name = "ci-job.42"'}))
     arn = caller(auth_env, aws_cli)
     assert arn.endswith(f":assumed-role/{rig.ROLE_NAME}/ci-job.42"), arn
 

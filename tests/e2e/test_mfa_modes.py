@@ -24,10 +24,7 @@ PROCESS_CODE = "246810"
 
 
 def config_text(env, mfa_lines, op_timeout="20s"):
-    text = rig.CONFIG_TEMPLATE.format(region=rig.REGION, op_timeout=op_timeout,
-                                      item=rig.ITEM_TITLE, vault=rig.VAULT,
-                                      role=rig.ROLE_NAME, cluster=rig.CLUSTER)
-    return text.replace(f'vault = "{rig.VAULT}"\n', f'vault = "{rig.VAULT}"\n{mfa_lines}\n', 1)
+    return rig.config_text(op_timeout=op_timeout, add={"onepassword": mfa_lines})
 
 
 @pytest.fixture

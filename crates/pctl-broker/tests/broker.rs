@@ -20,28 +20,44 @@ use pctl_protocol::{ClientEnv, ErrorKind};
 
 const ACCOUNT: &str = "000000000000";
 
+/// The standard test config, shared with the pytest rig and the sandbox.
+const STANDARD_CONFIG: &str = include_str!("../../../tests/fixtures/pctl.toml");
+
+/// `from` replaced by `to` in `text`, where `from` stands exactly once.
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{from:?} in tests/fixtures/pctl.toml"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// The standard config with idle_lock 1h and op_timeout at the daemon's
+/// default (2m), `role` as the role's name, `cluster_name` as the EKS name of
+/// [clusters.platform], and `extra_daemon` lines in [daemon] (each in place
+/// of the standard line of its key).
 fn config_text(role: &str, cluster_name: &str, extra_daemon: &str) -> String {
-    format!(
-        r#"region = "us-east-1"
-
-[daemon]
-idle_lock = "1h"
-max_unlock = "12h"
-{extra_daemon}
-
-[onepassword]
-item = "AWS user key"
-vault = "Private"
-
-[roles.admin]
-name = "{role}"
-duration = "1h"
-
-[clusters.platform]
-name = "{cluster_name}"
-role = "admin"
-"#
-    )
+    let mut text = edit(STANDARD_CONFIG, "idle_lock = \"15m\"", "idle_lock = \"1h\"");
+    text = edit(&text, "op_timeout = \"20s\"", "op_timeout = \"2m\"");
+    text = edit(
+        &text,
+        "name = \"platform-admin\"",
+        &format!("name = \"{role}\""),
+    );
+    text = edit(
+        &text,
+        "[clusters.platform]\n",
+        &format!("[clusters.platform]\nname = \"{cluster_name}\"\n"),
+    );
+    for line in extra_daemon.lines() {
+        let key = line.split(" = ").next().unwrap_or(line);
+        text = match text.lines().find(|l| l.starts_with(&format!("{key} = "))) {
+            Some(old) => edit(&text, old, line),
+            None => edit(&text, "[daemon]\n", &format!("[daemon]\n{line}\n")),
+        };
+    }
+    text
 }
 
 /// STS that mints numbered sessions and remembers what it was asked.

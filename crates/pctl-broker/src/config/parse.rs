@@ -960,20 +960,8 @@ fn clusters(
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
-region = "us-east-1"
-
-[onepassword]
-item = "AWS user key"   # name or ID
-vault = "Private"
-
-[roles.admin]
-name = "platform-admin"
-duration = "1h"
-
-[clusters.platform]
-role = "admin"
-"#;
+    /// The standard test config, shared with the pytest rig and the sandbox.
+    const GOOD: &str = include_str!("../../../../tests/fixtures/pctl.toml");
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/cfg/config.toml"), s)
