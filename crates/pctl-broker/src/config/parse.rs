@@ -961,7 +961,7 @@ mod tests {
     use super::*;
 
     /// The standard test config, shared with the pytest rig and the sandbox.
-    const GOOD: &str = include_str!("../../../../tests/fixtures/pctl.toml");
+    pub(super) const GOOD: &str = include_str!("../../../../tests/fixtures/pctl.toml");
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/cfg/config.toml"), s)
@@ -1393,9 +1393,9 @@ mod props {
         /// Mutating a valid config's values gives a config or an error naming the key.
         #[test]
         fn bad_values_name_their_key(dur in "[a-z0-9 ]{0,6}", region in "[a-zA-Z0-9_ -]{0,12}") {
-            let text = format!(
-                "region = \"{region}\"\n[onepassword]\nitem = \"i\"\nvault = \"v\"\n[roles.admin]\nname = \"r\"\nduration = \"{dur}\"\n"
-            );
+            let text = super::tests::GOOD
+                .replace("region = \"us-east-1\"", &format!("region = \"{region}\""))
+                .replace("duration = \"1h\"", &format!("duration = \"{dur}\""));
             if let Err(e) = Config::parse(Path::new("/cfg/config.toml"), &text) {
                 prop_assert!(e.0.contains("region") || e.0.contains("roles.admin.duration"), "{}", e.0);
             }
