@@ -1,9 +1,12 @@
-"""The standard test config is written once, in tests/fixtures/pctl.toml (issue 16 §2): the
-pytest rig, the Rust tests and the sandbox read it, and a test that needs another config
-derives it. This fails when a copy of it appears in a source file elsewhere: six or more
-of its lines in a row (tables by name, keys by name whatever their value, so a copy with
-placeholders or other values counts too), in a Python or shell file or in a Rust string
-(one line with \\n escapes included)."""
+"""The standard test configs are written once, in tests/fixtures/pctl.toml (one identity)
+and tests/fixtures/pctl-identities.toml (two) (issue 16 §2): the pytest rig, the Rust tests
+and the sandbox read them, and a test that needs another config derives it. This fails when
+a copy of one appears in a source file elsewhere: six or more of its lines in a row (tables
+by name, keys by name whatever their value, so a copy with placeholders or other values
+counts too), in a Python or shell file or in a Rust string (one line with \\n escapes
+included)."""
+
+import glob
 
 import os
 import re
@@ -28,8 +31,11 @@ def shapes(text):
     return out
 
 
-FIXTURE = shapes(open(rig.STANDARD_CONFIG).read())
-WINDOWS = {tuple(FIXTURE[i:i + RUN]) for i in range(len(FIXTURE) - RUN + 1)}
+FIXTURE_FILES = sorted(glob.glob(os.path.join(rig.FIXTURES, "pctl*.toml")))
+WINDOWS = set()
+for _path in FIXTURE_FILES:
+    _s = shapes(open(_path).read())
+    WINDOWS |= {tuple(_s[i:i + RUN]) for i in range(len(_s) - RUN + 1)}
 
 
 def copies_in(text):
@@ -48,20 +54,23 @@ def source_files():
         for d, dirs, files in os.walk(rig.REPO):
             dirs[:] = [x for x in dirs if x not in (".git", "target", ".venv", ".venv-checkov")]
             names += [os.path.relpath(os.path.join(d, f), rig.REPO) for f in files]
-    fixture = os.path.relpath(rig.STANDARD_CONFIG, rig.REPO)
-    return [n for n in names if n.endswith(SOURCES) and n != fixture
+    fixtures = {os.path.relpath(p, rig.REPO) for p in FIXTURE_FILES}
+    return [n for n in names if n.endswith(SOURCES) and n not in fixtures
             and os.path.isfile(os.path.join(rig.REPO, n))]
 
 
 def test_the_detector_finds_copies_in_every_form():
-    text = open(rig.STANDARD_CONFIG).read()
-    assert len(FIXTURE) >= RUN + 4 and None not in FIXTURE, FIXTURE
-    # a Python template with placeholders, a shell heredoc, a Rust one-line string
-    template = re.sub(r'= "[^"]*"', '= "{x}"', text)
-    assert copies_in(f'CFG = """\\\n{template}"""\n')
-    assert copies_in(f"cat >config.toml <<'TOML'\n{text}TOML\n")
-    one_line = text.replace("\n", "\\n").replace('"', '\\"')
-    assert copies_in(f'let c = parse("{one_line}");\n')
+    assert [os.path.basename(p) for p in FIXTURE_FILES] == ["pctl-identities.toml",
+                                                           "pctl.toml"], FIXTURE_FILES
+    for path in FIXTURE_FILES:
+        text = open(path).read()
+        assert len(shapes(text)) >= RUN + 4 and None not in shapes(text), path
+        # a Python template with placeholders, a shell heredoc, a Rust one-line string
+        template = re.sub(r'= "[^"]*"', '= "{x}"', text)
+        assert copies_in(f'CFG = """\\\n{template}"""\n'), path
+        assert copies_in(f"cat >config.toml <<'TOML'\n{text}TOML\n"), path
+        one_line = text.replace("\n", "\\n").replace('"', '\\"')
+        assert copies_in(f'let c = parse("{one_line}");\n'), path
     # a variant derived from it is not a copy
     assert not copies_in("text = rig.config_text(idle_lock=\"1s\")\n"
                          '[roles.audit]\nname = "x"\nduration = "1h"\n')
@@ -80,7 +89,7 @@ def test_the_standard_config_is_written_once():
         if copies_in(text):
             found.append(name)
     assert found == [], (
-        f"a copy of the standard test config ({rig.STANDARD_CONFIG}) in {found}: derive the "
+        f"a copy of a standard test config ({FIXTURE_FILES}) in {found}: derive the "
         "config from the fixture instead (rig.config_text(...) in Python, include_str! and a "
         "replace in Rust, the file itself in shell)")
 

@@ -1061,22 +1061,8 @@ mod tests {
         assert_eq!(c.roles["admin"].file, "/cfg/config.toml");
     }
 
-    const TWO: &str = r#"
-region = "us-east-1"
-[identities.work]
-item = "AWS work user"
-vault = "Private"
-[identities.sandbox]
-item = "AWS sandbox user"
-vault = "Private"
-account = "my.1password.com"
-[roles.admin]
-identity = "work"
-name = "platform-admin"
-[roles.play]
-identity = "sandbox"
-name = "sandbox-admin"
-"#;
+    /// The standard test config with two identities, shared with the pytest rig.
+    const TWO: &str = include_str!("../../../../tests/fixtures/pctl-identities.toml");
 
     #[test]
     fn identities_and_roles_naming_them() {
@@ -1135,7 +1121,16 @@ name = "sandbox-admin"
         let e = with("mfa = \"process\"\nmfa_command = \"ykman oath\"")
             .unwrap_err()
             .0;
-        assert!(e.contains("line 10") && e.contains("sequence"), "{e}");
+        // mfa_command stands one line below where `account` stood (1-based: + 2)
+        let line = TWO
+            .lines()
+            .position(|l| l.starts_with("account = "))
+            .unwrap()
+            + 2;
+        assert!(
+            e.contains(&format!("line {line})")) && e.contains("sequence"),
+            "{e}"
+        );
         let e = with("mfa_command = [\"x\"]").unwrap_err().0;
         assert!(e.contains("only used with mfa"), "{e}");
         let e = with("mfa = \"process\"\nmfa_command = [\"bin/ykman\"]")
