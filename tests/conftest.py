@@ -16,7 +16,10 @@ test's /tmp/pctl-e2e-* HOME/XDG/TMPDIR tree for inspection).
 Rig pieces (tests/fixtures/): `op` (1Password CLI stand-in, state in $HOME/.op-fake),
 sts_proxy.py (recording proxy in front of moto), eks_api_server.py (HTTPS API server that
 verifies EKS bearer tokens like EKS), certs.py (self-signed cert, SAN IP:127.0.0.1),
-rig.py (moto, per-test pctl environments, TOTP, token and secret-scan helpers).
+rig.py (moto, per-test pctl environments, TOTP, token and secret-scan helpers), pctl.toml
+and pctl-identities.toml (the standard test configs, shared with the Rust tests and the
+sandbox: rig.config_text() derives variants), sso_rig.py and desktop_rig.py (the SSO and
+desktop tests' fixtures and helpers).
 """
 
 import json

@@ -21,17 +21,10 @@ import rig
 @pytest.fixture
 def prompt_env(pctl_env, moto_open, recording_proxy):
     """An item with the MFA serial and no one-time password: the user types the code."""
-    proxy = recording_proxy(moto_open.url)
-    env = pctl_env(proxy.url)
-    ident = moto_open.identity
-    env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
-                               mfa_serial=rig.MFA_SERIAL)])
-    env.proxy, env.ident = proxy, ident
-    return env
+    return d.proxied_env(pctl_env, moto_open, recording_proxy, mfa_serial=rig.MFA_SERIAL)
 
 
-def sent_codes(env):
-    return [a["params"].get("TokenCode") for a in env.proxy.actions("GetSessionToken")]
+sent_codes = d.sent_codes
 
 
 def use_standin(env, **kw):

@@ -168,22 +168,19 @@ pub fn resolve(
 mod tests {
     use super::*;
 
-    const CONFIG: &str = r#"
-region = "us-east-1"
-[onepassword]
-item = "x"
-vault = "v"
-[roles.admin]
-name = "platform-admin"
+    /// The standard test config (shared with the pytest rig and the sandbox)
+    /// and a second role and cluster.
+    const CONFIG: &str = concat!(
+        include_str!("../../../tests/fixtures/pctl.toml"),
+        r#"
 [roles.readonly]
 arn = "arn:aws:iam::111122223333:role/ro"
-[clusters.platform]
-role = "admin"
 [clusters.prod-eu]
 name = "prod"
 region = "eu-west-1"
 role = "readonly"
-"#;
+"#
+    );
 
     fn config() -> Config {
         let dir = tempfile::tempdir().unwrap();

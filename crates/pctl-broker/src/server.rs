@@ -559,8 +559,10 @@ mod tests {
         let cfg = dir.join("config.toml");
         std::fs::write(
             &cfg,
-            format!(
-                "region = \"us-east-1\"\n[daemon]\nop_timeout = \"{op_timeout}\"\n[onepassword]\nitem = \"x\"\nvault = \"v\"\n[roles.admin]\nname = \"r\"\n"
+            // the standard test config, shared with the pytest rig and the sandbox
+            include_str!("../../../tests/fixtures/pctl.toml").replace(
+                "op_timeout = \"20s\"",
+                &format!("op_timeout = \"{op_timeout}\""),
             ),
         )
         .unwrap();

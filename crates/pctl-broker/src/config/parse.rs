@@ -973,20 +973,8 @@ fn clusters(
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
-region = "us-east-1"
-
-[onepassword]
-item = "AWS user key"   # name or ID
-vault = "Private"
-
-[roles.admin]
-name = "platform-admin"
-duration = "1h"
-
-[clusters.platform]
-role = "admin"
-"#;
+    /// The standard test config, shared with the pytest rig and the sandbox.
+    pub(super) const GOOD: &str = include_str!("../../../../tests/fixtures/pctl.toml");
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/cfg/config.toml"), s)
@@ -1105,22 +1093,8 @@ role = "admin"
         assert_eq!(c.roles["admin"].file, "/cfg/config.toml");
     }
 
-    const TWO: &str = r#"
-region = "us-east-1"
-[identities.work]
-item = "AWS work user"
-vault = "Private"
-[identities.sandbox]
-item = "AWS sandbox user"
-vault = "Private"
-account = "my.1password.com"
-[roles.admin]
-identity = "work"
-name = "platform-admin"
-[roles.play]
-identity = "sandbox"
-name = "sandbox-admin"
-"#;
+    /// The standard test config with two identities, shared with the pytest rig.
+    const TWO: &str = include_str!("../../../../tests/fixtures/pctl-identities.toml");
 
     #[test]
     fn identities_and_roles_naming_them() {
@@ -1179,7 +1153,16 @@ name = "sandbox-admin"
         let e = with("mfa = \"process\"\nmfa_command = \"ykman oath\"")
             .unwrap_err()
             .0;
-        assert!(e.contains("line 10") && e.contains("sequence"), "{e}");
+        // mfa_command stands one line below where `account` stood (1-based: + 2)
+        let line = TWO
+            .lines()
+            .position(|l| l.starts_with("account = "))
+            .unwrap()
+            + 2;
+        assert!(
+            e.contains(&format!("line {line})")) && e.contains("sequence"),
+            "{e}"
+        );
         let e = with("mfa_command = [\"x\"]").unwrap_err().0;
         assert!(e.contains("only used with mfa"), "{e}");
         let e = with("mfa = \"process\"\nmfa_command = [\"bin/ykman\"]")
@@ -1437,9 +1420,9 @@ mod props {
         /// Mutating a valid config's values gives a config or an error naming the key.
         #[test]
         fn bad_values_name_their_key(dur in "[a-z0-9 ]{0,6}", region in "[a-zA-Z0-9_ -]{0,12}") {
-            let text = format!(
-                "region = \"{region}\"\n[onepassword]\nitem = \"i\"\nvault = \"v\"\n[roles.admin]\nname = \"r\"\nduration = \"{dur}\"\n"
-            );
+            let text = super::tests::GOOD
+                .replace("region = \"us-east-1\"", &format!("region = \"{region}\""))
+                .replace("duration = \"1h\"", &format!("duration = \"{dur}\""));
             if let Err(e) = Config::parse(Path::new("/cfg/config.toml"), &text) {
                 prop_assert!(e.0.contains("region") || e.0.contains("roles.admin.duration"), "{}", e.0);
             }
