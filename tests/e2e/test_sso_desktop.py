@@ -23,31 +23,12 @@ import pytest
 import desktop_rig as d
 import rig
 import sso_rig
+from sso_rig import sso, sso_moto  # noqa: F401 (fixtures)
 
-CONFIG = sso_rig.IDENTITY + f"""
-[roles.dev]
-identity = "corp"
-account_id = "{rig.ACCOUNT_ID}"
-role_name = "Dev"
-
+CONFIG = sso_rig.IDENTITY + sso_rig.role("dev", "Dev") + """
 [daemon]
-pinentry = "{{pinentry}}"
+pinentry = "{pinentry}"
 """
-
-
-@pytest.fixture(scope="module")
-def sso_moto(tmp_path_factory):
-    m = sso_rig.start_moto(str(tmp_path_factory.mktemp("moto-sso-desktop")))
-    yield m
-    m.stop()
-
-
-@pytest.fixture
-def sso(tmp_path, sso_moto):
-    s = sso_rig.SsoServer(str(tmp_path / "sso"), sso_moto.url, sso_moto.sso_keys).start()
-    s.assign(sso_rig.ACCOUNTS)
-    yield s
-    s.stop()
 
 
 @pytest.fixture
