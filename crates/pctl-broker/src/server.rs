@@ -20,7 +20,8 @@ use pctl_protocol::{ClusterNames, RoleArns};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, Semaphore};
 
-use crate::broker::{Broker, LockReason, Peer};
+use crate::broker::{Broker, LockReason};
+use crate::peer::Peer;
 use crate::platform;
 
 /// Most connections served at once; more wait in the listen queue.

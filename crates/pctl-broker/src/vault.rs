@@ -82,7 +82,7 @@ pub struct Unlocked {
     pub origin: Option<String>,
     /// An `sso` identity's sign-in (registration and tokens); its role
     /// sessions come from GetRoleCredentials, not from `base`.
-    pub sso: Option<Arc<crate::source::sso::SignedIn>>,
+    pub sso: Option<Arc<crate::source::sso::signed_in::SignedIn>>,
 }
 
 impl Unlocked {

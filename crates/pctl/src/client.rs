@@ -265,7 +265,7 @@ impl Client {
     fn sign_in(&self, identity: &str, message: &str) -> Result<()> {
         use std::io::IsTerminal;
         let terminal = std::io::stderr().is_terminal();
-        if !terminal && !crate::cmd::login::opener_available() {
+        if !terminal && !crate::browser::opener_available() {
             bail!("{message}");
         }
         let prompt: SignInPrompt = self.call(Request::SignIn {
@@ -282,7 +282,7 @@ impl Client {
             );
         }
         if prompt.started {
-            if let Err(e) = crate::cmd::login::open_url(&prompt.verification_uri_complete) {
+            if let Err(e) = crate::browser::open_url(&prompt.verification_uri_complete) {
                 eprintln!("pctl: {e}");
             }
         }

@@ -71,6 +71,15 @@ impl OpError {
     }
 }
 
+impl From<OpError> for SourceError {
+    fn from(e: OpError) -> Self {
+        SourceError {
+            message: e.to_string(),
+            origin: None,
+        }
+    }
+}
+
 /// 1Password as a [`CredentialSource`]: one `op item get` per unlock
 /// (two when the first fails with transient network trouble).
 #[derive(Default)]
