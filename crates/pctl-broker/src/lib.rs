@@ -11,8 +11,9 @@
 //! [`aws::iam`] and the 1Password source's edit; [`get_token`] maps
 //! `aws eks get-token`'s flags to the config for the broker. Nothing below
 //! calls back up.
-//! [`clock`], [`config`], [`failure`], [`audit`], [`status`], [`secret`],
-//! [`peer`] (who asked) and [`platform`] are used by any layer. No two
+//! [`clock`], [`config`], [`audit`], [`secret`], [`text`] and [`platform`]
+//! are leaves any layer may use (they use only each other); [`failure`],
+//! [`status`] and [`peer`] (who asked) are used across layers too. No two
 //! modules import each other (`tests/layering.rs` reads the sources).
 
 pub mod audit;

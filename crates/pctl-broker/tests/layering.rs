@@ -781,3 +781,28 @@ fn the_config_model_uses_neither_the_parser_nor_the_cache() {
     }
     assert!(!edges[&m("model")].contains_key(&vec!["config".to_string()]));
 }
+
+/// The broker's leaves (lib.rs): the config, the clock, the audit log,
+/// locked memory, text cleaning and the platform code use only each other,
+/// so any layer may use them without closing a circle later.
+#[test]
+fn the_broker_leaves_use_only_each_other() {
+    let krate = Crate::read(
+        "pctl-broker",
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"),
+    );
+    let leaf = |p: &ModPath| {
+        matches!(
+            p.first().map(String::as_str),
+            Some("config" | "clock" | "audit" | "secret" | "text" | "platform")
+        )
+    };
+    for (from, to) in krate.edges() {
+        if !leaf(&from) {
+            continue;
+        }
+        for (t, why) in to {
+            assert!(leaf(&t), "{} uses {}: {why}", from.join("::"), t.join("::"));
+        }
+    }
+}

@@ -417,7 +417,7 @@ pub fn parse_item(json: &[u8], cfg: &OnePasswordConfig) -> Result<ItemSecrets, O
         .chars()
         .filter(|c| !matches!(c, '-' | ' '))
         .collect();
-    if account_id.len() != 12 || !account_id.chars().all(|c| c.is_ascii_digit()) {
+    if !pctl_protocol::names::is_account_id(&account_id) {
         return Err(OpError::BadField {
             field: labels.account_id.clone(),
             item: cfg.item.clone(),
