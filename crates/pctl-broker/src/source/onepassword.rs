@@ -587,20 +587,20 @@ mod tests {
     /// The argv itself (flags with `=`, the item after `--`, no shell) is
     /// tested once, beside the builder: `pctl_protocol::op`'s
     /// `argv_values_are_flags_with_equals_and_the_item_follows_the_double_dash`.
-    /// Here only what the daemon adds: which config fields fill it.
+    /// Here only what the daemon adds: which config fields name the item.
     #[test]
-    fn argv_is_built_from_the_configured_item_vault_and_account() {
-        use pctl_protocol::op::{item_get_args, ItemRef};
+    fn the_item_is_the_configured_item_vault_and_account() {
+        use pctl_protocol::op::ItemRef;
         let mut c = cfg();
         let mut want = ItemRef {
             item: "AWS user key",
             vault: Some("Private"),
             account: None,
         };
-        assert_eq!(op_args(&c), item_get_args(want));
+        assert_eq!(item_ref(&c), want);
         c.account = Some("my.1password.com".into());
         want.account = Some("my.1password.com");
-        assert_eq!(op_args(&c), item_get_args(want));
+        assert_eq!(item_ref(&c), want);
     }
 
     fn write_exe(dir: &Path, mode: u32) -> PathBuf {
