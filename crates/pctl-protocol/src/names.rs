@@ -167,6 +167,13 @@ pub fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.chars().all(|c| c.is_ascii_digit())
 }
 
+/// An account ID as written in a 1Password field (`1234-5678-9012`, with
+/// spaces or dashes) without its separators; check it with
+/// [`is_account_id`].
+pub fn account_id_digits(value: &str) -> String {
+    value.chars().filter(|c| !matches!(c, '-' | ' ')).collect()
+}
+
 /// Whether `s` is an IAM role's name without a path (1 to 64 of
 /// `[\w+=,.@-]`), as an IAM Identity Center permission set's role is
 /// named (a configured `role_name`, `pctl sso sync`).
@@ -246,6 +253,7 @@ mod tests {
         assert!(is_iam_role_name("A") && is_iam_role_name("AWSReservedSSO_Dev+x"));
         assert!(!is_iam_role_name("") && !is_iam_role_name("ops/admin"));
         assert!(is_account_id("123456789012"));
+        assert_eq!(account_id_digits("1234-5678 9012"), "123456789012");
         for bad in [
             "12345678901",
             "1234567890123",

@@ -413,10 +413,7 @@ pub fn parse_item(json: &[u8], cfg: &OnePasswordConfig) -> Result<ItemSecrets, O
     }
     let secret = value(&labels.secret_access_key, "secret_access_key")?;
     let account = value(&labels.account_id, "account_id")?;
-    let account_id: String = account
-        .chars()
-        .filter(|c| !matches!(c, '-' | ' '))
-        .collect();
+    let account_id = pctl_protocol::names::account_id_digits(&account);
     if !pctl_protocol::names::is_account_id(&account_id) {
         return Err(OpError::BadField {
             field: labels.account_id.clone(),
