@@ -9,7 +9,11 @@
 //!   (`pub use model::*` in `config/mod.rs`, the protocol crate's root) is
 //!   not itself a dependency. A module's tests count as the module.
 //! - the broker's concern files use only the shared path in
-//!   `broker/mod.rs`, never each other.
+//!   `broker/mod.rs`, never each other; the config model uses neither its
+//!   parser nor its cache; the broker's leaves use only each other.
+//!
+//! `LAYERING_DUMP=1 cargo test -p pctl-broker --test layering -- --nocapture`
+//! prints every edge with the path that makes it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
