@@ -32,7 +32,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use zeroize::Zeroizing;
 
-use crate::broker::{Broker, Failure, Peer};
+use crate::broker::{Broker, Failure};
+use crate::peer::Peer;
 use crate::platform;
 
 /// The path the endpoint answers on.

@@ -29,14 +29,7 @@ pub enum Target {
 fn role_is(role: &RoleConfig, arn: &str) -> bool {
     match (&role.arn, &role.name) {
         (Some(a), _) => a == arn,
-        (None, Some(name)) => {
-            let name = name.trim_start_matches('/');
-            let name = name.strip_prefix("role/").unwrap_or(name);
-            arn.starts_with("arn:aws")
-                && arn
-                    .split_once(":role/")
-                    .is_some_and(|(_, path)| path == name)
-        }
+        (None, Some(name)) => pctl_protocol::names::arn_is_role_name(arn, name),
         (None, None) => false,
     }
 }

@@ -11,16 +11,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pctl_protocol::TimeLimit;
 use pctl_protocol::{
     dirs, peer, Check, Connection, ErrorKind, ErrorReply, FrameError, Level, Reply, Request,
     RequestError, Response, Setup,
 };
 use pctl_protocol::{ClusterNames, RoleArns};
+use pctl_protocol::{RequestKind, TimeLimit};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, Semaphore};
 
-use crate::broker::{Broker, LockReason, Peer};
+use crate::broker::{Broker, LockReason};
+use crate::peer::Peer;
 use crate::platform;
 
 /// Most connections served at once; more wait in the listen queue.
@@ -267,23 +268,15 @@ async fn handle(
             .setup
             .as_ref()
             .and_then(|s| daemon_setup(&broker).differences(s));
-        if let Some(why) = &differs {
-            if !matches!(
-                env.request,
-                Request::Ping
-                    | Request::Stop
-                    | Request::Lock { .. }
-                    | Request::Status
-                    | Request::Doctor { .. }
-            ) {
-                if write_response(&mut conn, &error(ErrorKind::Config, why.clone()))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                continue;
+        let kind = env.request.kind();
+        if let Some(why) = differs.as_ref().filter(|_| kind.depends_on_setup()) {
+            if write_response(&mut conn, &error(ErrorKind::Config, why.clone()))
+                .await
+                .is_err()
+            {
+                return;
             }
+            continue;
         }
         // what this request's client can do for its user
         let peer = Peer {
@@ -305,8 +298,8 @@ async fn handle(
             hold_credential_server(broker, conn, peer, role, port, env, o).await;
             return;
         }
-        let stop = matches!(env.request, Request::Stop);
-        let limit = match env.request.kind().time_limit() {
+        let stop = kind == RequestKind::Stop;
+        let limit = match kind.time_limit() {
             TimeLimit::Unlock => request_timeout(&broker),
             // bounded by the device authorization's own expiry
             TimeLimit::SignIn => Duration::from_secs(3600),

@@ -16,7 +16,7 @@ use pctl_broker::clock::{Clock, FakeClock};
 use pctl_broker::config::{Config, IdentityConfig};
 use pctl_broker::secret::LockedString;
 use pctl_broker::source::{CredentialSource, ItemSecrets, Mfa, SourceError, SourceRead};
-use pctl_protocol::{ClientEnv, ErrorKind};
+use pctl_protocol::{ClientEnv, ErrorKind, IdentityStatus};
 
 const ACCOUNT: &str = "000000000000";
 
@@ -1474,4 +1474,25 @@ source_role = "admin"
             "assume arn:aws:iam::111111111111:role/partner from ASIAFAKE00000000 with {want:?}"
         ),
     );
+}
+
+/// `status` says an identity uses no MFA once an unlock showed its item
+/// has no MFA serial (as `pctl init` said of it), and keeps saying so
+/// while locked; before the first unlock, and for an item with a serial,
+/// it names where the code comes from.
+#[tokio::test(start_paused = true)]
+async fn status_says_no_mfa_for_an_item_without_a_serial() {
+    let mfa = |r: &Rig| r.broker.status().identities[0].mfa.clone();
+    let r = rig();
+    assert_eq!(mfa(&r), "item", "nothing read yet");
+    r.creds(true).await.unwrap();
+    assert_eq!(mfa(&r), IdentityStatus::NO_MFA);
+    r.broker.lock(LockReason::Manual);
+    assert_eq!(mfa(&r), IdentityStatus::NO_MFA);
+
+    let mut with_serial = source();
+    with_serial.mfa = true;
+    let r = rig_with(&config_text("platform-admin", "platform", ""), with_serial);
+    r.creds(true).await.unwrap();
+    assert_eq!(mfa(&r), "item");
 }

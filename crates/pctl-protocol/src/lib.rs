@@ -798,7 +798,9 @@ pub struct IdentityStatus {
     pub vault: String,
     #[serde(default)]
     pub account: Option<String>,
-    /// Where the MFA code comes from: "item", "prompt", "process".
+    /// Where the MFA code comes from: "item", "prompt", "process"; or
+    /// [`IdentityStatus::NO_MFA`] once an unlock showed the item has no
+    /// MFA serial.
     pub mfa: String,
     pub locked: bool,
     pub lock_reason: Option<String>,
@@ -819,6 +821,12 @@ pub struct IdentityStatus {
     /// An IAM Identity Center identity's sign-in (`source = "sso"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sso: Option<SsoIdentityStatus>,
+}
+
+impl IdentityStatus {
+    /// The `mfa` of an identity whose item has no MFA serial (learnt at its
+    /// last unlock): it unlocks without an MFA session.
+    pub const NO_MFA: &'static str = "none";
 }
 
 /// The state of an `sso` identity's sign-in. Never a token.

@@ -269,7 +269,7 @@ impl Client {
     fn sign_in(&self, identity: &str, message: &str) -> Result<()> {
         use std::io::IsTerminal;
         let terminal = std::io::stderr().is_terminal();
-        let opener = crate::cmd::login::opener_available();
+        let opener = crate::browser::opener_available();
         let desktop = !crate::caller::current().terminal;
         if !terminal && !opener && !desktop {
             bail!("{message}");
@@ -290,7 +290,7 @@ impl Client {
             );
         }
         if prompt.started && (terminal || opener) {
-            if let Err(e) = crate::cmd::login::open_url(&prompt.verification_uri_complete) {
+            if let Err(e) = crate::browser::open_url(&prompt.verification_uri_complete) {
                 eprintln!("pctl: {e}");
             }
         }

@@ -71,7 +71,7 @@ impl Broker {
         let no_terminal = peer.caller.as_ref().is_some_and(|c| !c.terminal);
         let approval = match no_terminal && id.unlocker.sso.pending().is_none() {
             true => {
-                let who = crate::guard::program_behind(peer)
+                let who = crate::peer::program_behind(peer)
                     .map(|p| p.shown())
                     .unwrap_or_else(|| "a program".into());
                 let env = env.cloned().unwrap_or_default();

@@ -193,7 +193,7 @@ impl RoleConfig {
     /// The role ARN, given the account ID read from 1Password.
     pub fn arn(&self, account_id: &str) -> String {
         if let Some(s) = &self.sso {
-            return format!("arn:aws:iam::{}:role/{}", s.account_id, s.role_name);
+            return pctl_protocol::names::role_arn(&s.account_id, &s.role_name);
         }
         match (&self.arn, &self.name) {
             (Some(arn), _) => arn.clone(),

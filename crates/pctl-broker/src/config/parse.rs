@@ -653,19 +653,14 @@ fn sso_role(
         ));
     }
     let account_id = r.account_id.clone().unwrap_or_default();
-    if account_id.len() != 12 || !account_id.chars().all(|c| c.is_ascii_digit()) {
+    if !names::is_account_id(&account_id) {
         return Err(err.at(
             &format!("{k}.account_id"),
             "missing or not a 12-digit AWS account ID",
         ));
     }
     let role_name = r.role_name.clone().unwrap_or_default();
-    if role_name.is_empty()
-        || role_name.len() > 64
-        || !role_name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
-    {
+    if !names::is_iam_role_name(&role_name) {
         return Err(err.at(
             &format!("{k}.role_name"),
             "missing or not a role name (the permission set's name, e.g. \"AdministratorAccess\")",
@@ -782,16 +777,8 @@ fn roles(
             names::check_region(region).map_err(|w| err.at(&format!("{k}.region"), w))?;
         }
         if let Some(s) = &r.source_identity {
-            if s.len() < 2
-                || s.len() > 64
-                || !s
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
-            {
-                return Err(err.at(
-                    &format!("{k}.source_identity"),
-                    "2-64 characters of letters, digits and +=,.@-_",
-                ));
+            if !names::is_session_name(s) {
+                return Err(err.at(&format!("{k}.source_identity"), names::SESSION_NAME_RULE));
             }
         }
         if r.tags.len() > 50 {
@@ -871,7 +858,7 @@ fn roles(
                 ))
             }
             Some(v) => {
-                if let Some(bad) = v.iter().find(|p| !crate::guard::is_program_pattern(p)) {
+                if let Some(bad) = v.iter().find(|p| !is_program_pattern(p)) {
                     return Err(err.at(
                         &format!("{k}.allowed_programs"),
                         format!(
@@ -885,10 +872,13 @@ fn roles(
         };
         let session_name = r.session_name.clone();
         if let Some(n) = &session_name {
-            if !crate::unlock::is_session_name(n) {
+            if !names::is_session_name(n) {
                 return Err(err.at(
                     &format!("{k}.session_name"),
-                    "2-64 characters of letters, digits and =,.@-_",
+                    format!(
+                        "is not a role session name: use {}",
+                        names::SESSION_NAME_RULE
+                    ),
                 ));
             }
         }
@@ -969,9 +959,27 @@ fn clusters(
     Ok(clusters)
 }
 
+/// A valid `allowed_programs` entry: a file name (no `/`, no control
+/// character), with at most a trailing `*` ([`crate::guard`] matches it).
+fn is_program_pattern(p: &str) -> bool {
+    let body = p.strip_suffix('*').unwrap_or(p);
+    !body.is_empty() && !p.contains('/') && !body.contains('*') && !p.chars().any(char::is_control)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn program_patterns() {
+        assert!(is_program_pattern("terraform"));
+        assert!(is_program_pattern("terraform-provider-aws*"));
+        assert!(!is_program_pattern("/usr/bin/aws"));
+        assert!(!is_program_pattern("*"));
+        assert!(!is_program_pattern("a*b"));
+        assert!(!is_program_pattern(""));
+        assert!(!is_program_pattern("a\nb"));
+    }
 
     /// The standard test config, shared with the pytest rig and the sandbox.
     pub(super) const GOOD: &str = include_str!("../../../../tests/fixtures/pctl.toml");
@@ -992,7 +1000,9 @@ mod tests {
     #[test]
     fn sso_pinentry_is_auto_always_or_never() {
         assert_eq!(parse(GOOD).unwrap().daemon.sso_pinentry, SsoPinentry::Auto);
-        let with = |v: &str| parse(&format!("{GOOD}\n[daemon]\nsso_pinentry = \"{v}\"\n"));
+        let with = |v: &str| {
+            parse(&GOOD.replace("[daemon]\n", &format!("[daemon]\nsso_pinentry = \"{v}\"\n")))
+        };
         assert_eq!(
             with("always").unwrap().daemon.sso_pinentry,
             SsoPinentry::Always

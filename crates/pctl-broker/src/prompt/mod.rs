@@ -15,11 +15,9 @@ use std::sync::Mutex;
 use pctl_protocol::ClientEnv;
 use zeroize::Zeroizing;
 
-use crate::broker::Peer;
-use crate::clock::Clock;
 use crate::config::{Config, MfaMode, RoleConfig};
 use crate::failure::{needs_mfa_code, Failure};
-use crate::identity::Identity;
+use crate::peer::{program_behind, Peer};
 use crate::secret::LockedString;
 
 /// How an unlock asks for a typed MFA code when the client has no terminal.
@@ -47,7 +45,7 @@ impl Ask {
         let typed = pin
             .get_pin("pctl: MFA code", &self.desc, "MFA code:")
             .await
-            .map_err(|e| fail(crate::guard::pin_error(&e, cfg)))?;
+            .map_err(|e| fail(pin_error(&e, cfg)))?;
         // authenticator apps show codes grouped (`123 456`)
         let digits: Zeroizing<String> = Zeroizing::new(
             typed
@@ -63,6 +61,15 @@ impl Ask {
     }
 }
 
+/// Where the identity's unlock stands when a request needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct UnlockState {
+    /// Its vault holds a current unlock.
+    pub unlocked: bool,
+    /// An unlock attempt is under way (the request will join it).
+    pub running: bool,
+}
+
 /// Before a request unlocks `role`'s identity on demand: marks what the
 /// identity waits for (`status`, `pctl prompt`), tells the desktop when a
 /// client without a terminal starts an unlock (a 1Password window may pop
@@ -71,12 +78,11 @@ impl Ask {
 pub fn before_unlock(
     cfg: &Config,
     role: &RoleConfig,
-    id: &Identity,
-    clock: &dyn Clock,
+    state: UnlockState,
     env: Option<&ClientEnv>,
     peer: &Peer,
 ) -> (Option<Ask>, Option<Waiting>) {
-    if matches!(id.vault.current(clock), Ok(Some(_))) {
+    if state.unlocked {
         return (None, None);
     }
     let Ok(ic) = cfg.identity(&role.identity) else {
@@ -84,7 +90,7 @@ pub fn before_unlock(
     };
     let no_terminal = peer.caller.as_ref().is_some_and(|c| !c.terminal);
     let typed = ic.mfa == MfaMode::Prompt;
-    let who = crate::guard::program_behind(peer)
+    let who = program_behind(peer)
         .map(|p| p.shown())
         .unwrap_or_else(|| "a program".into());
     let ask = (no_terminal && typed && ic.sso.is_none()).then(|| Ask {
@@ -94,7 +100,7 @@ pub fn before_unlock(
             role.key, ic.name
         ),
     });
-    let running = id.unlocker.running();
+    let running = state.running;
     if env.is_none() && !running {
         // answered at once (the client resends with its environment)
         return (ask, None);
@@ -122,6 +128,18 @@ pub fn before_unlock(
         );
     }
     (ask, Some(w))
+}
+
+/// One phrase for a dialog that gave no answer.
+pub fn pin_error(e: &pinentry::PinError, cfg: &Config) -> String {
+    match e {
+        pinentry::PinError::Cancelled => "cancelled in pinentry".into(),
+        pinentry::PinError::TimedOut => format!(
+            "pinentry got no answer within {}s (daemon.op_timeout)",
+            cfg.daemon.op_timeout.as_secs()
+        ),
+        pinentry::PinError::Failed(why) => why.clone(),
+    }
 }
 
 /// What each identity waits for from the user now; the count of waits, so
