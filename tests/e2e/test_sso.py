@@ -237,7 +237,10 @@ def test_ten_concurrent_cold_requests_one_device_authorization(env):
 
 
 def test_no_terminal_no_opener_says_run_unlock(env):
-    r = env.run("credential-process", "--role", "dev", env={"BROWSER": ""})
+    # No opener: BROWSER empty and no xdg-open on PATH (a desktop machine has
+    # /usr/bin/xdg-open, which pctl would use).
+    r = env.run("credential-process", "--role", "dev",
+                env={"BROWSER": "", "PATH": os.pathsep.join([rig.FIXTURES, rig.VENV_BIN])})
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("pctl: ") and "pctl unlock --identity corp" in last, r.stderr
