@@ -45,7 +45,7 @@ def env(tmp_path, moto):
 
 
 def run(script: Path, env: dict, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(script), *args], env=env, capture_output=True, text=True, timeout=180,
+    return subprocess.run(["bash", str(script), *args], env=env, capture_output=True, text=True, timeout=600,
                           check=False, cwd=cwd)
 
 

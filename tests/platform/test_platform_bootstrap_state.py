@@ -73,10 +73,15 @@ def workspace(tmp_path, moto):
     return tfdir, env
 
 
+# A guard against a hang, not a time limit: one run starts about fourteen aws
+# CLI processes, which on a busy two-core machine took over 120 s.
+HANG = 600
+
+
 def bootstrap(workspace, *args: str) -> subprocess.CompletedProcess:
     tfdir, env = workspace
     return subprocess.run(["bash", str(tfdir / SCRIPT.name), *args], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=HANG, check=False)
 
 
 def bucket_properties(moto, bucket: str) -> dict:
@@ -188,7 +193,7 @@ def test_unreachable_credentials_say_what_to_do(workspace):
     # Nothing listens there; one attempt, no retries.
     env = dict(env, AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_MAX_ATTEMPTS="1", AWS_RETRY_MODE="standard")
     proc = subprocess.run(["bash", str(tfdir / SCRIPT.name)], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+                          timeout=HANG, check=False)
     assert proc.returncode != 0
     assert len(proc.stderr.strip().splitlines()) >= 1
     assert "cannot get an identity through profile pctl-admin" in proc.stderr
@@ -219,7 +224,7 @@ def test_terraform_init_uses_the_bucket_with_a_lock_file(workspace, moto, tmp_pa
     tf_env.pop("AWS_ENDPOINT_URL")
     for argv in ([terraform, "init", "-input=false", "-no-color", "-backend-config=backend.hcl", *extra],
                  [terraform, "apply", "-auto-approve", "-input=false", "-no-color"]):
-        run = subprocess.run(argv, cwd=tfdir, env=tf_env, capture_output=True, text=True, timeout=180, check=False)
+        run = subprocess.run(argv, cwd=tfdir, env=tf_env, capture_output=True, text=True, timeout=HANG, check=False)
         assert run.returncode == 0, run.stdout + run.stderr
     s3 = moto.client("s3")
     state = json.loads(s3.get_object(Bucket="state-init-example", Key="platform/terraform.tfstate")["Body"].read())
