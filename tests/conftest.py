@@ -58,8 +58,9 @@ PACKAGE_BUILDERS = tuple(os.path.join(rig.TESTS, "packaging", f)
                          for f in ("test_deb.py", "test_tarball_and_formula.py"))
 
 
-# Seconds per test (tests/durations.json, written by tests/durations.py from a
-# run's --junitxml); a test not listed counts as DEFAULT_SECONDS.
+# Seconds per test (tests/durations.json, written by a run with
+# `--store-durations`, e.g. `tests/run --store-durations` on a quiet machine); a
+# test not listed counts as DEFAULT_SECONDS. Stale figures only cost order.
 DURATIONS = os.path.join(rig.TESTS, "durations.json")
 DEFAULT_SECONDS = 0.5
 
