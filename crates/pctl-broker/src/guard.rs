@@ -82,14 +82,18 @@ impl Program {
         v
     }
 
-    /// For messages: `"terraform" (pid 42)`.
-    pub fn shown(&self) -> String {
-        let name = self
-            .argv
+    /// What it calls itself: its argv[0]'s basename, else its executable's.
+    pub fn name(&self) -> String {
+        self.argv
             .first()
             .map(|a| basename(a).to_string())
             .or_else(|| self.exe.as_deref().map(|e| basename(e).to_string()))
-            .unwrap_or_else(|| "an unknown program".into());
+            .unwrap_or_else(|| "an unknown program".into())
+    }
+
+    /// For messages: `"terraform" (pid 42)`.
+    pub fn shown(&self) -> String {
+        let name = self.name();
         match self.pid {
             Some(pid) => format!("{} (pid {pid})", pctl_protocol::names::shown(&name)),
             None => pctl_protocol::names::shown(&name),

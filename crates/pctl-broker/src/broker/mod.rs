@@ -217,7 +217,7 @@ impl Broker {
         let id = self.identities.get(&role.identity);
         let on_fresh = || self.on_unlock(&id, peer);
         let (ask, _waiting) =
-            crate::prompt::before_unlock(cfg, role, &id, self.clock.as_ref(), env, peer);
+            crate::prompt::before_unlock(cfg, role, &id, self.clock.as_ref(), env, peer)?;
         let u = id
             .unlocker
             .on_demand_asking(cfg, env, ask, on_fresh)

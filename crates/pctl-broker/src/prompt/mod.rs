@@ -67,7 +67,10 @@ impl Ask {
 /// identity waits for (`status`, `pctl prompt`), tells the desktop when a
 /// client without a terminal starts an unlock (a 1Password window may pop
 /// up), and for an `mfa = "prompt"` identity and such a client says to ask
-/// the code through pinentry. Nothing when the identity is unlocked.
+/// the code through pinentry; such a client joining the IAM Identity
+/// Center sign-in another started is told of it ([`sign_in::joined`]),
+/// after a round trip for its display variables when it sent none.
+/// Nothing when the identity is unlocked.
 pub fn before_unlock(
     cfg: &Config,
     role: &RoleConfig,
@@ -75,18 +78,26 @@ pub fn before_unlock(
     clock: &dyn Clock,
     env: Option<&ClientEnv>,
     peer: &Peer,
-) -> (Option<Ask>, Option<Waiting>) {
+) -> Result<(Option<Ask>, Option<Waiting>), Failure> {
     if matches!(id.vault.current(clock), Ok(Some(_))) {
-        return (None, None);
+        return Ok((None, None));
     }
     let Ok(ic) = cfg.identity(&role.identity) else {
-        return (None, None);
+        return Ok((None, None));
     };
     let no_terminal = peer.caller.as_ref().is_some_and(|c| !c.terminal);
     let typed = ic.mfa == MfaMode::Prompt;
-    let who = crate::guard::program_behind(peer)
-        .map(|p| p.shown())
-        .unwrap_or_else(|| "a program".into());
+    let who = Requester::of(peer);
+    // a client without a terminal joining a sign-in another started: told
+    // once, on its desktop (it needs its display variables for that)
+    if let (true, Some(prompt)) = (
+        no_terminal && ic.sso.is_some(),
+        id.unlocker.sso.pending_prompt(),
+    ) {
+        let env = env.ok_or_else(crate::failure::needs_env)?;
+        sign_in::joined(&ic.name, &prompt, &who, env);
+    }
+    let who = who.shown;
     let ask = (no_terminal && typed && ic.sso.is_none()).then(|| Ask {
         configured: cfg.daemon.pinentry.clone(),
         desc: format!(
@@ -97,7 +108,7 @@ pub fn before_unlock(
     let running = id.unlocker.running();
     if env.is_none() && !running {
         // answered at once (the client resends with its environment)
-        return (ask, None);
+        return Ok((ask, None));
     }
     let what = if ic.sso.is_some() {
         "IAM Identity Center sign-in"
@@ -121,7 +132,32 @@ pub fn before_unlock(
             env,
         );
     }
-    (ask, Some(w))
+    Ok((ask, Some(w)))
+}
+
+/// The program behind a request, as the desktop prompts name it.
+#[derive(Debug, Clone)]
+pub struct Requester {
+    /// For the texts: `"kubectl" (pid 42)`.
+    pub shown: String,
+    /// What one program is known by across its runs (its name, without
+    /// the pid), for telling it of one sign-in once.
+    pub key: String,
+}
+
+impl Requester {
+    pub fn of(peer: &Peer) -> Self {
+        match crate::guard::program_behind(peer) {
+            Some(p) => Requester {
+                shown: p.shown(),
+                key: p.name(),
+            },
+            None => Requester {
+                shown: "a program".into(),
+                key: String::new(),
+            },
+        }
+    }
 }
 
 /// What each identity waits for from the user now; the count of waits, so
