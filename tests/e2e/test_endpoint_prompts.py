@@ -216,6 +216,40 @@ def test_confirmation_cancelled_refuses_boto3_and_keeps_nothing(confirm_env):
         stop(p)
 
 
+def test_a_confirmation_outlives_an_sdk_that_gave_up(confirm_env):
+    """boto3 gives up on its request after 2 s and retries: the window it opened stays up, and
+    a yes given after the request went away serves the retry (no second window)."""
+    import socket
+    import time
+    import urllib.parse
+    env = confirm_env
+    d.plan(env, confirm="ok")
+    p, endpoint = serve(env, "admin")
+    try:
+        assumed = len(env.proxy.actions("AssumeRole"))
+        idle_locked(env)
+        d.plan(env, hold=True, confirm="ok")
+        url = urllib.parse.urlsplit(endpoint["AWS_CONTAINER_CREDENTIALS_FULL_URI"])
+        s = socket.create_connection((url.hostname, url.port), timeout=10)
+        s.sendall((f"GET {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: "
+                   f"{endpoint['AWS_CONTAINER_AUTHORIZATION_TOKEN']}\r\n\r\n").encode())
+        confirms = lambda: [c for c in d.standin_log(env) if c["cmd"] == "CONFIRM"]  # noqa: E731
+        rig.wait_until(lambda: len(confirms()) == 2, timeout=30, what="the window")
+        s.close()  # the SDK gave up
+        time.sleep(0.5)  # time for the daemon to see the close
+        open(os.path.join(env.home, ".pinentry-release"), "w").close()
+        rig.wait_until(lambda: all("waiting" not in i for i in env.status()["identities"]),
+                       timeout=30, what="the window to be answered")
+        rc, out = boto3_call(env, endpoint, env.proxy.url)
+        assert rc == 0, str(out) + env.daemon_log_tail()
+        assert len(confirms()) == 2, confirms()
+        assert len(env.proxy.actions("AssumeRole")) == assumed + 1
+        assert [r for r in d.audit_lines(env, "confirm") if "python" in r["role"]], \
+            d.audit_lines(env, "confirm")
+    finally:
+        stop(p)
+
+
 # -- an IAM Identity Center sign-in started by the endpoint's request
 
 SSO_CONFIG = sso_rig.IDENTITY + sso_rig.role("dev", "Dev") + f"""

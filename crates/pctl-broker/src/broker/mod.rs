@@ -293,6 +293,7 @@ impl Broker {
 
     fn lock_one(&self, id: &Identity, reason: LockReason) {
         id.unlocker.sso.cancel();
+        crate::guard::forget_unclaimed();
         let dropped = id.vault.lock(reason);
         id.issuer.clear();
         drop(dropped);
