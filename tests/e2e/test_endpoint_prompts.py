@@ -378,7 +378,9 @@ def test_a_joiner_without_a_terminal_is_told_once_per_program(desk_env):
         dev = env.sso.wait_device()
         rig.wait_until(lambda: any(c["cmd"] == "CONFIRM" for c in d.standin_log(env)),
                        timeout=30, what="the starter's window")
-        assert len(d.notifications(env)) == 1
+        # notify-send runs in the background: its log may come after the window
+        rig.wait_until(lambda: len(d.notifications(env)) == 1, timeout=30,
+                       what="the starter's notification")
         # terraform joins: told, with the URL and the code (the window is the starter's)
         procs.append(run_by(env, "terraform", "credential-process", "--role", "dev"))
         rig.wait_until(lambda: len(d.notifications(env)) == 2, timeout=30,
@@ -389,9 +391,9 @@ def test_a_joiner_without_a_terminal_is_told_once_per_program(desk_env):
         # terraform again, and kubectl (the starter's program): not told again
         procs.append(run_by(env, "terraform", "credential-process", "--role", "dev"))
         procs.append(run_by(env, "kubectl", "credential-process", "--role", "dev"))
-        rig.wait_until(lambda: sum(1 for i in env.status()["identities"]
-                                   if i.get("waiting")) == 1 and len(env.sso.state()["devices"]) == 1,
-                       timeout=15, what="the joiners to wait")
+        rig.wait_until(lambda: env.daemon_log_tail(10**6).count("joins the IAM Identity") == 3,
+                       timeout=30, what="the joiners to join")
+        assert env.daemon_log_tail(10**6).count("(told of it already)") == 2
         env.sso.device("approve", dev["user_code"])
         for p in procs:
             out, err = p.communicate(timeout=60)

@@ -158,7 +158,13 @@ const TITLE: &str = "pctl: sign in to IAM Identity Center";
 /// A client without a terminal joined the sign-in `prompt` of `identity`
 /// that another started: the notification, once per sign-in per program.
 pub fn joined(identity: &str, prompt: &SignInPrompt, who: &Requester, env: &ClientEnv) {
-    if !first_time(identity, prompt.serial, &who.key) {
+    let first = first_time(identity, prompt.serial, &who.key);
+    tracing::info!(
+        "identity {identity}: {} joins the IAM Identity Center sign-in{}",
+        who.shown,
+        if first { "" } else { " (told of it already)" }
+    );
+    if !first {
         return;
     }
     let body = format!(
