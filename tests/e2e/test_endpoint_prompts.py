@@ -15,9 +15,14 @@ unlock, confirm or sign in (`pctl lock` would keep it locked until `pctl unlock`
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -91,8 +96,6 @@ def idle_locked(env):
 
 def endpoint_get(endpoint):
     """The endpoint's raw answer to one request: (status, body)."""
-    import urllib.error
-    import urllib.request
     req = urllib.request.Request(endpoint["AWS_CONTAINER_CREDENTIALS_FULL_URI"], headers={
         "Authorization": endpoint["AWS_CONTAINER_AUTHORIZATION_TOKEN"]})
     try:
@@ -219,9 +222,6 @@ def test_confirmation_cancelled_refuses_boto3_and_keeps_nothing(confirm_env):
 def test_a_confirmation_outlives_an_sdk_that_gave_up(confirm_env):
     """boto3 gives up on its request after 2 s and retries: the window it opened stays up, and
     a yes given after the request went away serves the retry (no second window)."""
-    import socket
-    import time
-    import urllib.parse
     env = confirm_env
     d.plan(env, confirm="ok")
     p, endpoint = serve(env, "admin")
