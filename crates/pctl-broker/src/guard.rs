@@ -18,8 +18,9 @@ use pctl_protocol::{ClientEnv, ErrorKind};
 
 use crate::config::{Config, RoleConfig};
 use crate::failure::{needs_env, Failure};
+use crate::flight::Flight;
 use crate::peer::{program_behind, Peer, Program};
-use crate::prompt::pin_error;
+use crate::prompt::pin_error_after;
 use crate::prompt::pinentry::{self, Pinentry};
 
 /// How long a question asked on a client's terminal may be answered.
@@ -139,7 +140,9 @@ pub async fn confirm(
     peer: &Peer,
     env: Option<&ClientEnv>,
 ) -> Result<String, Failure> {
-    let who = program_behind(peer)
+    let program = program_behind(peer);
+    let program = program.as_ref();
+    let who = program
         .map(|p| p.shown())
         .unwrap_or_else(|| "an unknown program".into());
     if let Some(caller) = peer.caller.as_ref().filter(|c| c.terminal) {
@@ -172,33 +175,98 @@ pub async fn confirm(
             ),
         )
     })?;
-    let _waiting = crate::prompt::waiting(
-        &role.identity,
-        &format!("confirmation of role {} in pinentry", role.key),
+    let key = (
+        role.key.clone(),
+        program.map(|p| p.name()).unwrap_or_default(),
     );
+    if let Some(how) = unclaimed_yes(&key) {
+        return Ok(how);
+    }
     let pin = Pinentry::new(path.clone(), env, cfg.daemon.op_timeout);
     let desc = format!("{}\n\n(identity {})", question(role, &who), role.identity);
-    match pin.confirm("pctl: break-glass role", &desc).await {
-        Ok(true) => Ok(format!(
-            "confirmed in pinentry {} for {who}",
-            path.display()
-        )),
-        Ok(false) => Err(Failure(
-            ErrorKind::Refused,
-            format!(
-                "role {}: the new session for {who} was denied in pinentry: nothing was issued",
-                role.key
-            ),
-        )),
-        Err(e) => Err(Failure(
-            ErrorKind::Refused,
-            format!(
-                "role {}: no confirmation for {who}: {}: nothing was issued",
-                role.key,
-                pin_error(&e, cfg)
-            ),
-        )),
-    }
+    let (role_key, identity) = (role.key.clone(), role.identity.clone());
+    let timeout = cfg.daemon.op_timeout;
+    let flight = window(&key);
+    let ask = move || async move {
+        let _waiting = crate::prompt::waiting(
+            &identity,
+            &format!("confirmation of role {role_key} in pinentry"),
+        );
+        let answer = match pin.confirm("pctl: break-glass role", &desc).await {
+            Ok(true) => Ok(format!(
+                "confirmed in pinentry {} for {who}",
+                path.display()
+            )),
+            Ok(false) => Err(Failure(
+                ErrorKind::Refused,
+                format!(
+                    "role {role_key}: the new session for {who} was denied in pinentry: nothing was issued"
+                ),
+            )),
+            Err(e) => Err(Failure(
+                ErrorKind::Refused,
+                format!(
+                    "role {role_key}: no confirmation for {who}: {}: nothing was issued",
+                    pin_error_after(&e, timeout)
+                ),
+            )),
+        };
+        if let Ok(how) = &answer {
+            // kept for the program's next request if nobody waits now
+            lock(&UNCLAIMED)
+                .get_or_insert_with(HashMap::new)
+                .insert(key, (Instant::now(), how.clone()));
+        }
+        answer
+    };
+    let answer = flight.run(|| None, ask).await.0;
+    // the yes is this request's (or a later one's, when this one went away)
+    answer.map(|how| {
+        let key = (
+            role.key.clone(),
+            program.map(|p| p.name()).unwrap_or_default(),
+        );
+        unclaimed_yes(&key).unwrap_or(how)
+    })
+}
+
+/// What is kept per (role, program name).
+type ByWindow<T> = Mutex<Option<HashMap<(String, String), T>>>;
+
+/// Confirmations asked in pinentry now, one window per (role, program):
+/// the window lives in a task of its own ([`Flight`]), so an SDK at the
+/// credential endpoint that gives up on its HTTP request (boto3 does after
+/// 2 s) and retries finds the same window instead of a new one.
+static WINDOWS: ByWindow<Arc<Flight<String>>> = Mutex::new(None);
+
+/// A yes given in a window after its request went away, for the same
+/// program's next request of the role (once, within [`UNCLAIMED_FOR`]).
+static UNCLAIMED: ByWindow<(Instant, String)> = Mutex::new(None);
+
+/// How long a yes nobody waited for is kept.
+const UNCLAIMED_FOR: Duration = Duration::from_secs(120);
+
+fn lock<T>(m: &ByWindow<T>) -> std::sync::MutexGuard<'_, Option<HashMap<(String, String), T>>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A lock forgets every yes nobody claimed yet.
+pub fn forget_unclaimed() {
+    lock(&UNCLAIMED).take();
+}
+
+fn window(key: &(String, String)) -> Arc<Flight<String>> {
+    let mut w = lock(&WINDOWS);
+    let w = w.get_or_insert_with(HashMap::new);
+    w.retain(|k, f| k == key || f.running());
+    w.entry(key.clone()).or_default().clone()
+}
+
+fn unclaimed_yes(key: &(String, String)) -> Option<String> {
+    let mut u = lock(&UNCLAIMED);
+    let u = u.get_or_insert_with(HashMap::new);
+    u.retain(|_, (at, _)| at.elapsed() < UNCLAIMED_FOR);
+    u.remove(key).map(|(_, how)| how)
 }
 
 #[cfg(test)]

@@ -67,14 +67,18 @@ impl Program {
         v
     }
 
-    /// For messages: `"terraform" (pid 42)`.
-    pub fn shown(&self) -> String {
-        let name = self
-            .argv
+    /// What it calls itself: its argv[0]'s basename, else its executable's.
+    pub fn name(&self) -> String {
+        self.argv
             .first()
             .map(|a| basename(a).to_string())
             .or_else(|| self.exe.as_deref().map(|e| basename(e).to_string()))
-            .unwrap_or_else(|| "an unknown program".into());
+            .unwrap_or_else(|| "an unknown program".into())
+    }
+
+    /// For messages: `"terraform" (pid 42)`.
+    pub fn shown(&self) -> String {
+        let name = self.name();
         match self.pid {
             Some(pid) => format!("{} (pid {pid})", pctl_protocol::names::shown(&name)),
             None => pctl_protocol::names::shown(&name),
@@ -132,5 +136,30 @@ mod tests {
         };
         assert_eq!(c.names(), vec!["bash"]);
         assert_eq!(c.shown(), "\"bash\" (pid 3)");
+    }
+}
+
+/// The program behind a request, as the desktop prompts name it.
+#[derive(Debug, Clone)]
+pub struct Requester {
+    /// For the texts: `"kubectl" (pid 42)`.
+    pub shown: String,
+    /// What one program is known by across its runs (its name, without
+    /// the pid), for telling it of one sign-in once.
+    pub key: String,
+}
+
+impl Requester {
+    pub fn of(peer: &Peer) -> Self {
+        match program_behind(peer) {
+            Some(p) => Requester {
+                shown: p.shown(),
+                key: p.name(),
+            },
+            None => Requester {
+                shown: "a program".into(),
+                key: String::new(),
+            },
+        }
     }
 }

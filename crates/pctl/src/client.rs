@@ -479,7 +479,8 @@ impl Client {
             setup: Some(setup()),
             caller: Some(crate::caller::current()),
         };
-        for attempt in 0..3 {
+        let mut sign_ins = 0;
+        for attempt in 0..6 {
             let mut conn = self.connect_or_start()?;
             match exchange(&mut conn, &env)? {
                 Response::Ok(r) => {
@@ -497,6 +498,18 @@ impl Client {
                     if let Some(c) = env.caller.as_mut() {
                         c.confirmed = Some(role);
                     }
+                }
+                // as for any request: sign in, or type the code, then again
+                Response::Error(e) if e.kind == ErrorKind::NeedsSignIn && sign_ins < 3 => {
+                    drop(conn);
+                    sign_ins += 1;
+                    let identity = e.identity.clone().unwrap_or_default();
+                    self.sign_in(&identity, &e.message)?;
+                }
+                Response::Error(e) if e.kind == ErrorKind::NeedsMfaCode => {
+                    drop(conn);
+                    let identity = e.identity.clone().unwrap_or_default();
+                    self.unlock_with_typed_code(&identity, &e.message)?;
                 }
                 Response::Error(e) if e.kind == ErrorKind::Version && attempt == 0 => {
                     eprintln!(

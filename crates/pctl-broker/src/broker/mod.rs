@@ -203,8 +203,9 @@ impl Broker {
         let state = crate::prompt::UnlockState {
             unlocked: matches!(id.vault.current(self.clock.as_ref()), Ok(Some(_))),
             running: id.unlocker.running(),
+            sso_pending: id.unlocker.sso.pending_prompt(),
         };
-        let (ask, _waiting) = crate::prompt::before_unlock(cfg, role, state, env, peer);
+        let (ask, _waiting) = crate::prompt::before_unlock(cfg, role, state, env, peer)?;
         let u = id
             .unlocker
             .on_demand_asking(cfg, env, ask, on_fresh)
@@ -280,6 +281,7 @@ impl Broker {
 
     fn lock_one(&self, id: &Identity, reason: LockReason) {
         id.unlocker.sso.cancel();
+        crate::guard::forget_unclaimed();
         let dropped = id.vault.lock(reason);
         id.issuer.clear();
         drop(dropped);

@@ -5,7 +5,8 @@ use pctl_protocol::{ClientEnv, ErrorKind};
 
 use super::{Broker, Failure, Peer};
 use crate::config::Config;
-use crate::prompt::sign_in::Approval;
+use crate::peer::Requester;
+use crate::prompt::sign_in::{self, Approval};
 
 impl Broker {
     /// The `sso` identity named, or the only one.
@@ -69,15 +70,13 @@ impl Broker {
         self.enforce_limits();
         let id = self.identities.get(&ic.name);
         let no_terminal = peer.caller.as_ref().is_some_and(|c| !c.terminal);
-        let approval = match no_terminal && id.unlocker.sso.pending().is_none() {
-            true => {
-                let who = crate::peer::program_behind(peer)
-                    .map(|p| p.shown())
-                    .unwrap_or_else(|| "a program".into());
+        let who = no_terminal.then(|| Requester::of(peer));
+        let approval = match (&who, id.unlocker.sso.pending().is_none()) {
+            (Some(who), true) => {
                 let env = env.cloned().unwrap_or_default();
-                Some(Approval::prepare(&cfg, ic, env, opener, who)?)
+                Some(Approval::prepare(&cfg, ic, env, opener, who.clone())?)
             }
-            false => None,
+            _ => None,
         };
         let prompt = id
             .unlocker
@@ -90,10 +89,44 @@ impl Broker {
                 clock: self.clock.clone(),
             })
             .await?;
-        if let (Some(a), true) = (approval, prompt.started) {
-            a.show(ic, &prompt, id.clone());
+        match (approval, prompt.started, &who, env) {
+            (Some(a), true, _, _) => a.show(ic, &prompt, id.clone(), |i| &i.unlocker.sso),
+            // it joined one another client started
+            (_, false, Some(who), Some(env)) => sign_in::joined(&ic.name, &prompt, who, env),
+            _ => {}
         }
         Ok(prompt)
+    }
+
+    /// [`credentials_with`](Self::credentials_with) for a requester that is
+    /// no pctl client (the credential endpoint's SDK): when an `sso`
+    /// identity must sign in, nobody else would start the sign-in, so the
+    /// daemon starts it (or joins the one under way) itself, shows it on
+    /// the desktop as for any client without a terminal (a notification
+    /// and, as the daemon opens no browser, a pinentry window with the URL
+    /// and the code: [`crate::prompt::sign_in`]), waits for it, then
+    /// answers. A cancelled, denied or expired sign-in is its one line.
+    pub async fn credentials_signing_in(
+        &self,
+        role: &str,
+        o: &crate::issue::Overrides,
+        env: Option<&ClientEnv>,
+        peer: &Peer,
+    ) -> Result<pctl_protocol::Credentials, Failure> {
+        let mut signed_in = false;
+        loop {
+            match self.credentials_with(role, o, env, peer).await {
+                Err(f) if f.0 == ErrorKind::NeedsSignIn && !signed_in => {
+                    let Some(identity) = crate::failure::mfa_identity(&f) else {
+                        return Err(f);
+                    };
+                    let prompt = self.sign_in(&identity, env, false, peer).await?;
+                    self.sign_in_wait(&identity, prompt.serial, peer).await?;
+                    signed_in = true;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Waits for the device authorization `serial` of `identity` to end.

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::config::{Config, MfaMode, RoleConfig};
 use crate::failure::{needs_mfa_code, Failure};
-use crate::peer::{program_behind, Peer};
+use crate::peer::{Peer, Requester};
 use crate::secret::LockedString;
 
 /// How an unlock asks for a typed MFA code when the client has no terminal.
@@ -62,37 +62,48 @@ impl Ask {
 }
 
 /// Where the identity's unlock stands when a request needs it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UnlockState {
     /// Its vault holds a current unlock.
     pub unlocked: bool,
     /// An unlock attempt is under way (the request will join it).
     pub running: bool,
+    /// The IAM Identity Center sign-in under way, if any (a terminal-less
+    /// client joining it is told on its desktop).
+    pub sso_pending: Option<pctl_protocol::SignInPrompt>,
 }
 
 /// Before a request unlocks `role`'s identity on demand: marks what the
 /// identity waits for (`status`, `pctl prompt`), tells the desktop when a
 /// client without a terminal starts an unlock (a 1Password window may pop
 /// up), and for an `mfa = "prompt"` identity and such a client says to ask
-/// the code through pinentry. Nothing when the identity is unlocked.
+/// the code through pinentry; such a client joining the IAM Identity
+/// Center sign-in another started is told of it ([`sign_in::joined`]),
+/// after a round trip for its display variables when it sent none.
+/// Nothing when the identity is unlocked.
 pub fn before_unlock(
     cfg: &Config,
     role: &RoleConfig,
     state: UnlockState,
     env: Option<&ClientEnv>,
     peer: &Peer,
-) -> (Option<Ask>, Option<Waiting>) {
+) -> Result<(Option<Ask>, Option<Waiting>), Failure> {
     if state.unlocked {
-        return (None, None);
+        return Ok((None, None));
     }
     let Ok(ic) = cfg.identity(&role.identity) else {
-        return (None, None);
+        return Ok((None, None));
     };
     let no_terminal = peer.caller.as_ref().is_some_and(|c| !c.terminal);
     let typed = ic.mfa == MfaMode::Prompt;
-    let who = program_behind(peer)
-        .map(|p| p.shown())
-        .unwrap_or_else(|| "a program".into());
+    let who = Requester::of(peer);
+    // a client without a terminal joining a sign-in another started: told
+    // once, on its desktop (it needs its display variables for that)
+    if let (true, Some(prompt)) = (no_terminal && ic.sso.is_some(), state.sso_pending) {
+        let env = env.ok_or_else(crate::failure::needs_env)?;
+        sign_in::joined(&ic.name, &prompt, &who, env);
+    }
+    let who = who.shown;
     let ask = (no_terminal && typed && ic.sso.is_none()).then(|| Ask {
         configured: cfg.daemon.pinentry.clone(),
         desc: format!(
@@ -103,7 +114,7 @@ pub fn before_unlock(
     let running = state.running;
     if env.is_none() && !running {
         // answered at once (the client resends with its environment)
-        return (ask, None);
+        return Ok((ask, None));
     }
     let what = if ic.sso.is_some() {
         "IAM Identity Center sign-in"
@@ -127,16 +138,21 @@ pub fn before_unlock(
             env,
         );
     }
-    (ask, Some(w))
+    Ok((ask, Some(w)))
 }
 
 /// One phrase for a dialog that gave no answer.
 pub fn pin_error(e: &pinentry::PinError, cfg: &Config) -> String {
+    pin_error_after(e, cfg.daemon.op_timeout)
+}
+
+/// [`pin_error`] for a dialog that had `timeout` (daemon.op_timeout).
+pub fn pin_error_after(e: &pinentry::PinError, timeout: std::time::Duration) -> String {
     match e {
         pinentry::PinError::Cancelled => "cancelled in pinentry".into(),
         pinentry::PinError::TimedOut => format!(
             "pinentry got no answer within {}s (daemon.op_timeout)",
-            cfg.daemon.op_timeout.as_secs()
+            timeout.as_secs()
         ),
         pinentry::PinError::Failed(why) => why.clone(),
     }

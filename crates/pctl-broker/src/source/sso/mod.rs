@@ -99,6 +99,15 @@ impl SignIns {
         lock(&self.state).pending.as_ref().map(|p| p.prompt.serial)
     }
 
+    /// The device authorization in progress, if any, as a joiner sees it
+    /// (`started: false`): its public parts only.
+    pub fn pending_prompt(&self) -> Option<SignInPrompt> {
+        lock(&self.state).pending.as_ref().map(|p| SignInPrompt {
+            started: false,
+            ..p.prompt.clone()
+        })
+    }
+
     /// Whether a sign-in completed since the last call (for the audit log).
     pub fn take_unaudited(&self) -> bool {
         self.unaudited.swap(false, Ordering::AcqRel)
