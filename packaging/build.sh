@@ -63,11 +63,11 @@ else
   client="$repo/target/$profile/pctl"
 fi
 if [[ "$profile" == debug ]]; then
-  # Exactly the build tests/setup.sh (and `cargo build`) makes: with `-p`,
-  # Cargo resolves features for the named package alone and compiles part of
-  # the dependency tree a second time; for the whole workspace it has nothing
-  # to do.
-  cargo build --locked --quiet --workspace --bins
+  # Exactly the build tests/run and tests/setup.sh make (tests/build.sh: all
+  # targets, clippy as the workspace crates' compiler): after them it has
+  # nothing to do. With `-p`, or `--bins` alone, Cargo resolves other
+  # features and compiles part of the dependency tree a second time.
+  tests/build.sh build --locked --quiet --workspace --all-targets
 else
   cargo build --locked --quiet --release -p pctl-broker --bin pctl-daemon
   # The generator is a build tool: its debug build is enough.
