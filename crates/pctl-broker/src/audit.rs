@@ -171,10 +171,17 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
         for line in &lines {
-            assert!(line.starts_with("{\"time\":\"2026-01-01T00:00:00Z\",\"pid\":1,"), "{line}");
+            assert!(
+                line.starts_with("{\"time\":\"2026-01-01T00:00:00Z\",\"pid\":1,"),
+                "{line}"
+            );
         }
         assert!(lines[0].ends_with("\"cached\":false}"), "{}", lines[0]);
-        assert!(lines[1].ends_with("\"cached\":false,\"op_path\":\"/usr/bin/op\"}"), "{}", lines[1]);
+        assert!(
+            lines[1].ends_with("\"cached\":false,\"op_path\":\"/usr/bin/op\"}"),
+            "{}",
+            lines[1]
+        );
     }
 
     #[test]

@@ -216,7 +216,10 @@ mod tests {
                 // SAFETY: off + len is within v.
                 unsafe { wipe(v.as_mut_ptr().add(off), len) };
                 assert!(v[off..off + len].iter().all(|&b| b == 0), "{off} {len}");
-                assert!(v[..off].iter().chain(&v[off + len..]).all(|&b| b == 7), "{off} {len}");
+                assert!(
+                    v[..off].iter().chain(&v[off + len..]).all(|&b| b == 7),
+                    "{off} {len}"
+                );
             }
         }
     }

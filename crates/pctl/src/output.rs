@@ -70,7 +70,10 @@ pub fn credential_process(c: &Credentials) -> String {
             session_token: &c.session_token,
             version: 1,
         },
-        c.access_key_id.len() + c.expiration.len() + c.secret_access_key.len() + c.session_token.len(),
+        c.access_key_id.len()
+            + c.expiration.len()
+            + c.secret_access_key.len()
+            + c.session_token.len(),
     )
 }
 
