@@ -11,6 +11,8 @@
 #
 #   packaging/build.sh            release build (what deb.sh, tarball.sh ship)
 #   packaging/build.sh --debug    debug build (the packaging tests; much faster)
+#   packaging/build.sh --debug --client-only
+#                                 only the client (tests/run builds it ahead)
 #
 # Why the client is static on Linux: kubectl runs `pctl eks token` for every
 # command, and most of a dynamically linked client's run time is the dynamic
@@ -26,11 +28,14 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 profile=release
-case "${1:-}" in
-  "") ;;
-  --debug) profile=debug ;;
-  *) echo "usage: packaging/build.sh [--debug]" >&2; exit 2 ;;
-esac
+client_only=0
+for arg in "$@"; do
+  case "$arg" in
+    --debug) profile=debug ;;
+    --client-only) client_only=1 ;;
+    *) echo "usage: packaging/build.sh [--debug] [--client-only]" >&2; exit 2 ;;
+  esac
+done
 profile_flag=()
 [[ "$profile" == release ]] && profile_flag=(--release)
 
@@ -42,8 +47,10 @@ if [[ -z "$triple" ]]; then
 fi
 
 out="$repo/target/package/$profile"
-rm -rf "$out"
-mkdir -p "$out/bin"
+if ((client_only == 0)); then
+  rm -rf "$out"
+  mkdir -p "$out/bin"
+fi
 
 if [[ "$triple" == *-linux-gnu ]]; then
   libc_a="$(${CC:-cc} -print-file-name=libc.a 2>/dev/null || true)"
@@ -76,12 +83,19 @@ else
   [[ "$profile" == debug ]] || cargo build --locked --quiet --release -p pctl --bin pctl
   client="$repo/target/$profile/pctl"
 fi
+# --client-only: the client alone, compiled ahead (tests/run starts it in the
+# background beside the Rust tests and pytest; the packaging tests' own call
+# then finds it built, or waits on Cargo's lock of target/static for it).
+if ((client_only)); then
+  echo "$client"
+  exit 0
+fi
 if [[ "$profile" == debug ]]; then
-  # Exactly the build tests/setup.sh (and `cargo build`) makes: with `-p`,
-  # Cargo resolves features for the named package alone and compiles part of
-  # the dependency tree a second time; for the whole workspace it has nothing
-  # to do.
-  cargo build --locked --quiet --workspace --bins
+  # Exactly the build tests/run and tests/setup.sh make (tests/build.sh: all
+  # targets, clippy as the workspace crates' compiler): after them it has
+  # nothing to do. With `-p`, or `--bins` alone, Cargo resolves other
+  # features and compiles part of the dependency tree a second time.
+  tests/build.sh build --locked --quiet --workspace --all-targets
 else
   cargo build --locked --quiet --release -p pctl-broker --bin pctl-daemon
   # The generator is a build tool: its debug build is enough.

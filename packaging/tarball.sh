@@ -54,9 +54,13 @@ install -m 0644 shell/prompt.bash shell/prompt.zsh shell/prompt.fish shell/stars
 install -m 0644 docs/interface.md "$stage/share/doc/pctl/"
 install -m 0644 LICENSE README.md "$stage/"
 
-python3 - "$repo/target/dist" "$name" "$SOURCE_DATE_EPOCH" <<'PY'
+# gzip's best compression for a release; the debug tarball (tests/packaging)
+# its fastest, which changes no byte of the tar inside.
+level=9
+[[ "${1:-}" == --debug ]] && level=1
+python3 - "$repo/target/dist" "$name" "$SOURCE_DATE_EPOCH" "$level" <<'PY'
 import gzip, os, sys, tarfile
-dist, name, mtime = sys.argv[1], sys.argv[2], int(sys.argv[3])
+dist, name, mtime, level = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 def clean(info):
     info.uid = info.gid = 0
     info.uname = info.gname = ""
@@ -67,7 +71,7 @@ for top, dirs, files in os.walk(os.path.join(dist, name)):
     dirs.sort()
     paths += [os.path.join(top, d) for d in dirs] + [os.path.join(top, f) for f in sorted(files)]
 with open(os.path.join(dist, name + ".tar.gz"), "wb") as raw:
-    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=mtime, filename="") as gz:
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=mtime, filename="", compresslevel=level) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
             tar.add(os.path.join(dist, name), arcname=name, recursive=False, filter=clean)
             for p in sorted(paths):

@@ -16,7 +16,10 @@ test's /tmp/pctl-e2e-* HOME/XDG/TMPDIR tree for inspection).
 Rig pieces (tests/fixtures/): `op` (1Password CLI stand-in, state in $HOME/.op-fake),
 sts_proxy.py (recording proxy in front of moto), eks_api_server.py (HTTPS API server that
 verifies EKS bearer tokens like EKS), certs.py (self-signed cert, SAN IP:127.0.0.1),
-rig.py (moto, per-test pctl environments, TOTP, token and secret-scan helpers).
+rig.py (moto, per-test pctl environments, TOTP, token and secret-scan helpers), pctl.toml
+and pctl-identities.toml (the standard test configs, shared with the Rust tests and the
+sandbox: rig.config_text() derives variants), sso_rig.py and desktop_rig.py (the SSO and
+desktop tests' fixtures and helpers).
 """
 
 import json
@@ -40,6 +43,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "binary: needs the pctl binary")
     config.addinivalue_line("markers", "slow: the slow tier (tests/run --slow)")
     config.addinivalue_line("markers", "xdist_group(name): share one xdist worker")
+    # xdist hands out work units in collection order, which
+    # pytest_collection_modifyitems below makes longest first; its own default
+    # (units with the most tests first) put long files of few tests last.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 E2E_DIR = os.path.join(rig.TESTS, "e2e")
@@ -53,6 +61,84 @@ PACKAGE_BUILDERS = tuple(os.path.join(rig.TESTS, "packaging", f)
                          for f in ("test_deb.py", "test_tarball_and_formula.py"))
 
 
+# Seconds per test (tests/durations.json, written by a run with
+# `--store-durations`, e.g. `tests/run --store-durations` on a quiet machine); a
+# test not listed counts as DEFAULT_SECONDS. Stale figures only cost order.
+DURATIONS = os.path.join(rig.TESTS, "durations.json")
+DEFAULT_SECONDS = 0.5
+
+
+def has_module_fixture(item):
+    """Whether the test uses a fixture that lives as long as its module (or package)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(defs and defs[-1].scope in ("module", "package")
+               for defs in info.name2fixturedefs.values())
+
+
+def group_of(item):
+    """The xdist group of a test: None (any worker, alone) unless it must share a worker."""
+    mark = item.get_closest_marker("xdist_group")
+    if mark is not None:
+        return mark.args[0] if mark.args else mark.kwargs.get("name", "default")
+    path = str(item.fspath)
+    if path in PACKAGE_BUILDERS:
+        return "packaging-build"
+    # A file with module-scoped fixtures (Terraform init, module moto servers)
+    # stays on one worker, so they start once; other tests spread one by one.
+    if has_module_fixture(item):
+        return os.path.relpath(path, rig.TESTS)
+    return None
+
+
+def longest_first(items):
+    """Items reordered so that the work units (a group, or a test alone) that take
+    longest come first: the last unit to start is a short one, not a 60 s file."""
+    try:
+        with open(DURATIONS, encoding="utf-8") as f:
+            known = json.load(f)
+    except (OSError, ValueError):
+        known = {}
+    units = {}
+    for i, item in enumerate(items):
+        key = item.xdist_unit or item.nodeid
+        u = units.setdefault(key, [0.0, i, []])
+        u[0] += known.get(item.nodeid, DEFAULT_SECONDS)
+        u[2].append(item)
+    order = sorted(units.values(), key=lambda u: (-u[0], u[1]))
+    items[:] = [item for u in order for item in u[2]]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--store-durations", action="store_true",
+                     help="write each test's seconds (setup + call + teardown) to "
+                          "tests/durations.json, which orders the next runs longest first")
+
+
+_measured = {}
+
+
+def pytest_runtest_logreport(report):
+    # With xdist the controller sees every worker's reports; it names a test of a
+    # group "NODEID@GROUP" (a parameter id may hold an "@" of its own).
+    nodeid = report.nodeid
+    if nodeid.rfind("@") > nodeid.rfind("]"):
+        nodeid = nodeid[:nodeid.rfind("@")]
+    _measured[nodeid] = _measured.get(nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    if not config.getoption("store_durations") or hasattr(config, "workerinput"):
+        return
+    # Only tests that take a while are listed; the rest count as DEFAULT_SECONDS.
+    out = {k: round(v, 1) for k, v in sorted(_measured.items()) if v >= 1.0}
+    with open(DURATIONS, "w", encoding="utf-8") as f:
+        json.dump(out, f, indent=0, sort_keys=True)
+        f.write("\n")
+
+
 # tryfirst: pytest-xdist reads the xdist_group markers in its own
 # collection_modifyitems hook; ours must have added them before it runs.
 @pytest.hookimpl(tryfirst=True)
@@ -61,16 +147,16 @@ def pytest_collection_modifyitems(config, items):
         path = str(item.fspath)
         if path.startswith(SLOW_DIRS) and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.slow)
-        # `--dist loadgroup` (tests/run): one file per worker, so module-scoped
-        # fixtures (Terraform init, module moto servers) start once.
-        if item.get_closest_marker("xdist_group") is None:
-            group = "packaging-build" if path in PACKAGE_BUILDERS \
-                else os.path.relpath(path, rig.TESTS)
+        # `--dist loadgroup` (tests/run): see group_of.
+        group = group_of(item)
+        item.xdist_unit = group and "@" + group
+        if group is not None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(group))
         if not path.startswith(E2E_DIR + os.sep):
             continue  # other suites (tests/platform) keep their own settings
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
+    longest_first(items)
 
 
 # --------------------------------------------------------------------------

@@ -1,72 +1,109 @@
 #!/usr/bin/env bash
 # Installs what the tests and the sandbox need, idempotently:
 # the Python venv (moto, awscli, pytest, ...), checkov's own venv, on Debian
-# and Ubuntu the packaging tools (dpkg-dev, lintian, man-db, ruby), and the
-# debug build of pctl. Needs only the Rust toolchain, Python 3.11 with pip,
-# terraform and kubectl on the machine.
+# and Ubuntu the real shells, pinentry, gnupg and the packaging tools
+# (dpkg-dev, lintian, man-db, ruby), and the debug build of pctl. Needs only
+# the Rust toolchain (with clippy), Python 3.11 with pip, terraform and
+# kubectl on the machine.
+#
+#   tests/setup.sh              every step, one after the other
+#   tests/setup.sh STEP...      only these steps: venv, checkov, apt, build
+#                               (tests/run runs venv, checkov and apt in the
+#                               background while it builds)
+#   tests/setup.sh apt-missing  prints the Debian packages `apt` would install
+#
+# Each install is stamped (the venv by its requirements, checkov by its
+# version) or done only when a program is missing: a second run installs
+# nothing. PCTL_SKIP_PLATFORM_TOOLS=1 skips checkov, PCTL_SKIP_PACKAGING_TOOLS=1
+# the packaging tools.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 python="${PYTHON:-python3}"
 
-if [[ ! -x .venv/bin/python ]]; then
-  "$python" -m venv .venv
-fi
-stamp=.venv/.pctl-requirements
-requirements_sum="$(cat tests/requirements.txt tests/platform/requirements.txt | sha256sum)"
-want="${requirements_sum:0:16}"
-if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -r tests/requirements.txt -r tests/platform/requirements.txt
-  echo "$want" > "$stamp"
-fi
-# Real shells for tests/e2e/test_shells.py and a pinentry (Debian packages), only when missing.
-missing=()
-for prog in zsh fish tmux; do
-  command -v "$prog" >/dev/null 2>&1 || missing+=("$prog")
-done
-# A real pinentry for tests/e2e/test_pinentry.py and test_breakglass.py (driven through tmux).
-command -v pinentry-curses >/dev/null 2>&1 || missing+=(pinentry-curses)
-if (( ${#missing[@]} )); then
-  sudo=()
-  [[ "$(id -u)" == 0 ]] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq "${missing[@]}"
-fi
-# Real gpg (with its agent, which signs) and git for
-# tests/platform/test_platform_signed_*.py (Debian packages), only when missing.
-missing=()
-for prog in gpg gpg-agent gpgconf; do
-  command -v "$prog" >/dev/null 2>&1 || { missing+=(gnupg) && break; }
-done
-command -v git >/dev/null 2>&1 || missing+=(git)
-if (( ${#missing[@]} )); then
-  sudo=()
-  [[ "$(id -u)" == 0 ]] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
-if [[ "${PCTL_SKIP_PLATFORM_TOOLS:-}" != 1 ]]; then
-  tests/platform/install-tools.sh
-fi
-# tests/packaging builds the .deb (packaging/deb.sh) and checks it with
-# lintian and man, and the Homebrew formula with ruby: on a Debian-based
-# machine, install what is missing.
-if command -v dpkg-deb >/dev/null 2>&1 && [[ "${PCTL_SKIP_PACKAGING_TOOLS:-}" != 1 ]]; then
-  missing=()
-  command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
-  command -v lintian >/dev/null 2>&1 || missing+=(lintian)
-  command -v man >/dev/null 2>&1 || missing+=(man-db)
-  command -v ruby >/dev/null 2>&1 || missing+=(ruby)   # `ruby -c` of the Homebrew formula
-  if ((${#missing[@]})); then
-    as_root=()
-    [[ "$(id -u)" -eq 0 ]] || as_root=(sudo -n)
-    echo "installing ${missing[*]} with apt-get (for tests/packaging)"
-    if ! { "${as_root[@]}" apt-get update -qq &&
-      "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
-      echo "tests/setup.sh: could not install ${missing[*]} with apt-get; install them by hand (or set PCTL_SKIP_PACKAGING_TOOLS=1 and skip tests/packaging)" >&2
-      exit 1
-    fi
+venv() {
+  if [[ ! -x .venv/bin/python ]]; then
+    "$python" -m venv .venv
   fi
-fi
-cargo build --quiet --workspace --bins
+  local stamp=.venv/.pctl-requirements requirements_sum want
+  requirements_sum="$(cat tests/requirements.txt tests/platform/requirements.txt | sha256sum)"
+  want="${requirements_sum:0:16}"
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    .venv/bin/pip install --quiet --upgrade pip
+    .venv/bin/pip install --quiet -r tests/requirements.txt -r tests/platform/requirements.txt
+    echo "$want" >"$stamp"
+  else
+    echo "test venv (installed)"
+  fi
+}
+
+checkov() {
+  [[ "${PCTL_SKIP_PLATFORM_TOOLS:-}" == 1 ]] || tests/platform/install-tools.sh
+}
+
+# The Debian packages that are missing, one per line.
+apt_missing() {
+  local prog
+  # Real shells for tests/e2e/test_shells.py, a real pinentry for
+  # tests/e2e/test_pinentry.py and test_breakglass.py (driven through tmux).
+  for prog in zsh fish tmux; do
+    command -v "$prog" >/dev/null 2>&1 || echo "$prog"
+  done
+  command -v pinentry-curses >/dev/null 2>&1 || echo pinentry-curses
+  # Real gpg (with its agent, which signs) and git for
+  # tests/platform/test_platform_signed_*.py.
+  for prog in gpg gpg-agent gpgconf; do
+    command -v "$prog" >/dev/null 2>&1 || { echo gnupg && break; }
+  done
+  command -v git >/dev/null 2>&1 || echo git
+  # Debian's chromium (and xdg-utils; 124 MB fetched, 395 MiB installed, ~45 s)
+  # for the slow tier's tests/e2e/test_chromium_profiles.py, unless a
+  # Chromium-family browser is there: not for tests/run --quick
+  # (PCTL_SKIP_PLATFORM_TOOLS=1), not on Ubuntu (its chromium is a snap).
+  if [[ "${PCTL_SKIP_PLATFORM_TOOLS:-}" != 1 ]] && grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
+    command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || echo chromium
+  fi
+  # tests/packaging builds the .deb (packaging/deb.sh) and checks it with
+  # lintian and man, and the Homebrew formula with ruby (`ruby -c`): only on
+  # a Debian-based machine.
+  if command -v dpkg-deb >/dev/null 2>&1 && [[ "${PCTL_SKIP_PACKAGING_TOOLS:-}" != 1 ]]; then
+    command -v dpkg-shlibdeps >/dev/null 2>&1 || echo dpkg-dev
+    command -v lintian >/dev/null 2>&1 || echo lintian
+    command -v man >/dev/null 2>&1 || echo man-db
+    command -v ruby >/dev/null 2>&1 || echo ruby
+  fi
+}
+
+apt() {
+  local missing=()
+  mapfile -t missing < <(apt_missing)
+  ((${#missing[@]})) || return 0
+  local as_root=()
+  if [[ "$(id -u)" != 0 ]]; then
+    as_root=(sudo)
+    # In the background (tests/run) sudo cannot ask for a password.
+    [[ -t 0 ]] || as_root=(sudo -n)
+  fi
+  echo "installing ${missing[*]} with apt-get"
+  if ! { "${as_root[@]}" apt-get update -qq &&
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+    echo "tests/setup.sh: could not install ${missing[*]} with apt-get; install them by hand (sudo apt-get install ${missing[*]}) and run again" >&2
+    return 1
+  fi
+}
+
+build() {
+  tests/build.sh build --quiet --workspace --all-targets
+}
+
+(($#)) || set -- venv apt checkov build
+for step in "$@"; do
+  case "$step" in
+    venv) venv ;;
+    checkov) checkov ;;
+    apt) apt ;;
+    apt-missing) apt_missing ;;
+    build) build ;;
+    *) echo "tests/setup.sh: unknown step '$step' (steps: venv, checkov, apt, apt-missing, build)" >&2; exit 2 ;;
+  esac
+done

@@ -24,12 +24,7 @@ import rig
 
 @pytest.fixture
 def bg_env(pctl_env, moto_open, recording_proxy):
-    proxy = recording_proxy(moto_open.url)
-    env = pctl_env(proxy.url)
-    ident = moto_open.identity
-    env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"])])
-    env.proxy = proxy
-    return env
+    return d.proxied_env(pctl_env, moto_open, recording_proxy)
 
 
 def assumed(env):

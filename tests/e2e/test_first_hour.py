@@ -187,17 +187,15 @@ def test_doctor_warns_about_exported_keys(auth_env):
 
 # -- 4. names checked against the daemon's config; roles vs profiles
 
-TWO_ROLES = rig.CONFIG_TEMPLATE + """
+TWO_ROLES = rig.config_text() + f"""
 [roles.audit]
-name = "{role}"
+name = "{rig.ROLE_NAME}"
 duration = "1h"
 """
 
 
 def two_roles(env):
-    env.write_config(text=TWO_ROLES.format(
-        region=rig.REGION, op_timeout="20s", item=rig.ITEM_TITLE, vault=rig.VAULT,
-        role=rig.ROLE_NAME, cluster=rig.CLUSTER))
+    env.write_config(text=TWO_ROLES)
 
 
 def test_shell_profile_names_are_checked(auth_env):

@@ -16,9 +16,7 @@ import rig
 
 def test_assume_role_denied_names_policy_trust_policy_and_arn(auth_env):
     """moto refuses AssumeRole on a role whose trust policy names somebody else."""
-    auth_env.write_config(text=rig.CONFIG_TEMPLATE.format(
-        region=rig.REGION, op_timeout="20s", item=rig.ITEM_TITLE, vault=rig.VAULT,
-        role=rig.ROLE_NAME, cluster=rig.CLUSTER) + '\n[roles.untrusting]\nname = "untrusting"\n')
+    auth_env.write_config(text=rig.config_text() + '\n[roles.untrusting]\nname = "untrusting"\n')
     r = auth_env.run("credential-process", "--role", "untrusting")
     err = rig.assert_pctl_error(r, "AccessDenied", "user's policy", "trust policy",
                                 "ARN has a typo", f"role/untrusting")

@@ -4,15 +4,14 @@ against moto and the `op` stand-in."""
 
 import json
 import os
-import pty
 import re
 import shlex
-import subprocess
 import tomllib
 
 import pytest
 
 import rig
+from test_init import init_on_a_terminal
 
 # -- 14. the default role session name names the person, so CloudTrail shows who did what
 
@@ -37,10 +36,7 @@ def test_default_session_name_with_mfa_is_the_iam_user(mfa_open_env, aws_cli):
 
 
 def test_explicit_session_name_wins(auth_env, aws_cli):
-    auth_env.write_config(text=rig.CONFIG_TEMPLATE.format(
-        region=rig.REGION, op_timeout="20s", item=rig.ITEM_TITLE, vault=rig.VAULT,
-        role=rig.ROLE_NAME, cluster=rig.CLUSTER).replace(
-            'duration = "1h"', 'duration = "1h"\nsession_name = "ci-job.42"', 1))
+    auth_env.write_config(text=rig.config_text(add={"roles.admin": 'session_name = "ci-job.42"'}))
     arn = caller(auth_env, aws_cli)
     assert arn.endswith(f":assumed-role/{rig.ROLE_NAME}/ci-job.42"), arn
 
@@ -113,21 +109,10 @@ def test_init_several_roles_and_clusters_from_flags(auth_env):
 
 def test_init_on_a_terminal_offers_mfa_prompt_roles_and_clusters(fresh):
     env = fresh
-    master, slave = pty.openpty()
-    try:
-        p = subprocess.Popen([env.bin, "init", "--item", rig.ITEM_TITLE], env=env.env,
-                             cwd=env.home, stdin=slave, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        os.close(slave)
-        slave = None
-        # Enter takes mfa = "prompt"; two roles on one line; one cluster
-        os.write(master, f"\nadmin={rig.ROLE_NAME} ro=readonly\n{rig.CLUSTER}\n".encode())
-        out, err = p.communicate(timeout=60)
-    finally:
-        if slave is not None:
-            os.close(slave)
-        os.close(master)
-    assert p.returncode == 0, err
+    # Enter takes mfa = "prompt"; two roles on one line; one cluster
+    rc, out, err = init_on_a_terminal(
+        env, f"\nadmin={rig.ROLE_NAME} ro=readonly\n{rig.CLUSTER}\n", "--item", rig.ITEM_TITLE)
+    assert rc == 0, err
     assert "no one-time password field" in err and '(mfa = "prompt")? [Y/n]' in err, err
     assert f"EKS clusters in {rig.REGION} to use as admin" in err, err
     c = config(env)
@@ -149,21 +134,10 @@ def test_init_on_a_terminal_offers_the_clusters_the_daemon_lists(pctl_env, moto_
     if "decoy" not in eks.list_clusters()["clusters"]:
         eks.create_cluster(name="decoy", roleArn=f"arn:aws:iam::{rig.ACCOUNT_ID}:role/eks-cluster",
                            resourcesVpcConfig={"subnetIds": ["subnet-0a1b2c3d"]})
-    master, slave = pty.openpty()
-    try:
-        p = subprocess.Popen([env.bin, "init", "--item", rig.ITEM_TITLE], env=env.env,
-                             cwd=env.home, stdin=slave, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        os.close(slave)
-        slave = None
-        # the role; then a wrong pick is asked again, then the cluster by number
-        os.write(master, f"admin={rig.ROLE_NAME}\n9\n2\n".encode())
-        out, err = p.communicate(timeout=90)
-    finally:
-        if slave is not None:
-            os.close(slave)
-        os.close(master)
-    assert p.returncode == 0, err + env.daemon_log_tail()
+    # the role; then a wrong pick is asked again, then the cluster by number
+    rc, out, err = init_on_a_terminal(env, f"admin={rig.ROLE_NAME}\n9\n2\n", "--item",
+                                      rig.ITEM_TITLE, timeout=90)
+    assert rc == 0, err + env.daemon_log_tail()
     assert f"EKS clusters in {rig.REGION} that admin sees:\n  1) decoy\n  2) {rig.CLUSTER}\n" in err, err
     assert "answer with numbers from 1 to 2" in err
     c = config(env)
@@ -229,21 +203,9 @@ def test_init_on_a_terminal_offers_the_roles_the_user_may_assume(pctl_env, moto_
             iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
                 "Version": "2012-10-17", "Statement": [{
                     "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": principal}}]}))
-    master, slave = pty.openpty()
-    try:
-        p = subprocess.Popen([env.bin, "init", "--item", rig.ITEM_TITLE], env=env.env,
-                             cwd=env.home, stdin=slave, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        os.close(slave)
-        slave = None
-        # every role offered; no cluster
-        os.write(master, b"all\n\n")
-        out, err = p.communicate(timeout=90)
-    finally:
-        if slave is not None:
-            os.close(slave)
-        os.close(master)
-    assert p.returncode == 0, err + env.daemon_log_tail()
+    # every role offered; no cluster
+    rc, out, err = init_on_a_terminal(env, "all\n\n", "--item", rig.ITEM_TITLE, timeout=90)
+    assert rc == 0, err + env.daemon_log_tail()
     assert "Roles your IAM user may assume (by their trust policies):" in err, err
     offered = re.findall(r"^  \d+\) (\S+)$", err.split("may assume (by")[1].split("Roles to add")[0], re.M)
     assert f"arn:aws:iam::{rig.ACCOUNT_ID}:role/{rig.ROLE_NAME}" in offered, err

@@ -20,10 +20,7 @@ OP_LATENCY = 2.5  # longer than botocore's 2 s container-metadata timeout
 
 
 def config(idle_lock="15m"):
-    return rig.CONFIG_TEMPLATE.format(
-        region=rig.REGION, op_timeout="20s", item=rig.ITEM_TITLE, vault=rig.VAULT,
-        role=rig.ROLE_NAME, cluster=rig.CLUSTER,
-    ).replace('idle_lock = "15m"', f'idle_lock = "{idle_lock}"')
+    return rig.config_text(idle_lock=idle_lock)
 
 
 def audited_unlocks(env):

@@ -8,38 +8,21 @@ proxy (the access key that signed each AssumeRole), not by moto refusing a wrong
 
 import json
 import os
+import tomllib
 
 import pytest
 
 import rig
 
-WORK_ITEM = "AWS work user"
-SANDBOX_ITEM = "AWS sandbox user"
-SANDBOX_ROLE = "sandbox-admin"
+# the standard two-identity config, shared with the Rust tests
+with open(os.path.join(rig.FIXTURES, "pctl-identities.toml"), encoding="utf-8") as _f:
+    TWO = _f.read()
+_two = tomllib.loads(TWO)
+WORK_ITEM = _two["identities"]["work"]["item"]
+SANDBOX_ITEM = _two["identities"]["sandbox"]["item"]
+SANDBOX_ROLE = _two["roles"]["play"]["name"]
 
-CONFIG = f"""\
-region = "{rig.REGION}"
-include = ["team.toml"]
-
-[daemon]
-op_timeout = "20s"
-
-[identities.work]
-item = "{WORK_ITEM}"
-vault = "{rig.VAULT}"
-
-[identities.sandbox]
-item = "{SANDBOX_ITEM}"
-vault = "{rig.VAULT}"
-
-[roles.admin]
-identity = "work"
-name = "{rig.ROLE_NAME}"
-
-[roles.play]
-identity = "sandbox"
-name = "{SANDBOX_ROLE}"
-"""
+CONFIG = 'include = ["team.toml"]\n' + TWO + '\n[daemon]\nop_timeout = "20s"\n'
 
 TEAM = f"""\
 # shared by the platform team: roles and clusters, never secrets

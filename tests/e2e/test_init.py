@@ -94,22 +94,33 @@ def test_init_without_a_terminal_asks_for_item(fresh):
     assert env.op_calls() == [], "nothing to ask: op is not even run"
 
 
-def test_init_numbered_prompt_on_a_terminal(fresh):
-    env = fresh
+def init_on_a_terminal(env, answers, *args, timeout=60):
+    """`pctl init ARGS` with a terminal (a pty) as its stdin, `answers` typed ahead;
+    returns (exit code, stdout, stderr)."""
     master, slave = pty.openpty()
+    p = None
     try:
-        p = subprocess.Popen([env.bin, "init"], env=env.env, cwd=env.home, stdin=slave,
+        p = subprocess.Popen([env.bin, "init", *args], env=env.env, cwd=env.home, stdin=slave,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         os.close(slave)
         slave = None
-        # a wrong answer is asked again; then item 2, a role and no cluster
-        os.write(master, b"7\n2\nplatform-admin\n\n")
-        out, err = p.communicate(timeout=60)
+        os.write(master, answers.encode())
+        out, err = p.communicate(timeout=timeout)
     finally:
         if slave is not None:
             os.close(slave)
         os.close(master)
-    assert p.returncode == 0, err
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode, out, err
+
+
+def test_init_numbered_prompt_on_a_terminal(fresh):
+    env = fresh
+    # a wrong answer is asked again; then item 2, a role and no cluster
+    rc, out, err = init_on_a_terminal(env, "7\n2\nplatform-admin\n\n")
+    assert rc == 0, err
     assert f"1) Some website  (Login, vault {rig.VAULT})" in err, err
     assert f"2) {rig.ITEM_TITLE}  (API Credential, vault {rig.VAULT})" in err, err
     assert "A secure note" not in err, "only API Credential and Login items are offered"

@@ -8,27 +8,6 @@ import pytest
 
 import rig
 
-CFG = """\
-region = "us-east-1"
-
-[daemon]
-idle_lock = "{idle}"
-max_unlock = "{maxu}"
-op_timeout = "20s"
-
-[onepassword]
-item = "{item}"
-vault = "Private"
-
-[roles.admin]
-name = "platform-admin"
-duration = "1h"
-
-[clusters.platform]
-role = "admin"
-"""
-
-
 # The idle and lifetime timers are proven on paused time in
 # crates/pctl-broker/tests/broker.rs (idle_lock_by_the_timer_then_unlock_on_demand,
 # requests_keep_the_daemon_unlocked, max_unlock_locks_while_in_use); the two
@@ -37,7 +16,7 @@ role = "admin"
 
 
 def test_idle_lock_then_unlock_on_demand(auth_env):
-    auth_env.write_config(text=CFG.format(idle="1s", maxu="12h", item=rig.ITEM_TITLE))
+    auth_env.write_config(text=rig.config_text(idle_lock="1s"))
     k1 = json.loads(auth_env.ok("credential-process", "--role", "admin").stdout)["AccessKeyId"]
     # `status` is not a use: polling it does not keep the daemon unlocked
     st = rig.wait_until(lambda: (lambda s: s if s["locked"] else None)(auth_env.status()),
@@ -50,7 +29,7 @@ def test_idle_lock_then_unlock_on_demand(auth_env):
 
 
 def test_max_unlock_applies_whatever_happens(auth_env):
-    auth_env.write_config(text=CFG.format(idle="15m", maxu="1s", item=rig.ITEM_TITLE))
+    auth_env.write_config(text=rig.config_text(max_unlock="1s"))
     start = time.monotonic()
     auth_env.ok("credential-process", "--role", "admin")
     n = 0

@@ -18,40 +18,30 @@ import time
 
 import pytest
 
+import desktop_rig
 import rig
 
 PROCESS_CODE = "246810"
 
 
 def config_text(env, mfa_lines, op_timeout="20s"):
-    text = rig.CONFIG_TEMPLATE.format(region=rig.REGION, op_timeout=op_timeout,
-                                      item=rig.ITEM_TITLE, vault=rig.VAULT,
-                                      role=rig.ROLE_NAME, cluster=rig.CLUSTER)
-    return text.replace(f'vault = "{rig.VAULT}"\n', f'vault = "{rig.VAULT}"\n{mfa_lines}\n', 1)
+    return rig.config_text(op_timeout=op_timeout, add={"onepassword": mfa_lines})
 
 
 @pytest.fixture
 def mfa_env(pctl_env, moto_open, recording_proxy):
     """An item with the MFA serial but NO one-time password field (the device is elsewhere)."""
-    proxy = recording_proxy(moto_open.url)
-    env = pctl_env(proxy.url)
-    ident = moto_open.identity
-    env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
-                               mfa_serial=rig.MFA_SERIAL)])
-    env.proxy, env.ident = proxy, ident
-    return env
+    return desktop_rig.proxied_env(pctl_env, moto_open, recording_proxy,
+                                   mfa_serial=rig.MFA_SERIAL)
 
 
-def sent_codes(env):
-    return [a["params"].get("TokenCode") for a in env.proxy.actions("GetSessionToken")]
+sent_codes = desktop_rig.sent_codes
 
 
 def test_item_mode_sends_the_items_code(pctl_env, moto_open, recording_proxy):
-    proxy = recording_proxy(moto_open.url)
-    env = pctl_env(proxy.url)
-    ident = moto_open.identity
-    env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
-                               mfa_serial=rig.MFA_SERIAL, totp_seed=rig.TOTP_SEED)])
+    env = desktop_rig.proxied_env(pctl_env, moto_open, recording_proxy,
+                                  mfa_serial=rig.MFA_SERIAL, totp_seed=rig.TOTP_SEED)
+    proxy = env.proxy
     env.write_config(text=config_text(env, 'mfa = "item"'))
     env.ok("credential-process", "--role", "admin")
     codes = [a["params"].get("TokenCode") for a in proxy.actions("GetSessionToken")]

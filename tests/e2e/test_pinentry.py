@@ -21,17 +21,10 @@ import rig
 @pytest.fixture
 def prompt_env(pctl_env, moto_open, recording_proxy):
     """An item with the MFA serial and no one-time password: the user types the code."""
-    proxy = recording_proxy(moto_open.url)
-    env = pctl_env(proxy.url)
-    ident = moto_open.identity
-    env.op_store([rig.aws_item(ident["access_key_id"], ident["secret_access_key"],
-                               mfa_serial=rig.MFA_SERIAL)])
-    env.proxy, env.ident = proxy, ident
-    return env
+    return d.proxied_env(pctl_env, moto_open, recording_proxy, mfa_serial=rig.MFA_SERIAL)
 
 
-def sent_codes(env):
-    return [a["params"].get("TokenCode") for a in env.proxy.actions("GetSessionToken")]
+sent_codes = d.sent_codes
 
 
 def use_standin(env, **kw):
@@ -75,7 +68,8 @@ def test_standin_gets_escaped_texts_and_the_decoded_code_goes_to_sts_once(prompt
     r = d.notty(env, "credential-process", "--role", "admin", extra={"DISPLAY": ":7"})
     assert r.returncode == 0, r.stderr + env.daemon_log_tail()
     assert sent_codes(env) == ["123456"]
-    cmds = [c["cmd"] for c in d.standin_log(env)]
+    # after the OPTIONs from the client's environment (LANG: lc-ctype, lc-messages)
+    cmds = [c["cmd"] for c in d.standin_log(env) if c["cmd"] != "OPTION"]
     assert cmds[:3] == ["SETTITLE", "SETDESC", "SETTIMEOUT"] and "GETPIN" in cmds, cmds
     assert cmds[-1] == "BYE", cmds
     desc = next(c["arg"] for c in d.standin_log(env) if c["cmd"] == "SETDESC")

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.slow
 
 SHELL_DIR = os.path.join(rig.REPO, "shell")
 
-CONFIG = rig.CONFIG_TEMPLATE + """
+CONFIG = rig.config_text() + f"""
 [roles.audit]
-name = "{role}"
+name = "{rig.ROLE_NAME}"
 duration = "1h"
 """
 
@@ -73,9 +73,7 @@ class Tmux:
 
 @pytest.fixture
 def shell_env(auth_env, pctl_bin, aws_cli):
-    auth_env.write_config(text=CONFIG.format(
-        region=rig.REGION, op_timeout="20s", item=rig.ITEM_TITLE, vault=rig.VAULT,
-        role=rig.ROLE_NAME, cluster=rig.CLUSTER))
+    auth_env.write_config(text=CONFIG)
     aws_config = os.path.join(auth_env.root, "aws-config")
     auth_env.ok("aws-config", "--write", aws_config)
     auth_env.env.update({

@@ -10,75 +10,22 @@ import subprocess
 
 import pytest
 
+import desktop_rig as d
 import rig
 import sso_rig
+from sso_rig import sso, sso_env, sso_moto  # noqa: F401 (fixtures)
 
-OPENER = os.path.join(rig.FIXTURES, "bin-opener", "xdg-open")
 DEV_ARN = f"arn:aws:sts::{rig.ACCOUNT_ID}:assumed-role/Dev/sso-user"
 RO_ARN = f"arn:aws:sts::{rig.ACCOUNT_ID}:assumed-role/ReadOnly/sso-user"
 
-CONFIG = f"""region = "us-east-1"
-
-[identities.corp]
-source = "sso"
-start_url = "{sso_rig.START_URL}"
-sso_region = "us-east-1"
-
-[roles.dev]
-identity = "corp"
-account_id = "{rig.ACCOUNT_ID}"
-role_name = "Dev"
-
-[roles.ro]
-identity = "corp"
-account_id = "{rig.ACCOUNT_ID}"
-role_name = "ReadOnly"
-"""
-
-ACCOUNTS = [
-    {"accountId": rig.ACCOUNT_ID, "accountName": "platform", "emailAddress": "p@example.com",
-     "roles": ["Dev", "ReadOnly"]},
-    {"accountId": "999999999999", "accountName": "sandbox", "emailAddress": "s@example.com",
-     "roles": ["Dev"]},
-    {"accountId": "111122223333", "accountName": "audit", "emailAddress": "a@example.com",
-     "roles": ["ReadOnly", "Auditor", "Billing"]},
-]
-
-
-@pytest.fixture(scope="module")
-def sso_moto(moto_scratch, request):
-    m = rig.claim_moto(moto_scratch, request)
-    m.sso_keys = sso_rig.setup_sso_moto(m)
-    # a role assumed from the Dev session (role chaining), trusting the account
-    m.client("iam").create_role(RoleName="Chained", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Action": "sts:AssumeRole",
-            "Principal": {"AWS": [f"arn:aws:iam::{rig.ACCOUNT_ID}:role/Dev",
-                                  f"arn:aws:sts::{rig.ACCOUNT_ID}:assumed-role/Dev/sso-user"]}
-        }]}))
-    m.set_auth(True)
-    return m
+CONFIG = sso_rig.IDENTITY + sso_rig.role("dev", "Dev") + sso_rig.role("ro", "ReadOnly")
+SSO_CONFIG = CONFIG
+SSO_CHAINED = ["Chained"]  # a role assumed from the Dev session (role chaining)
 
 
 @pytest.fixture
-def sso(tmp_path, sso_moto):
-    s = sso_rig.SsoServer(str(tmp_path / "sso"), sso_moto.url, sso_moto.sso_keys).start()
-    s.assign(ACCOUNTS)
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def env(pctl_env, sso_moto, sso, tmp_path):
-    opener_log = str(tmp_path / "opener.jsonl")
-    e = pctl_env(sso_moto.url, extra_env={
-        "AWS_ENDPOINT_URL_SSO_OIDC": sso.url, "AWS_ENDPOINT_URL_SSO": sso.url,
-        "BROWSER": OPENER, "PCTL_TEST_OPENER_LOG": opener_log})
-    e.write_config(text=CONFIG)
-    e.opener_log = opener_log
-    e.sso = sso
-    e.moto = sso_moto
-    return e
+def env(sso_env):
+    return sso_env
 
 
 def aws_config(env, pctl_bin):
@@ -99,22 +46,8 @@ def caller(env, aws_cli, profile, pctl_bin):
     return json.loads(r.stdout)["Arn"]
 
 
-def sign_in_with(env, action, *args):
-    """Run pctl *args, act on its device authorization as the user; return the result."""
-    p = env.popen(*args)
-    try:
-        dev = env.sso.wait_device(n=len(env.sso.state()["devices"]) + 1)
-        env.sso.device(action, dev["user_code"])
-        out, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    return p.returncode, out, err, dev
-
-
 def approve(env, *args):
-    rc, out, err, dev = sign_in_with(env, "approve", *args)
+    rc, out, err, dev = sso_rig.sign_in_with(env, "approve", *args)
     assert rc == 0, err + env.daemon_log_tail()
     return out, err, dev
 
@@ -157,7 +90,7 @@ def test_terminal_less_client_prints_url_and_code(env):
 
 
 def test_denied_sign_in_fails_naming_identity_and_is_not_cached(env):
-    rc, out, err, _ = sign_in_with(env, "deny", "credential-process", "--role", "dev")
+    rc, out, err, _ = sso_rig.sign_in_with(env, "deny", "credential-process", "--role", "dev")
     assert rc != 0 and out == ""
     last = err.strip().splitlines()[-1]
     assert last.startswith("pctl: ") and "corp" in last and "denied" in last, err
@@ -168,7 +101,7 @@ def test_denied_sign_in_fails_naming_identity_and_is_not_cached(env):
 
 
 def test_expired_sign_in_fails_naming_identity(env):
-    rc, out, err, _ = sign_in_with(env, "expire", "credential-process", "--role", "dev")
+    rc, out, err, _ = sso_rig.sign_in_with(env, "expire", "credential-process", "--role", "dev")
     assert rc != 0 and out == ""
     last = err.strip().splitlines()[-1]
     assert last.startswith("pctl: ") and "corp" in last and "expired" in last, err
@@ -236,8 +169,12 @@ def test_ten_concurrent_cold_requests_one_device_authorization(env):
     assert len(rig.read_jsonl(env.opener_log)) == 1
 
 
-def test_no_terminal_no_opener_says_run_unlock(env):
-    r = env.run("credential-process", "--role", "dev", env={"BROWSER": ""})
+def test_no_terminal_no_opener_says_run_unlock(env, tmp_path):
+    # without a terminal the daemon would show the URL in pinentry: here there is none, and
+    # no opener ($BROWSER empty, no xdg-open on PATH), so nothing starts
+    env.write_config(text=CONFIG + '\n[daemon]\npinentry = "/nonexistent/pinentry-gnome3"\n')
+    r = d.notty(env, "credential-process", "--role", "dev",
+                extra={"BROWSER": "", "PATH": str(tmp_path)})
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("pctl: ") and "pctl unlock --identity corp" in last, r.stderr
@@ -263,7 +200,7 @@ def test_sso_roles_lists_every_page(env):
     assert lines[-1].split()[:2] == ["111122223333", "Billing"]
     js = json.loads(env.ok("sso", "roles", "--identity", "corp", "-o", "json").stdout)
     assert {(r["account_id"], r["role_name"]) for r in js} == {
-        (a["accountId"], r) for a in ACCOUNTS for r in a["roles"]}
+        (a["accountId"], r) for a in sso_rig.ACCOUNTS for r in a["roles"]}
     assert len(env.sso.records("ListAccounts")) == 4  # 3 accounts, 2 a page, twice
 
 

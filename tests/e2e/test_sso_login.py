@@ -11,33 +11,15 @@ import pytest
 
 import rig
 import sso_rig
+from sso_rig import sso, sso_env, sso_moto  # noqa: F401 (fixtures)
 from test_login import Federation, assert_login_url, follow_link
 
-CONFIG = sso_rig.IDENTITY + f"""
-[roles.dev]
-identity = "corp"
-account_id = "{rig.ACCOUNT_ID}"
-role_name = "Dev"
-
+SSO_CONFIG = sso_rig.IDENTITY + sso_rig.role("dev", "Dev") + f"""
 [roles.chained]
 source_role = "dev"
 arn = "arn:aws:iam::{rig.ACCOUNT_ID}:role/Chained"
 """
-
-
-@pytest.fixture(scope="module")
-def sso_moto(tmp_path_factory):
-    m = sso_rig.start_moto(str(tmp_path_factory.mktemp("moto-sso-login")), chained=["Chained"])
-    yield m
-    m.stop()
-
-
-@pytest.fixture
-def sso(tmp_path, sso_moto):
-    s = sso_rig.SsoServer(str(tmp_path / "sso"), sso_moto.url, sso_moto.sso_keys).start()
-    s.assign(sso_rig.ACCOUNTS)
-    yield s
-    s.stop()
+SSO_CHAINED = ["Chained"]
 
 
 @pytest.fixture
@@ -48,10 +30,9 @@ def fed(tmp_path, sso_moto):
 
 
 @pytest.fixture
-def env(pctl_env, sso_moto, sso, tmp_path, fed):
-    e = sso_rig.pctl_env_for(pctl_env, sso_moto, sso, tmp_path, config=CONFIG)
-    e.env["PCTL_FEDERATION_ENDPOINT"] = fed.url
-    return e
+def env(sso_env, fed):
+    sso_env.env["PCTL_FEDERATION_ENDPOINT"] = fed.url
+    return sso_env
 
 
 def test_login_with_an_sso_role_and_a_role_chained_from_it(env, fed):

@@ -10,47 +10,26 @@ import pytest
 
 import rig
 import sso_rig
+from sso_rig import sso, sso_env, sso_moto  # noqa: F401 (fixtures)
 
 CHAINED_ARN = f"arn:aws:iam::{rig.ACCOUNT_ID}:role/Chained"
 
-ROLES = sso_rig.IDENTITY + f"""
-[roles.dev]
-identity = "corp"
-account_id = "{rig.ACCOUNT_ID}"
-role_name = "Dev"
-
-[roles.ro]
-identity = "corp"
-account_id = "{rig.ACCOUNT_ID}"
-role_name = "ReadOnly"
-"""
+ROLES = sso_rig.IDENTITY + sso_rig.role("dev", "Dev") + sso_rig.role("ro", "ReadOnly")
 
 
 def chained(source, extra=""):
     return ROLES + f'\n[roles.chained]\nsource_role = "{source}"\narn = "{CHAINED_ARN}"\n{extra}'
 
 
-@pytest.fixture(scope="module")
-def sso_moto(tmp_path_factory):
-    m = sso_rig.start_moto(str(tmp_path_factory.mktemp("moto-sso-opts")), chained=["Chained"])
-    yield m
-    m.stop()
+SSO_CONFIG = chained("dev")
+SSO_CHAINED = ["Chained"]
 
 
 @pytest.fixture
-def sso(tmp_path, sso_moto):
-    s = sso_rig.SsoServer(str(tmp_path / "sso"), sso_moto.url, sso_moto.sso_keys).start()
-    s.assign(sso_rig.ACCOUNTS)
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def env(pctl_env, sso_moto, sso, tmp_path, recording_proxy):
-    e = sso_rig.pctl_env_for(pctl_env, sso_moto, sso, tmp_path, config=chained("dev"))
-    e.proxy = recording_proxy(sso_moto.url)
-    e.env["AWS_ENDPOINT_URL_STS"] = e.proxy.url
-    return e
+def env(sso_env, recording_proxy):
+    sso_env.proxy = recording_proxy(sso_env.moto.url)
+    sso_env.env["AWS_ENDPOINT_URL_STS"] = sso_env.proxy.url
+    return sso_env
 
 
 def caller(env, cp):

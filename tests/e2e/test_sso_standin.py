@@ -14,29 +14,17 @@ import pytest
 
 import rig
 import sso_rig
+from sso_rig import sso, sso_moto  # noqa: F401 (fixtures)
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
-@pytest.fixture(scope="module")
-def sso_moto(moto_scratch, request):
-    m = rig.claim_moto(moto_scratch, request)
-    m.sso_keys = sso_rig.setup_sso_moto(m)
-    m.set_auth(True)
-    return m
-
-
-@pytest.fixture
-def sso(tmp_path, sso_moto):
-    s = sso_rig.SsoServer(str(tmp_path / "sso"), sso_moto.url, sso_moto.sso_keys).start()
-    s.assign([{"accountId": rig.ACCOUNT_ID, "accountName": "platform",
-               "emailAddress": "platform@example.com", "roles": ["Dev", "ReadOnly"]},
-              {"accountId": "999999999999", "accountName": "sandbox",
-               "emailAddress": "sandbox@example.com", "roles": ["Dev"]},
-              {"accountId": "111122223333", "accountName": "audit",
-               "emailAddress": "audit@example.com", "roles": ["ReadOnly"]}])
-    yield s
-    s.stop()
+SSO_ACCOUNTS = [{"accountId": rig.ACCOUNT_ID, "accountName": "platform",
+                 "emailAddress": "platform@example.com", "roles": ["Dev", "ReadOnly"]},
+                {"accountId": "999999999999", "accountName": "sandbox",
+                 "emailAddress": "sandbox@example.com", "roles": ["Dev"]},
+                {"accountId": "111122223333", "accountName": "audit",
+                 "emailAddress": "audit@example.com", "roles": ["ReadOnly"]}]
 
 
 def client(service, url):

@@ -6,22 +6,12 @@ installed package: status printed "op: IAM Identity Center https://..."). Real b
 import pytest
 
 import sso_rig
-
-
-@pytest.fixture(scope="module")
-def sso_moto(tmp_path_factory):
-    m = sso_rig.start_moto(str(tmp_path_factory.mktemp("moto-sso-status")))
-    yield m
-    m.stop()
+from sso_rig import sso, sso_env, sso_moto  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
-def env(pctl_env, sso_moto, tmp_path):
-    s = sso_rig.SsoServer(str(tmp_path / "sso"), sso_moto.url, sso_moto.sso_keys).start()
-    s.assign(sso_rig.ACCOUNTS)
-    e = sso_rig.pctl_env_for(pctl_env, sso_moto, s, tmp_path)
-    yield e
-    s.stop()
+def env(sso_env):
+    return sso_env
 
 
 def test_status_of_an_sso_identity_names_no_op(env):

@@ -11,33 +11,15 @@ import pytest
 
 import rig
 import sso_rig
+from sso_rig import sso, sso_env, sso_moto  # noqa: F401 (fixtures)
 
-HAND = sso_rig.IDENTITY + f"""
-[roles.dev]
-identity = "corp"
-account_id = "{rig.ACCOUNT_ID}"
-role_name = "Dev"
-"""
-
-
-@pytest.fixture(scope="module")
-def sso_moto(tmp_path_factory):
-    m = sso_rig.start_moto(str(tmp_path_factory.mktemp("moto-sso-sync")))
-    yield m
-    m.stop()
+HAND = sso_rig.IDENTITY + sso_rig.role("dev", "Dev")
+SSO_CONFIG = HAND
 
 
 @pytest.fixture
-def sso(tmp_path, sso_moto):
-    s = sso_rig.SsoServer(str(tmp_path / "sso"), sso_moto.url, sso_moto.sso_keys).start()
-    s.assign(sso_rig.ACCOUNTS)
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def env(pctl_env, sso_moto, sso, tmp_path):
-    e = sso_rig.pctl_env_for(pctl_env, sso_moto, sso, tmp_path, config=HAND)
+def env(sso_env):
+    e = sso_env
     e.include = os.path.join(os.path.dirname(e.config_path), "sso-corp.toml")
     e.aws_config = os.path.join(e.home, ".aws", "config")
     os.makedirs(os.path.dirname(e.aws_config), exist_ok=True)

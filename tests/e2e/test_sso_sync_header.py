@@ -8,22 +8,12 @@ import os
 import pytest
 
 import sso_rig
-
-
-@pytest.fixture(scope="module")
-def sso_moto(tmp_path_factory):
-    m = sso_rig.start_moto(str(tmp_path_factory.mktemp("moto-sso-header")))
-    yield m
-    m.stop()
+from sso_rig import sso, sso_env, sso_moto  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
-def env(pctl_env, sso_moto, tmp_path):
-    s = sso_rig.SsoServer(str(tmp_path / "sso"), sso_moto.url, sso_moto.sso_keys).start()
-    s.assign(sso_rig.ACCOUNTS)
-    e = sso_rig.pctl_env_for(pctl_env, sso_moto, s, tmp_path)
-    yield e
-    s.stop()
+def env(sso_env):
+    return sso_env
 
 
 def test_include_header_quotes_the_whole_command(env):

@@ -95,9 +95,7 @@ def test_locked_error_over_the_wire(running):
 
 
 def _untrusting(auth_env):
-    auth_env.write_config(text=rig.CONFIG_TEMPLATE.format(
-        region=rig.REGION, op_timeout="20s", item=rig.ITEM_TITLE, vault=rig.VAULT,
-        role="untrusting", cluster=rig.CLUSTER))
+    auth_env.write_config(text=rig.config_text(role="untrusting"))
 
 
 def test_sts_refusal_message(auth_env):

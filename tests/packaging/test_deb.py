@@ -132,9 +132,7 @@ def test_installed_client_starts_the_installed_daemon(root, tmp_path):
     # without a config no command starts a daemon ("no config at PATH: run pctl init")
     cfg = tmp_path / ".config" / "pctl" / "config.toml"
     cfg.parent.mkdir(parents=True, mode=0o700)
-    cfg.write_text(rig.CONFIG_TEMPLATE.format(
-        region=rig.REGION, op_timeout="20s", item=rig.ITEM_TITLE, vault=rig.VAULT,
-        role=rig.ROLE_NAME, cluster=rig.CLUSTER))
+    cfg.write_text(rig.config_text())
     cfg.chmod(0o600)
     pctl = installed(root, "/usr/bin/pctl")
     try:

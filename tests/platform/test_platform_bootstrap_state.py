@@ -2,6 +2,14 @@
 real aws CLI against a moto server: every property of the state bucket is
 read back afterwards, a second run changes nothing and succeeds, and the
 backend.hcl it writes lets `terraform init` use the bucket with a lock file.
+The EC2 Spot service-linked role (issue 20 item 3) is checked on the same
+runs: created in an empty account, kept by a second run or when it was made
+elsewhere.
+
+Each run of the script starts about fourteen aws CLI processes, so each test
+checks every property one run can show (one run for a bucket and a role made
+by hand, one for another region and a backend.hcl kept) instead of one run
+per property.
 
 The profile is a plain static-key `pctl-admin` profile pointing at moto (the
 script only ever passes --profile to aws; what that profile runs is the
@@ -28,10 +36,19 @@ SCRIPT = stack_tools.TERRAFORM_DIR / "bootstrap-state.sh"
 BUCKET = f"platform-tfstate-{rig.ACCOUNT_ID}"
 
 
-@pytest.fixture(scope="module")
-def moto(moto_scratch, request):
-    """The worker's scratch moto, reset for this module."""
-    return rig.claim_moto(moto_scratch, request)
+SPOT_ROLE = "AWSServiceRoleForEC2Spot"
+
+
+@pytest.fixture()
+def moto(fresh_moto):
+    """An empty account for each test: the worker's scratch moto, reset."""
+    return fresh_moto
+
+
+def spot_roles(moto) -> list[dict]:
+    # By its service path: moto names the role after the service principal
+    # (AWSServiceRoleForspot), AWS calls it AWSServiceRoleForEC2Spot.
+    return moto.client("iam").list_roles(PathPrefix="/aws-service-role/spot.amazonaws.com/")["Roles"]
 
 
 @pytest.fixture()
@@ -56,10 +73,15 @@ def workspace(tmp_path, moto):
     return tfdir, env
 
 
+# A guard against a hang, not a time limit: one run starts about fourteen aws
+# CLI processes, which on a busy two-core machine took over 120 s.
+HANG = 600
+
+
 def bootstrap(workspace, *args: str) -> subprocess.CompletedProcess:
     tfdir, env = workspace
     return subprocess.run(["bash", str(tfdir / SCRIPT.name), *args], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=HANG, check=False)
 
 
 def bucket_properties(moto, bucket: str) -> dict:
@@ -94,11 +116,15 @@ def assert_bucket_is_hardened(props: dict, bucket: str) -> None:
     assert rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
 
 
-def test_bootstrap_creates_a_hardened_bucket_and_is_idempotent(workspace, moto):
+def test_bootstrap_creates_a_hardened_bucket_and_the_spot_role_and_is_idempotent(workspace, moto):
     tfdir, _ = workspace
+    assert spot_roles(moto) == []
     first = bootstrap(workspace)
     assert first.returncode == 0, first.stdout + first.stderr
     assert f"creating bucket {BUCKET}" in first.stdout
+    assert f"created {SPOT_ROLE}" in first.stdout
+    roles = spot_roles(moto)
+    assert len(roles) == 1 and roles[0]["Path"] == "/aws-service-role/spot.amazonaws.com/"
     props = bucket_properties(moto, BUCKET)
     assert_bucket_is_hardened(props, BUCKET)
 
@@ -112,32 +138,35 @@ def test_bootstrap_creates_a_hardened_bucket_and_is_idempotent(workspace, moto):
     assert second.returncode == 0, second.stdout + second.stderr
     assert "exists in this account" in second.stdout and "creating bucket" not in second.stdout
     assert "already names this bucket; kept" in second.stdout
+    assert f"{SPOT_ROLE} exists; kept" in second.stdout
+    assert len(spot_roles(moto)) == 1
     assert bucket_properties(moto, BUCKET) == props
     assert (tfdir / "backend.hcl").read_text() == backend
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]].count(BUCKET) == 1
 
 
-def test_existing_bucket_is_brought_into_line(workspace, moto):
-    # A bucket someone created by hand, without any of the settings.
+def test_existing_bucket_is_brought_into_line_and_a_spot_role_made_elsewhere_kept(workspace, moto):
+    # A bucket someone created by hand, without any of the settings, and the
+    # spot role made by an earlier spot launch.
     s3 = moto.client("s3")
     s3.create_bucket(Bucket="hand-made-state")
+    moto.client("iam").create_service_linked_role(AWSServiceName="spot.amazonaws.com")
     proc = bootstrap(workspace, "--bucket", "hand-made-state")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "exists in this account" in proc.stdout and "creating bucket" not in proc.stdout
     assert_bucket_is_hardened(bucket_properties(moto, "hand-made-state"), "hand-made-state")
+    assert f"{SPOT_ROLE} exists; kept" in proc.stdout
+    assert len(spot_roles(moto)) == 1
 
 
-def test_other_region_uses_a_location_constraint(workspace, moto):
+def test_other_region_uses_a_location_constraint_and_a_backend_file_naming_another_bucket_is_kept(
+        workspace, moto):
+    tfdir, _ = workspace
+    (tfdir / "backend.hcl").write_text('bucket = "somebody-elses"\n')
     proc = bootstrap(workspace, "--bucket", "state-eu-example", "--region", "eu-west-1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     s3 = moto.client("s3")
     assert s3.get_bucket_location(Bucket="state-eu-example")["LocationConstraint"] == "eu-west-1"
-
-
-def test_backend_file_naming_another_bucket_is_kept(workspace, moto):
-    tfdir, _ = workspace
-    (tfdir / "backend.hcl").write_text('bucket = "somebody-elses"\n')
-    proc = bootstrap(workspace, "--bucket", "state-keep-example")
-    assert proc.returncode == 0, proc.stderr
     assert "names bucket 'somebody-elses'" in proc.stderr
     assert (tfdir / "backend.hcl").read_text() == 'bucket = "somebody-elses"\n'
 
@@ -164,7 +193,7 @@ def test_unreachable_credentials_say_what_to_do(workspace):
     # Nothing listens there; one attempt, no retries.
     env = dict(env, AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_MAX_ATTEMPTS="1", AWS_RETRY_MODE="standard")
     proc = subprocess.run(["bash", str(tfdir / SCRIPT.name)], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+                          timeout=HANG, check=False)
     assert proc.returncode != 0
     assert len(proc.stderr.strip().splitlines()) >= 1
     assert "cannot get an identity through profile pctl-admin" in proc.stderr
@@ -195,7 +224,7 @@ def test_terraform_init_uses_the_bucket_with_a_lock_file(workspace, moto, tmp_pa
     tf_env.pop("AWS_ENDPOINT_URL")
     for argv in ([terraform, "init", "-input=false", "-no-color", "-backend-config=backend.hcl", *extra],
                  [terraform, "apply", "-auto-approve", "-input=false", "-no-color"]):
-        run = subprocess.run(argv, cwd=tfdir, env=tf_env, capture_output=True, text=True, timeout=180, check=False)
+        run = subprocess.run(argv, cwd=tfdir, env=tf_env, capture_output=True, text=True, timeout=HANG, check=False)
         assert run.returncode == 0, run.stdout + run.stderr
     s3 = moto.client("s3")
     state = json.loads(s3.get_object(Bucket="state-init-example", Key="platform/terraform.tfstate")["Body"].read())

@@ -91,18 +91,6 @@ PY
   fi
   echo "a made-up key is now refused by moto"
 
-  cat >"$XDG_CONFIG_HOME/pctl/config.toml" <<'TOML'
-region = "us-east-1"
-
-[onepassword]
-item = "AWS user key"
-vault = "Private"
-
-[roles.admin]
-name = "platform-admin"
-duration = "1h"
-
-[clusters.platform]
-role = "admin"
-TOML
+  # the standard test config, the one the pytest rig and the Rust tests read
+  install -m 600 "$repo/tests/fixtures/pctl.toml" "$XDG_CONFIG_HOME/pctl/config.toml"
 }

@@ -309,9 +309,7 @@ def test_fallback_dir_is_created_private_and_trusted(pctl_bin):
     cfg_dir = os.path.join(home, ".config", "pctl")
     os.makedirs(cfg_dir, mode=0o700)
     with open(os.path.join(cfg_dir, "config.toml"), "w") as f:
-        f.write(rig.CONFIG_TEMPLATE.format(region=rig.REGION, op_timeout="20s",
-                                           item=rig.ITEM_TITLE, vault=rig.VAULT,
-                                           role=rig.ROLE_NAME, cluster=rig.CLUSTER))
+        f.write(rig.config_text())
     for d in (home, os.path.dirname(cfg_dir), cfg_dir, os.path.join(cfg_dir, "config.toml")):
         os.chown(d, uid, uid)
     env = rig.clean_base_env()

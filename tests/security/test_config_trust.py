@@ -201,7 +201,8 @@ def test_mfa_command_gets_a_minimal_environment_and_a_trusted_program(mfa_item_e
     env.ok("unlock", env=client_env)
     seen = json.loads(out.read_text())
     allowed = {"PATH", "HOME", "LANG", "TERM", "DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR",
-               "DBUS_SESSION_BUS_ADDRESS", "PWD", "SHLVL", "_"}  # the last three: sh's own
+               "DBUS_SESSION_BUS_ADDRESS", "GPG_TTY",
+               "PWD", "SHLVL", "_"}  # the last three: sh's own
     extra = {k for k in seen if k not in allowed and not k.startswith("LC_")}
     assert not extra, f"mfa_command received {extra}"
     assert seen["DISPLAY"] == ":7" and seen["TERM"] == "xterm" and "PATH" in seen, seen

@@ -135,10 +135,7 @@ def test_no_secret_in_daemon_memory_after_lock_keys(auth_env):
 @pytest.mark.timeout(120)
 def test_no_secret_in_daemon_memory_after_idle_lock(auth_env):
     """The idle timer drops secrets just as thoroughly as `pctl lock`."""
-    text = rig.CONFIG_TEMPLATE.format(region=rig.REGION, op_timeout="20s", item=rig.ITEM_TITLE,
-                                      vault=rig.VAULT, role=rig.ROLE_NAME, cluster=rig.CLUSTER)
-    assert 'idle_lock = "15m"' in text
-    auth_env.write_config(text=text.replace('idle_lock = "15m"', 'idle_lock = "4s"'))
+    auth_env.write_config(text=rig.config_text(idle_lock="4s"))
 
     def idle(env):
         def locked_idle():

@@ -12,56 +12,21 @@ import pytest
 import rig
 import secutil
 import sso_rig
+from sso_rig import sso, sso_env, sso_moto  # noqa: F401 (fixtures)
 
-OPENER = os.path.join(rig.FIXTURES, "bin-opener", "xdg-open")
-
-CONFIG = f"""region = "us-east-1"
-
-[identities.corp]
-source = "sso"
-start_url = "{sso_rig.START_URL}"
-sso_region = "us-east-1"
-
-[roles.dev]
-identity = "corp"
-account_id = "{rig.ACCOUNT_ID}"
-role_name = "Dev"
-"""
-
-
-@pytest.fixture(scope="module")
-def sso_moto(moto_scratch, request):
-    m = rig.claim_moto(moto_scratch, request)
-    m.sso_keys = sso_rig.setup_sso_moto(m)
-    m.set_auth(True)
-    return m
+SSO_CONFIG = sso_rig.IDENTITY + sso_rig.role("dev", "Dev")
+SSO_ACCOUNTS = [{"accountId": rig.ACCOUNT_ID, "accountName": "platform",
+                 "emailAddress": "p@example.com", "roles": ["Dev"]}]
 
 
 @pytest.fixture
-def env(pctl_env, sso_moto, tmp_path):
-    sso = sso_rig.SsoServer(str(tmp_path / "sso"), sso_moto.url, sso_moto.sso_keys).start()
-    sso.assign([{"accountId": rig.ACCOUNT_ID, "accountName": "platform",
-                 "emailAddress": "p@example.com", "roles": ["Dev"]}])
-    e = pctl_env(sso_moto.url, extra_env={
-        "AWS_ENDPOINT_URL_SSO_OIDC": sso.url, "AWS_ENDPOINT_URL_SSO": sso.url,
-        "BROWSER": OPENER, "PCTL_TEST_OPENER_LOG": str(tmp_path / "opener.jsonl")})
-    e.write_config(text=CONFIG)
-    e.sso = sso
-    yield e
-    sso.stop()
+def env(sso_env):
+    return sso_env
 
 
 def _sign_in(env, *args):
-    p = env.popen(*args)
-    try:
-        dev = env.sso.wait_device(n=len(env.sso.state()["devices"]) + 1)
-        env.sso.device("approve", dev["user_code"])
-        out, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == 0, err + env.daemon_log_tail()
+    rc, out, err = sso_rig.approve(env, *args)
+    assert rc == 0, err + env.daemon_log_tail()
     return out
 
 

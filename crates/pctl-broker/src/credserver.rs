@@ -32,7 +32,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use zeroize::Zeroizing;
 
-use crate::broker::{Broker, Failure, Peer};
+use crate::broker::{Broker, Failure};
+use crate::peer::Peer;
 use crate::platform;
 
 /// The path the endpoint answers on.
@@ -427,7 +428,7 @@ async fn answer(
     let limit = shared.broker.request_timeout();
     let got = tokio::time::timeout(
         limit,
-        shared.broker.credentials_with(
+        shared.broker.credentials_signing_in(
             &shared.role,
             &shared.overrides,
             shared.env.as_ref(),
@@ -450,6 +451,8 @@ async fn answer(
             let status = match kind {
                 ErrorKind::Aws => StatusCode::BAD_GATEWAY,
                 ErrorKind::Config | ErrorKind::BadRequest => StatusCode::INTERNAL_SERVER_ERROR,
+                // denied or cancelled by the user, a program not allowed
+                ErrorKind::Refused => StatusCode::FORBIDDEN,
                 _ => StatusCode::SERVICE_UNAVAILABLE,
             };
             let code = serde_json::to_value(kind)

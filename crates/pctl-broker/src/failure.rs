@@ -56,8 +56,8 @@ pub fn needs_mfa_code(identity: &str, why: &str) -> Failure {
     )
 }
 
-/// The identity a [`needs_mfa_code`] message names.
-fn mfa_identity(f: &Failure) -> Option<String> {
+/// The identity a [`needs_mfa_code`] or [`needs_sign_in`] message names.
+pub fn mfa_identity(f: &Failure) -> Option<String> {
     if !matches!(f.0, ErrorKind::NeedsMfaCode | ErrorKind::NeedsSignIn) {
         return None;
     }

@@ -29,14 +29,7 @@ pub enum Target {
 fn role_is(role: &RoleConfig, arn: &str) -> bool {
     match (&role.arn, &role.name) {
         (Some(a), _) => a == arn,
-        (None, Some(name)) => {
-            let name = name.trim_start_matches('/');
-            let name = name.strip_prefix("role/").unwrap_or(name);
-            arn.starts_with("arn:aws")
-                && arn
-                    .split_once(":role/")
-                    .is_some_and(|(_, path)| path == name)
-        }
+        (None, Some(name)) => pctl_protocol::names::arn_is_role_name(arn, name),
         (None, None) => false,
     }
 }
@@ -168,22 +161,19 @@ pub fn resolve(
 mod tests {
     use super::*;
 
-    const CONFIG: &str = r#"
-region = "us-east-1"
-[onepassword]
-item = "x"
-vault = "v"
-[roles.admin]
-name = "platform-admin"
+    /// The standard test config (shared with the pytest rig and the sandbox)
+    /// and a second role and cluster.
+    const CONFIG: &str = concat!(
+        include_str!("../../../tests/fixtures/pctl.toml"),
+        r#"
 [roles.readonly]
 arn = "arn:aws:iam::111122223333:role/ro"
-[clusters.platform]
-role = "admin"
 [clusters.prod-eu]
 name = "prod"
 region = "eu-west-1"
 role = "readonly"
-"#;
+"#
+    );
 
     fn config() -> Config {
         let dir = tempfile::tempdir().unwrap();

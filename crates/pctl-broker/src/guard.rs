@@ -2,10 +2,7 @@
 //! role's credentials) and `confirm = true` (every new session needs the
 //! user's yes, cached ones do not).
 //!
-//! The program behind a request is the `pctl` client's parent (the aws
-//! CLI running `credential_process`, kubectl running the exec plugin), the
-//! command `pctl exec` runs (when the client's own argv names it), or, at
-//! the credential endpoint, the requesting process itself. It matches
+//! The program behind a request ([`crate::peer::program_behind`]) matches
 //! when the basename of its executable, of its `argv[0]`, or (an
 //! interpreter running a script) of the script is allowed.
 //!
@@ -19,102 +16,23 @@ use std::time::{Duration, Instant};
 
 use pctl_protocol::{ClientEnv, ErrorKind};
 
-use crate::broker::Peer;
 use crate::config::{Config, RoleConfig};
 use crate::failure::{needs_env, Failure};
-use crate::platform;
-use crate::prompt::pinentry::{self, PinError, Pinentry};
+use crate::flight::Flight;
+use crate::peer::{program_behind, Peer, Program};
+use crate::prompt::pin_error_after;
+use crate::prompt::pinentry::{self, Pinentry};
 
 /// How long a question asked on a client's terminal may be answered.
 const CONFIRM_WINDOW: Duration = Duration::from_secs(300);
 
-/// A valid `allowed_programs` entry: a file name (no `/`, no NUL), with
-/// at most a trailing `*`.
-pub fn is_program_pattern(p: &str) -> bool {
-    let body = p.strip_suffix('*').unwrap_or(p);
-    !body.is_empty() && !p.contains('/') && !body.contains('*') && !p.chars().any(char::is_control)
-}
-
+/// Whether the program name `name` matches an `allowed_programs` entry (a
+/// file name, or a prefix ending in `*`: the config checks the syntax).
 fn matches(pattern: &str, name: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => name.starts_with(prefix),
         None => name == pattern,
     }
-}
-
-fn basename(p: &str) -> &str {
-    p.rsplit('/').next().unwrap_or(p)
-}
-
-/// The program behind a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Program {
-    pub pid: Option<i32>,
-    pub exe: Option<String>,
-    pub argv: Vec<String>,
-}
-
-impl Program {
-    fn of(pid: i32) -> Self {
-        Program {
-            pid: Some(pid),
-            exe: platform::exe_of(pid).map(|p| p.display().to_string()),
-            argv: platform::argv_of(pid).unwrap_or_default(),
-        }
-    }
-
-    /// The names it is known by: its executable's, its argv[0]'s and,
-    /// when argv[0] is the executable (an interpreter) and argv[1] a
-    /// path, the script's.
-    pub fn names(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = Vec::new();
-        let exe = self.exe.as_deref().map(basename);
-        v.extend(exe);
-        if let Some(a0) = self.argv.first().map(|a| basename(a)) {
-            v.push(a0);
-            let interpreter = exe.is_some_and(|e| e == a0 || e.starts_with(a0));
-            if let Some(script) = self.argv.get(1).filter(|s| interpreter && s.contains('/')) {
-                v.push(basename(script));
-            }
-        }
-        v.retain(|n| !n.is_empty());
-        v.dedup();
-        v
-    }
-
-    /// For messages: `"terraform" (pid 42)`.
-    pub fn shown(&self) -> String {
-        let name = self
-            .argv
-            .first()
-            .map(|a| basename(a).to_string())
-            .or_else(|| self.exe.as_deref().map(|e| basename(e).to_string()))
-            .unwrap_or_else(|| "an unknown program".into());
-        match self.pid {
-            Some(pid) => format!("{} (pid {pid})", pctl_protocol::names::shown(&name)),
-            None => pctl_protocol::names::shown(&name),
-        }
-    }
-}
-
-/// The program behind `peer`'s request ([module docs](self)).
-pub fn program_behind(peer: &Peer) -> Option<Program> {
-    let pid = peer.pid?;
-    if peer.direct {
-        return Some(Program::of(pid));
-    }
-    if let Some(claimed) = peer.caller.as_ref().and_then(|c| c.program.as_ref()) {
-        // `pctl exec -- CMD`: believed only when the client's own argv has it
-        let argv = platform::argv_of(pid).unwrap_or_default();
-        if argv.iter().skip(1).any(|a| a == claimed) {
-            return Some(Program {
-                pid: None,
-                exe: None,
-                argv: vec![claimed.clone()],
-            });
-        }
-    }
-    Some(Program::of(platform::parent_of(pid)?))
 }
 
 /// `role` and the roles up its chain (`source_role`): a restriction on a
@@ -222,7 +140,9 @@ pub async fn confirm(
     peer: &Peer,
     env: Option<&ClientEnv>,
 ) -> Result<String, Failure> {
-    let who = program_behind(peer)
+    let program = program_behind(peer);
+    let program = program.as_ref();
+    let who = program
         .map(|p| p.shown())
         .unwrap_or_else(|| "an unknown program".into());
     if let Some(caller) = peer.caller.as_ref().filter(|c| c.terminal) {
@@ -255,89 +175,98 @@ pub async fn confirm(
             ),
         )
     })?;
-    let _waiting = crate::prompt::waiting(
-        &role.identity,
-        &format!("confirmation of role {} in pinentry", role.key),
+    let key = (
+        role.key.clone(),
+        program.map(|p| p.name()).unwrap_or_default(),
     );
+    if let Some(how) = unclaimed_yes(&key) {
+        return Ok(how);
+    }
     let pin = Pinentry::new(path.clone(), env, cfg.daemon.op_timeout);
     let desc = format!("{}\n\n(identity {})", question(role, &who), role.identity);
-    match pin.confirm("pctl: break-glass role", &desc).await {
-        Ok(true) => Ok(format!(
-            "confirmed in pinentry {} for {who}",
-            path.display()
-        )),
-        Ok(false) => Err(Failure(
-            ErrorKind::Refused,
-            format!(
-                "role {}: the new session for {who} was denied in pinentry: nothing was issued",
-                role.key
-            ),
-        )),
-        Err(e) => Err(Failure(
-            ErrorKind::Refused,
-            format!(
-                "role {}: no confirmation for {who}: {}: nothing was issued",
-                role.key,
-                pin_error(&e, cfg)
-            ),
-        )),
-    }
-}
-
-impl crate::broker::Broker {
-    /// Before a session of `role` is made: when the role needs a yes
-    /// ([`confirm_needed`]) and `cached` says no session would be reused,
-    /// the user is asked ([`confirm`]) and the answer audited. The turn
-    /// returned is held until the session is made, so a request that
-    /// waited for it finds the session cached.
-    pub(crate) async fn break_glass(
-        &self,
-        cfg: &Config,
-        role: &RoleConfig,
-        env: Option<&ClientEnv>,
-        peer: &Peer,
-        cached: impl Fn() -> bool,
-    ) -> Result<Option<Turn>, Failure> {
-        if !confirm_needed(cfg, role) {
-            return Ok(None);
-        }
-        let t = turn(&role.key).await;
-        if cached() {
-            return Ok(None);
-        }
-        let answer = confirm(cfg, role, peer, env).await;
-        let what = match &answer {
-            Ok(how) => Some(("confirm", how.clone())),
-            Err(f) if f.0 == ErrorKind::Refused => Some(("denied", f.1.clone())),
-            Err(_) => None,
+    let (role_key, identity) = (role.key.clone(), role.identity.clone());
+    let timeout = cfg.daemon.op_timeout;
+    let flight = window(&key);
+    let ask = move || async move {
+        let _waiting = crate::prompt::waiting(
+            &identity,
+            &format!("confirmation of role {role_key} in pinentry"),
+        );
+        let answer = match pin.confirm("pctl: break-glass role", &desc).await {
+            Ok(true) => Ok(format!(
+                "confirmed in pinentry {} for {who}",
+                path.display()
+            )),
+            Ok(false) => Err(Failure(
+                ErrorKind::Refused,
+                format!(
+                    "role {role_key}: the new session for {who} was denied in pinentry: nothing was issued"
+                ),
+            )),
+            Err(e) => Err(Failure(
+                ErrorKind::Refused,
+                format!(
+                    "role {role_key}: no confirmation for {who}: {}: nothing was issued",
+                    pin_error_after(&e, timeout)
+                ),
+            )),
         };
-        if let Some((issued, how)) = what {
-            self.audit.record(pctl_protocol::AuditRecord {
-                time: crate::clock::rfc3339(self.clock.now()),
-                pid: peer.pid,
-                uid: peer.uid,
-                exe: peer.exe.clone(),
-                issued: issued.into(),
-                role: Some(format!("{}: {how}", role.key)),
-                cluster: None,
-                expiration: None,
-                cached: false,
-            });
+        if let Ok(how) = &answer {
+            // kept for the program's next request if nobody waits now
+            lock(&UNCLAIMED)
+                .get_or_insert_with(HashMap::new)
+                .insert(key, (Instant::now(), how.clone()));
         }
-        answer.map(|_| Some(t))
-    }
+        answer
+    };
+    let answer = flight.run(|| None, ask).await.0;
+    // the yes is this request's (or a later one's, when this one went away)
+    answer.map(|how| {
+        let key = (
+            role.key.clone(),
+            program.map(|p| p.name()).unwrap_or_default(),
+        );
+        unclaimed_yes(&key).unwrap_or(how)
+    })
 }
 
-/// One phrase for a dialog that gave no answer.
-pub fn pin_error(e: &PinError, cfg: &Config) -> String {
-    match e {
-        PinError::Cancelled => "cancelled in pinentry".into(),
-        PinError::TimedOut => format!(
-            "pinentry got no answer within {}s (daemon.op_timeout)",
-            cfg.daemon.op_timeout.as_secs()
-        ),
-        PinError::Failed(why) => why.clone(),
-    }
+/// What is kept per (role, program name).
+type ByWindow<T> = Mutex<Option<HashMap<(String, String), T>>>;
+
+/// Confirmations asked in pinentry now, one window per (role, program):
+/// the window lives in a task of its own ([`Flight`]), so an SDK at the
+/// credential endpoint that gives up on its HTTP request (boto3 does after
+/// 2 s) and retries finds the same window instead of a new one.
+static WINDOWS: ByWindow<Arc<Flight<String>>> = Mutex::new(None);
+
+/// A yes given in a window after its request went away, for the same
+/// program's next request of the role (once, within [`UNCLAIMED_FOR`]).
+static UNCLAIMED: ByWindow<(Instant, String)> = Mutex::new(None);
+
+/// How long a yes nobody waited for is kept.
+const UNCLAIMED_FOR: Duration = Duration::from_secs(120);
+
+fn lock<T>(m: &ByWindow<T>) -> std::sync::MutexGuard<'_, Option<HashMap<(String, String), T>>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A lock forgets every yes nobody claimed yet.
+pub fn forget_unclaimed() {
+    lock(&UNCLAIMED).take();
+}
+
+fn window(key: &(String, String)) -> Arc<Flight<String>> {
+    let mut w = lock(&WINDOWS);
+    let w = w.get_or_insert_with(HashMap::new);
+    w.retain(|k, f| k == key || f.running());
+    w.entry(key.clone()).or_default().clone()
+}
+
+fn unclaimed_yes(key: &(String, String)) -> Option<String> {
+    let mut u = lock(&UNCLAIMED);
+    let u = u.get_or_insert_with(HashMap::new);
+    u.retain(|_, (at, _)| at.elapsed() < UNCLAIMED_FOR);
+    u.remove(key).map(|(_, how)| how)
 }
 
 #[cfg(test)]
@@ -346,45 +275,11 @@ mod tests {
 
     #[test]
     fn patterns() {
-        assert!(is_program_pattern("terraform"));
-        assert!(is_program_pattern("terraform-provider-aws*"));
-        assert!(!is_program_pattern("/usr/bin/aws"));
-        assert!(!is_program_pattern("*"));
-        assert!(!is_program_pattern("a*b"));
-        assert!(!is_program_pattern(""));
         assert!(matches(
             "terraform-provider-aws*",
             "terraform-provider-aws_v5.1.0_x5"
         ));
         assert!(!matches("terraform", "terraform-provider-aws_v5"));
         assert!(matches("kubectl", "kubectl"));
-    }
-
-    #[test]
-    fn names_of_a_binary_and_of_a_script() {
-        let bin = Program {
-            pid: Some(1),
-            exe: Some("/usr/local/bin/kubectl".into()),
-            argv: vec!["kubectl".into(), "get".into()],
-        };
-        assert_eq!(bin.names(), vec!["kubectl"]);
-        let script = Program {
-            pid: Some(2),
-            exe: Some("/usr/bin/python3.13".into()),
-            argv: vec![
-                "/usr/bin/python3".into(),
-                "/venv/bin/aws".into(),
-                "s3".into(),
-            ],
-        };
-        assert_eq!(script.names(), vec!["python3.13", "python3", "aws"]);
-        // an argument that is not a script path names nothing
-        let c = Program {
-            pid: Some(3),
-            exe: Some("/usr/bin/bash".into()),
-            argv: vec!["bash".into(), "-c".into()],
-        };
-        assert_eq!(c.names(), vec!["bash"]);
-        assert_eq!(c.shown(), "\"bash\" (pid 3)");
     }
 }

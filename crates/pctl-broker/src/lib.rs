@@ -11,8 +11,10 @@
 //! [`aws::iam`] and the 1Password source's edit; [`get_token`] maps
 //! `aws eks get-token`'s flags to the config for the broker. Nothing below
 //! calls back up.
-//! [`clock`], [`config`], [`failure`], [`audit`], [`status`], [`secret`] and
-//! [`platform`] are leaves any layer may use.
+//! [`clock`], [`config`], [`audit`], [`secret`], [`text`] and [`platform`]
+//! are leaves any layer may use (they use only each other); [`failure`],
+//! [`status`] and [`peer`] (who asked) are used across layers too. No two
+//! modules import each other (`tests/layering.rs` reads the sources).
 
 pub mod audit;
 pub mod aws;
@@ -29,6 +31,7 @@ pub mod identity;
 pub mod issue;
 pub mod logfile;
 pub mod oneshot;
+pub mod peer;
 pub mod platform;
 pub mod prompt;
 pub mod rotate;

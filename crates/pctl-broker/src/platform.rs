@@ -155,6 +155,19 @@ pub fn is_dumpable() -> bool {
     }
 }
 
+/// Asks our child `pid` (not yet waited for, so the PID is still its) to
+/// end with SIGTERM, the same on Linux and macOS: a curses pinentry then
+/// restores the terminal it drew on, which SIGKILL would leave garbled.
+pub fn terminate_child(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) with integer arguments only.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+}
+
 /// The executable of another process, for the audit log.
 pub fn exe_of(pid: i32) -> Option<PathBuf> {
     #[cfg(target_os = "linux")]

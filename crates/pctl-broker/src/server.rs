@@ -11,16 +11,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pctl_protocol::TimeLimit;
 use pctl_protocol::{
     dirs, peer, Check, Connection, ErrorKind, ErrorReply, FrameError, Level, Reply, Request,
     RequestError, Response, Setup,
 };
 use pctl_protocol::{ClusterNames, RoleArns};
+use pctl_protocol::{RequestKind, TimeLimit};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, Semaphore};
 
-use crate::broker::{Broker, LockReason, Peer};
+use crate::broker::{Broker, LockReason};
+use crate::peer::Peer;
 use crate::platform;
 
 /// Most connections served at once; more wait in the listen queue.
@@ -267,23 +268,15 @@ async fn handle(
             .setup
             .as_ref()
             .and_then(|s| daemon_setup(&broker).differences(s));
-        if let Some(why) = &differs {
-            if !matches!(
-                env.request,
-                Request::Ping
-                    | Request::Stop
-                    | Request::Lock { .. }
-                    | Request::Status
-                    | Request::Doctor { .. }
-            ) {
-                if write_response(&mut conn, &error(ErrorKind::Config, why.clone()))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                continue;
+        let kind = env.request.kind();
+        if let Some(why) = differs.as_ref().filter(|_| kind.depends_on_setup()) {
+            if write_response(&mut conn, &error(ErrorKind::Config, why.clone()))
+                .await
+                .is_err()
+            {
+                return;
             }
+            continue;
         }
         // what this request's client can do for its user
         let peer = Peer {
@@ -305,8 +298,8 @@ async fn handle(
             hold_credential_server(broker, conn, peer, role, port, env, o).await;
             return;
         }
-        let stop = matches!(env.request, Request::Stop);
-        let limit = match env.request.kind().time_limit() {
+        let stop = kind == RequestKind::Stop;
+        let limit = match kind.time_limit() {
             TimeLimit::Unlock => request_timeout(&broker),
             // bounded by the device authorization's own expiry
             TimeLimit::SignIn => Duration::from_secs(3600),
@@ -459,7 +452,15 @@ async fn dispatch(
                 .await?,
         }),
         Request::Profiles => Reply::Profiles(broker.profiles()?),
-        Request::SignIn { identity } => Reply::SignIn(broker.sign_in(&identity).await?),
+        Request::SignIn {
+            identity,
+            env,
+            opener,
+        } => Reply::SignIn(
+            broker
+                .sign_in(&identity, env.as_ref(), opener, peer)
+                .await?,
+        ),
         Request::SignInWait { identity, serial } => {
             broker.sign_in_wait(&identity, serial, peer).await?;
             Reply::Done
@@ -551,8 +552,10 @@ mod tests {
         let cfg = dir.join("config.toml");
         std::fs::write(
             &cfg,
-            format!(
-                "region = \"us-east-1\"\n[daemon]\nop_timeout = \"{op_timeout}\"\n[onepassword]\nitem = \"x\"\nvault = \"v\"\n[roles.admin]\nname = \"r\"\n"
+            // the standard test config, shared with the pytest rig and the sandbox
+            include_str!("../../../tests/fixtures/pctl.toml").replace(
+                "op_timeout = \"20s\"",
+                &format!("op_timeout = \"{op_timeout}\""),
             ),
         )
         .unwrap();

@@ -55,7 +55,13 @@ fn identity(p: &IdentityPart, clock: &dyn Clock) -> IdentityStatus {
         item: c.map(|c| c.onepassword.item.clone()).unwrap_or_default(),
         vault: c.map(|c| c.onepassword.vault.clone()).unwrap_or_default(),
         account: c.and_then(|c| c.onepassword.account.clone()),
-        mfa: c.map(|c| c.mfa.as_str()).unwrap_or("item").to_string(),
+        // "none" once an unlock showed the item has no MFA serial (what
+        // `pctl init` said), else where the code comes from
+        mfa: match p.vault.mfa {
+            Some(false) => IdentityStatus::NO_MFA,
+            _ => c.map(|c| c.mfa.as_str()).unwrap_or("item"),
+        }
+        .to_string(),
         locked,
         lock_reason: locked.then(|| p.vault.reason.as_str().to_string()),
         unlocked_at: u.as_ref().map(|u| rfc3339(u.at)),

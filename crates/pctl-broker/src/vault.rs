@@ -82,7 +82,7 @@ pub struct Unlocked {
     pub origin: Option<String>,
     /// An `sso` identity's sign-in (registration and tokens); its role
     /// sessions come from GetRoleCredentials, not from `base`.
-    pub sso: Option<Arc<crate::source::sso::SignedIn>>,
+    pub sso: Option<Arc<crate::source::sso::signed_in::SignedIn>>,
 }
 
 impl Unlocked {
@@ -126,6 +126,9 @@ struct State {
     unlocks: u64,
     /// What the last unlock ran, kept across locks for `status`.
     origin: Option<String>,
+    /// Whether the last unlock made an MFA session (the item has an MFA
+    /// serial), kept across locks for `status`; `None` before the first.
+    mfa: Option<bool>,
     /// Why the last unlock attempt failed; cleared by the next unlock.
     last_failure: Option<String>,
 }
@@ -137,6 +140,8 @@ pub struct Snapshot {
     /// Time left before the idle or lifetime limit locks.
     pub left: Option<Duration>,
     pub origin: Option<String>,
+    /// Whether the last unlock made an MFA session; `None` before the first.
+    pub mfa: Option<bool>,
     /// Why the last unlock attempt failed, if it did (and none succeeded since).
     pub last_failure: Option<String>,
 }
@@ -156,6 +161,7 @@ impl Vault {
                 epoch: 0,
                 unlocks: 0,
                 origin: None,
+                mfa: None,
                 last_failure: None,
             }),
         }
@@ -222,6 +228,7 @@ impl Vault {
         st.unlocks += 1;
         u.serial = st.unlocks;
         st.origin = u.origin.clone();
+        st.mfa = Some(u.mfa_expires.is_some());
         st.last_failure = None;
         let u = Arc::new(u);
         st.unlocked = Some(u.clone());
@@ -254,6 +261,7 @@ impl Vault {
             reason: st.reason,
             left,
             origin: st.origin.clone(),
+            mfa: st.mfa,
             last_failure: st.last_failure.clone(),
         }
     }

@@ -16,32 +16,48 @@ use pctl_broker::clock::{Clock, FakeClock};
 use pctl_broker::config::{Config, IdentityConfig};
 use pctl_broker::secret::LockedString;
 use pctl_broker::source::{CredentialSource, ItemSecrets, Mfa, SourceError, SourceRead};
-use pctl_protocol::{ClientEnv, ErrorKind};
+use pctl_protocol::{ClientEnv, ErrorKind, IdentityStatus};
 
 const ACCOUNT: &str = "000000000000";
 
+/// The standard test config, shared with the pytest rig and the sandbox.
+const STANDARD_CONFIG: &str = include_str!("../../../tests/fixtures/pctl.toml");
+
+/// `from` replaced by `to` in `text`, where `from` stands exactly once.
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{from:?} in tests/fixtures/pctl.toml"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// The standard config with idle_lock 1h and op_timeout at the daemon's
+/// default (2m), `role` as the role's name, `cluster_name` as the EKS name of
+/// [clusters.platform], and `extra_daemon` lines in [daemon] (each in place
+/// of the standard line of its key).
 fn config_text(role: &str, cluster_name: &str, extra_daemon: &str) -> String {
-    format!(
-        r#"region = "us-east-1"
-
-[daemon]
-idle_lock = "1h"
-max_unlock = "12h"
-{extra_daemon}
-
-[onepassword]
-item = "AWS user key"
-vault = "Private"
-
-[roles.admin]
-name = "{role}"
-duration = "1h"
-
-[clusters.platform]
-name = "{cluster_name}"
-role = "admin"
-"#
-    )
+    let mut text = edit(STANDARD_CONFIG, "idle_lock = \"15m\"", "idle_lock = \"1h\"");
+    text = edit(&text, "op_timeout = \"20s\"", "op_timeout = \"2m\"");
+    text = edit(
+        &text,
+        "name = \"platform-admin\"",
+        &format!("name = \"{role}\""),
+    );
+    text = edit(
+        &text,
+        "[clusters.platform]\n",
+        &format!("[clusters.platform]\nname = \"{cluster_name}\"\n"),
+    );
+    for line in extra_daemon.lines() {
+        let key = line.split(" = ").next().unwrap_or(line);
+        text = match text.lines().find(|l| l.starts_with(&format!("{key} = "))) {
+            Some(old) => edit(&text, old, line),
+            None => edit(&text, "[daemon]\n", &format!("[daemon]\n{line}\n")),
+        };
+    }
+    text
 }
 
 /// STS that mints numbered sessions and remembers what it was asked.
@@ -799,25 +815,9 @@ async fn a_lock_wins_over_an_assume_role_nobody_waits_for() {
     assert_eq!(r.sts.calls("assume").len(), 2, "built anew after the lock");
 }
 
-const TWO_IDENTITIES: &str = r#"region = "us-east-1"
-
-[identities.work]
-item = "work item"
-vault = "Private"
-
-[identities.sandbox]
-item = "sandbox item"
-vault = "Private"
-account = "my.1password.com"
-
-[roles.admin]
-identity = "work"
-name = "platform-admin"
-
-[roles.play]
-identity = "sandbox"
-name = "sandbox-admin"
-"#;
+/// The standard test config with two identities (work: "AWS work user",
+/// sandbox: "AWS sandbox user"), shared with the pytest rig.
+const TWO_IDENTITIES: &str = include_str!("../../../tests/fixtures/pctl-identities.toml");
 
 fn two_identities() -> Rig {
     rig_with(TWO_IDENTITIES, source())
@@ -852,12 +852,15 @@ async fn two_identities_each_read_once_and_assume_with_their_own_keys() {
         r.creds_for("admin").await.unwrap();
         r.creds_for("play").await.unwrap();
     }
-    assert_eq!(r.source.reads_of("work item"), 1);
-    assert_eq!(r.source.reads_of("sandbox item"), 1);
-    assert_eq!(r.assumed_from("platform-admin"), vec![key_of("work item")]);
+    assert_eq!(r.source.reads_of("AWS work user"), 1);
+    assert_eq!(r.source.reads_of("AWS sandbox user"), 1);
+    assert_eq!(
+        r.assumed_from("platform-admin"),
+        vec![key_of("AWS work user")]
+    );
     assert_eq!(
         r.assumed_from("sandbox-admin"),
-        vec![key_of("sandbox item")]
+        vec![key_of("AWS sandbox user")]
     );
     let s = r.broker.status();
     let names: Vec<_> = s.identities.iter().map(|i| i.name.as_str()).collect();
@@ -879,8 +882,8 @@ async fn two_identities_each_read_once_and_assume_with_their_own_keys() {
 async fn locking_one_identity_leaves_the_other_serving() {
     let r = two_identities();
     r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
-    assert_eq!(r.source.reads_of("work item"), 1);
-    assert_eq!(r.source.reads_of("sandbox item"), 1);
+    assert_eq!(r.source.reads_of("AWS work user"), 1);
+    assert_eq!(r.source.reads_of("AWS sandbox user"), 1);
     r.creds_for("play").await.unwrap();
     r.broker
         .lock_identity(Some("work"), LockReason::Manual)
@@ -906,8 +909,8 @@ async fn locking_one_identity_leaves_the_other_serving() {
         .await
         .unwrap();
     r.creds_for("admin").await.unwrap();
-    assert_eq!(r.source.reads_of("work item"), 2);
-    assert_eq!(r.source.reads_of("sandbox item"), 1);
+    assert_eq!(r.source.reads_of("AWS work user"), 2);
+    assert_eq!(r.source.reads_of("AWS sandbox user"), 1);
     let e = r
         .broker
         .lock_identity(Some("nope"), LockReason::Manual)
@@ -924,11 +927,15 @@ async fn locking_one_identity_leaves_the_other_serving() {
 #[tokio::test(start_paused = true)]
 async fn a_missing_item_fails_only_its_identity() {
     let r = two_identities();
-    r.source.missing.lock().unwrap().push("sandbox item".into());
+    r.source
+        .missing
+        .lock()
+        .unwrap()
+        .push("AWS sandbox user".into());
     let e = r.creds_for("play").await.unwrap_err();
     assert_eq!(e.0, ErrorKind::Op);
     assert!(
-        e.1.starts_with("identity sandbox: ") && e.1.contains("sandbox item"),
+        e.1.starts_with("identity sandbox: ") && e.1.contains("AWS sandbox user"),
         "{}",
         e.1
     );
@@ -960,7 +967,7 @@ async fn a_missing_item_fails_only_its_identity() {
 async fn a_pending_prompt_for_one_identity_does_not_block_the_other() {
     let r = two_identities();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    *r.source.hold.lock().unwrap() = Some(("sandbox item".into(), gate.clone()));
+    *r.source.hold.lock().unwrap() = Some(("AWS sandbox user".into(), gate.clone()));
     let b = r.broker.clone();
     let pending = tokio::spawn(async move { b.credentials("play", Some(&env()), &peer()).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -969,7 +976,7 @@ async fn a_pending_prompt_for_one_identity_does_not_block_the_other() {
     assert!(!pending.is_finished());
     gate.add_permits(1);
     pending.await.unwrap().unwrap();
-    assert_eq!(r.source.reads_of("sandbox item"), 1);
+    assert_eq!(r.source.reads_of("AWS sandbox user"), 1);
 }
 
 fn prompt_rig() -> Rig {
@@ -997,7 +1004,7 @@ async fn prompt_identity_asks_for_a_code_and_uses_the_typed_one() {
     let reply = pctl_protocol::ErrorReply::from(e);
     assert_eq!(reply.identity.as_deref(), Some("sandbox"));
     assert_eq!(
-        r.source.reads_of("sandbox item"),
+        r.source.reads_of("AWS sandbox user"),
         0,
         "no op read without a code"
     );
@@ -1027,7 +1034,7 @@ async fn prompt_identity_asks_for_a_code_and_uses_the_typed_one() {
         "item code for work, typed code for sandbox"
     );
     r.creds_for("play").await.unwrap();
-    assert_eq!(r.source.reads_of("sandbox item"), 1);
+    assert_eq!(r.source.reads_of("AWS sandbox user"), 1);
     // never twice: a second code in the same 30-second step is refused, not sent
     r.broker
         .lock_identity(Some("sandbox"), LockReason::Manual)
@@ -1270,7 +1277,7 @@ async fn an_identity_dropped_from_the_config_is_locked_and_audited() {
     r.creds_for("play").await.unwrap();
     let without_sandbox = TWO_IDENTITIES
         .replace(
-            "[identities.sandbox]\nitem = \"sandbox item\"\nvault = \"Private\"\naccount = \"my.1password.com\"\n",
+            "[identities.sandbox]\nitem = \"AWS sandbox user\"\nvault = \"Private\"\naccount = \"my.1password.com\"\n",
             "",
         )
         .replace(
@@ -1305,7 +1312,7 @@ async fn an_identity_dropped_from_the_config_is_locked_and_audited() {
     let before = r.sts.calls("assume").len();
     r.creds_for("admin").await.unwrap();
     r.creds_for("admin").await.unwrap();
-    assert_eq!(r.source.reads_of("work item"), 1);
+    assert_eq!(r.source.reads_of("AWS work user"), 1);
     assert!(r.sts.calls("assume").len() <= before + 1);
     // another load of the same config audits nothing more
     r.broker.config().unwrap();
@@ -1467,4 +1474,25 @@ source_role = "admin"
             "assume arn:aws:iam::111111111111:role/partner from ASIAFAKE00000000 with {want:?}"
         ),
     );
+}
+
+/// `status` says an identity uses no MFA once an unlock showed its item
+/// has no MFA serial (as `pctl init` said of it), and keeps saying so
+/// while locked; before the first unlock, and for an item with a serial,
+/// it names where the code comes from.
+#[tokio::test(start_paused = true)]
+async fn status_says_no_mfa_for_an_item_without_a_serial() {
+    let mfa = |r: &Rig| r.broker.status().identities[0].mfa.clone();
+    let r = rig();
+    assert_eq!(mfa(&r), "item", "nothing read yet");
+    r.creds(true).await.unwrap();
+    assert_eq!(mfa(&r), IdentityStatus::NO_MFA);
+    r.broker.lock(LockReason::Manual);
+    assert_eq!(mfa(&r), IdentityStatus::NO_MFA);
+
+    let mut with_serial = source();
+    with_serial.mfa = true;
+    let r = rig_with(&config_text("platform-admin", "platform", ""), with_serial);
+    r.creds(true).await.unwrap();
+    assert_eq!(mfa(&r), "item");
 }

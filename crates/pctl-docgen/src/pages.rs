@@ -279,6 +279,7 @@ const DAEMON: &[Key] = &[
     ("op_timeout", "duration, default \"2m\"", "Time to answer the 1Password prompt (and for mfa_command)."),
     ("mfa_session", "duration, default \"12h\"", "GetSessionToken duration, 15m to 36h."),
     ("pinentry", "absolute path", "The pinentry program that asks for an MFA code or a confirmation when the requesting program has no terminal (default: the first of pinentry-mac, pinentry-gnome3, pinentry-qt, pinentry on PATH)."),
+    ("sso_pinentry", "\"auto\", \"always\" or \"never\", default \"auto\"", "When an IAM Identity Center sign-in for a program without a terminal shows its URL and code in a pinentry window: when no browser can be opened, always, or never (a desktop notification names the program and the code every time)."),
 ];
 
 const IDENTITY: &[Key] = &[

@@ -1,7 +1,8 @@
 //! What kind of work a [`Request`] is, in one place: its name, how long the
-//! daemon lets it run ([`TimeLimit`]) and whether it may have to read
-//! 1Password first. The daemon's server and the client both ask
-//! [`Request::kind`] instead of matching the request's variants each.
+//! daemon lets it run ([`TimeLimit`]), whether it may have to read
+//! 1Password first and whether its answer depends on the daemon's setup.
+//! The daemon's server and the client both ask [`Request::kind`] instead of
+//! matching the request's variants each.
 
 use crate::Request;
 
@@ -133,6 +134,22 @@ impl RequestKind {
                 | RequestKind::AssumableRoles
         )
     }
+
+    /// Whether the answer comes from the daemon's config file and endpoint
+    /// settings ([`crate::Setup`]): a daemon refuses it to a client whose
+    /// setup differs, as it would answer from the wrong file or account.
+    /// The rest (ping, stop, lock, status, doctor) still work, so such a
+    /// client can see why (status and doctor say so) and stop the daemon.
+    pub fn depends_on_setup(self) -> bool {
+        !matches!(
+            self,
+            RequestKind::Ping
+                | RequestKind::Stop
+                | RequestKind::Lock
+                | RequestKind::Status
+                | RequestKind::Doctor
+        )
+    }
 }
 
 impl std::fmt::Display for RequestKind {
@@ -221,6 +238,8 @@ mod tests {
             },
             Request::SignIn {
                 identity: "sso".into(),
+                env: None,
+                opener: false,
             },
             Request::SignInWait {
                 identity: "sso".into(),
@@ -285,6 +304,24 @@ mod tests {
             (K::SignInWait, TimeLimit::SignIn),
         ] {
             assert_eq!(kind.time_limit(), want, "{kind}");
+        }
+    }
+
+    /// What a daemon of another setup still answers: what tells the user
+    /// why and lets them stop it; everything else would read the wrong
+    /// config or account. Every request that may unlock depends on it.
+    #[test]
+    fn what_depends_on_the_setup() {
+        use RequestKind as K;
+        let free: Vec<K> = K::ALL
+            .into_iter()
+            .filter(|k| !k.depends_on_setup())
+            .collect();
+        assert_eq!(free, [K::Ping, K::Lock, K::Status, K::Doctor, K::Stop]);
+        for k in K::ALL {
+            if k.may_unlock() || k.time_limit() != TimeLimit::Short {
+                assert!(k.depends_on_setup(), "{k}");
+            }
         }
     }
 

@@ -51,7 +51,8 @@ pub fn forwarded_env_name(name: &str) -> bool {
 
 /// Names of the variables an `mfa_command` runs with: enough to find its
 /// programs, speak the user's language and reach a display, a terminal or
-/// the session bus (a prompt, a security key's helper); nothing of
+/// the session bus (a prompt, a security key's helper; `GPG_TTY`: the
+/// terminal a pinentry may draw on, as gpg-agent uses it); nothing of
 /// 1Password's (`OP_*`) and nothing else of the client's environment.
 pub fn mfa_env_name(name: &str) -> bool {
     matches!(
@@ -64,6 +65,7 @@ pub fn mfa_env_name(name: &str) -> bool {
             | "WAYLAND_DISPLAY"
             | "XDG_RUNTIME_DIR"
             | "DBUS_SESSION_BUS_ADDRESS"
+            | "GPG_TTY"
     ) || name.starts_with("LC_")
 }
 
@@ -309,7 +311,19 @@ pub enum Request {
     /// Start (or join) the IAM Identity Center device authorization of an
     /// `sso` identity, after [`ErrorKind::NeedsSignIn`]. The answer is
     /// [`Reply::SignIn`]: what the user opens and types.
-    SignIn { identity: String },
+    ///
+    /// A client without a terminal ([`Caller::terminal`]) sends its
+    /// display variables (`env`) and whether it can open a browser
+    /// (`opener`): the daemon then shows the sign-in on the desktop (a
+    /// notification with the code; a pinentry window with the URL and the
+    /// code when no browser opens).
+    SignIn {
+        identity: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        env: Option<ClientEnv>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        opener: bool,
+    },
     /// Wait for the device authorization `serial` of `identity` to end:
     /// `Done` when signed in, else why not (denied, expired).
     SignInWait { identity: String, serial: u64 },
@@ -784,7 +798,9 @@ pub struct IdentityStatus {
     pub vault: String,
     #[serde(default)]
     pub account: Option<String>,
-    /// Where the MFA code comes from: "item", "prompt", "process".
+    /// Where the MFA code comes from: "item", "prompt", "process"; or
+    /// [`IdentityStatus::NO_MFA`] once an unlock showed the item has no
+    /// MFA serial.
     pub mfa: String,
     pub locked: bool,
     pub lock_reason: Option<String>,
@@ -805,6 +821,12 @@ pub struct IdentityStatus {
     /// An IAM Identity Center identity's sign-in (`source = "sso"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sso: Option<SsoIdentityStatus>,
+}
+
+impl IdentityStatus {
+    /// The `mfa` of an identity whose item has no MFA serial (learnt at its
+    /// last unlock): it unlocks without an MFA session.
+    pub const NO_MFA: &'static str = "none";
 }
 
 /// The state of an `sso` identity's sign-in. Never a token.

@@ -1,5 +1,6 @@
 //! The syntax of the names and values pctl writes into other programs'
-//! files: role, cluster and identity names, AWS regions, role ARNs. One
+//! files: role, cluster and identity names, AWS regions, role ARNs, role
+//! session names. One
 //! rule each, used by the daemon's config parser, by `pctl init` and its
 //! import, and again by every writer of a user file (the AWS config's INI
 //! block, kubeconfig YAML, shell completions), so a name that reaches
@@ -145,6 +146,41 @@ pub fn arn_is_role_name(arn: &str, name: &str) -> bool {
             .is_some_and(|(_, path)| path == role_path(name))
 }
 
+/// The role session name rule, as written in messages.
+pub const SESSION_NAME_RULE: &str = "2-64 letters, digits and +=,.@-_";
+
+/// Whether `c` is one of IAM's name characters (`[\w+=,.@-]`, ASCII).
+fn is_iam_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "+=,.@-_".contains(c)
+}
+
+/// Whether `s` is a role session name STS accepts (RoleSessionName, and
+/// SourceIdentity alike: 2 to 64 of `[\w+=,.@-]`): the config's
+/// `session_name` and `source_identity`, what the daemon derives from the
+/// IAM user, and `pctl init`'s import of `role_session_name`.
+pub fn is_session_name(s: &str) -> bool {
+    (2..=64).contains(&s.len()) && s.chars().all(is_iam_char)
+}
+
+/// Whether `s` is an AWS account ID: 12 digits.
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.chars().all(|c| c.is_ascii_digit())
+}
+
+/// An account ID as written in a 1Password field (`1234-5678-9012`, with
+/// spaces or dashes) without its separators; check it with
+/// [`is_account_id`].
+pub fn account_id_digits(value: &str) -> String {
+    value.chars().filter(|c| !matches!(c, '-' | ' ')).collect()
+}
+
+/// Whether `s` is an IAM role's name without a path (1 to 64 of
+/// `[\w+=,.@-]`), as an IAM Identity Center permission set's role is
+/// named (a configured `role_name`, `pctl sso sync`).
+pub fn is_iam_role_name(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.chars().all(is_iam_char)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +240,28 @@ mod tests {
         ));
         assert!(!arn_is_role_name("arn:aws:iam::9:role/admin", "ops/admin"));
         assert!(is_role_name("ops/admin") && !is_role_name("a:b") && !is_role_name("/"));
+    }
+
+    #[test]
+    fn session_names() {
+        for s in ["ab", "a+b=c,d.e@f-g_h", &"x".repeat(64)] {
+            assert!(is_session_name(s), "{s}");
+        }
+        for s in ["a", "a b", "é1", "a/b", "a\nb", &"x".repeat(65)] {
+            assert!(!is_session_name(s), "{s}");
+        }
+        assert!(is_iam_role_name("A") && is_iam_role_name("AWSReservedSSO_Dev+x"));
+        assert!(!is_iam_role_name("") && !is_iam_role_name("ops/admin"));
+        assert!(is_account_id("123456789012"));
+        assert_eq!(account_id_digits("1234-5678 9012"), "123456789012");
+        for bad in [
+            "12345678901",
+            "1234567890123",
+            "12345678901a",
+            "１23456789012",
+        ] {
+            assert!(!is_account_id(bad), "{bad}");
+        }
     }
 
     proptest! {

@@ -30,7 +30,7 @@ pub mod labels {
 pub const CATEGORIES: &str = "API Credential,Login";
 
 /// Which item an `item` command is about.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ItemRef<'a> {
     pub item: &'a str,
     /// `None`: every vault (`op`'s default).

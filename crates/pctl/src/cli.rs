@@ -67,12 +67,111 @@ pub fn normalize(args: Vec<OsString>) -> Vec<OsString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
+    use pctl_protocol::GetTokenFlags;
+
+    fn argv(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
+    }
+
+    /// The `eks token` arguments clap parses from a command line.
+    fn clap_eks_token(args: Vec<OsString>) -> Result<cmd::eks_token::Args, clap::Error> {
+        match Cli::try_parse_from(args)?.command {
+            Cmd::Eks(cmd::eks::Args {
+                command: cmd::eks::EksCmd::Token(a),
+            }) => Ok(a),
+            other => panic!("not eks token: {other:?}"),
+        }
+    }
+
+    /// `eks token`'s hand parser reads what clap reads.
+    #[test]
+    fn eks_token_fast_parser_agrees_with_clap() {
+        for ok in [
+            "pctl eks token --cluster platform",
+            "pctl eks token --cluster platform --role admin",
+            "pctl eks token --role admin --cluster=platform",
+            "pctl eks token --region us-east-1 --cluster-name platform --output json",
+            "pctl eks token --cluster-name p --output=json --role-arn arn:aws:iam::1:role/x",
+            "pctl eks token --cluster p --region eu-west-1",
+        ] {
+            let fast = cmd::eks_token::parse_fast(&argv(ok)).map(|c| format!("{c:?}"));
+            let slow = clap_eks_token(argv(ok))
+                .map(|c| format!("{c:?}"))
+                .unwrap_or_else(|e| format!("error: {}", e.kind()));
+            assert_eq!(fast.as_deref(), Some(slow.as_str()), "{ok}");
+        }
+    }
+
+    /// `credential-process`'s hand parser reads what clap reads.
+    #[test]
+    fn credential_process_fast_parser_agrees_with_clap() {
+        for ok in [
+            "pctl credential-process --role admin",
+            "pctl credential-process --role=admin",
+            "pctl credential-process --role prod.ro",
+        ] {
+            let fast = cmd::credential_process::parse_fast(&argv(ok)).map(|a| format!("{a:?}"));
+            let slow = match Cli::try_parse_from(argv(ok)) {
+                Ok(Cli {
+                    command: Cmd::CredentialProcess(a),
+                }) => format!("{a:?}"),
+                Ok(other) => panic!("not credential-process: {other:?}"),
+                Err(e) => format!("error: {}", e.kind()),
+            };
+            assert_eq!(fast, Some(slow), "{ok}");
+        }
+    }
+
+    /// `aws eks get-token`'s command line, rewritten by [`normalize`], is
+    /// one clap accepts with the flags as given; the mistakes it refuses.
+    #[test]
+    fn aws_eks_get_token_command_lines() {
+        let a = clap_eks_token(normalize(argv(
+            "pctl --region eu-west-1 eks get-token --cluster-name prod --output json --role-arn arn:aws:iam::1:role/x",
+        )))
+        .unwrap();
+        assert_eq!(
+            a.request(),
+            (
+                String::new(),
+                None,
+                Some(GetTokenFlags {
+                    cluster_name: Some("prod".into()),
+                    region: Some("eu-west-1".into()),
+                    role_arn: Some("arn:aws:iam::1:role/x".into()),
+                })
+            )
+        );
+        for bad in [
+            "pctl eks token",
+            "pctl eks token --cluster a --cluster-name b",
+            "pctl eks token --cluster a --output yaml",
+            "pctl eks token --cluster a --role r --role-arn x",
+        ] {
+            assert!(Cli::try_parse_from(argv(bad)).is_err(), "{bad}");
+        }
+    }
+
+    /// compinit reads only line 1 for `#compdef`: clap_complete puts it there.
+    #[test]
+    fn zsh_compdef_on_line_one() {
+        let mut buf = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Zsh,
+            &mut Cli::command(),
+            "pctl",
+            &mut buf,
+        );
+        assert!(String::from_utf8(buf)
+            .unwrap()
+            .starts_with("#compdef pctl\n"));
+    }
 
     /// Every argument of every command, hidden ones included, says what it is
     /// for in `--help`.
     #[test]
     fn every_argument_has_a_description() {
-        use clap::CommandFactory;
         fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
             let path = format!("{path} {}", cmd.get_name());
             if cmd.get_about().is_none() && cmd.get_long_about().is_none() {

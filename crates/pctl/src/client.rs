@@ -260,16 +260,24 @@ impl Client {
     /// An `sso` identity must sign in: start (or join) its device
     /// authorization, open the verification URL with the same opener as
     /// `pctl login` and print it with the code on stderr, then wait for the
-    /// outcome. A client that can show nothing (no terminal on stderr, no
-    /// opener) fails with the daemon's line (run `pctl unlock --identity`).
+    /// outcome. Without a controlling terminal ([`crate::caller`]) the
+    /// daemon shows the sign-in on the desktop (a notification, a pinentry
+    /// window when no browser opens): this client only says whether it can
+    /// open a browser. A client with a terminal that can show nothing (its
+    /// stderr is no terminal, no opener) fails with the daemon's line (run
+    /// `pctl unlock --identity`).
     fn sign_in(&self, identity: &str, message: &str) -> Result<()> {
         use std::io::IsTerminal;
         let terminal = std::io::stderr().is_terminal();
-        if !terminal && !crate::cmd::login::opener_available() {
+        let opener = crate::browser::opener_available();
+        let desktop = !crate::caller::current().terminal;
+        if !terminal && !opener && !desktop {
             bail!("{message}");
         }
         let prompt: SignInPrompt = self.call(Request::SignIn {
             identity: identity.to_string(),
+            env: desktop.then(ClientEnv::from_current),
+            opener,
         })?;
         if prompt.started || terminal {
             eprintln!(
@@ -281,8 +289,8 @@ impl Client {
                 prompt.expires_in.div_ceil(60)
             );
         }
-        if prompt.started {
-            if let Err(e) = crate::cmd::login::open_url(&prompt.verification_uri_complete) {
+        if prompt.started && (terminal || opener) {
+            if let Err(e) = crate::browser::open_url(&prompt.verification_uri_complete) {
                 eprintln!("pctl: {e}");
             }
         }
@@ -471,7 +479,8 @@ impl Client {
             setup: Some(setup()),
             caller: Some(crate::caller::current()),
         };
-        for attempt in 0..3 {
+        let mut sign_ins = 0;
+        for attempt in 0..6 {
             let mut conn = self.connect_or_start()?;
             match exchange(&mut conn, &env)? {
                 Response::Ok(r) => {
@@ -489,6 +498,18 @@ impl Client {
                     if let Some(c) = env.caller.as_mut() {
                         c.confirmed = Some(role);
                     }
+                }
+                // as for any request: sign in, or type the code, then again
+                Response::Error(e) if e.kind == ErrorKind::NeedsSignIn && sign_ins < 3 => {
+                    drop(conn);
+                    sign_ins += 1;
+                    let identity = e.identity.clone().unwrap_or_default();
+                    self.sign_in(&identity, &e.message)?;
+                }
+                Response::Error(e) if e.kind == ErrorKind::NeedsMfaCode => {
+                    drop(conn);
+                    let identity = e.identity.clone().unwrap_or_default();
+                    self.unlock_with_typed_code(&identity, &e.message)?;
                 }
                 Response::Error(e) if e.kind == ErrorKind::Version && attempt == 0 => {
                     eprintln!(

@@ -164,9 +164,9 @@ fn check_fields(item: &FullItem) -> Result<CheckedItem> {
     }
     let account: String = find(ACCOUNT_ID)
         .and_then(|f| f.value.as_ref())
-        .map(|v| v.chars().filter(|c| !matches!(c, '-' | ' ')).collect())
+        .map(|v| pctl_protocol::names::account_id_digits(v))
         .unwrap_or_default();
-    if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+    if !pctl_protocol::names::is_account_id(&account) {
         bail!("field '{ACCOUNT_ID}' of 1Password item '{title}' is not a 12-digit AWS account ID: fix it in 1Password");
     }
     let serial = find(MFA_SERIAL).is_some();

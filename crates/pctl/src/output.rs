@@ -9,6 +9,20 @@ use serde_json::json;
 
 use crate::cmd::args::ShellKind;
 
+/// What `pctl init` and `pctl status` both call an identity whose item has
+/// no MFA serial.
+pub const NO_MFA: &str = "no MFA";
+
+/// An identity's MFA in `pctl status` ([`pctl_protocol::IdentityStatus::mfa`]):
+/// [`NO_MFA`], or where the code comes from (`mfa item`).
+pub fn mfa_shown(mode: &str) -> String {
+    if mode == pctl_protocol::IdentityStatus::NO_MFA {
+        NO_MFA.to_string()
+    } else {
+        format!("mfa {mode}")
+    }
+}
+
 /// Quotes a value for the shell.
 pub fn quote(kind: ShellKind, v: &str) -> String {
     match kind {
@@ -288,6 +302,15 @@ fn short(d: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `pctl status` names an item without an MFA serial as `pctl init`
+    /// does.
+    #[test]
+    fn status_and_init_call_no_mfa_the_same() {
+        assert_eq!(mfa_shown(pctl_protocol::IdentityStatus::NO_MFA), NO_MFA);
+        assert_eq!(mfa_shown("item"), "mfa item");
+        assert_eq!(mfa_shown("prompt"), "mfa prompt");
+    }
 
     #[test]
     fn times_read_relative_and_columns_align() {

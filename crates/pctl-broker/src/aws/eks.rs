@@ -175,8 +175,21 @@ pub fn eks_token(
 
 #[cfg(test)]
 mod tests {
+    use super::super::service_error;
     use super::*;
     use crate::secret::LockedString;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever AWS answers a DescribeCluster with, pctl repeats one
+        /// printable line of bounded length.
+        #[test]
+        fn describe_errors_are_clean_and_bounded(code in "[A-Za-z]{1,30}", message in "(?s).{0,2000}") {
+            let e = describe_error("platform", "us-east-1", service_error(&code, &message));
+            prop_assert!(!e.0.chars().any(|c| c.is_control()), "{:?}", e.0);
+            prop_assert!(e.0.chars().count() <= 600);
+        }
+    }
 
     #[test]
     fn token_shape_matches_eks() {

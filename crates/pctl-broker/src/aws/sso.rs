@@ -64,6 +64,14 @@ pub enum TokenError {
     Other(String),
 }
 
+/// What CreateToken is asked to exchange.
+enum Grant<'a> {
+    /// A device authorization's code ([`DEVICE_GRANT`]).
+    Device(&'a LockedString),
+    /// A refresh token ([`REFRESH_GRANT`]).
+    Refresh(&'a LockedString),
+}
+
 /// One account the user may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -174,17 +182,8 @@ impl SsoApi {
         reg: &Registration,
         device: &DeviceAuth,
     ) -> Result<Tokens, TokenError> {
-        let r = self
-            .oidc(region)
+        self.create_token(region, reg, Grant::Device(&device.device_code))
             .await
-            .create_token()
-            .client_id(&reg.client_id)
-            .client_secret(reg.client_secret.expose())
-            .grant_type(DEVICE_GRANT)
-            .device_code(device.device_code.expose())
-            .send()
-            .await;
-        tokens_from(r)
     }
 
     /// CreateToken with the refresh token.
@@ -194,17 +193,28 @@ impl SsoApi {
         reg: &Registration,
         refresh_token: &LockedString,
     ) -> Result<Tokens, TokenError> {
-        let r = self
+        self.create_token(region, reg, Grant::Refresh(refresh_token))
+            .await
+    }
+
+    /// CreateToken as the registered client `reg`, for either grant.
+    async fn create_token(
+        &self,
+        region: &str,
+        reg: &Registration,
+        grant: Grant<'_>,
+    ) -> Result<Tokens, TokenError> {
+        let call = self
             .oidc(region)
             .await
             .create_token()
             .client_id(&reg.client_id)
-            .client_secret(reg.client_secret.expose())
-            .grant_type(REFRESH_GRANT)
-            .refresh_token(refresh_token.expose())
-            .send()
-            .await;
-        tokens_from(r)
+            .client_secret(reg.client_secret.expose());
+        let call = match grant {
+            Grant::Device(code) => call.grant_type(DEVICE_GRANT).device_code(code.expose()),
+            Grant::Refresh(token) => call.grant_type(REFRESH_GRANT).refresh_token(token.expose()),
+        };
+        tokens_from(call.send().await)
     }
 
     /// GetRoleCredentials. `Err(None)`: the access token was refused

@@ -219,3 +219,84 @@ pub(crate) fn sts_error<E: ProvideErrorMetadata + std::error::Error>(
     };
     AwsError(msg.replace("  ", " "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::service_error;
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn hostile_message_is_one_capped_line_keeping_the_code() {
+        let msg = format!("denied\x1b]0;pwned\x07\r\nFAKE: ok{}", "x".repeat(5000));
+        let e = sts_error(
+            "AssumeRole",
+            "arn:aws:iam::1:role/r",
+            service_error("AccessDenied", &msg),
+        );
+        assert!(e.0.contains("AccessDenied"), "{}", e.0);
+        assert!(!e.0.chars().any(|c| c.is_control()), "{:?}", e.0);
+        assert!(e.0.chars().count() < 600, "{}", e.0.len());
+    }
+
+    #[test]
+    fn assume_role_denied_names_policy_trust_and_arn_next_to_aws_message() {
+        let aws = "User: arn:aws:iam::1:user/u is not authorized to perform: sts:AssumeRole";
+        let e = sts_error(
+            "AssumeRole",
+            "arn:aws:iam::1:role/r",
+            service_error("AccessDenied", aws),
+        );
+        for needle in [
+            "AccessDenied",
+            aws,
+            "user's policy",
+            "trust policy",
+            "ARN has a typo",
+        ] {
+            assert!(e.0.contains(needle), "{needle:?} not in {}", e.0);
+        }
+    }
+
+    #[test]
+    fn signature_errors_name_the_clock_first() {
+        let e = sts_error(
+            "AssumeRole",
+            "arn:aws:iam::1:role/r",
+            service_error(
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match",
+            ),
+        );
+        let clock = e.0.find("clock").expect(&e.0);
+        assert!(clock < e.0.find("secret key").expect(&e.0), "{}", e.0);
+        assert!(
+            e.0.contains("The request signature we calculated"),
+            "{}",
+            e.0
+        );
+        let e = sts_error(
+            "AssumeRole",
+            "arn:aws:iam::1:role/r",
+            service_error(
+                "SignatureDoesNotMatch",
+                "Signature expired: 20260101T000000Z is now earlier than 20260101T001000Z",
+            ),
+        );
+        assert!(e.0.contains("clock is off"), "{}", e.0);
+        assert!(!e.0.contains("secret key"), "{}", e.0);
+        assert!(e.0.contains("Signature expired: 2026"), "{}", e.0);
+    }
+
+    proptest! {
+        /// Whatever AWS answers, pctl repeats one printable line of bounded
+        /// length, and a printable error code survives.
+        #[test]
+        fn sts_errors_are_clean_and_bounded(code in "[A-Za-z]{1,30}", message in "(?s).{0,2000}") {
+            let e = sts_error("AssumeRole", "arn:aws:iam::1:role/r", service_error(&code, &message));
+            prop_assert!(!e.0.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'), "{:?}", e.0);
+            prop_assert!(e.0.chars().count() <= 600, "{}", e.0.chars().count());
+            prop_assert!(e.0.contains(&code), "{}", e.0);
+        }
+    }
+}

@@ -40,7 +40,7 @@ use crate::audit::Audit;
 use crate::aws::sts::{SdkSts, Sts};
 use crate::aws::{Sdk, OPERATION_TIMEOUT};
 use crate::clock::{rfc3339, Clock, SystemClock};
-use crate::config::{Config, ConfigCache, ConfigError};
+use crate::config::{Config, ConfigCache, ConfigError, RoleConfig};
 use crate::failure::locked_meanwhile;
 use crate::identity::{Identities, Identity};
 use crate::issue::RoleSpec;
@@ -52,24 +52,8 @@ use crate::vault::Unlocked;
 
 pub use crate::failure::Failure;
 pub use crate::issue::TOKEN_SESSION_MIN;
+pub use crate::peer::Peer;
 pub use crate::vault::LockReason;
-
-/// Who asked, as the kernel reported it.
-#[derive(Debug, Clone, Default)]
-pub struct Peer {
-    pub pid: Option<i32>,
-    pub uid: Option<u32>,
-    pub exe: Option<String>,
-    /// What the client said it can do for its user ([`pctl_protocol::Caller`]);
-    /// `None`: nothing said (prompts then go back to the client as before).
-    pub caller: Option<pctl_protocol::Caller>,
-    /// The peer is the program itself (a credential endpoint's requester),
-    /// not a `pctl` client run by it ([`crate::guard`]).
-    pub direct: bool,
-    /// The request starts a credential endpoint: `allowed_programs` is
-    /// checked at each of the endpoint's requests instead.
-    pub serving: bool,
-}
 
 /// What `pctl login` asks for.
 pub struct ConsoleRequest<'a> {
@@ -216,8 +200,12 @@ impl Broker {
         self.enforce_limits();
         let id = self.identities.get(&role.identity);
         let on_fresh = || self.on_unlock(&id, peer);
-        let (ask, _waiting) =
-            crate::prompt::before_unlock(cfg, role, &id, self.clock.as_ref(), env, peer);
+        let state = crate::prompt::UnlockState {
+            unlocked: matches!(id.vault.current(self.clock.as_ref()), Ok(Some(_))),
+            running: id.unlocker.running(),
+            sso_pending: id.unlocker.sso.pending_prompt(),
+        };
+        let (ask, _waiting) = crate::prompt::before_unlock(cfg, role, state, env, peer)?;
         let u = id
             .unlocker
             .on_demand_asking(cfg, env, ask, on_fresh)
@@ -293,6 +281,7 @@ impl Broker {
 
     fn lock_one(&self, id: &Identity, reason: LockReason) {
         id.unlocker.sso.cancel();
+        crate::guard::forget_unclaimed();
         let dropped = id.vault.lock(reason);
         id.issuer.clear();
         drop(dropped);
@@ -393,6 +382,50 @@ fn limit_for(op_timeout: Duration) -> Duration {
 }
 
 /// An audit record of `peer` being issued `issued`, now.
+impl Broker {
+    /// Before a session of `role` is made: when the role needs a yes
+    /// ([`crate::guard::confirm_needed`]) and `cached` says no session would be reused,
+    /// the user is asked ([`crate::guard::confirm`]) and the answer audited. The turn
+    /// returned is held until the session is made, so a request that
+    /// waited for it finds the session cached.
+    pub(crate) async fn break_glass(
+        &self,
+        cfg: &Config,
+        role: &RoleConfig,
+        env: Option<&ClientEnv>,
+        peer: &Peer,
+        cached: impl Fn() -> bool,
+    ) -> Result<Option<crate::guard::Turn>, Failure> {
+        if !crate::guard::confirm_needed(cfg, role) {
+            return Ok(None);
+        }
+        let t = crate::guard::turn(&role.key).await;
+        if cached() {
+            return Ok(None);
+        }
+        let answer = crate::guard::confirm(cfg, role, peer, env).await;
+        let what = match &answer {
+            Ok(how) => Some(("confirm", how.clone())),
+            Err(f) if f.0 == ErrorKind::Refused => Some(("denied", f.1.clone())),
+            Err(_) => None,
+        };
+        if let Some((issued, how)) = what {
+            self.audit.record(pctl_protocol::AuditRecord {
+                time: crate::clock::rfc3339(self.clock.now()),
+                pid: peer.pid,
+                uid: peer.uid,
+                exe: peer.exe.clone(),
+                issued: issued.into(),
+                role: Some(format!("{}: {how}", role.key)),
+                cluster: None,
+                expiration: None,
+                cached: false,
+            });
+        }
+        answer.map(|_| Some(t))
+    }
+}
+
 fn record(clock: &dyn Clock, peer: &Peer, issued: &str, what: Issued<'_>) -> AuditRecord {
     AuditRecord {
         time: rfc3339(clock.now()),

@@ -98,6 +98,22 @@ pub struct DaemonConfig {
     /// `pinentry = "PATH"`: the pinentry that asks a user whose client has
     /// no terminal; `None`: the first found of [`crate::prompt::pinentry::DEFAULTS`].
     pub pinentry: Option<PathBuf>,
+    /// `sso_pinentry`: when an IAM Identity Center sign-in for a client
+    /// without a terminal shows its URL and code in a pinentry window.
+    pub sso_pinentry: SsoPinentry,
+}
+
+/// When a sign-in for a client without a terminal gets a pinentry window
+/// (`[daemon] sso_pinentry`); the desktop notification comes every time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SsoPinentry {
+    /// When the client cannot open a browser.
+    #[default]
+    Auto,
+    /// Also when the browser opens (the window says which code to confirm).
+    Always,
+    /// Never: the notification names the URL and the code.
+    Never,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -177,7 +193,7 @@ impl RoleConfig {
     /// The role ARN, given the account ID read from 1Password.
     pub fn arn(&self, account_id: &str) -> String {
         if let Some(s) = &self.sso {
-            return format!("arn:aws:iam::{}:role/{}", s.account_id, s.role_name);
+            return pctl_protocol::names::role_arn(&s.account_id, &s.role_name);
         }
         match (&self.arn, &self.name) {
             (Some(arn), _) => arn.clone(),

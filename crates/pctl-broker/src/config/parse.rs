@@ -119,6 +119,8 @@ struct RawDaemon {
     mfa_session: Option<String>,
     /// The pinentry program for users without a terminal (absolute path).
     pinentry: Option<PathBuf>,
+    /// "auto" | "always" | "never": an SSO sign-in's pinentry window.
+    sso_pinentry: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -407,6 +409,17 @@ fn daemon(err: &Errors<'_>, raw: RawDaemon) -> Result<DaemonConfig, ConfigError>
         op_timeout: err.duration("daemon.op_timeout", raw.op_timeout, "2m")?,
         mfa_session: err.duration("daemon.mfa_session", raw.mfa_session, "12h")?,
         pinentry: raw.pinentry,
+        sso_pinentry: match raw.sso_pinentry.as_deref() {
+            None | Some("auto") => SsoPinentry::Auto,
+            Some("always") => SsoPinentry::Always,
+            Some("never") => SsoPinentry::Never,
+            Some(other) => {
+                return Err(err.at(
+                    "daemon.sso_pinentry",
+                    format!("\"{other}\" is not one of \"auto\", \"always\", \"never\""),
+                ))
+            }
+        },
     };
     if let Some(p) = &daemon.pinentry {
         if !p.is_absolute() {
@@ -640,19 +653,14 @@ fn sso_role(
         ));
     }
     let account_id = r.account_id.clone().unwrap_or_default();
-    if account_id.len() != 12 || !account_id.chars().all(|c| c.is_ascii_digit()) {
+    if !names::is_account_id(&account_id) {
         return Err(err.at(
             &format!("{k}.account_id"),
             "missing or not a 12-digit AWS account ID",
         ));
     }
     let role_name = r.role_name.clone().unwrap_or_default();
-    if role_name.is_empty()
-        || role_name.len() > 64
-        || !role_name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
-    {
+    if !names::is_iam_role_name(&role_name) {
         return Err(err.at(
             &format!("{k}.role_name"),
             "missing or not a role name (the permission set's name, e.g. \"AdministratorAccess\")",
@@ -769,16 +777,8 @@ fn roles(
             names::check_region(region).map_err(|w| err.at(&format!("{k}.region"), w))?;
         }
         if let Some(s) = &r.source_identity {
-            if s.len() < 2
-                || s.len() > 64
-                || !s
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
-            {
-                return Err(err.at(
-                    &format!("{k}.source_identity"),
-                    "2-64 characters of letters, digits and +=,.@-_",
-                ));
+            if !names::is_session_name(s) {
+                return Err(err.at(&format!("{k}.source_identity"), names::SESSION_NAME_RULE));
             }
         }
         if r.tags.len() > 50 {
@@ -858,7 +858,7 @@ fn roles(
                 ))
             }
             Some(v) => {
-                if let Some(bad) = v.iter().find(|p| !crate::guard::is_program_pattern(p)) {
+                if let Some(bad) = v.iter().find(|p| !is_program_pattern(p)) {
                     return Err(err.at(
                         &format!("{k}.allowed_programs"),
                         format!(
@@ -872,10 +872,13 @@ fn roles(
         };
         let session_name = r.session_name.clone();
         if let Some(n) = &session_name {
-            if !crate::unlock::is_session_name(n) {
+            if !names::is_session_name(n) {
                 return Err(err.at(
                     &format!("{k}.session_name"),
-                    "2-64 characters of letters, digits and =,.@-_",
+                    format!(
+                        "is not a role session name: use {}",
+                        names::SESSION_NAME_RULE
+                    ),
                 ));
             }
         }
@@ -956,24 +959,30 @@ fn clusters(
     Ok(clusters)
 }
 
+/// A valid `allowed_programs` entry: a file name (no `/`, no control
+/// character), with at most a trailing `*` ([`crate::guard`] matches it).
+fn is_program_pattern(p: &str) -> bool {
+    let body = p.strip_suffix('*').unwrap_or(p);
+    !body.is_empty() && !p.contains('/') && !body.contains('*') && !p.chars().any(char::is_control)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
-region = "us-east-1"
+    #[test]
+    fn program_patterns() {
+        assert!(is_program_pattern("terraform"));
+        assert!(is_program_pattern("terraform-provider-aws*"));
+        assert!(!is_program_pattern("/usr/bin/aws"));
+        assert!(!is_program_pattern("*"));
+        assert!(!is_program_pattern("a*b"));
+        assert!(!is_program_pattern(""));
+        assert!(!is_program_pattern("a\nb"));
+    }
 
-[onepassword]
-item = "AWS user key"   # name or ID
-vault = "Private"
-
-[roles.admin]
-name = "platform-admin"
-duration = "1h"
-
-[clusters.platform]
-role = "admin"
-"#;
+    /// The standard test config, shared with the pytest rig and the sandbox.
+    pub(super) const GOOD: &str = include_str!("../../../../tests/fixtures/pctl.toml");
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/cfg/config.toml"), s)
@@ -986,6 +995,27 @@ role = "admin"
             chmod(path, 0o600);
             Config::load(path)
         }
+    }
+
+    #[test]
+    fn sso_pinentry_is_auto_always_or_never() {
+        assert_eq!(parse(GOOD).unwrap().daemon.sso_pinentry, SsoPinentry::Auto);
+        let with = |v: &str| {
+            parse(&GOOD.replace("[daemon]\n", &format!("[daemon]\nsso_pinentry = \"{v}\"\n")))
+        };
+        assert_eq!(
+            with("always").unwrap().daemon.sso_pinentry,
+            SsoPinentry::Always
+        );
+        assert_eq!(
+            with("never").unwrap().daemon.sso_pinentry,
+            SsoPinentry::Never
+        );
+        let e = with("sometimes").unwrap_err().0;
+        assert!(
+            e.contains("daemon.sso_pinentry") && e.contains("\"always\"") && !e.contains('\n'),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1073,22 +1103,8 @@ role = "admin"
         assert_eq!(c.roles["admin"].file, "/cfg/config.toml");
     }
 
-    const TWO: &str = r#"
-region = "us-east-1"
-[identities.work]
-item = "AWS work user"
-vault = "Private"
-[identities.sandbox]
-item = "AWS sandbox user"
-vault = "Private"
-account = "my.1password.com"
-[roles.admin]
-identity = "work"
-name = "platform-admin"
-[roles.play]
-identity = "sandbox"
-name = "sandbox-admin"
-"#;
+    /// The standard test config with two identities, shared with the pytest rig.
+    const TWO: &str = include_str!("../../../../tests/fixtures/pctl-identities.toml");
 
     #[test]
     fn identities_and_roles_naming_them() {
@@ -1147,7 +1163,16 @@ name = "sandbox-admin"
         let e = with("mfa = \"process\"\nmfa_command = \"ykman oath\"")
             .unwrap_err()
             .0;
-        assert!(e.contains("line 10") && e.contains("sequence"), "{e}");
+        // mfa_command stands one line below where `account` stood (1-based: + 2)
+        let line = TWO
+            .lines()
+            .position(|l| l.starts_with("account = "))
+            .unwrap()
+            + 2;
+        assert!(
+            e.contains(&format!("line {line})")) && e.contains("sequence"),
+            "{e}"
+        );
         let e = with("mfa_command = [\"x\"]").unwrap_err().0;
         assert!(e.contains("only used with mfa"), "{e}");
         let e = with("mfa = \"process\"\nmfa_command = [\"bin/ykman\"]")
@@ -1405,9 +1430,9 @@ mod props {
         /// Mutating a valid config's values gives a config or an error naming the key.
         #[test]
         fn bad_values_name_their_key(dur in "[a-z0-9 ]{0,6}", region in "[a-zA-Z0-9_ -]{0,12}") {
-            let text = format!(
-                "region = \"{region}\"\n[onepassword]\nitem = \"i\"\nvault = \"v\"\n[roles.admin]\nname = \"r\"\nduration = \"{dur}\"\n"
-            );
+            let text = super::tests::GOOD
+                .replace("region = \"us-east-1\"", &format!("region = \"{region}\""))
+                .replace("duration = \"1h\"", &format!("duration = \"{dur}\""));
             if let Err(e) = Config::parse(Path::new("/cfg/config.toml"), &text) {
                 prop_assert!(e.0.contains("region") || e.0.contains("roles.admin.duration"), "{}", e.0);
             }

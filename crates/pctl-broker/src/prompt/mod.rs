@@ -1,11 +1,12 @@
 //! Reaching the user when the requesting client has no terminal: a
 //! [`pinentry`] window (the Assuan protocol gpg-agent and rbw use) for a
 //! typed MFA code or a break-glass confirmation, a desktop [`notify`]
-//! when an unlock starts, and what each identity waits for now (`status`,
-//! `pctl prompt`).
+//! when an unlock starts, an IAM Identity Center [`sign_in`] shown on the
+//! desktop, and what each identity waits for now (`status`, `pctl prompt`).
 
 pub mod notify;
 pub mod pinentry;
+pub mod sign_in;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,11 +15,9 @@ use std::sync::Mutex;
 use pctl_protocol::ClientEnv;
 use zeroize::Zeroizing;
 
-use crate::broker::Peer;
-use crate::clock::Clock;
 use crate::config::{Config, MfaMode, RoleConfig};
 use crate::failure::{needs_mfa_code, Failure};
-use crate::identity::Identity;
+use crate::peer::{Peer, Requester};
 use crate::secret::LockedString;
 
 /// How an unlock asks for a typed MFA code when the client has no terminal.
@@ -46,7 +45,7 @@ impl Ask {
         let typed = pin
             .get_pin("pctl: MFA code", &self.desc, "MFA code:")
             .await
-            .map_err(|e| fail(crate::guard::pin_error(&e, cfg)))?;
+            .map_err(|e| fail(pin_error(&e, cfg)))?;
         // authenticator apps show codes grouped (`123 456`)
         let digits: Zeroizing<String> = Zeroizing::new(
             typed
@@ -62,30 +61,49 @@ impl Ask {
     }
 }
 
+/// Where the identity's unlock stands when a request needs it.
+#[derive(Debug, Clone)]
+pub struct UnlockState {
+    /// Its vault holds a current unlock.
+    pub unlocked: bool,
+    /// An unlock attempt is under way (the request will join it).
+    pub running: bool,
+    /// The IAM Identity Center sign-in under way, if any (a terminal-less
+    /// client joining it is told on its desktop).
+    pub sso_pending: Option<pctl_protocol::SignInPrompt>,
+}
+
 /// Before a request unlocks `role`'s identity on demand: marks what the
 /// identity waits for (`status`, `pctl prompt`), tells the desktop when a
 /// client without a terminal starts an unlock (a 1Password window may pop
 /// up), and for an `mfa = "prompt"` identity and such a client says to ask
-/// the code through pinentry. Nothing when the identity is unlocked.
+/// the code through pinentry; such a client joining the IAM Identity
+/// Center sign-in another started is told of it ([`sign_in::joined`]),
+/// after a round trip for its display variables when it sent none.
+/// Nothing when the identity is unlocked.
 pub fn before_unlock(
     cfg: &Config,
     role: &RoleConfig,
-    id: &Identity,
-    clock: &dyn Clock,
+    state: UnlockState,
     env: Option<&ClientEnv>,
     peer: &Peer,
-) -> (Option<Ask>, Option<Waiting>) {
-    if matches!(id.vault.current(clock), Ok(Some(_))) {
-        return (None, None);
+) -> Result<(Option<Ask>, Option<Waiting>), Failure> {
+    if state.unlocked {
+        return Ok((None, None));
     }
     let Ok(ic) = cfg.identity(&role.identity) else {
-        return (None, None);
+        return Ok((None, None));
     };
     let no_terminal = peer.caller.as_ref().is_some_and(|c| !c.terminal);
     let typed = ic.mfa == MfaMode::Prompt;
-    let who = crate::guard::program_behind(peer)
-        .map(|p| p.shown())
-        .unwrap_or_else(|| "a program".into());
+    let who = Requester::of(peer);
+    // a client without a terminal joining a sign-in another started: told
+    // once, on its desktop (it needs its display variables for that)
+    if let (true, Some(prompt)) = (no_terminal && ic.sso.is_some(), state.sso_pending) {
+        let env = env.ok_or_else(crate::failure::needs_env)?;
+        sign_in::joined(&ic.name, &prompt, &who, env);
+    }
+    let who = who.shown;
     let ask = (no_terminal && typed && ic.sso.is_none()).then(|| Ask {
         configured: cfg.daemon.pinentry.clone(),
         desc: format!(
@@ -93,10 +111,10 @@ pub fn before_unlock(
             role.key, ic.name
         ),
     });
-    let running = id.unlocker.running();
+    let running = state.running;
     if env.is_none() && !running {
         // answered at once (the client resends with its environment)
-        return (ask, None);
+        return Ok((ask, None));
     }
     let what = if ic.sso.is_some() {
         "IAM Identity Center sign-in"
@@ -108,7 +126,9 @@ pub fn before_unlock(
         "1Password approval"
     };
     let w = waiting(&ic.name, what);
-    if let (true, false, false, Some(env)) = (no_terminal, running, typed, env) {
+    // an `sso` identity's sign-in says so itself (sign_in)
+    let op = ic.sso.is_none();
+    if let (true, false, false, true, Some(env)) = (no_terminal, running, typed, op, env) {
         notify::show(
             &format!("pctl: unlocking identity {}", ic.name),
             &format!(
@@ -118,7 +138,24 @@ pub fn before_unlock(
             env,
         );
     }
-    (ask, Some(w))
+    Ok((ask, Some(w)))
+}
+
+/// One phrase for a dialog that gave no answer.
+pub fn pin_error(e: &pinentry::PinError, cfg: &Config) -> String {
+    pin_error_after(e, cfg.daemon.op_timeout)
+}
+
+/// [`pin_error`] for a dialog that had `timeout` (daemon.op_timeout).
+pub fn pin_error_after(e: &pinentry::PinError, timeout: std::time::Duration) -> String {
+    match e {
+        pinentry::PinError::Cancelled => "cancelled in pinentry".into(),
+        pinentry::PinError::TimedOut => format!(
+            "pinentry got no answer within {}s (daemon.op_timeout)",
+            timeout.as_secs()
+        ),
+        pinentry::PinError::Failed(why) => why.clone(),
+    }
 }
 
 /// What each identity waits for from the user now; the count of waits, so

@@ -1,5 +1,7 @@
 //! A pinentry, spoken to over the Assuan protocol on its stdin/stdout (as
-//! gpg-agent and rbw do): `SETTITLE`, `SETDESC`, `SETPROMPT`, `SETTIMEOUT`,
+//! gpg-agent and rbw do): after the greeting, the `OPTION`s gpg-agent sends
+//! (`ttyname`, `ttytype`, `lc-ctype`, `lc-messages`, from the client's
+//! environment), then `SETTITLE`, `SETDESC`, `SETPROMPT`, `SETTIMEOUT`,
 //! then `GETPIN` (the answer comes back in `D` lines) or `CONFIRM`, then
 //! `BYE`. Texts are percent-escaped (`%`, CR, LF and other control bytes);
 //! `D` data is percent-decoded straight into a zeroized buffer and the PIN
@@ -119,17 +121,62 @@ impl Pinentry {
     /// Asks for a yes: `Ok(true)` on OK, `Ok(false)` when declined or
     /// cancelled, `Err` on a timeout or a broken pinentry.
     pub async fn confirm(&self, title: &str, desc: &str) -> Result<bool, PinError> {
-        let mut s = self.start().await?;
-        s.setup(title, desc, self.timeout).await?;
-        let _ = s.command("SETOK Allow").await;
-        let _ = s.command("SETCANCEL Deny").await;
-        let r = s.command("CONFIRM").await;
+        self.choose(title, desc, "Allow", "Deny").await
+    }
+
+    /// [`confirm`](Self::confirm) with its own button labels.
+    pub async fn choose(
+        &self,
+        title: &str,
+        desc: &str,
+        ok: &str,
+        cancel: &str,
+    ) -> Result<bool, PinError> {
+        let never = std::future::pending::<()>();
+        self.choose_until(title, desc, (ok, cancel), never)
+            .await
+            .unwrap_or(Err(PinError::TimedOut))
+    }
+
+    /// [`choose`](Self::choose) while `stop` is pending: when it completes
+    /// first, the window is taken down (SIGTERM, so a curses pinentry
+    /// restores its terminal) and the answer is `None`.
+    pub async fn choose_until(
+        &self,
+        title: &str,
+        desc: &str,
+        (ok, cancel): (&str, &str),
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Option<Result<bool, PinError>> {
+        tokio::pin!(stop);
+        let asked = async {
+            let mut s = self.start().await?;
+            s.setup(title, desc, self.timeout).await?;
+            let _ = s.command(&format!("SETOK {}", escape(ok))).await;
+            let _ = s.command(&format!("SETCANCEL {}", escape(cancel))).await;
+            Ok::<_, PinError>(s)
+        };
+        let mut s = tokio::select! {
+            s = asked => match s {
+                Ok(s) => s,
+                Err(e) => return Some(Err(e)),
+            },
+            _ = &mut stop => return None,
+        };
+        let r = tokio::select! {
+            r = s.command("CONFIRM") => Some(r),
+            _ = &mut stop => None,
+        };
+        let Some(r) = r else {
+            s.terminate().await;
+            return None;
+        };
         s.bye().await;
-        match r {
+        Some(match r {
             Ok(_) => Ok(true),
             Err(PinError::Cancelled) => Ok(false),
             Err(e) => Err(e),
-        }
+        })
     }
 
     async fn start(&self) -> Result<Session, PinError> {
@@ -158,8 +205,45 @@ impl Pinentry {
             deadline: tokio::time::Instant::now() + self.timeout + Duration::from_secs(3),
         };
         s.response().await?; // the greeting: OK
+        for option in options(&self.env) {
+            // a pinentry that does not know one still shows its dialog
+            let _ = s.command(&option).await;
+        }
         Ok(s)
     }
+}
+
+/// The `OPTION`s gpg-agent sends a pinentry, from the client's forwarded
+/// environment: `ttyname` (`GPG_TTY`: the terminal pinentry-curses and
+/// pinentry-tty draw on when there is no display), `ttytype` (`TERM`),
+/// `lc-ctype` and `lc-messages` (each as the C library resolves it:
+/// `LC_ALL`, then `LC_CTYPE`/`LC_MESSAGES`, then `LANG`). A value with
+/// a control character or `%` is left out (it could end the line or be
+/// read as an escape).
+fn options(env: &[(String, String)]) -> Vec<String> {
+    let get = |name: &str| {
+        env.iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    };
+    let locale = |category: &str| {
+        get("LC_ALL")
+            .or_else(|| get(category))
+            .or_else(|| get("LANG"))
+    };
+    [
+        ("ttyname", get("GPG_TTY")),
+        ("ttytype", get("TERM")),
+        ("lc-ctype", locale("LC_CTYPE")),
+        ("lc-messages", locale("LC_MESSAGES")),
+    ]
+    .into_iter()
+    .filter_map(|(name, v)| {
+        let v = v?;
+        let clean = !v.chars().any(|c| c.is_control() || c == '%');
+        clean.then(|| format!("OPTION {name}={v}"))
+    })
+    .collect()
 }
 
 struct Session {
@@ -235,6 +319,15 @@ impl Session {
                 Line::Other => {}
             }
         }
+    }
+
+    /// Takes the dialog down unanswered: SIGTERM, a moment to restore the
+    /// terminal, then (dropped) SIGKILL.
+    async fn terminate(mut self) {
+        if let Some(pid) = self.child.id() {
+            crate::platform::terminate_child(pid);
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
     }
 
     async fn bye(mut self) {
@@ -341,6 +434,44 @@ mod tests {
         assert_eq!(err_of(83886194, "Not confirmed"), PinError::Cancelled);
         assert_eq!(err_of(83886142, "Timeout"), PinError::TimedOut);
         assert!(matches!(err_of(1, "x"), PinError::Failed(_)));
+    }
+
+    #[test]
+    fn options_come_from_the_forwarded_environment() {
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            options(&env(&[
+                ("GPG_TTY", "/dev/pts/3"),
+                ("TERM", "xterm-256color"),
+                ("LANG", "de_DE.UTF-8"),
+                ("LC_MESSAGES", "C"),
+            ])),
+            vec![
+                "OPTION ttyname=/dev/pts/3",
+                "OPTION ttytype=xterm-256color",
+                "OPTION lc-ctype=de_DE.UTF-8",
+                "OPTION lc-messages=C",
+            ]
+        );
+        // LC_ALL wins; nothing without a value; no line breaks smuggled in
+        assert_eq!(
+            options(&env(&[
+                ("LC_ALL", "fr_FR.UTF-8"),
+                ("LC_CTYPE", "C"),
+                ("GPG_TTY", "/dev/pts/1\nGETPIN"),
+                ("TERM", ""),
+            ])),
+            vec![
+                "OPTION lc-ctype=fr_FR.UTF-8",
+                "OPTION lc-messages=fr_FR.UTF-8"
+            ]
+        );
+        assert!(options(&[]).is_empty());
     }
 
     #[test]

@@ -251,6 +251,7 @@ mod tests {
             ("WAYLAND_DISPLAY", "wayland-0"),
             ("XDG_RUNTIME_DIR", "/run/user/1"),
             ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1/bus"),
+            ("GPG_TTY", "/dev/pts/9"),
             ("OP_SERVICE_ACCOUNT_TOKEN", "ops_planted"),
             ("OP_SESSION_my", "planted"),
             ("USER", "me"),
@@ -282,6 +283,7 @@ mod tests {
             [
                 "DBUS_SESSION_BUS_ADDRESS",
                 "DISPLAY",
+                "GPG_TTY",
                 "HOME",
                 "LANG",
                 "LC_ALL",

@@ -42,15 +42,6 @@ pub struct SourceError {
     pub origin: Option<String>,
 }
 
-impl From<onepassword::OpError> for SourceError {
-    fn from(e: onepassword::OpError) -> Self {
-        SourceError {
-            message: e.to_string(),
-            origin: None,
-        }
-    }
-}
-
 /// Where the user's long-lived keys come from.
 pub trait CredentialSource: Send + Sync {
     /// Reads `identity`'s keys once. May wait for a person (a 1Password prompt).

@@ -71,6 +71,15 @@ impl OpError {
     }
 }
 
+impl From<OpError> for SourceError {
+    fn from(e: OpError) -> Self {
+        SourceError {
+            message: e.to_string(),
+            origin: None,
+        }
+    }
+}
+
 /// 1Password as a [`CredentialSource`]: one `op item get` per unlock
 /// (two when the first fails with transient network trouble).
 #[derive(Default)]
@@ -404,11 +413,8 @@ pub fn parse_item(json: &[u8], cfg: &OnePasswordConfig) -> Result<ItemSecrets, O
     }
     let secret = value(&labels.secret_access_key, "secret_access_key")?;
     let account = value(&labels.account_id, "account_id")?;
-    let account_id: String = account
-        .chars()
-        .filter(|c| !matches!(c, '-' | ' '))
-        .collect();
-    if account_id.len() != 12 || !account_id.chars().all(|c| c.is_ascii_digit()) {
+    let account_id = pctl_protocol::names::account_id_digits(&account);
+    if !pctl_protocol::names::is_account_id(&account_id) {
         return Err(OpError::BadField {
             field: labels.account_id.clone(),
             item: cfg.item.clone(),
@@ -578,20 +584,20 @@ mod tests {
     /// The argv itself (flags with `=`, the item after `--`, no shell) is
     /// tested once, beside the builder: `pctl_protocol::op`'s
     /// `argv_values_are_flags_with_equals_and_the_item_follows_the_double_dash`.
-    /// Here only what the daemon adds: which config fields fill it.
+    /// Here only what the daemon adds: which config fields name the item.
     #[test]
-    fn argv_is_built_from_the_configured_item_vault_and_account() {
-        use pctl_protocol::op::{item_get_args, ItemRef};
+    fn the_item_is_the_configured_item_vault_and_account() {
+        use pctl_protocol::op::ItemRef;
         let mut c = cfg();
         let mut want = ItemRef {
             item: "AWS user key",
             vault: Some("Private"),
             account: None,
         };
-        assert_eq!(op_args(&c), item_get_args(want));
+        assert_eq!(item_ref(&c), want);
         c.account = Some("my.1password.com".into());
         want.account = Some("my.1password.com");
-        assert_eq!(op_args(&c), item_get_args(want));
+        assert_eq!(item_ref(&c), want);
     }
 
     fn write_exe(dir: &Path, mode: u32) -> PathBuf {

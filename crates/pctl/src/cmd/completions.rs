@@ -156,22 +156,6 @@ _pctl_identities() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Cli;
-    use clap::CommandFactory;
-
-    #[test]
-    fn zsh_compdef_on_line_one() {
-        let mut buf = Vec::new();
-        clap_complete::generate(
-            clap_complete::Shell::Zsh,
-            &mut Cli::command(),
-            "pctl",
-            &mut buf,
-        );
-        assert!(String::from_utf8(buf)
-            .unwrap()
-            .starts_with("#compdef pctl\n"));
-    }
 
     #[test]
     fn a_name_the_shell_would_expand_empties_the_list() {

@@ -51,34 +51,12 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Cmd};
-    use clap::Parser;
 
     fn argv(s: &str) -> Vec<OsString> {
         s.split_whitespace().map(OsString::from).collect()
     }
 
-    fn clap(s: &str) -> String {
-        match Cli::try_parse_from(argv(s)) {
-            Ok(Cli {
-                command: Cmd::CredentialProcess(a),
-            }) => format!("{a:?}"),
-            Ok(other) => panic!("not credential-process: {other:?}"),
-            Err(e) => format!("error: {}", e.kind()),
-        }
-    }
-
-    #[test]
-    fn fast_parser_agrees_with_clap() {
-        for ok in [
-            "pctl credential-process --role admin",
-            "pctl credential-process --role=admin",
-            "pctl credential-process --role prod.ro",
-        ] {
-            let fast = parse_fast(&argv(ok)).map(|a| format!("{a:?}"));
-            assert_eq!(fast, Some(clap(ok)), "{ok}");
-        }
-    }
+    // that it agrees with clap: crate::cli's tests
 
     #[test]
     fn fast_parser_defers_to_clap_on_anything_else() {

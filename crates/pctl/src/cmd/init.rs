@@ -203,10 +203,10 @@ pub fn run(args: Args) -> Result<()> {
         printable(&checked.title),
         printable(&vault),
         match (checked.mfa_serial, mfa) {
-            (false, _) => " (no MFA)",
+            (false, _) => format!(" ({})", crate::output::NO_MFA),
             (true, Some(InitMfa::Prompt)) =>
-                ", MFA serial (mfa = \"prompt\": you type the code when pctl unlocks)",
-            (true, _) => ", MFA serial and one-time password",
+                ", MFA serial (mfa = \"prompt\": you type the code when pctl unlocks)".into(),
+            (true, _) => ", MFA serial and one-time password".into(),
         }
     );
     if !clusters.is_empty() {

@@ -282,12 +282,8 @@ fn join(parts: &[String]) -> String {
 /// Whether the config parser accepts `r` as an sso role (12-digit account,
 /// IAM role name characters).
 fn valid(r: &SsoRole) -> bool {
-    r.account_id.len() == 12
-        && r.account_id.chars().all(|c| c.is_ascii_digit())
-        && (1..=64).contains(&r.role_name.len())
-        && r.role_name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
+    pctl_protocol::names::is_account_id(&r.account_id)
+        && pctl_protocol::names::is_iam_role_name(&r.role_name)
 }
 
 /// Keys for `roles` of `identity`. `elsewhere`: roles defined outside the

@@ -11,7 +11,7 @@ use pctl_protocol::{IdentityStatus, Status};
 
 use super::args::Format;
 use crate::client::Client;
-use crate::output::{columns, when};
+use crate::output::{columns, mfa_shown, when};
 
 /// Show lock state, sessions, tokens and counters (never a secret).
 #[derive(clap::Args, Debug)]
@@ -109,12 +109,12 @@ fn text(s: &Status) -> String {
             continue;
         }
         out.push_str(&format!(
-            "identity {}: {}; item \"{}\" in {}, mfa {}, op reads {}\n",
+            "identity {}: {}; item \"{}\" in {}, {}, op reads {}\n",
             i.name,
             identity_state(i),
             i.item,
             i.vault,
-            i.mfa,
+            mfa_shown(&i.mfa),
             i.op_reads
         ));
         if let Some(exp) = &i.mfa_session_expires {

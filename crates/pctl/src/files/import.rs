@@ -388,13 +388,6 @@ enum Fate {
     Skip,
 }
 
-/// Whether `s` is a session name STS accepts (2-64 of `[\w+=,.@-]`).
-fn is_session_name(s: &str) -> bool {
-    (2..=64).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "=,.@-_".contains(c))
-}
-
 /// The account ID of a role ARN (`arn:aws:iam::ACCOUNT:role/...`).
 fn arn_account(arn: &str) -> &str {
     arn.split(':').nth(4).unwrap_or("")
@@ -604,7 +597,7 @@ pub fn to_roles(
             }
         }
         if let Some(n) = &p.role_session_name {
-            if is_session_name(n) {
+            if pctl_protocol::names::is_session_name(n) {
                 let _ = writeln!(
                     imp.toml,
                     "session_name = {}",
@@ -612,8 +605,10 @@ pub fn to_roles(
                 );
             } else {
                 imp.notes.push(format!(
-                    "[profile {}]: role_session_name {:?} is not 2-64 letters, digits and =,.@-_: not imported",
-                    p.profile, n
+                    "[profile {}]: role_session_name {:?} is not {}: not imported",
+                    p.profile,
+                    n,
+                    pctl_protocol::names::SESSION_NAME_RULE
                 ));
             }
         }
@@ -676,6 +671,30 @@ role_arn = not-an-arn
 s3 =
   max_concurrent_requests = 20
 ";
+
+    /// A `role_session_name` is imported when the daemon's config would
+    /// accept it (one rule, `names::is_session_name`): `+` included.
+    #[test]
+    fn session_names_follow_the_daemons_rule() {
+        let aws = "[profile a]\nrole_arn = arn:aws:iam::111122223333:role/r\nrole_session_name = alice+ops@example.com\n\
+                   [profile b]\nrole_arn = arn:aws:iam::111122223333:role/s\nrole_session_name = a/b\n";
+        let imp = to_roles(&parse_profiles(aws).unwrap(), &[], &View::default()).unwrap();
+        assert!(
+            imp.toml
+                .contains("session_name = \"alice+ops@example.com\""),
+            "{}",
+            imp.toml
+        );
+        assert!(!imp.toml.contains("a/b"), "{}", imp.toml);
+        assert!(
+            imp.notes
+                .iter()
+                .any(|n| n.contains("role_session_name \"a/b\"")
+                    && n.contains(pctl_protocol::names::SESSION_NAME_RULE)),
+            "{:?}",
+            imp.notes
+        );
+    }
 
     #[test]
     fn imports_assume_role_profiles() {

@@ -7,183 +7,36 @@
 //! that goes away does not cancel it, and every request of the identity
 //! waits on the same one ([`SignIns`]): ten cold requests, one sign-in.
 //!
-//! What it yields, [`SignedIn`], hangs off the vault's `Unlocked`: the
-//! client registration (its secret), the access token and the refresh
-//! token, each in a [`LockedString`]. Lock, idle lock and the maximum
+//! What it yields, [`SignedIn`] ([`signed_in`]), hangs off the vault's
+//! `Unlocked`: the client registration (its secret), the access token and
+//! the refresh token, each in a [`LockedString`]. Lock, idle lock and the maximum
 //! unlock time drop it with the rest of the unlock; a pending sign-in is
 //! aborted (its registration and device code dropped). Nothing is written
 //! to `~/.aws/sso/cache` or anywhere else.
 
+pub mod signed_in;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use pctl_protocol::{ErrorKind, SignInPrompt, SsoRole};
-use tokio::sync::watch;
+use pctl_protocol::{ErrorKind, SignInPrompt};
+use tokio::sync::{oneshot, watch};
 
-use crate::aws::sso::{DeviceAuth, Registration, SsoApi, TokenError, Tokens};
+use crate::aws::sso::{DeviceAuth, Registration, SsoApi, TokenError};
 use crate::aws::{AwsError, Session};
 use crate::clock::Clock;
 use crate::config::{DaemonConfig, SsoConfig};
-use crate::failure::{needs_sign_in, Failure};
+use crate::failure::Failure;
 use crate::secret::LockedString;
 use crate::vault::{Unlocked, Vault};
 
-/// The access token is refreshed when it has less than this left.
-pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+pub use signed_in::SignedIn;
+
 /// Polls of one device authorization at most (bounded by its expiry too).
 const MAX_POLLS: usize = 10_000;
 /// RFC 8628: each `slow_down` adds this to the polling interval.
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
-
-/// A signed-in identity's registration and tokens, in locked memory.
-pub struct SignedIn {
-    pub identity: String,
-    pub start_url: String,
-    pub region: String,
-    api: Arc<SsoApi>,
-    reg: Registration,
-    /// Held while refreshing: one refresh for every waiter.
-    tokens: tokio::sync::Mutex<Tokens>,
-    /// The access token's expiry and whether a refresh token is held, for
-    /// `status` (which must not wait for a refresh).
-    shown: Mutex<(SystemTime, bool)>,
-    /// Refreshes not audited yet.
-    refreshes: AtomicU64,
-}
-
-impl SignedIn {
-    /// Refreshes `t` when `force`d or due; a refused refresh means the
-    /// sign-in is over and the client is asked to sign in again.
-    async fn refresh(&self, t: &mut Tokens, force: bool) -> Result<(), Failure> {
-        let due = t
-            .expires_at
-            .duration_since(SystemTime::now())
-            .unwrap_or_default()
-            < REFRESH_MARGIN;
-        if !force && !due {
-            return Ok(());
-        }
-        let Some(rt) = &t.refresh_token else {
-            return Err(needs_sign_in(
-                &self.identity,
-                &self.start_url,
-                ": the access token expired and no refresh token was issued",
-            ));
-        };
-        match self.api.refresh(&self.region, &self.reg, rt).await {
-            Ok(mut new) => {
-                if new.refresh_token.is_none() {
-                    new.refresh_token = t.refresh_token.take();
-                }
-                *t = new;
-                *self.shown.lock().unwrap_or_else(|p| p.into_inner()) =
-                    (t.expires_at, t.refresh_token.is_some());
-                self.refreshes.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    "identity {}: IAM Identity Center token refreshed",
-                    self.identity
-                );
-                Ok(())
-            }
-            Err(TokenError::Other(m)) => Err(Failure(ErrorKind::Aws, m)),
-            Err(e) => {
-                tracing::warn!("identity {}: token refresh refused ({e:?})", self.identity);
-                Err(needs_sign_in(
-                    &self.identity,
-                    &self.start_url,
-                    ": the sign-in has ended (the refresh was refused)",
-                ))
-            }
-        }
-    }
-
-    /// A role session from GetRoleCredentials, refreshing the access token
-    /// first when it is due, or once when the portal refuses it.
-    pub async fn role_session(
-        &self,
-        account_id: &str,
-        role_name: &str,
-    ) -> Result<Session, Failure> {
-        let mut t = self.tokens.lock().await;
-        self.refresh(&mut t, false).await?;
-        match self
-            .api
-            .role_credentials(&self.region, &t.access_token, account_id, role_name)
-            .await
-        {
-            Ok(s) => return Ok(s),
-            Err(Some(e)) => return Err(e.into()),
-            Err(None) => {}
-        }
-        self.refresh(&mut t, true).await?;
-        self.api
-            .role_credentials(&self.region, &t.access_token, account_id, role_name)
-            .await
-            .map_err(|e| {
-                e.unwrap_or_else(|| {
-                    AwsError(format!(
-                        "IAM Identity Center refused role {role_name} in account {account_id} \
-                         (UnauthorizedException): it is not assigned to you; see `pctl sso roles \
-                         --identity {}`",
-                        self.identity
-                    ))
-                })
-                .into()
-            })
-    }
-
-    /// Every account x role the user may use.
-    pub async fn roles(&self) -> Result<Vec<SsoRole>, Failure> {
-        let mut t = self.tokens.lock().await;
-        self.refresh(&mut t, false).await?;
-        let accounts = match self.api.accounts(&self.region, &t.access_token).await {
-            Err(None) => {
-                self.refresh(&mut t, true).await?;
-                self.api.accounts(&self.region, &t.access_token).await
-            }
-            other => other,
-        }
-        .map_err(|e| self.refused(e))?;
-        let mut out = Vec::new();
-        for a in accounts {
-            let roles = self
-                .api
-                .roles(&self.region, &t.access_token, &a.account_id)
-                .await
-                .map_err(|e| self.refused(e))?;
-            for r in roles {
-                out.push(SsoRole {
-                    account_id: a.account_id.clone(),
-                    account_name: a.account_name.clone(),
-                    role_name: r,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    fn refused(&self, e: Option<AwsError>) -> Failure {
-        match e {
-            Some(e) => e.into(),
-            None => needs_sign_in(
-                &self.identity,
-                &self.start_url,
-                ": the portal refused the access token",
-            ),
-        }
-    }
-
-    /// When the access token expires and whether a refresh token is held.
-    pub fn token_state(&self) -> (SystemTime, bool) {
-        *self.shown.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Refreshes since the last call (for the audit log).
-    pub fn take_refreshes(&self) -> u64 {
-        self.refreshes.swap(0, Ordering::Relaxed)
-    }
-}
 
 type Outcome = Option<Result<(), Failure>>;
 
@@ -191,6 +44,8 @@ struct Pending {
     prompt: SignInPrompt,
     done: watch::Receiver<Outcome>,
     task: tokio::task::AbortHandle,
+    /// Ends the sign-in with this failure ([`SignIns::abandon`]).
+    abandon: Option<oneshot::Sender<Failure>>,
 }
 
 #[derive(Default)]
@@ -242,6 +97,15 @@ impl SignIns {
     /// The serial of the device authorization in progress, if any.
     pub fn pending(&self) -> Option<u64> {
         lock(&self.state).pending.as_ref().map(|p| p.prompt.serial)
+    }
+
+    /// The device authorization in progress, if any, as a joiner sees it
+    /// (`started: false`): its public parts only.
+    pub fn pending_prompt(&self) -> Option<SignInPrompt> {
+        lock(&self.state).pending.as_ref().map(|p| SignInPrompt {
+            started: false,
+            ..p.prompt.clone()
+        })
     }
 
     /// Whether a sign-in completed since the last call (for the audit log).
@@ -304,8 +168,13 @@ impl SignIns {
         let state = self.state.clone();
         let unaudited = self.unaudited.clone();
         let serial = st.serial;
+        let (abandon, abandoned) = oneshot::channel::<Failure>();
         let task = tokio::spawn(async move {
-            let r = job.run(reg, dev).await;
+            // abandoned: the registration and the device code go with `run`
+            let r = tokio::select! {
+                r = job.run(reg, dev) => r,
+                Ok(why) = abandoned => Err(why),
+            };
             if r.is_ok() {
                 unaudited.store(true, Ordering::Release);
             }
@@ -325,6 +194,7 @@ impl SignIns {
             prompt: prompt.clone(),
             done: rx,
             task: task.abort_handle(),
+            abandon: Some(abandon),
         });
         Ok(prompt)
     }
@@ -360,6 +230,21 @@ impl SignIns {
                 ErrorKind::Unavailable,
                 "the IAM Identity Center sign-in did not end in time: retry".into(),
             )),
+        }
+    }
+
+    /// Ends the device authorization `serial`, if still in progress, with
+    /// `why` for every waiter (the user cancelled it): nothing is kept.
+    pub fn abandon(&self, serial: u64, why: Failure) {
+        let tx = {
+            let mut st = lock(&self.state);
+            st.pending
+                .as_mut()
+                .filter(|p| p.prompt.serial == serial)
+                .and_then(|p| p.abandon.take())
+        };
+        if let Some(tx) = tx {
+            let _ = tx.send(why);
         }
     }
 
@@ -444,16 +329,14 @@ impl Job {
             tracing::warn!("identity {}: sign-in expired", self.identity);
             return Err(self.ended("expired before it was approved"));
         };
-        let signed = SignedIn {
-            identity: self.identity.clone(),
-            start_url: self.start_url.clone(),
-            region: self.region.clone(),
-            api: self.api.clone(),
+        let signed = SignedIn::new(
+            self.identity.clone(),
+            self.start_url.clone(),
+            self.region.clone(),
+            self.api.clone(),
             reg,
-            shown: Mutex::new((tokens.expires_at, tokens.refresh_token.is_some())),
-            tokens: tokio::sync::Mutex::new(tokens),
-            refreshes: AtomicU64::new(0),
-        };
+            tokens,
+        );
         let u = Unlocked {
             name: self.identity.clone(),
             epoch: self.epoch,
