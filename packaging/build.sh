@@ -58,11 +58,25 @@ if [[ "$triple" == *-linux-gnu ]]; then
     echo "packaging/build.sh: the static client needs glibc's static library (libc.a), not found by '${CC:-cc}'; install libc6-dev (Debian, Ubuntu) or glibc-static (Fedora)" >&2
     exit 1
   fi
+  # Packed relative relocations (DT_RELR): a static-pie start applies every
+  # pointer relocation of the binary itself, at every run (about 5,000 for
+  # the client); packed, that costs a few instructions each instead of a
+  # dozen (BENCHMARKS.md, "Client warm path"). glibc's static start applies
+  # them from 2.36 on; with an older libc.a they would be left unapplied, so
+  # older systems link as before. `cargo rustc` puts the flag on the
+  # executable's link alone (no dependency is rebuilt for it).
+  link=()
+  glibc="$(getconf GNU_LIBC_VERSION 2>/dev/null || true)"   # "glibc 2.36"
+  if [[ "$glibc" =~ ^glibc\ ([0-9]+)\.([0-9]+) ]] &&
+    (( BASH_REMATCH[1] > 2 || (BASH_REMATCH[1] == 2 && BASH_REMATCH[2] >= 36) )); then
+    link=(-C link-arg=-Wl,-z,pack-relative-relocs)
+  fi
   # A target of its own (target/static) so the static flags never mix with
   # the workspace's ordinary build; --target keeps them off build scripts.
   CARGO_TARGET_DIR="$repo/target/static" \
     RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
-    cargo build --locked --quiet ${profile_flag[@]+"${profile_flag[@]}"} -p pctl --bin pctl --target "$triple"
+    cargo rustc --locked --quiet ${profile_flag[@]+"${profile_flag[@]}"} -p pctl --bin pctl --target "$triple" \
+    -- ${link[@]+"${link[@]}"}
   client="$repo/target/static/$triple/$profile/pctl"
 else
   # (the debug client comes from the workspace build below)

@@ -6,9 +6,11 @@
 # keys), all next to /bin/true in one hyperfine run on the same machine and
 # the same (release) daemon. With BEFORE=<dir holding a previous build's
 # static `pctl`>, that client runs beside them too. Writes the results to
-# BENCHMARKS.md (section "Static client") with --record.
+# BENCHMARKS.md (section "Static client") with --record. With NO_BUILD=1 it
+# builds nothing and takes the binaries as they are (tests/bench/quiet-window.sh:
+# built beforehand, measured later on a quiet machine).
 #
-#   [BEFORE=dir] tests/bench/static-client.sh [--record]
+#   [BEFORE=dir] [NO_BUILD=1] tests/bench/static-client.sh [--record]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
@@ -18,10 +20,17 @@ command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hype
 PCTL="$repo/target/release/pctl"
 # shellcheck source=tests/sandbox/lib.sh
 source "$repo/tests/sandbox/lib.sh"
-say "building (release: dynamic client, static client, daemon) and setting up"
-PCTL_SKIP_PLATFORM_TOOLS=1 PCTL_SKIP_PACKAGING_TOOLS=1 tests/setup.sh
-cargo build --quiet --release -p pctl --bin pctl -p pctl-broker --bin pctl-daemon
-static="$(packaging/build.sh)/bin/pctl"
+if [[ "${NO_BUILD:-}" == 1 ]]; then
+  static="$repo/target/package/release/bin/pctl"
+  for b in "$PCTL" "$repo/target/release/pctl-daemon" "$static" "$repo/target/debug/pctl"; do
+    [[ -x "$b" ]] || { echo "NO_BUILD=1 but $b is missing: build it first" >&2; exit 1; }
+  done
+else
+  say "building (release: dynamic client, static client, daemon) and setting up"
+  PCTL_SKIP_PLATFORM_TOOLS=1 PCTL_SKIP_PACKAGING_TOOLS=1 tests/setup.sh
+  cargo build --quiet --release -p pctl --bin pctl -p pctl-broker --bin pctl-daemon
+  static="$(packaging/build.sh)/bin/pctl"
+fi
 dev="$repo/target/debug/pctl"   # built by tests/setup.sh
 before="${BEFORE:+$BEFORE/pctl}"
 file_info="$(file -L "$static")"

@@ -157,6 +157,24 @@ def test_client_is_static_and_daemon_dynamic(root):
     assert re.search(r"Type:\s+DYN", header), "the static client should be position independent (static-pie)"
 
 
+def test_static_client_packs_its_relocations(root):
+    # packaging/build.sh links the static client with packed relative
+    # relocations (DT_RELR) where glibc's static start applies them (2.36 on):
+    # fewer instructions at every run. test_installed_client_starts_the_installed_daemon
+    # runs it, so they are applied.
+    glibc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    m = re.match(r"glibc (\d+)\.(\d+)", glibc)
+    if not m or (int(m.group(1)), int(m.group(2))) < (2, 36):
+        pytest.skip(f"{glibc or 'no glibc'}: the static client keeps RELA relocations")
+    dynamic = run("readelf", "-d", installed(root, "/usr/bin/pctl")).stdout
+    assert "(RELR)" in dynamic, dynamic
+    relocs = run("readelf", "-r", installed(root, "/usr/bin/pctl")).stdout
+    # what is left unpacked (RELA): the ifunc (IRELATIVE) entries and a few
+    # unaligned pointers, not the thousands of RELATIVE ones
+    unpacked = len(re.findall(r"_RELATIVE\b", relocs))
+    assert unpacked < 100, relocs[:2000]
+
+
 # Static glibc cannot load NSS modules: any of these in the client would
 # silently behave differently (or fail) on a machine with LDAP/sssd users.
 NSS_ENTRY_POINTS = {

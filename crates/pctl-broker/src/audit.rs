@@ -15,16 +15,32 @@ const RECENT: usize = 50;
 pub struct Audit {
     path: Option<PathBuf>,
     /// Opened on first use and kept open: a cached token costs no `open`.
-    file: Mutex<Option<std::fs::File>>,
+    file: Mutex<Option<OpenLog>>,
     recent: Mutex<VecDeque<AuditRecord>>,
 }
 
-/// Whether the open `file` is still the one at `path` (one `stat`, no `open`).
-fn same_file(file: &std::fs::File, path: &std::path::Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
+/// The open audit log and its identity (device, inode), read once when it
+/// was opened: an open file's identity never changes.
+struct OpenLog {
+    file: std::fs::File,
+    id: Option<(u64, u64)>,
+}
+
+impl OpenLog {
+    fn new(file: std::fs::File) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let id = file.metadata().ok().map(|m| (m.dev(), m.ino()));
+        OpenLog { file, id }
+    }
+
+    /// Whether this is still the file at `path` (one `stat` of the path, no
+    /// `open`).
+    fn is_at(&self, path: &std::path::Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (self.id, std::fs::metadata(path)) {
+            (Some(id), Ok(m)) => id == (m.dev(), m.ino()),
+            _ => false,
+        }
     }
 }
 
@@ -47,14 +63,23 @@ impl Audit {
     /// (unlock records), which `status` shows on its own line.
     pub fn record_with(&self, rec: AuditRecord, op_path: Option<&str>) {
         if let Some(path) = &self.path {
-            let mut value = serde_json::to_value(&rec).unwrap_or_default();
-            if let (Some(op), Some(obj)) = (op_path, value.as_object_mut()) {
-                obj.insert("op_path".into(), op.into());
+            // Straight to bytes, fields in the record's order (time first),
+            // with no detour through a `serde_json::Value`: this runs for
+            // every answer, cached tokens included.
+            #[derive(serde::Serialize)]
+            struct WithOp<'a> {
+                #[serde(flatten)]
+                rec: &'a AuditRecord,
+                op_path: &'a str,
             }
-            let mut line = serde_json::to_vec(&value).unwrap_or_default();
+            let mut line = match op_path {
+                None => serde_json::to_vec(&rec),
+                Some(op_path) => serde_json::to_vec(&WithOp { rec: &rec, op_path }),
+            }
+            .unwrap_or_default();
             line.push(b'\n');
             let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-            if file.as_ref().is_some_and(|f| !same_file(f, path)) {
+            if file.as_ref().is_some_and(|f| !f.is_at(path)) {
                 // Rotated or deleted since we opened it: records must land in the
                 // file at `path`, not in one nobody can find any more.
                 *file = None;
@@ -66,12 +91,12 @@ impl Audit {
                     .mode(0o600)
                     .open(path)
                 {
-                    Ok(f) => *file = Some(f),
+                    Ok(f) => *file = Some(OpenLog::new(f)),
                     Err(e) => tracing::warn!("cannot open audit log {}: {e}", path.display()),
                 }
             }
             if let Some(f) = file.as_mut() {
-                if let Err(e) = f.write_all(&line) {
+                if let Err(e) = f.file.write_all(&line) {
                     tracing::warn!("cannot write audit log {}: {e}", path.display());
                     *file = None;
                 }
@@ -130,6 +155,33 @@ mod tests {
             "{text}"
         );
         assert_eq!(audit.recent().len(), 3);
+    }
+
+    /// Lines carry the record's fields in its order, time first, with
+    /// `op_path` last on unlock records (written straight from the record;
+    /// through a `serde_json::Value` the keys came out sorted, `cached` first).
+    #[test]
+    fn lines_start_with_the_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let audit = Audit::new(Some(path.clone()));
+        audit.record(rec("eks_token"));
+        audit.record_with(rec("unlock"), Some("/usr/bin/op"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for line in &lines {
+            assert!(
+                line.starts_with("{\"time\":\"2026-01-01T00:00:00Z\",\"pid\":1,"),
+                "{line}"
+            );
+        }
+        assert!(lines[0].ends_with("\"cached\":false}"), "{}", lines[0]);
+        assert!(
+            lines[1].ends_with("\"cached\":false,\"op_path\":\"/usr/bin/op\"}"),
+            "{}",
+            lines[1]
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use pctl_protocol::{names, ClusterInfo, Credentials, EksToken};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::cmd::args::ShellKind;
@@ -59,16 +60,47 @@ pub fn credential_vars<'a>(c: &'a Credentials, role: &'a str) -> Vec<(&'static s
     ]
 }
 
-/// AWS credential_process JSON (Version 1).
+/// AWS credential_process JSON (Version 1), with a newline.
+///
+/// Written straight from the fields (no `serde_json::Value` holding a copy
+/// of each secret) into one buffer sized for it up front, so no partial
+/// copy of a secret is left behind in a freed, unwiped allocation by the
+/// buffer growing. The keys are in the order `json!` printed them (sorted).
 pub fn credential_process(c: &Credentials) -> String {
-    json!({
-        "Version": 1,
-        "AccessKeyId": c.access_key_id,
-        "SecretAccessKey": c.secret_access_key,
-        "SessionToken": c.session_token,
-        "Expiration": c.expiration,
-    })
-    .to_string()
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Out<'a> {
+        access_key_id: &'a str,
+        expiration: &'a str,
+        secret_access_key: &'a str,
+        session_token: &'a str,
+        version: u8,
+    }
+    json_line(
+        &Out {
+            access_key_id: &c.access_key_id,
+            expiration: &c.expiration,
+            secret_access_key: &c.secret_access_key,
+            session_token: &c.session_token,
+            version: 1,
+        },
+        c.access_key_id.len()
+            + c.expiration.len()
+            + c.secret_access_key.len()
+            + c.session_token.len(),
+    )
+}
+
+/// `value` as one line of JSON (with its newline) in a buffer allocated
+/// once: `secrets` bytes of field values plus room for the keys and quotes
+/// (values that need escaping may still grow it).
+fn json_line<T: Serialize>(value: &T, secrets: usize) -> String {
+    let mut out = Vec::with_capacity(secrets + 256);
+    // Serializing borrowed strings and integers into a Vec cannot fail.
+    serde_json::to_writer(&mut out, value).expect("JSON of strings");
+    out.push(b'\n');
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
 /// The ExecCredential apiVersion kubectl asked for in `KUBERNETES_EXEC_INFO`.
@@ -88,15 +120,37 @@ pub fn exec_api_version(exec_info: Option<&str>) -> Result<String, String> {
     }
 }
 
-/// The ExecCredential kubectl reads from the exec plugin.
+/// The ExecCredential kubectl reads from the exec plugin, with a newline
+/// (written like [`credential_process`]'s; keys sorted as `json!` printed them).
 pub fn exec_credential(api_version: &str, t: &EksToken) -> String {
-    json!({
-        "kind": "ExecCredential",
-        "apiVersion": api_version,
-        "spec": {},
-        "status": {"expirationTimestamp": t.expiration, "token": t.token},
-    })
-    .to_string()
+    #[derive(Serialize)]
+    struct Spec {}
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Status<'a> {
+        expiration_timestamp: &'a str,
+        token: &'a str,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Out<'a> {
+        api_version: &'a str,
+        kind: &'static str,
+        spec: Spec,
+        status: Status<'a>,
+    }
+    json_line(
+        &Out {
+            api_version,
+            kind: "ExecCredential",
+            spec: Spec {},
+            status: Status {
+                expiration_timestamp: &t.expiration,
+                token: &t.token,
+            },
+        },
+        api_version.len() + t.expiration.len() + t.token.len(),
+    )
 }
 
 /// `[profile pctl-<role>]` sections using credential_process. Every role
@@ -279,6 +333,40 @@ mod tests {
     fn quoting_survives_hostile_values() {
         assert_eq!(quote(ShellKind::Bash, "a'b"), r"'a'\''b'");
         assert_eq!(export(ShellKind::Fish, "X", "a'b"), "set -gx X 'a\\'b';\n");
+    }
+
+    /// The hot commands' output, written straight from the fields, is byte
+    /// for byte what `json!` printed (keys sorted), with a newline.
+    #[test]
+    fn credential_json_is_what_json_macro_printed() {
+        let c = Credentials {
+            access_key_id: "AKIA\"x".into(),
+            secret_access_key: "s/\\e\u{1}cret".into(),
+            session_token: "t".repeat(1200),
+            expiration: "2026-12-03T10:00:00Z".into(),
+            region: "us-east-1".into(),
+            note: None,
+        };
+        let want = json!({
+            "Version": 1,
+            "AccessKeyId": c.access_key_id,
+            "SecretAccessKey": c.secret_access_key,
+            "SessionToken": c.session_token,
+            "Expiration": c.expiration,
+        });
+        assert_eq!(credential_process(&c), format!("{want}\n"));
+        let t = EksToken {
+            token: format!("k8s-aws-v1.{}", "a".repeat(1400)),
+            expiration: "2026-12-03T10:00:00Z".into(),
+        };
+        let api = "client.authentication.k8s.io/v1beta1";
+        let want = json!({
+            "kind": "ExecCredential",
+            "apiVersion": api,
+            "spec": {},
+            "status": {"expirationTimestamp": t.expiration, "token": t.token},
+        });
+        assert_eq!(exec_credential(api, &t), format!("{want}\n"));
     }
 
     #[test]

@@ -45,9 +45,7 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
     let s = args.session;
     let c = client.credentials_for(args.role, s.seconds(), s.region)?;
     super::session_flags::say(c.note.as_deref());
-    let mut out = output::credential_process(&c);
-    out.push('\n');
-    super::write_secret(out)
+    super::write_secret(output::credential_process(&c))
 }
 
 #[cfg(test)]

@@ -134,9 +134,7 @@ pub fn run(client: &Client, args: Args) -> Result<()> {
         .map_err(|e| anyhow!(e))?;
     let (cluster, role, flags) = args.request();
     let t = client.eks_token(cluster, role, flags)?;
-    let mut out = output::exec_credential(&api, &t);
-    out.push('\n');
-    super::write_secret(out)
+    super::write_secret(output::exec_credential(&api, &t))
 }
 
 #[cfg(test)]

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# What one warm request costs the daemon, in counts that other load on the
+# machine does not change: user-space instructions per request (valgrind
+# callgrind, switched on only after the warm-up, for REQUESTS requests of
+# pctl-loadgen at 1 client) and system calls per request (strace -c on the
+# daemon over the same run), for this tree's daemon and, with BASE_DAEMON,
+# the daemon at a base commit (tests/bench/load-vs-base.sh), side by side.
+#
+#   [BASE_DAEMON=...] [NEW_DAEMON=target/release/pctl-daemon] \
+#   [LOADGEN=target/release/pctl-loadgen] [REQUESTS=2000] tests/bench/daemon-counts.sh
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$repo"
+new="${NEW_DAEMON:-$repo/target/release/pctl-daemon}"
+loadgen="${LOADGEN:-$repo/target/release/pctl-loadgen}"
+requests="${REQUESTS:-2000}"
+daemons=()
+[[ -n "${BASE_DAEMON:-}" ]] && daemons+=(base "$BASE_DAEMON")
+daemons+=(new "$new")
+for b in "$loadgen" "${daemons[@]:1:1}" "$new"; do [[ -x "$b" ]] || { echo "missing $b" >&2; exit 1; }; done
+for t in valgrind callgrind_control strace; do
+  command -v "$t" >/dev/null || { echo "needs $t" >&2; exit 2; }
+done
+# shellcheck source=tests/sandbox/lib.sh
+source "$repo/tests/sandbox/lib.sh"
+sandbox_up >/dev/null
+pid=""
+stop_all() {
+  [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
+  cleanup
+}
+trap stop_all EXIT
+
+# start NAME BINARY TAG [WRAPPER...]: the daemon NAME (under WRAPPER) on a
+# socket of its own, warmed (unlocked, role assumed, token minted).
+start() {
+  local name="$1" bin="$2" run="$sandbox/run-$1-$3"
+  shift 3
+  mkdir -m 700 -p "$run"
+  XDG_RUNTIME_DIR="$run" PCTL_SOCK="$run/pctl.sock" "$@" "$bin" --log-file "$sandbox/$name.log" 2>>"$sandbox/$name.err" &
+  pid=$!
+  for _ in $(seq 600); do [[ -S "$run/pctl.sock" ]] && break; sleep 0.1; done
+  sock="$run/pctl.sock"
+  "$loadgen" --socket "$sock" --cluster platform --with-env --concurrency 1 --requests 200 >/dev/null
+}
+load() { "$loadgen" --socket "$sock" --cluster platform --with-env --concurrency 1 --requests "$requests" >/dev/null; }
+
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $requests warm eks_token requests at 1 client, --with-env"
+echo
+echo "| daemon | instructions per request | system calls per request | the calls (per request) |"
+echo "|---|---|---|---|"
+for ((i = 0; i < ${#daemons[@]}; i += 2)); do
+  name="${daemons[i]}" bin="${daemons[i + 1]}"
+  cg="$sandbox/callgrind.$name"
+  start "$name" "$bin" cg valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$cg"
+  callgrind_control -i on "$pid" >/dev/null 2>&1
+  load
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  ir="$(cat "$cg"* | sed -n 's/^summary: *//p; s/^totals: *//p' | awk '{s += $1} END {print s}')"
+  start "$name" "$bin" st
+  strace -c -f -q -o "$sandbox/strace.$name" -p "$pid" &
+  tracer=$!
+  sleep 1
+  load
+  kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  calls="$(awk '$NF == "total" {print $4}' "$sandbox/strace.$name")"
+  detail="$(awk -v n="$requests" 'NF >= 5 && $1 ~ /^[0-9.]+$/ && $NF != "total" {printf "%s %.1f, ", $NF, $4 / n}' "$sandbox/strace.$name")"
+  awk -v name="$name" -v ir="$ir" -v c="$calls" -v n="$requests" -v d="${detail%, }" \
+    'BEGIN {printf "| %s | %d | %.1f | %s |\n", name, ir / n, c / n, d}'
+done
