@@ -199,6 +199,15 @@ impl Client {
     /// Sends one request, starting (or replacing) the daemon as needed, and
     /// resending it with the 1Password environment when the daemon asks.
     fn request(&self, request: Request) -> Result<Reply> {
+        self.answered(request).map(|(_, reply)| reply)
+    }
+
+    /// [`Self::request`], keeping the connection the answer came on. Whatever
+    /// the daemon needs from the user first (an IAM Identity Center sign-in,
+    /// a typed MFA code, a break-glass confirmation, the 1Password
+    /// environment, replacing a daemon of another version) is done here, then
+    /// the request is sent again.
+    fn answered(&self, request: Request) -> Result<(Connection<UnixStream>, Reply)> {
         let mut env = Envelope {
             version: VERSION.into(),
             request,
@@ -212,7 +221,7 @@ impl Client {
             let answer = exchange(&mut conn, &env);
             drop(waiting);
             match answer? {
-                Response::Ok(r) => return Ok(r),
+                Response::Ok(r) => return Ok((conn, r)),
                 Response::Error(e) if e.kind == ErrorKind::NeedsSignIn && sign_ins < 3 => {
                     drop(conn);
                     sign_ins += 1;
@@ -225,7 +234,8 @@ impl Client {
                     self.unlock_with_typed_code(&identity, &e.message)?;
                     if matches!(&env.request, Request::Unlock { identity: Some(i), .. } if *i == identity)
                     {
-                        return Ok(Reply::Done);
+                        // the code went in its own `Unlock`: that was this request
+                        return Ok((self.connect_or_start()?, Reply::Done));
                     }
                 }
                 Response::Error(e) if e.kind == ErrorKind::Version && attempt == 0 => {
@@ -467,65 +477,17 @@ impl Client {
         duration: Option<u64>,
         region: Option<String>,
     ) -> Result<(Connection<UnixStream>, CredentialServer)> {
-        let mut env = Envelope {
-            version: VERSION.into(),
-            request: Request::CredentialServer {
-                role,
-                port,
-                env: Some(ClientEnv::from_current()),
-                duration,
-                region,
-            },
-            setup: Some(setup()),
-            caller: Some(crate::caller::current()),
-        };
-        let mut sign_ins = 0;
-        for attempt in 0..6 {
-            let mut conn = self.connect_or_start()?;
-            match exchange(&mut conn, &env)? {
-                Response::Ok(r) => {
-                    let s = typed(RequestKind::CredentialServer, r)?;
-                    // Held open for the endpoint's life: no reply timeout from here on.
-                    conn.get_ref().set_read_timeout(None)?;
-                    return Ok((conn, s));
-                }
-                Response::Error(e)
-                    if e.kind == ErrorKind::NeedsConfirmation
-                        && env.caller.as_ref().is_some_and(|c| c.confirmed.is_none()) =>
-                {
-                    drop(conn);
-                    let role = crate::caller::confirm(&e.message)?;
-                    if let Some(c) = env.caller.as_mut() {
-                        c.confirmed = Some(role);
-                    }
-                }
-                // as for any request: sign in, or type the code, then again
-                Response::Error(e) if e.kind == ErrorKind::NeedsSignIn && sign_ins < 3 => {
-                    drop(conn);
-                    sign_ins += 1;
-                    let identity = e.identity.clone().unwrap_or_default();
-                    self.sign_in(&identity, &e.message)?;
-                }
-                Response::Error(e) if e.kind == ErrorKind::NeedsMfaCode => {
-                    drop(conn);
-                    let identity = e.identity.clone().unwrap_or_default();
-                    self.unlock_with_typed_code(&identity, &e.message)?;
-                }
-                Response::Error(e) if e.kind == ErrorKind::Version && attempt == 0 => {
-                    eprintln!(
-                        "pctl: replacing a daemon of another version ({})",
-                        e.message
-                    );
-                    drop(conn);
-                    self.stop_other_version();
-                }
-                Response::Error(e) => return Err(anyhow!(e.message)),
-            }
-        }
-        bail!(
-            "the daemon at {} kept answering with another version",
-            self.socket.display()
-        )
+        let (conn, reply) = self.answered(Request::CredentialServer {
+            role,
+            port,
+            env: Some(ClientEnv::from_current()),
+            duration,
+            region,
+        })?;
+        let s = typed(RequestKind::CredentialServer, reply)?;
+        // Held open for the endpoint's life: no reply timeout from here on.
+        conn.get_ref().set_read_timeout(None)?;
+        Ok((conn, s))
     }
 }
 
