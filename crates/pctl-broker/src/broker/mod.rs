@@ -200,12 +200,17 @@ impl Broker {
         self.enforce_limits();
         let id = self.identities.get(&role.identity);
         let on_fresh = || self.on_unlock(&id, peer);
-        let state = crate::prompt::UnlockState {
-            unlocked: matches!(id.vault.current(self.clock.as_ref()), Ok(Some(_))),
-            running: id.unlocker.running(),
-            sso_pending: id.unlocker.sso.pending_prompt(),
+        let unlocked = matches!(id.vault.current(self.clock.as_ref()), Ok(Some(_)));
+        let (ask, _waiting) = match unlocked {
+            true => (None, None),
+            false => {
+                let state = crate::prompt::UnlockState {
+                    running: id.unlocker.running(),
+                    sso_pending: id.unlocker.sso.pending_prompt(),
+                };
+                crate::prompt::before_unlock(cfg, role, state, env, peer)?
+            }
         };
-        let (ask, _waiting) = crate::prompt::before_unlock(cfg, role, state, env, peer)?;
         let u = id
             .unlocker
             .on_demand_asking(cfg, env, ask, on_fresh)

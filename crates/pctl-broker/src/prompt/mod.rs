@@ -61,11 +61,9 @@ impl Ask {
     }
 }
 
-/// Where the identity's unlock stands when a request needs it.
+/// Where a locked identity's unlock stands when a request needs it.
 #[derive(Debug, Clone)]
 pub struct UnlockState {
-    /// Its vault holds a current unlock.
-    pub unlocked: bool,
     /// An unlock attempt is under way (the request will join it).
     pub running: bool,
     /// The IAM Identity Center sign-in under way, if any (a terminal-less
@@ -80,7 +78,8 @@ pub struct UnlockState {
 /// the code through pinentry; such a client joining the IAM Identity
 /// Center sign-in another started is told of it ([`sign_in::joined`]),
 /// after a round trip for its display variables when it sent none.
-/// Nothing when the identity is unlocked.
+/// Only for an identity that is not unlocked (the caller checks, so a warm
+/// request reads no more than its vault).
 pub fn before_unlock(
     cfg: &Config,
     role: &RoleConfig,
@@ -88,9 +87,6 @@ pub fn before_unlock(
     env: Option<&ClientEnv>,
     peer: &Peer,
 ) -> Result<(Option<Ask>, Option<Waiting>), Failure> {
-    if state.unlocked {
-        return Ok((None, None));
-    }
     let Ok(ic) = cfg.identity(&role.identity) else {
         return Ok((None, None));
     };
