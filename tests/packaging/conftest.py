@@ -30,6 +30,17 @@ def deb():
 
 
 @pytest.fixture(scope="session")
+def root(deb, tmp_path_factory):
+    """The .deb unpacked (`dpkg-deb -x`) once per session: the installed tree.
+    Read only: tests write into their own tmp_path."""
+    root = tmp_path_factory.mktemp("deb-root")
+    r = subprocess.run(["dpkg-deb", "-x", deb, str(root)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    return str(root)
+
+
+@pytest.fixture(scope="session")
 def tarball():
     """The release tarball's path and its sha256."""
     path = build("tarball.sh")

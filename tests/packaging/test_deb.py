@@ -33,21 +33,14 @@ def run(*argv, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=kw.pop("timeout", 120), **kw)
 
 
+def installed(root, path):
+    """Where the package's absolute `path` is in the unpacked `root` (the conftest's fixture)."""
+    return os.path.join(root, path.lstrip("/"))
+
+
 def workspace_version():
     with open(os.path.join(REPO, "Cargo.toml"), "rb") as f:
         return tomllib.load(f)["workspace"]["package"]["version"]
-
-
-@pytest.fixture(scope="session")
-def root(deb, tmp_path_factory):
-    root = tmp_path_factory.mktemp("deb-root")
-    r = run("dpkg-deb", "-x", deb, str(root))
-    assert r.returncode == 0, r.stderr
-    return str(root)
-
-
-def installed(root, path):
-    return os.path.join(root, path.lstrip("/"))
 
 
 def test_file_name_and_control_fields(deb):

@@ -28,15 +28,8 @@ def run(*argv, timeout=120, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
 
 
-@pytest.fixture(scope="module")
-def root(deb, tmp_path_factory):
-    root = tmp_path_factory.mktemp("deb-root")
-    r = run("dpkg-deb", "-x", deb, str(root))
-    assert r.returncode == 0, r.stderr
-    return str(root)
-
-
 def installed(root, path):
+    """Where the package's absolute `path` is in the unpacked `root` (the conftest's fixture)."""
     return os.path.join(root, path.lstrip("/"))
 
 
