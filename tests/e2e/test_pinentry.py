@@ -155,6 +155,8 @@ def test_notification_when_an_unlock_starts_without_a_terminal(pctl_env, mfa_ope
     r = d.notty(env, "credential-process", "--role", "admin",
                 extra=dict(d.desktop_env(env), DISPLAY=":7"))
     assert r.returncode == 0, r.stderr + env.daemon_log_tail()
+    # notify-send is not waited for by the daemon: wait for its record
+    rig.wait_until(lambda: d.notifications(env) != [], timeout=15, what="the notification")
     notes = d.notifications(env)
     assert len(notes) == 1, notes
     argv = notes[0]["argv"]

@@ -94,6 +94,8 @@ def test_notification_and_pinentry_show_the_code_and_the_approval_serves(env):
         for want in ("identity corp", "kubectl", sso_rig.START_URL, dev["user_code"],
                      "/device", "Cancel"):
             assert want in desc, (want, desc)
+        # notify-send runs beside the window, not before it: wait for its record
+        rig.wait_until(lambda: d.notifications(env) != [], timeout=15, what="the notification")
         notes = d.notifications(env)
         assert len(notes) == 1, notes
         body = " ".join(notes[0]["argv"])
@@ -234,6 +236,7 @@ def test_always_shows_the_window_even_when_the_browser_opens(env):
         rig.wait_until(lambda: standin(env, "CONFIRM") != [], timeout=30,
                        what="the pinentry window")
         assert dev["user_code"] in standin(env, "SETDESC")[0]
+        rig.wait_until(lambda: d.notifications(env) != [], timeout=15, what="the notification")
         body = " ".join(d.notifications(env)[0]["argv"])
         assert dev["user_code"] in body and "in the browser" in body, body
         env.sso.device("approve", dev["user_code"])
