@@ -913,12 +913,20 @@ pub enum RequestError {
 
 /// Decodes a request body (the bytes after the length prefix).
 ///
-/// The envelope's `version` (and the request's `kind`) are read first,
+/// The envelope's `version` (and the request's `kind`) are also read
 /// leniently: a newer client whose request carries a field this version does
 /// not know gets [`RequestError::Version`], not a strict-decoding error, so
 /// it replaces the old daemon. `ping` and `stop` are understood from any
 /// version. A request of this version is decoded strictly.
+///
+/// The strict decoding is tried first and is the only pass over a request
+/// of this version (every request the daemon answers); the lenient look is
+/// taken only when that fails or names another version.
 pub fn decode_request(body: &[u8]) -> Result<Envelope, RequestError> {
+    let strict = serde_json::from_slice::<Envelope>(body);
+    if matches!(&strict, Ok(env) if env.version == VERSION) {
+        return Ok(strict?);
+    }
     #[derive(Deserialize)]
     struct Peek {
         version: String,
@@ -943,7 +951,7 @@ pub fn decode_request(body: &[u8]) -> Result<Envelope, RequestError> {
             });
         }
     }
-    Ok(serde_json::from_slice(body)?)
+    Ok(strict?)
 }
 
 #[cfg(test)]
