@@ -37,24 +37,29 @@ fn matches(pattern: &str, name: &str) -> bool {
 
 /// `role` and the roles up its chain (`source_role`): a restriction on a
 /// source holds for roles chained from it.
-fn chain<'c>(cfg: &'c Config, role: &'c RoleConfig) -> Vec<&'c RoleConfig> {
-    let mut v = vec![role];
-    while let Some(src) = v
-        .last()
-        .and_then(|r| r.source_role.as_ref())
-        .and_then(|s| cfg.roles.get(s))
-    {
-        if v.iter().any(|r| r.key == src.key) || v.len() > 32 {
-            break;
-        }
-        v.push(src);
-    }
-    v
+/// Ends at the chain's root, at a role already seen, or after 33 roles;
+/// nothing is allocated (this runs several times per request).
+fn chain<'c>(cfg: &'c Config, role: &'c RoleConfig) -> impl Iterator<Item = &'c RoleConfig> {
+    let source = |r: &'c RoleConfig| r.source_role.as_ref().and_then(|s| cfg.roles.get(s));
+    // whether `key` is one of the first `n` roles of the chain
+    let seen = move |key: &str, n: usize| {
+        std::iter::successors(Some(role), move |r| source(r))
+            .take(n)
+            .any(|r| r.key == key)
+    };
+    let mut next = Some(role);
+    let mut n = 0;
+    std::iter::from_fn(move || {
+        let r = next?;
+        n += 1;
+        next = source(r).filter(|src| n <= 32 && !seen(&src.key, n));
+        Some(r)
+    })
 }
 
 /// Whether new sessions of `role` need the user's yes (here or up its chain).
 pub fn confirm_needed(cfg: &Config, role: &RoleConfig) -> bool {
-    chain(cfg, role).iter().any(|r| r.confirm)
+    chain(cfg, role).any(|r| r.confirm)
 }
 
 /// Refuses the request when `role` (or a role up its chain) names
@@ -281,5 +286,40 @@ mod tests {
         ));
         assert!(!matches("terraform", "terraform-provider-aws_v5"));
         assert!(matches("kubectl", "kubectl"));
+    }
+
+    /// The chain is the role and its sources up to the root, and ends at a
+    /// role already seen (a cycle, which the config's validation refuses,
+    /// still ends) and after 33 roles.
+    #[test]
+    fn chain_ends_at_the_root_or_a_role_already_seen() {
+        let text = include_str!("../../../tests/fixtures/pctl.toml");
+        let mut cfg = Config::parse(std::path::Path::new("/c/pctl.toml"), text).unwrap();
+        let base = cfg.roles["admin"].clone();
+        let role = |key: &str, source: Option<&str>| RoleConfig {
+            key: key.into(),
+            source_role: source.map(Into::into),
+            ..base.clone()
+        };
+        for (k, s) in [("a", Some("b")), ("b", Some("c")), ("c", None)] {
+            cfg.roles.insert(k.into(), role(k, s));
+        }
+        for (k, s) in [("x", Some("y")), ("y", Some("z")), ("z", Some("y"))] {
+            cfg.roles.insert(k.into(), role(k, s));
+        }
+        for i in 0..40 {
+            let (k, s) = (format!("l{i}"), format!("l{}", i + 1));
+            cfg.roles.insert(k.clone(), role(&k, Some(&s)));
+        }
+        let keys = |k: &str| -> Vec<String> {
+            chain(&cfg, &cfg.roles[k]).map(|r| r.key.clone()).collect()
+        };
+        assert_eq!(keys("a"), ["a", "b", "c"]);
+        assert_eq!(keys("c"), ["c"]);
+        assert_eq!(keys("x"), ["x", "y", "z"]);
+        assert_eq!(keys("z"), ["z", "y"]);
+        let long = keys("l0");
+        assert_eq!(long.len(), 33, "{long:?}");
+        assert_eq!(long.last().map(String::as_str), Some("l32"));
     }
 }

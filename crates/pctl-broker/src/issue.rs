@@ -315,12 +315,12 @@ impl<K: Hash + Eq + Clone, V: Send + Sync + 'static> Cache<K, V> {
     }
 
     fn entry(&self, k: &K) -> Arc<Entry<V>> {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(k.clone())
-            .or_default()
-            .clone()
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        // the key is cloned only for a new entry, not at every warm request
+        if let Some(e) = map.get(k) {
+            return e.clone();
+        }
+        map.entry(k.clone()).or_default().clone()
     }
 
     fn clear(&self) {
