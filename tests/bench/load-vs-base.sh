@@ -6,9 +6,10 @@
 # (tests/bench/loadgen: `eks_token` for a warm cluster, a fresh connection per
 # request with the client's trust checks; `--with-env`, which both daemons
 # accept). Each daemon is unlocked and warmed first; then ROUNDS rounds, each
-# measuring base then new at 1 and 8 clients; then 1024 clients once each,
-# for the errors. Prints a Markdown table (figures per round, the mean, and
-# new/base).
+# measuring both at 1 and 8 clients (base first in odd rounds, new first in
+# even ones); then 1024 clients once each, for the errors. Prints a Markdown
+# table (figures per round, the mean, new/base, and each daemon's CPU time
+# per request at that level, from /proc/PID/stat).
 #
 #   BASE_DAEMON=/path/to/pctl-daemon NEW_DAEMON=target/release/pctl-daemon \
 #   LOADGEN=target/release/pctl-loadgen tests/bench/load-vs-base.sh
@@ -53,13 +54,27 @@ say "starting both daemons (base: $base, new: $new)"
 start base "$base"
 start new "$new"
 
+declare -A pid_of=([base]="${pids[0]}" [new]="${pids[1]}")
+# The daemon's CPU time so far, user and system (clock ticks): what one
+# level cost it, which other load on the machine moves far less than req/s.
+cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+
 out="$sandbox/results.jsonl"
 : >"$out"
 for r in $(seq "$rounds"); do
-  for name in base new; do
+  # which daemon goes first alternates, so neither always meets the load first
+  order=(base new)
+  ((r % 2 == 0)) && order=(new base)
+  for name in "${order[@]}"; do
     say "round $r: $name at 1 and 8 clients, $requests requests each"
-    "$loadgen" --socket "$sandbox/run-$name/pctl.sock" --cluster platform --with-env \
-      --concurrency 1,8 --requests "$requests" | sed "s/^{/{\"daemon\":\"$name\",\"round\":$r,/" | tee -a "$out"
+    for c in 1 8; do
+      read -r u0 s0 < <(cpu_ticks "${pid_of[$name]}")
+      line="$("$loadgen" --socket "$sandbox/run-$name/pctl.sock" --cluster platform --with-env \
+        --concurrency "$c" --requests "$requests")"
+      read -r u1 s1 < <(cpu_ticks "${pid_of[$name]}")
+      sed "s/^{/{\"daemon\":\"$name\",\"round\":$r,\"user_ticks\":$((u1 - u0)),\"sys_ticks\":$((s1 - s0)),/" <<<"$line" |
+        tee -a "$out"
+    done
   done
 done
 for name in base new; do
@@ -73,14 +88,19 @@ import json, os, platform, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 print(f"\nMachine: {os.cpu_count()} cores, {cpu}, Linux {platform.release()}\n")
-print("| clients | base req/s (per round) | new req/s (per round) | base mean | new mean | new/base |")
-print("|---|---|---|---|---|---|")
+print("| clients | base req/s (per round) | new req/s (per round) | base mean | new mean | new/base "
+      "| daemon CPU µs per request (user + system), base / new |")
+print("|---|---|---|---|---|---|---|")
+tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
 for c in (1, 8):
-    b = [r["rps"] for r in rows if r["daemon"] == "base" and r["concurrency"] == c and r["round"]]
-    n = [r["rps"] for r in rows if r["daemon"] == "new" and r["concurrency"] == c and r["round"]]
+    level = lambda d: [r for r in rows if r["daemon"] == d and r["concurrency"] == c and r["round"]]
+    b, n = [r["rps"] for r in level("base")], [r["rps"] for r in level("new")]
+    per = lambda d, k: sum(r[k] for r in level(d)) * tick_us / sum(r["requests"] for r in level(d))
+    cpu = lambda d: f"{per(d, 'user_ticks'):.1f} + {per(d, 'sys_ticks'):.1f}"
     fmt = lambda v: ", ".join(f"{x:,.0f}" for x in v)
     bm, nm = statistics.mean(b), statistics.mean(n)
-    print(f"| {c} | {fmt(b)} | {fmt(n)} | {bm:,.0f} | {nm:,.0f} | {nm / bm:.2f}x |")
+    print(f"| {c} | {fmt(b)} | {fmt(n)} | {bm:,.0f} | {nm:,.0f} | {nm / bm:.2f}x "
+          f"| {cpu('base')} / {cpu('new')} |")
 for r in rows:
     if r["concurrency"] == 1024:
         print(f"\n- {r['daemon']} at 1024 clients: {r['requests']:,} requests, {r['errors']} errors, "
