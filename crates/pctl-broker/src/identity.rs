@@ -47,6 +47,10 @@ impl Identities {
     /// The identity `name` (the caller checked it is configured).
     pub fn get(&self, name: &str) -> Arc<Identity> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        // the name is copied only for a new identity, not at every request
+        if let Some(id) = map.get(name) {
+            return id.clone();
+        }
         map.entry(name.to_string())
             .or_insert_with(|| {
                 let vault = Arc::new(Vault::new(self.clock.as_ref()));
