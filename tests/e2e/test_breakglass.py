@@ -12,9 +12,6 @@ real terminals (tmux):
 
 import json
 import os
-import re
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -67,28 +64,19 @@ def test_allowed_programs_is_checked_at_the_credential_endpoint(bg_env, aws_cli)
     env.write_config(text=d.config(role_lines='allowed_programs = ["aws"]'))
     p = env.popen("serve", "--role", "admin", "--shell", "bash")
     try:
-        e = {}
-        for _ in range(2):
-            m = re.fullmatch(r"export (\w+)='([^']*)';", p.stdout.readline().strip())
-            assert m, "expected an export line"
-            e[m.group(1)] = m.group(2)
+        e = rig.serve_exports(p, env)
         e["AWS_SHARED_CREDENTIALS_FILE"] = os.path.join(env.home, "none")
         e["AWS_CONFIG_FILE"] = os.path.join(env.home, "none")
         r = env.run_tool([aws_cli, "sts", "get-caller-identity", "--output", "json",
                           "--region", rig.REGION], env=e)
         assert r.returncode == 0, r.stderr + env.daemon_log_tail()
         # python is not aws: refused with the role and the program named
-        req = urllib.request.Request(e["AWS_CONTAINER_CREDENTIALS_FULL_URI"], headers={
-            "Authorization": e["AWS_CONTAINER_AUTHORIZATION_TOKEN"]})
-        try:
-            urllib.request.urlopen(req, timeout=20)
-            raise AssertionError("python was served")
-        except urllib.error.HTTPError as err:
-            body = err.read().decode()
-            assert "role admin may be used only by aws" in body and "python" in body, body
+        status, body = d.endpoint_get(e)
+        assert status != 200, "python was served"
+        msg = body["message"]
+        assert "role admin may be used only by aws" in msg and "python" in msg, body
     finally:
-        p.terminate()
-        p.wait(timeout=10)
+        rig.stop_process(p, timeout=10)
 
 
 def test_confirm_yes_on_the_terminal_then_cached(bg_env):
@@ -161,16 +149,6 @@ def test_confirm_without_a_terminal_goes_through_pinentry(bg_env):
 
 def test_confirm_through_a_real_pinentry_curses(bg_env):
     env = bg_env
-    tmux = d.Tmux(env)
-    try:
-        wrapper = d.curses_pinentry(env, tmux)
-        env.write_config(text=d.config(role_lines="confirm = true",
-                                       daemon_lines=f'pinentry = "{wrapper}"'))
-        p = d.notty_popen(env, "credential-process", "--role", "admin")
-        tmux.wait_screen("pin", "break-glass", "pinentry-curses asking on the terminal")
-        tmux.keys("pin", "Enter")  # the focused button: Allow
-        out, err = p.communicate(timeout=60)
-        assert p.returncode == 0, err + env.daemon_log_tail()
-    finally:
-        tmux.kill()
+    # Enter: the focused button, Allow
+    d.answer_in_curses_pinentry(env, "break-glass", ["Enter"], role_lines="confirm = true")
     assert assumed(env) == 1
