@@ -79,8 +79,9 @@ def test_allowed_programs_is_checked_at_the_credential_endpoint(bg_env, aws_cli)
         rig.stop_process(p, timeout=10)
 
 
-def test_confirm_yes_on_the_terminal_then_cached(bg_env):
-    env = bg_env
+def answer_on_the_terminal(env, *keys):
+    """A request for the confirm = true role from a real terminal (tmux window "c"), answered
+    there with `keys` once asked: (stdout path, stderr path, exit status)."""
     env.write_config(text=d.config(role_lines="confirm = true"))
     tmux = d.Tmux(env)
     try:
@@ -88,12 +89,18 @@ def test_confirm_yes_on_the_terminal_then_cached(bg_env):
         tmux.wait_screen("c", "[y/N]", "the question on the terminal")
         screen = tmux.screen("c")
         assert "role admin is a break-glass role" in screen, screen
-        assert assumed(env) == 0, "nothing assumed before the yes"
-        tmux.keys("c", "y", "Enter")
-        assert d.wait_rc(rc) == 0, open(err).read() + env.daemon_log_tail()
-        assert json.load(open(out))["AccessKeyId"]
+        assert assumed(env) == 0, "nothing assumed before the answer"
+        tmux.keys("c", *keys)
+        return out, err, d.wait_rc(rc)
     finally:
         tmux.kill()
+
+
+def test_confirm_yes_on_the_terminal_then_cached(bg_env):
+    env = bg_env
+    out, err, rc = answer_on_the_terminal(env, "y", "Enter")
+    assert rc == 0, open(err).read() + env.daemon_log_tail()
+    assert json.load(open(out))["AccessKeyId"]
     assert assumed(env) == 1
     # a cached session: no question, even for a client without a terminal
     r = d.notty(env, "credential-process", "--role", "admin")
@@ -106,15 +113,8 @@ def test_confirm_yes_on_the_terminal_then_cached(bg_env):
 
 def test_confirm_no_on_the_terminal_issues_nothing(bg_env):
     env = bg_env
-    env.write_config(text=d.config(role_lines="confirm = true"))
-    tmux = d.Tmux(env)
-    try:
-        out, err, rc = tmux.pctl("c", "credential-process", "--role", "admin")
-        tmux.wait_screen("c", "[y/N]", "the question on the terminal")
-        tmux.keys("c", "n", "Enter")
-        assert d.wait_rc(rc) == 1
-    finally:
-        tmux.kill()
+    out, err, rc = answer_on_the_terminal(env, "n", "Enter")
+    assert rc == 1
     text = open(err).read().strip()
     assert text == "pctl: role admin: not confirmed, nothing was issued", text
     assert open(out).read() == ""
