@@ -2,9 +2,10 @@
 //! 1Password with a single `op item get --format json` call.
 //!
 //! `op` runs with an argv list (no shell), stdin from /dev/null, only the
-//! requesting client's forwarded environment, and a timeout. Its stdout is
-//! read into a buffer that is wiped after parsing; its errors are classified
-//! into actionable messages and never echoed raw.
+//! requesting client's forwarded environment, in a process group of its own
+//! (killed whole), and a timeout. Its stdout is read into a buffer that is
+//! wiped after parsing; its errors are classified into actionable messages
+//! and never echoed raw.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
