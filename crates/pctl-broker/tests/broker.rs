@@ -1384,7 +1384,11 @@ async fn status_says_an_unlock_waits_for_the_next_code() {
         "status does not say the unlock waits for the next code"
     );
     assert_eq!(r.source.runs(), 1, "a code was read in the same step");
-    assert_eq!(r.sts.calls("gst").len(), 1, "a code was sent in the same step");
+    assert_eq!(
+        r.sts.calls("gst").len(),
+        1,
+        "a code was sent in the same step"
+    );
     unlock.await.unwrap().unwrap();
     assert_eq!(waiting(&r), None, "still waiting after the unlock");
     assert_eq!(r.sts.calls("gst").len(), 2);

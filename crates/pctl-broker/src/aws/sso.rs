@@ -396,8 +396,7 @@ fn portal_error<E: ProvideErrorMetadata + std::error::Error>(
 #[cfg(test)]
 mod tests {
     use aws_smithy_runtime_api::client::http::{
-        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings,
-        SharedHttpConnector,
+        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
     };
     use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -448,7 +447,11 @@ mod tests {
                 "authorization_pending",
                 TokenError::Pending,
             ),
-            ("ExpiredTokenException", "expired_token", TokenError::Expired),
+            (
+                "ExpiredTokenException",
+                "expired_token",
+                TokenError::Expired,
+            ),
             ("AccessDeniedException", "access_denied", TokenError::Denied),
             (
                 "InvalidGrantException",
