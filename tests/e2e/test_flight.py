@@ -70,6 +70,9 @@ def test_botocore_retry_joins_the_unlock_its_first_try_started(auth_env):
         env.op_state(latency=OP_LATENCY)
         rig.wait_until(lambda: env.status()["locked"], timeout=15, interval=0.02,
                        what="idle lock")
+        # the unlock the endpoint starts takes this config's idle lock (15m): botocore's
+        # retry comes a second after its 2 s timeout, and must find it unlocked
+        env.write_config(text=config())
         open(go, "w").close()
         out, err = p.communicate(timeout=60)
     finally:
