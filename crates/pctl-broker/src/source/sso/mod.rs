@@ -293,7 +293,7 @@ impl Job {
     }
 
     async fn run(self, reg: Registration, dev: DeviceAuth) -> Result<(), Failure> {
-        let polled = poll_device(dev.interval, dev.expires_in, || {
+        let polled = poll_for_tokens(dev.interval, dev.expires_in, || {
             self.api.poll_device(&self.region, &reg, &dev)
         })
         .await;
@@ -312,7 +312,7 @@ impl Job {
                     format!("identity {}: {m}", self.identity),
                 ))
             }
-            // poll_device ends these itself
+            // poll_for_tokens ends these itself
             Err(TokenError::Pending | TokenError::SlowDown | TokenError::Expired) => None,
         };
         drop(dev);
@@ -369,7 +369,7 @@ impl Job {
 /// `slow_down`, until it answers something other than
 /// `authorization_pending` or `slow_down`, or `expires_in` has passed.
 /// `Ok(None)`: the device code expired before the user approved.
-async fn poll_device<T, F, Fut>(
+async fn poll_for_tokens<T, F, Fut>(
     interval: Duration,
     expires_in: Duration,
     mut poll: F,
@@ -480,7 +480,7 @@ sso_region = "eu-west-1"
                 .collect::<std::collections::VecDeque<_>>(),
         );
         let at = std::sync::Mutex::new(Vec::new());
-        let got = super::poll_device(Duration::from_secs(1), Duration::from_secs(600), || {
+        let got = super::poll_for_tokens(Duration::from_secs(1), Duration::from_secs(600), || {
             at.lock().unwrap().push(start.elapsed().as_secs_f64());
             let answer = answers.lock().unwrap().pop_front().unwrap();
             async move { answer }
@@ -499,7 +499,7 @@ sso_region = "eu-west-1"
         let start = tokio::time::Instant::now();
         let at = std::sync::Mutex::new(Vec::new());
         let got: Result<Option<()>, _> =
-            super::poll_device(Duration::ZERO, Duration::from_millis(4500), || {
+            super::poll_for_tokens(Duration::ZERO, Duration::from_millis(4500), || {
                 at.lock().unwrap().push(start.elapsed().as_secs_f64());
                 async { Err(TokenError::Pending) }
             })
@@ -512,7 +512,7 @@ sso_region = "eu-west-1"
         ] {
             let polls = std::sync::atomic::AtomicUsize::new(0);
             let got: Result<Option<()>, _> =
-                super::poll_device(Duration::from_secs(1), Duration::from_secs(600), || {
+                super::poll_for_tokens(Duration::from_secs(1), Duration::from_secs(600), || {
                     polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let e = end.clone();
                     async move { Err(e) }
@@ -522,7 +522,7 @@ sso_region = "eu-west-1"
             assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 1);
         }
         let got: Result<Option<()>, _> =
-            super::poll_device(Duration::from_secs(1), Duration::from_secs(600), || async {
+            super::poll_for_tokens(Duration::from_secs(1), Duration::from_secs(600), || async {
                 Err(TokenError::Expired)
             })
             .await;
