@@ -76,7 +76,10 @@ def boto3_call(env, endpoint, aws_url):
 def idle_locked(env):
     """Waits for the short idle lock of env.config_for, then sets a long one (each unlock
     takes the idle lock of the config it was made under)."""
-    rig.wait_until(lambda: env.status()["locked"], timeout=30, what="the idle lock")
+    # idle_lock's floor (1 s): the status polls lock the daemon (every request checks
+    # the limits first) about a second after its last use
+    rig.wait_until(lambda: env.status()["locked"], timeout=30, interval=0.02,
+                   what="the idle lock")
     env.write_config(text=env.config_for("1h"))
 
 
@@ -103,7 +106,7 @@ def prompt_env(pctl_env, moto_open, recording_proxy):
         idle, identity_lines='mfa = "prompt"' if idle == "1h" else "")
     env.with_serial = lambda: env.op_store([rig.aws_item(
         ident["access_key_id"], ident["secret_access_key"], mfa_serial=rig.MFA_SERIAL)])
-    env.write_config(text=env.config_for("2s"))
+    env.write_config(text=env.config_for("1s"))
     return env
 
 
@@ -115,7 +118,7 @@ def typed_codes(env):
 def confirm_env(pctl_env, moto_open, recording_proxy):
     env = d.proxied_env(pctl_env, moto_open, recording_proxy)
     env.config_for = lambda idle: rig_config(idle, role_lines="confirm = true")
-    env.write_config(text=env.config_for("2s"))
+    env.write_config(text=env.config_for("1s"))
     return env
 
 
@@ -250,7 +253,7 @@ def sso_env(pctl_env, sso_moto, sso, tmp_path):  # noqa: F811 (this module's own
 def signed_in_serve(env):
     """`pctl serve` (no terminal) signs in itself (shown on the desktop, approved), serves,
     then the identity idle-locks."""
-    env.write_config(text=env.config_for("2s"))
+    env.write_config(text=env.config_for("1s"))
     d.plan(env, hold=True)
     p = d.notty_popen(env, "serve", "--role", "dev", "--shell", "bash",
                       extra=d.desktop_env(env))

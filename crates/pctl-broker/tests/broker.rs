@@ -1380,6 +1380,47 @@ async fn mfa_unlock_in_the_same_totp_step_waits_for_the_next_code() {
     assert_eq!(totp_step(read_at), first + 1);
 }
 
+/// While an unlock waits for the next TOTP step, `status` says what the
+/// identity waits for (so `pctl status` and the prompt explain an unlock
+/// that takes up to 30 s), and no code is read or sent before the step
+/// ends. tests/e2e/test_mfa.py reads this instead of waiting for the step.
+#[tokio::test(start_paused = true)]
+async fn status_says_an_unlock_waits_for_the_next_code() {
+    let mut s = source();
+    s.mfa = true;
+    let r = rig_with(&config_text("platform-admin", "platform", ""), s);
+    r.creds(true).await.unwrap();
+    r.broker.lock(LockReason::Manual);
+    let waiting = |r: &Rig| r.broker.status().identities[0].waiting.clone();
+    assert_eq!(waiting(&r), None);
+    let broker = r.broker.clone();
+    let unlock = tokio::spawn(async move {
+        broker
+            .unlock(None, &env(), None, &peer())
+            .await
+            .map_err(|f| f.0)
+    });
+    // Paused time stands still while this task is runnable: the unlock
+    // reaches its wait, and no further.
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        waiting(&r).as_deref(),
+        Some(pctl_broker::unlock::NEXT_CODE),
+        "status does not say the unlock waits for the next code"
+    );
+    assert_eq!(r.source.runs(), 1, "a code was read in the same step");
+    assert_eq!(
+        r.sts.calls("gst").len(),
+        1,
+        "a code was sent in the same step"
+    );
+    unlock.await.unwrap().unwrap();
+    assert_eq!(waiting(&r), None, "still waiting after the unlock");
+    assert_eq!(r.sts.calls("gst").len(), 2);
+}
+
 /// Issue 16 §2: a request looks at the config's files once (the server's
 /// time limit reads the config as last loaded; the broker passes the one
 /// `Arc<Config>` down). Before, a credentials request checked them three
