@@ -71,21 +71,39 @@ if [[ "$triple" == *-linux-gnu ]]; then
     (( BASH_REMATCH[1] > 2 || (BASH_REMATCH[1] == 2 && BASH_REMATCH[2] >= 36) )); then
     link=(-C link-arg=-Wl,-z,pack-relative-relocs)
   fi
-  # A target of its own (target/static) so the static flags never mix with
-  # the workspace's ordinary build; --target keeps them off build scripts.
-  CARGO_TARGET_DIR="$repo/target/static" \
-    RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
-    cargo rustc --locked --quiet ${profile_flag[@]+"${profile_flag[@]}"} -p pctl --bin pctl --target "$triple" \
-    -- ${link[@]+"${link[@]}"}
   client="$repo/target/static/$triple/$profile/pctl"
+  if [[ "$profile" == release ]]; then
+    # A target of its own (target/static) so the static flags never mix with
+    # the workspace's ordinary build; --target keeps them off build scripts.
+    CARGO_TARGET_DIR="$repo/target/static" \
+      RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
+      cargo rustc --locked --quiet --release -p pctl --bin pctl --target "$triple" \
+      -- ${link[@]+"${link[@]}"}
+  else
+    # The debug client reuses the test build's compiled dependencies
+    # (tests/build.sh, target/debug): `crt-static` only matters where the
+    # executable is linked, and `cargo rustc` gives it to that link alone, so
+    # only pctl-protocol and the client itself are compiled again (for the
+    # client's own features). The executable is written to its own path
+    # (--emit=link=...), never over target/debug/pctl, which running tests
+    # use; Cargo then finds no output of its own for this unit, so every call
+    # links the client afresh (under a second, incremental) and never leaves
+    # a stale one. A name of this call's own, then a rename: a packaging test
+    # reading the client never sees half of it.
+    mkdir -p "${client%/*}"
+    tmp="$client.$$"
+    trap 'rm -f "$tmp"' EXIT
+    tests/build.sh rustc --locked --quiet -p pctl --bin pctl \
+      -- -C target-feature=+crt-static ${link[@]+"${link[@]}"} --emit=link="$tmp"
+    mv -f "$tmp" "$client"
+  fi
 else
   # (the debug client comes from the workspace build below)
   [[ "$profile" == debug ]] || cargo build --locked --quiet --release -p pctl --bin pctl
   client="$repo/target/$profile/pctl"
 fi
-# --client-only: the client alone, compiled ahead (tests/run starts it in the
-# background beside the Rust tests and pytest; the packaging tests' own call
-# then finds it built, or waits on Cargo's lock of target/static for it).
+# --client-only: the client alone (tests/run links it ahead of the tests; the
+# packaging tests' own call links it again, in under a second).
 if ((client_only)); then
   echo "$client"
   exit 0

@@ -14,7 +14,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def build(script):
     """Runs packaging/SCRIPT --debug; the path of what it built."""
-    # A cold build of the static client takes about a minute on two cores.
+    # After tests/build.sh this links the static client and packs (seconds);
+    # the generous limit is for a tree whose build is not done yet.
     r = subprocess.run([os.path.join(REPO, "packaging", script), "--debug"],
                        capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, f"packaging/{script} --debug failed:\n{r.stdout}\n{r.stderr}"

@@ -6,7 +6,7 @@ static client not linking user or host name lookups, and lintian finding no
 error.
 
 The debug build keeps this cheap in tests/run (the daemon's debug build is
-already there; only the static client is compiled, in target/static); the
+already there; the static client is linked from the same build); the
 release .deb is built by the same script without --debug.
 """
 
