@@ -39,23 +39,9 @@ fn main() -> ExitCode {
 /// `warn` so no HTTP wire trace (which could carry a session token) is ever
 /// written.
 fn init_logging(file: Option<&std::path::Path>) -> std::io::Result<()> {
-    use tracing::level_filters::LevelFilter;
-    use tracing_subscriber::filter::Targets;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let level = match std::env::var("PCTL_LOG").unwrap_or_default().as_str() {
-        "error" => LevelFilter::ERROR,
-        "warn" => LevelFilter::WARN,
-        "debug" => LevelFilter::DEBUG,
-        "trace" => LevelFilter::TRACE,
-        _ => LevelFilter::INFO,
-    };
-    // Targets (a plain list of target prefixes) rather than EnvFilter: the
-    // same filtering without a regex engine in the build.
-    let filter = Targets::new()
-        .with_default(LevelFilter::WARN)
-        .with_target("pctl_daemon", level)
-        .with_target("pctl_broker", level);
+    let filter = pctl_broker::logfile::filter(&std::env::var("PCTL_LOG").unwrap_or_default());
     let fmt = tracing_subscriber::fmt::layer();
     match file {
         Some(path) => {
