@@ -9,20 +9,16 @@
 #
 #   [DAEMON_CLIENT=pctl beside the pctl-daemon to use] tests/bench/client-counts.sh [NAME=CLIENT ...]
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
-command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 2; }
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+needs valgrind
 clients=("$@")
 if ((${#clients[@]} == 0)); then
   clients=(static="$repo/target/package/release/bin/pctl" dynamic="$repo/target/release/pctl"
     dev="$repo/target/debug/pctl")
 fi
 PCTL="${DAEMON_CLIENT:-$repo/target/release/pctl}"
-for c in "$PCTL" "$(dirname "$PCTL")/pctl-daemon" "${clients[@]#*=}"; do
-  [[ -x "$c" ]] || { echo "missing $c: build it first" >&2; exit 1; }
-done
-# shellcheck source=tests/sandbox/lib.sh
-source "$repo/tests/sandbox/lib.sh"
+built "$PCTL" "$(dirname "$PCTL")/pctl-daemon" "${clients[@]#*=}"
 sandbox_up >/dev/null
 eval "$("$PCTL" shell)"
 "$PCTL" eks token --cluster platform >/dev/null   # unlock, assume the role, mint

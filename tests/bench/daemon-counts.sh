@@ -9,38 +9,25 @@
 #   [BASE_DAEMON=...] [NEW_DAEMON=target/release/pctl-daemon] \
 #   [LOADGEN=target/release/pctl-loadgen] [REQUESTS=2000] tests/bench/daemon-counts.sh
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 new="${NEW_DAEMON:-$repo/target/release/pctl-daemon}"
 loadgen="${LOADGEN:-$repo/target/release/pctl-loadgen}"
 requests="${REQUESTS:-2000}"
 daemons=()
 [[ -n "${BASE_DAEMON:-}" ]] && daemons+=(base "$BASE_DAEMON")
 daemons+=(new "$new")
-for b in "$loadgen" "${daemons[@]:1:1}" "$new"; do [[ -x "$b" ]] || { echo "missing $b" >&2; exit 1; }; done
-for t in valgrind callgrind_control strace; do
-  command -v "$t" >/dev/null || { echo "needs $t" >&2; exit 2; }
-done
-# shellcheck source=tests/sandbox/lib.sh
-source "$repo/tests/sandbox/lib.sh"
+built "$loadgen" "${daemons[@]:1:1}" "$new"
+needs valgrind callgrind_control strace
 sandbox_up >/dev/null
-pid=""
-stop_all() {
-  [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
-  cleanup
-}
-trap stop_all EXIT
+trap stop_daemons EXIT
 
 # start NAME BINARY TAG [WRAPPER...]: the daemon NAME (under WRAPPER) on a
 # socket of its own, warmed (unlocked, role assumed, token minted).
 start() {
-  local name="$1" bin="$2" run="$sandbox/run-$1-$3"
+  local name="$1" bin="$2" tag="$3"
   shift 3
-  mkdir -m 700 -p "$run"
-  XDG_RUNTIME_DIR="$run" PCTL_SOCK="$run/pctl.sock" "$@" "$bin" --log-file "$sandbox/$name.log" 2>>"$sandbox/$name.err" &
-  pid=$!
-  for _ in $(seq 600); do [[ -S "$run/pctl.sock" ]] && break; sleep 0.1; done
-  sock="$run/pctl.sock"
+  start_daemon "$name" "$bin" "$sandbox/run-$name-$tag" "$@"
   "$loadgen" --socket "$sock" --cluster platform --with-env --concurrency 1 --requests 200 >/dev/null
 }
 load() { "$loadgen" --socket "$sock" --cluster platform --with-env --concurrency 1 --requests "$requests" >/dev/null; }
@@ -56,7 +43,7 @@ for ((i = 0; i < ${#daemons[@]}; i += 2)); do
   callgrind_control -i on "$pid" >/dev/null 2>&1
   load
   callgrind_control -d "$pid" >/dev/null 2>&1
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  kill "$pid"; wait "$pid" 2>/dev/null || true
   ir="$(cat "$cg"* | sed -n 's/^summary: *//p; s/^totals: *//p' | awk '{s += $1} END {print s}')"
   start "$name" "$bin" st
   strace -c -f -q -o "$sandbox/strace.$name" -p "$pid" &
@@ -64,7 +51,7 @@ for ((i = 0; i < ${#daemons[@]}; i += 2)); do
   sleep 1
   load
   kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  kill "$pid"; wait "$pid" 2>/dev/null || true
   calls="$(awk '$NF == "total" {print $4}' "$sandbox/strace.$name")"
   detail="$(awk -v n="$requests" 'NF >= 5 && $1 ~ /^[0-9.]+$/ && $NF != "total" {printf "%s %.1f, ", $NF, $4 / n}' "$sandbox/strace.$name")"
   awk -v name="$name" -v ir="$ir" -v c="$calls" -v n="$requests" -v d="${detail%, }" \

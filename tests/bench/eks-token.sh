@@ -10,15 +10,13 @@
 #
 #   tests/bench/eks-token.sh [--record]
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 record="${1:-}"
 
-command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 2; }
+needs hyperfine
 [[ -x /usr/bin/time ]] || { echo "needs GNU time (apt-get install time)" >&2; exit 2; }
 PCTL="$repo/target/release/pctl"
-# shellcheck source=tests/sandbox/lib.sh
-source "$repo/tests/sandbox/lib.sh"
 say "building (release) and setting up"
 PCTL_SKIP_PLATFORM_TOOLS=1 PCTL_SKIP_PACKAGING_TOOLS=1 tests/setup.sh
 cargo build --quiet --release --workspace --bins
@@ -74,19 +72,10 @@ PY
 say "results"
 echo "$report"
 
-if [[ "$record" == --record ]]; then
-  "$repo/.venv/bin/python" - "$repo/BENCHMARKS.md" "$(date -u +%Y-%m-%d)" "$report" <<'PY'
-import sys, re
-path, day, report = sys.argv[1], sys.argv[2], sys.argv[3]
-try:
-    text = open(path).read()
-except FileNotFoundError:
-    text = "# Benchmarks\n\nEvery number here comes from a script in `tests/bench/`, run on the machine named with it.\n"
-section = (f"## EKS token: warm `pctl eks token` vs `aws eks get-token` vs `/bin/true`\n\n"
-           f"Command: `tests/bench/eks-token.sh --record` (hyperfine, one run, same machine), {day}.\n\n{report}\n")
-pat = re.compile(r"## EKS token:.*?(?=\n## |\Z)", re.S)
-text = pat.sub(section.rstrip() + "\n", text) if pat.search(text) else text.rstrip() + "\n\n" + section
-open(path, "w").write(text)
-PY
-  echo "recorded in BENCHMARKS.md"
-fi
+record_section "$report" <<'EOF'
+## EKS token: warm `pctl eks token` vs `aws eks get-token` vs `/bin/true`
+
+Command: `tests/bench/eks-token.sh --record` (hyperfine, one run, same machine), @DAY@.
+
+@REPORT@
+EOF

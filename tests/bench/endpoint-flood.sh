@@ -19,8 +19,8 @@
 # With --record the table replaces the "Credential endpoint under a flood"
 # section of BENCHMARKS.md.
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 record="${1:-}"
 profile="${PROFILE:-debug}"
 n="${N:-200}"
@@ -31,8 +31,6 @@ flood_limit="${FLOOD_LIMIT:-60}"   # seconds at most per flood measurement
 
 [[ "$(id -u)" == 0 ]] || { echo "run as root (it adds a throwaway user)" >&2; exit 1; }
 PCTL="$repo/target/$profile/pctl"
-# shellcheck source=tests/sandbox/lib.sh
-source "$repo/tests/sandbox/lib.sh"
 say "building ($profile) and setting up"
 [[ -x .venv/bin/python ]] || { echo "run tests/setup.sh first (the Python venv: moto, awscli)" >&2; exit 1; }
 if [[ "$profile" == release ]]; then cargo build --quiet --release --workspace --bins; else cargo build --quiet --workspace --bins; fi
@@ -179,18 +177,14 @@ PY
 say "results"
 echo "$report"
 
-if [[ "$record" == --record ]]; then
-  "$py" - "$repo/BENCHMARKS.md" "$(date -u +%Y-%m-%d)" "$report" <<'PY'
-import re, sys
-path, day, report = sys.argv[1:4]
-title = "## Credential endpoint under a flood: `pctl credential-process` p95, quiet vs flooded"
-body = f"""{title}
+record_section "$report" <<'EOF'
+## Credential endpoint under a flood: `pctl credential-process` p95, quiet vs flooded
 
 Command: `BEFORE=<dir with the previous build's pctl and pctl-daemon> tests/bench/endpoint-flood.sh --record`
-(one run, both builds side by side on the same machine), {day}. Target: p95 under the flood
+(one run, both builds side by side on the same machine), @DAY@. Target: p95 under the flood
 within 2x of the quiet p95.
 
-{report}
+@REPORT@
 
 Before: the endpoint read all of `/proc/net/tcp` for every accepted connection, on
 the daemon's only async thread, before authenticating, so each stranger's connection
@@ -202,15 +196,4 @@ build that stalls shows fewer runs. Debug builds of both (the ratio is what coun
 machine's two cores are shared with the flooder and with other jobs). The flooder asks
 for 80k rows; the kernel recycles some loopback TIME_WAIT ports (`tcp_tw_reuse`), so the
 table holds the count shown.
-"""
-text = open(path).read()
-if title in text:
-    start = text.index(title)
-    nxt = text.find("\n## ", start + 1)
-    text = text[:start] + body + (text[nxt + 1:] if nxt != -1 else "")
-else:
-    text = text.rstrip("\n") + "\n\n" + body
-open(path, "w").write(text)
-PY
-  echo "recorded in BENCHMARKS.md"
-fi
+EOF

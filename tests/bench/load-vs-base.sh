@@ -19,35 +19,24 @@
 #      --target-dir /tmp/base-34233f7/target)
 # REQUESTS (per level and round, default 20000), ROUNDS (default 3).
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 base="${BASE_DAEMON:?set BASE_DAEMON to the release pctl-daemon built at the base commit}"
 new="${NEW_DAEMON:-$repo/target/release/pctl-daemon}"
 loadgen="${LOADGEN:-$repo/target/release/pctl-loadgen}"
 requests="${REQUESTS:-20000}"
 rounds="${ROUNDS:-3}"
 py="$repo/.venv/bin/python"
-for b in "$base" "$new" "$loadgen"; do [[ -x "$b" ]] || { echo "missing $b" >&2; exit 1; }; done
+built "$base" "$new" "$loadgen"
 
-# shellcheck source=tests/sandbox/lib.sh
-source "$repo/tests/sandbox/lib.sh"
 sandbox_up
-pids=()
-stop_all() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  cleanup
-}
-trap stop_all EXIT
+trap stop_daemons EXIT
 
 # start NAME BINARY: a daemon on its own socket, unlocked and warm.
 start() {
-  local name="$1" bin="$2" run="$sandbox/run-$1"
-  mkdir -m 700 -p "$run"
-  XDG_RUNTIME_DIR="$run" PCTL_SOCK="$run/pctl.sock" "$bin" --log-file "$sandbox/$name.log" &
-  pids+=("$!")
-  for _ in $(seq 200); do [[ -S "$run/pctl.sock" ]] && break; sleep 0.05; done
-  "$loadgen" --socket "$run/pctl.sock" --cluster platform --with-env --concurrency 1 --requests 1 >/dev/null
-  "$loadgen" --socket "$run/pctl.sock" --cluster platform --with-env --concurrency 8 --requests 5000 >/dev/null
+  start_daemon "$1" "$2" "$sandbox/run-$1"
+  "$loadgen" --socket "$sock" --cluster platform --with-env --concurrency 1 --requests 1 >/dev/null
+  "$loadgen" --socket "$sock" --cluster platform --with-env --concurrency 8 --requests 5000 >/dev/null
 }
 say "starting both daemons (base: $base, new: $new)"
 start base "$base"

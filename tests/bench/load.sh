@@ -10,16 +10,14 @@
 #   tests/bench/load.sh [--record]
 #   REQUESTS=50000 TOTAL=1000000 tests/bench/load.sh   (the defaults)
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 record="${1:-}"
 requests="${REQUESTS:-50000}"
 total="${TOTAL:-1000000}"
 
 PCTL="$repo/target/release/pctl"
 LOADGEN="$repo/target/release/pctl-loadgen"
-# shellcheck source=tests/sandbox/lib.sh
-source "$repo/tests/sandbox/lib.sh"
 say "building (release) and setting up"
 PCTL_SKIP_PLATFORM_TOOLS=1 tests/setup.sh
 cargo build --quiet --release --workspace --bins
@@ -75,19 +73,11 @@ PY
 say "results"
 echo "$report"
 
-if [[ "$record" == --record ]]; then
-  "$py" - "$repo/BENCHMARKS.md" "$(date -u +%Y-%m-%d)" "$report" "$requests" "$total" <<'PY'
-import sys, re
-path, day, report, requests, total = sys.argv[1:6]
-text = open(path).read()
-section = (f"## Load: concurrent clients, a fresh connection per request\n\n"
-           f"Command: `tests/bench/load.sh --record` (`pctl-loadgen`, tests/bench/loadgen: "
-           f"`eks_token` for a warm cluster, each request on a new connection with the client's "
-           f"trust checks, {int(requests):,} requests per level, then {int(total):,} at 128 "
-           f"clients; release build, one run), {day}.\n\n{report}\n")
-pat = re.compile(r"## Load:.*?(?=\n## |\Z)", re.S)
-text = pat.sub(section.rstrip() + "\n", text) if pat.search(text) else text.rstrip() + "\n\n" + section
-open(path, "w").write(text)
-PY
-  echo "recorded in BENCHMARKS.md"
-fi
+record_section "$report" REQUESTS="$("$py" -c 'import sys; print(f"{int(sys.argv[1]):,}")' "$requests")" \
+  TOTAL="$("$py" -c 'import sys; print(f"{int(sys.argv[1]):,}")' "$total")" <<'EOF'
+## Load: concurrent clients, a fresh connection per request
+
+Command: `tests/bench/load.sh --record` (`pctl-loadgen`, tests/bench/loadgen: `eks_token` for a warm cluster, each request on a new connection with the client's trust checks, @REQUESTS@ requests per level, then @TOTAL@ at 128 clients; release build, one run), @DAY@.
+
+@REPORT@
+EOF

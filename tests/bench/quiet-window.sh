@@ -25,8 +25,8 @@
 # Prints the load average before and after each benchmark: figures taken
 # while it is above ~1 on this 2-core machine are not a quiet window's.
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 base="${BASE_DAEMON:-/tmp/base-34233f7/target/release/pctl-daemon}"
 for b in target/package/release/bin/pctl target/release/pctl target/release/pctl-daemon \
   target/release/pctl-loadgen target/debug/pctl "$base"; do

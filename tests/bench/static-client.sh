@@ -12,14 +12,12 @@
 #
 #   [BEFORE=dir] [NO_BUILD=1] tests/bench/static-client.sh [--record]
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 record="${1:-}"
 
-command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 2; }
+needs hyperfine
 PCTL="$repo/target/release/pctl"
-# shellcheck source=tests/sandbox/lib.sh
-source "$repo/tests/sandbox/lib.sh"
 if [[ "${NO_BUILD:-}" == 1 ]]; then
   static="$repo/target/package/release/bin/pctl"
   for b in "$PCTL" "$repo/target/release/pctl-daemon" "$static" "$repo/target/debug/pctl"; do
@@ -84,18 +82,11 @@ PY
 say "results"
 echo "$report"
 
-if [[ "$record" == --record ]]; then
-  "$repo/.venv/bin/python" - "$repo/BENCHMARKS.md" "$(date -u +%Y-%m-%d)" "$report" <<'PY'
-import re, sys
-path, day, report = sys.argv[1], sys.argv[2], sys.argv[3]
-text = open(path).read()
-section = (f"## Static client: the packaged static-pie `pctl` vs the dynamic build vs `/bin/true`\n\n"
-           f"Command: `BEFORE=<dir with a previous static pctl> tests/bench/static-client.sh --record` "
-           f"(hyperfine, one run, same machine and release daemon), {day}.\n"
-           f"The .deb and the Linux release tarballs ship the static-pie client (packaging/build.sh).\n\n{report}\n")
-pat = re.compile(r"## Static client:.*?(?=\n## |\Z)", re.S)
-text = pat.sub(section.rstrip() + "\n", text) if pat.search(text) else text.rstrip() + "\n\n" + section
-open(path, "w").write(text)
-PY
-  echo "recorded in BENCHMARKS.md"
-fi
+record_section "$report" <<'EOF'
+## Static client: the packaged static-pie `pctl` vs the dynamic build vs `/bin/true`
+
+Command: `BEFORE=<dir with a previous static pctl> tests/bench/static-client.sh --record` (hyperfine, one run, same machine and release daemon), @DAY@.
+The .deb and the Linux release tarballs ship the static-pie client (packaging/build.sh).
+
+@REPORT@
+EOF

@@ -12,9 +12,6 @@ real terminals (tmux):
 
 import json
 import os
-import re
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -67,32 +64,24 @@ def test_allowed_programs_is_checked_at_the_credential_endpoint(bg_env, aws_cli)
     env.write_config(text=d.config(role_lines='allowed_programs = ["aws"]'))
     p = env.popen("serve", "--role", "admin", "--shell", "bash")
     try:
-        e = {}
-        for _ in range(2):
-            m = re.fullmatch(r"export (\w+)='([^']*)';", p.stdout.readline().strip())
-            assert m, "expected an export line"
-            e[m.group(1)] = m.group(2)
+        e = rig.serve_exports(p, env)
         e["AWS_SHARED_CREDENTIALS_FILE"] = os.path.join(env.home, "none")
         e["AWS_CONFIG_FILE"] = os.path.join(env.home, "none")
         r = env.run_tool([aws_cli, "sts", "get-caller-identity", "--output", "json",
                           "--region", rig.REGION], env=e)
         assert r.returncode == 0, r.stderr + env.daemon_log_tail()
         # python is not aws: refused with the role and the program named
-        req = urllib.request.Request(e["AWS_CONTAINER_CREDENTIALS_FULL_URI"], headers={
-            "Authorization": e["AWS_CONTAINER_AUTHORIZATION_TOKEN"]})
-        try:
-            urllib.request.urlopen(req, timeout=20)
-            raise AssertionError("python was served")
-        except urllib.error.HTTPError as err:
-            body = err.read().decode()
-            assert "role admin may be used only by aws" in body and "python" in body, body
+        status, body = d.endpoint_get(e)
+        assert status != 200, "python was served"
+        msg = body["message"]
+        assert "role admin may be used only by aws" in msg and "python" in msg, body
     finally:
-        p.terminate()
-        p.wait(timeout=10)
+        rig.stop_process(p, timeout=10)
 
 
-def test_confirm_yes_on_the_terminal_then_cached(bg_env):
-    env = bg_env
+def answer_on_the_terminal(env, *keys):
+    """A request for the confirm = true role from a real terminal (tmux window "c"), answered
+    there with `keys` once asked: (stdout path, stderr path, exit status)."""
     env.write_config(text=d.config(role_lines="confirm = true"))
     tmux = d.Tmux(env)
     try:
@@ -100,12 +89,18 @@ def test_confirm_yes_on_the_terminal_then_cached(bg_env):
         tmux.wait_screen("c", "[y/N]", "the question on the terminal")
         screen = tmux.screen("c")
         assert "role admin is a break-glass role" in screen, screen
-        assert assumed(env) == 0, "nothing assumed before the yes"
-        tmux.keys("c", "y", "Enter")
-        assert d.wait_rc(rc) == 0, open(err).read() + env.daemon_log_tail()
-        assert json.load(open(out))["AccessKeyId"]
+        assert assumed(env) == 0, "nothing assumed before the answer"
+        tmux.keys("c", *keys)
+        return out, err, d.wait_rc(rc)
     finally:
         tmux.kill()
+
+
+def test_confirm_yes_on_the_terminal_then_cached(bg_env):
+    env = bg_env
+    out, err, rc = answer_on_the_terminal(env, "y", "Enter")
+    assert rc == 0, open(err).read() + env.daemon_log_tail()
+    assert json.load(open(out))["AccessKeyId"]
     assert assumed(env) == 1
     # a cached session: no question, even for a client without a terminal
     r = d.notty(env, "credential-process", "--role", "admin")
@@ -118,15 +113,8 @@ def test_confirm_yes_on_the_terminal_then_cached(bg_env):
 
 def test_confirm_no_on_the_terminal_issues_nothing(bg_env):
     env = bg_env
-    env.write_config(text=d.config(role_lines="confirm = true"))
-    tmux = d.Tmux(env)
-    try:
-        out, err, rc = tmux.pctl("c", "credential-process", "--role", "admin")
-        tmux.wait_screen("c", "[y/N]", "the question on the terminal")
-        tmux.keys("c", "n", "Enter")
-        assert d.wait_rc(rc) == 1
-    finally:
-        tmux.kill()
+    out, err, rc = answer_on_the_terminal(env, "n", "Enter")
+    assert rc == 1
     text = open(err).read().strip()
     assert text == "pctl: role admin: not confirmed, nothing was issued", text
     assert open(out).read() == ""
@@ -161,16 +149,6 @@ def test_confirm_without_a_terminal_goes_through_pinentry(bg_env):
 
 def test_confirm_through_a_real_pinentry_curses(bg_env):
     env = bg_env
-    tmux = d.Tmux(env)
-    try:
-        wrapper = d.curses_pinentry(env, tmux)
-        env.write_config(text=d.config(role_lines="confirm = true",
-                                       daemon_lines=f'pinentry = "{wrapper}"'))
-        p = d.notty_popen(env, "credential-process", "--role", "admin")
-        tmux.wait_screen("pin", "break-glass", "pinentry-curses asking on the terminal")
-        tmux.keys("pin", "Enter")  # the focused button: Allow
-        out, err = p.communicate(timeout=60)
-        assert p.returncode == 0, err + env.daemon_log_tail()
-    finally:
-        tmux.kill()
+    # Enter: the focused button, Allow
+    d.answer_in_curses_pinentry(env, "break-glass", ["Enter"], role_lines="confirm = true")
     assert assumed(env) == 1

@@ -157,11 +157,7 @@ def test_serve_exports_for_other_processes_and_stops(auth_env, aws_cli):
     port = rig.free_port()
     p = auth_env.popen("serve", "--role", "admin", "--port", str(port), "--shell", "bash")
     try:
-        exports = {}
-        for _ in range(2):
-            m = re.fullmatch(r"export (\w+)='([^']*)';", p.stdout.readline().strip())
-            assert m, "expected an export line"
-            exports[m.group(1)] = m.group(2)
+        exports = rig.serve_exports(p, auth_env)
         assert set(exports) == {"AWS_CONTAINER_CREDENTIALS_FULL_URI",
                                 "AWS_CONTAINER_AUTHORIZATION_TOKEN"}
         url = exports["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
@@ -193,10 +189,7 @@ def test_bad_role_fails_before_cmd_runs(auth_env, tmp_path):
 def test_another_uid_is_refused_with_the_right_token(auth_env):
     p = auth_env.popen("serve", "--role", "admin", "--shell", "bash")
     try:
-        exports = {}
-        for _ in range(2):
-            m = re.fullmatch(r"export (\w+)='([^']*)';", p.stdout.readline().strip())
-            exports[m.group(1)] = m.group(2)
+        exports = rig.serve_exports(p, auth_env)
         url = exports["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
         token = exports["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
         def as_uid(uid):

@@ -170,12 +170,7 @@ def test_serve_several_roles_one_endpoint_each(auth_env, aws_cli):
             head = p.stdout.readline().strip()
             m = re.fullmatch(r"# role (\w+)", head)
             assert m, head
-            exports = {}
-            for _ in range(2):
-                x = re.fullmatch(r"export (\w+)='([^']*)';", p.stdout.readline().strip())
-                assert x, "expected an export line"
-                exports[x.group(1)] = x.group(2)
-            blocks[m.group(1)] = exports
+            blocks[m.group(1)] = rig.serve_exports(p, env)
         assert set(blocks) == {"admin", "ops"}
         urls = {b["AWS_CONTAINER_CREDENTIALS_FULL_URI"] for b in blocks.values()}
         tokens = {b["AWS_CONTAINER_AUTHORIZATION_TOKEN"] for b in blocks.values()}

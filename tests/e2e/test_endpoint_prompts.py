@@ -14,15 +14,12 @@ unlock, confirm or sign in (`pctl lock` would keep it locked until `pctl unlock`
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
 import pytest
 
@@ -50,26 +47,15 @@ def serve(env, role):
     PATH): the process and the variables it printed."""
     p = d.notty_popen(env, "serve", "--role", role, "--shell", "bash",
                       extra=d.desktop_env(env))
-    e = {}
     try:
-        for _ in range(2):
-            line = p.stdout.readline().strip()
-            m = re.fullmatch(r"export (\w+)='([^']*)';", line)
-            assert m, f"expected an export line, got {line!r}: {p.stderr.read() if p.poll() is not None else ''}" + env.daemon_log_tail()
-            e[m.group(1)] = m.group(2)
+        return p, rig.serve_exports(p, env)
     except BaseException:
         stop(p)
         raise
-    return p, e
 
 
 def stop(p):
-    p.terminate()
-    try:
-        p.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    rig.stop_process(p, timeout=10)
 
 
 def boto3_call(env, endpoint, aws_url):
@@ -90,19 +76,14 @@ def boto3_call(env, endpoint, aws_url):
 def idle_locked(env):
     """Waits for the short idle lock of env.config_for, then sets a long one (each unlock
     takes the idle lock of the config it was made under)."""
-    rig.wait_until(lambda: env.status()["locked"], timeout=30, what="the idle lock")
+    # idle_lock's floor (1 s): the status polls lock the daemon (every request checks
+    # the limits first) about a second after its last use
+    rig.wait_until(lambda: env.status()["locked"], timeout=30, interval=0.02,
+                   what="the idle lock")
     env.write_config(text=env.config_for("1h"))
 
 
-def endpoint_get(endpoint):
-    """The endpoint's raw answer to one request: (status, body)."""
-    req = urllib.request.Request(endpoint["AWS_CONTAINER_CREDENTIALS_FULL_URI"], headers={
-        "Authorization": endpoint["AWS_CONTAINER_AUTHORIZATION_TOKEN"]})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+endpoint_get = d.endpoint_get
 
 
 # -- a typed MFA code and a break-glass confirmation, through pinentry
@@ -125,7 +106,7 @@ def prompt_env(pctl_env, moto_open, recording_proxy):
         idle, identity_lines='mfa = "prompt"' if idle == "1h" else "")
     env.with_serial = lambda: env.op_store([rig.aws_item(
         ident["access_key_id"], ident["secret_access_key"], mfa_serial=rig.MFA_SERIAL)])
-    env.write_config(text=env.config_for("2s"))
+    env.write_config(text=env.config_for("1s"))
     return env
 
 
@@ -137,7 +118,7 @@ def typed_codes(env):
 def confirm_env(pctl_env, moto_open, recording_proxy):
     env = d.proxied_env(pctl_env, moto_open, recording_proxy)
     env.config_for = lambda idle: rig_config(idle, role_lines="confirm = true")
-    env.write_config(text=env.config_for("2s"))
+    env.write_config(text=env.config_for("1s"))
     return env
 
 
@@ -272,19 +253,14 @@ def sso_env(pctl_env, sso_moto, sso, tmp_path):  # noqa: F811 (this module's own
 def signed_in_serve(env):
     """`pctl serve` (no terminal) signs in itself (shown on the desktop, approved), serves,
     then the identity idle-locks."""
-    env.write_config(text=env.config_for("2s"))
+    env.write_config(text=env.config_for("1s"))
     d.plan(env, hold=True)
     p = d.notty_popen(env, "serve", "--role", "dev", "--shell", "bash",
                       extra=d.desktop_env(env))
-    e = {}
     try:
         dev = env.sso.wait_device()
         env.sso.device("approve", dev["user_code"])
-        for _ in range(2):
-            line = p.stdout.readline().strip()
-            m = re.fullmatch(r"export (\w+)='([^']*)';", line)
-            assert m, f"expected an export line, got {line!r}" + env.daemon_log_tail()
-            e[m.group(1)] = m.group(2)
+        e = rig.serve_exports(p, env)
         idle_locked(env)
     except BaseException:
         stop(p)
@@ -350,24 +326,10 @@ def desk_env(pctl_env, sso_moto, sso, tmp_path):  # noqa: F811
     programs (bash started as `kubectl` and as `terraform`) to run pctl."""
     e = sso_rig.pctl_env_for(pctl_env, sso_moto, sso, tmp_path, config=SSO_CONFIG.format(
         idle="1h"))
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    os.symlink("/usr/bin/python3", bin_dir / "python3")
-    os.symlink("/bin/bash", bin_dir / "bash")
-    e.env["BROWSER"] = ""
-    e.env["PATH"] = os.pathsep.join([d.DESKTOP, str(bin_dir)])
-    for name in ("kubectl", "terraform"):
-        os.symlink("/bin/bash", tmp_path / name)
-    e.prog = lambda name: str(tmp_path / name)
-    return e
+    return d.no_browser(e, tmp_path, programs=("kubectl", "terraform"))
 
 
-def run_by(env, program, *args):
-    """`pctl ARGS` run by `program` (bash under that name), with no controlling terminal."""
-    return subprocess.Popen([env.prog(program), "-c", '"$@"; exit $?', program, env.bin, *args],
-                            env=dict(env.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, cwd=env.home,
-                            start_new_session=True)
+run_by = d.run_by
 
 
 def test_a_joiner_without_a_terminal_is_told_once_per_program(desk_env):

@@ -34,23 +34,12 @@ def use_standin(env, **kw):
 
 def test_code_through_a_real_pinentry_curses(prompt_env):
     env = prompt_env
-    tmux = d.Tmux(env)
-    try:
-        wrapper = d.curses_pinentry(env, tmux)
-        env.write_config(text=d.config(identity_lines='mfa = "prompt"',
-                                       daemon_lines=f'pinentry = "{wrapper}"'))
-        p = d.notty_popen(env, "credential-process", "--role", "admin")
-        tmux.wait_screen("pin", "MFA code", "pinentry-curses asking on the terminal")
-        screen = tmux.screen("pin")
-        assert "role admin" in screen and "identity default" in screen, screen
-        code = "135790"
-        tmux.keys("pin", code, "Enter")
-        out, err = p.communicate(timeout=60)
-        assert p.returncode == 0, err + env.daemon_log_tail()
-        assert '"AccessKeyId"' in out
-        assert code not in tmux.screen("pin"), "the code was echoed"
-    finally:
-        tmux.kill()
+    code = "135790"
+    out, asked, after = d.answer_in_curses_pinentry(env, "MFA code", [code, "Enter"],
+                                                    identity_lines='mfa = "prompt"')
+    assert "role admin" in asked and "identity default" in asked, asked
+    assert '"AccessKeyId"' in out
+    assert code not in after, "the code was echoed"
     assert sent_codes(env) == [code]
     assert len(env.op_calls("item get")) == 1
     hits = rig.scan_tree_for([env.root], {}, numeric_codes=[code])

@@ -15,7 +15,6 @@ stand-ins, no xdg-open.
 
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
@@ -35,38 +34,16 @@ pinentry = "{pinentry}"
 def env(pctl_env, sso_moto, sso, tmp_path):
     e = sso_rig.pctl_env_for(pctl_env, sso_moto, sso, tmp_path,
                              config=CONFIG.format(pinentry=d.PINENTRY_STANDIN))
-    # no opener: an empty $BROWSER and no xdg-open on PATH
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    os.symlink("/usr/bin/python3", bin_dir / "python3")
-    os.symlink("/bin/bash", bin_dir / "bash")  # for the opener stand-in, when one is named
-    e.env["BROWSER"] = ""
-    e.env["PATH"] = os.pathsep.join([d.DESKTOP, str(bin_dir)])
-    # the program behind the client: bash started as `kubectl`
-    e.kubectl = str(tmp_path / "kubectl")
-    os.symlink("/bin/bash", e.kubectl)
-    return e
+    # no opener; the program behind the client: bash started as `kubectl`
+    return d.no_browser(e, tmp_path, programs=("kubectl",))
 
 
 def from_kubectl(env, *args, extra=None):
     """`pctl ARGS` run by a program named kubectl, with no controlling terminal."""
-    e = dict(env.env)
-    e.update(extra or {})
-    # `; exit` keeps bash from exec'ing pctl: kubectl stays its parent
-    return subprocess.Popen([env.kubectl, "-c", '"$@"; exit $?', "kubectl", env.bin, *args],
-                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, cwd=env.home,
-                            start_new_session=True)
+    return d.run_by(env, "kubectl", *args, extra=extra)
 
 
-def finish(p, timeout=60):
-    try:
-        out, err = p.communicate(timeout=timeout)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    return p.returncode, out, err
+finish = d.finish
 
 
 def standin(env, cmd):
@@ -111,9 +88,7 @@ def test_notification_and_pinentry_show_the_code_and_the_approval_serves(env):
         rc, out, err = finish(p)
     finally:
         open(os.path.join(env.home, ".pinentry-release"), "w").close()
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        d.kill(p)
     assert rc == 0, err + env.daemon_log_tail()
     assert json.loads(out)["AccessKeyId"].startswith("ASIA")
     assert env.run("prompt").stdout.strip() == "unlocked"
@@ -175,14 +150,11 @@ def alternate_screen(tmux, name="pin"):
 
 def test_real_pinentry_curses_on_the_terminal_named_by_gpg_tty(env):
     """No DISPLAY: pinentry-curses draws on the terminal OPTION ttyname names (GPG_TTY)."""
-    real = shutil.which("pinentry-curses")
-    if not real:
-        pytest.fail("pinentry-curses not found: run tests/setup.sh (installs it)", pytrace=False)
+    real = d.pinentry_curses()
     tmux = d.Tmux(env)
     try:
         env.write_config(text=CONFIG.format(pinentry=real))
-        tmux.run("pin", "sleep 600")  # the terminal pinentry alone reads
-        tty = tmux.tty("pin")
+        tty = d.pinentry_terminal(tmux)
         p = from_kubectl(env, "credential-process", "--role", "dev",
                          extra={"GPG_TTY": tty, "TERM": "xterm"})
         try:
@@ -194,9 +166,7 @@ def test_real_pinentry_curses_on_the_terminal_named_by_gpg_tty(env):
             env.sso.device("approve", dev["user_code"])
             rc, out, err = finish(p)
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            d.kill(p)
         assert rc == 0, err + env.daemon_log_tail()
         assert json.loads(out)["AccessKeyId"].startswith("ASIA")
         # the window went with the sign-in, and the terminal was given back as it was (a
@@ -210,10 +180,7 @@ def test_real_pinentry_curses_on_the_terminal_named_by_gpg_tty(env):
 
 def test_a_pinentry_that_cannot_show_the_sign_in_abandons_it(env):
     """pinentry-curses with neither a display nor a terminal fails at once: one line."""
-    real = shutil.which("pinentry-curses")
-    if not real:
-        pytest.fail("pinentry-curses not found: run tests/setup.sh (installs it)", pytrace=False)
-    env.write_config(text=CONFIG.format(pinentry=real))
+    env.write_config(text=CONFIG.format(pinentry=d.pinentry_curses()))
     rc, out, err = finish(from_kubectl(env, "credential-process", "--role", "dev"))
     assert rc == 1 and out == "", err
     last = err.strip().splitlines()[-1]

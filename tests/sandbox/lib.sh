@@ -1,4 +1,4 @@
-# Shared by tests/sandbox/demo.sh and tests/bench/eks-token.sh: a throw-away
+# Shared by tests/sandbox/demo.sh and the benchmarks (tests/bench/lib.sh sources it): a throw-away
 # sandbox with moto as AWS (IAM auth on), the `op` stand-in as 1Password, and a
 # pctl config. Source it after setting `repo`; call sandbox_up.
 # shellcheck shell=bash

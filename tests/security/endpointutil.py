@@ -24,12 +24,7 @@ class Served:
     def __init__(self, env):
         self.env = env
         self.proc = env.popen("serve", "--role", "admin", "--shell", "bash")
-        exports = {}
-        for _ in range(2):
-            line = self.proc.stdout.readline().strip()
-            m = re.fullmatch(r"export (\w+)='([^']*)';", line)
-            assert m, f"expected an export line, got {line!r}" + env.daemon_log_tail()
-            exports[m.group(1)] = m.group(2)
+        exports = rig.serve_exports(self.proc, env)
         self.url = exports["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
         self.token = exports["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
         m = re.fullmatch(r"http://127\.0\.0\.1:(\d+)(/.*)", self.url)

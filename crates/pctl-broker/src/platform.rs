@@ -168,6 +168,52 @@ pub fn terminate_child(pid: u32) {
     }
 }
 
+/// A child that leads a process group of its own (`setpgid(0, 0)` at
+/// spawn, the same on Linux and macOS), so that what it starts goes with
+/// it: dropped before it was waited for (a timeout, a cancelled request),
+/// the whole group gets SIGKILL, not only the child. `op` may start helpers
+/// (the desktop app's integration) that would otherwise outlive it, holding
+/// its output pipes. A child already waited for is left alone: its PID, and
+/// so its group's ID, may belong to another process by then.
+pub struct GroupChild(tokio::process::Child);
+
+impl GroupChild {
+    /// Spawns `cmd` as the leader of a new process group.
+    pub fn spawn(cmd: &mut tokio::process::Command) -> std::io::Result<Self> {
+        cmd.process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map(GroupChild)
+    }
+}
+
+impl std::ops::Deref for GroupChild {
+    type Target = tokio::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for GroupChild {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for GroupChild {
+    fn drop(&mut self) {
+        // `id()` is None once the child was reaped.
+        let Some(pid) = self.0.id().and_then(|p| libc::pid_t::try_from(p).ok()) else {
+            return;
+        };
+        // SAFETY: killpg(2) with integer arguments only; the group is the
+        // unreaped child's own, so its ID cannot have been reused.
+        unsafe {
+            libc::killpg(pid, libc::SIGKILL);
+        }
+    }
+}
+
 /// The executable of another process, for the audit log.
 pub fn exe_of(pid: i32) -> Option<PathBuf> {
     #[cfg(target_os = "linux")]
@@ -776,5 +822,119 @@ mod process_tests {
         assert_eq!(parent as u32, std::os::unix::process::parent_id());
         let argv = super::argv_of(me).unwrap();
         assert!(!argv.is_empty());
+    }
+}
+
+/// For the tests of the runners that use [`GroupChild`]: a program that
+/// starts a long-lived child of its own and hangs.
+#[cfg(test)]
+pub(crate) mod group_testing {
+    use std::future::Future;
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    /// A script in `dir` that starts `sleep 30` in the background (its
+    /// stdout, the script's, stays open), writes the sleep's PID to the
+    /// returned file, then waits for it. Absolute paths only: the runners
+    /// give their programs a trimmed environment.
+    pub fn script_with_a_child(dir: &Path) -> (PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let pid = dir.join("child.pid");
+        let script = dir.join("starts-a-child");
+        let p = pid.display();
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\n/bin/sleep 30 &\necho $! > {p}.tmp\n/bin/mv {p}.tmp {p}\nwait\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (script, pid)
+    }
+
+    /// The child's PID, once the script wrote it.
+    pub fn child_pid(pidfile: &Path) -> Option<i32> {
+        std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
+    }
+
+    /// Runs `attempt(timeout)` (a run of the script that the runner gives
+    /// up on after `timeout`) until the script had started its child before
+    /// it was given up on, with a longer timeout each time (a loaded machine
+    /// may start the script slowly); the child's PID.
+    pub async fn child_of_a_timed_out_run<F, Fut>(pidfile: &Path, mut attempt: F) -> i32
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let mut timeout = Duration::from_millis(200);
+        loop {
+            let _ = std::fs::remove_file(pidfile);
+            attempt(timeout).await;
+            if let Some(pid) = child_pid(pidfile) {
+                return pid;
+            }
+            assert!(
+                timeout < Duration::from_secs(10),
+                "the script never started its child"
+            );
+            timeout *= 2;
+        }
+    }
+
+    /// Whether `pid` still runs (a zombie, dead but not yet reaped, does not).
+    fn running(pid: i32) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+            state != Some(Some('Z'))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            // SAFETY: kill(2) with signal 0 only checks that the process exists.
+            unsafe { libc::kill(pid, 0) == 0 }
+        }
+    }
+
+    /// Waits (at most 10 s) for `pid` to end: whether it did.
+    pub fn ends(pid: i32) -> bool {
+        let until = Instant::now() + Duration::from_secs(10);
+        while running(pid) {
+            if Instant::now() > until {
+                // leave nothing behind
+                // SAFETY: kill(2) with integer arguments only.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// A dropped [`super::GroupChild`] takes what it started with it (a
+    /// request cancelled while its `op` runs).
+    #[tokio::test]
+    async fn a_dropped_group_child_takes_its_children_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (script, pidfile) = script_with_a_child(dir.path());
+        let mut child = super::GroupChild::spawn(
+            tokio::process::Command::new(&script).stdout(std::process::Stdio::piped()),
+        )
+        .unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        let pid = loop {
+            if let Some(pid) = child_pid(&pidfile) {
+                break pid;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the script ended early"
+            );
+            assert!(Instant::now() < until, "the script never started its child");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        drop(child);
+        assert!(ends(pid), "the script's child outlived it");
     }
 }

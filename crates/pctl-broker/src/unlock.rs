@@ -29,6 +29,10 @@ use crate::source::mfa::{self, NeverTwice};
 use crate::source::{CredentialSource, Mfa};
 use crate::vault::{Unlocked, Vault};
 
+/// What `status` says an identity waits for while its unlock waits for
+/// the next 30-second TOTP step (AWS takes each code once).
+pub const NEXT_CODE: &str = "the next one-time password (AWS takes each code once)";
+
 /// What to do after a fresh unlock was installed (runs in the attempt's
 /// task, once, whoever is still waiting).
 pub type OnUnlock = Box<dyn FnOnce(&Arc<Unlocked>) + Send>;
@@ -264,6 +268,8 @@ impl Inner {
                 "waiting {}s for a fresh one-time password (AWS refuses a code twice)",
                 wait.as_secs()
             );
+            // `pctl status` (and the prompt) says why this unlock takes up to 30 s.
+            let _waiting = crate::prompt::waiting(&self.name, NEXT_CODE);
             tokio::time::sleep(wait).await;
         }
         self.reads.fetch_add(1, Ordering::Relaxed);

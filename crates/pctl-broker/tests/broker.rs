@@ -1186,6 +1186,41 @@ async fn max_unlock_locks_while_in_use() {
     assert_eq!(st.lock_reason.as_deref(), Some("lifetime"));
 }
 
+/// The daemon's real server ([`pctl_broker::server::serve`]) for `r`'s
+/// broker, on a real socket in a directory of its own.
+struct Served {
+    sock: PathBuf,
+    shutdown: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    fn start(r: &Rig) -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("pctl.sock");
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        let shutdown = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(pctl_broker::server::serve(
+            r.broker.clone(),
+            listener,
+            shutdown.clone(),
+        ));
+        Served {
+            sock,
+            shutdown,
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// Asks the server to stop and waits (at most 30 s) for it.
+    async fn stop(self) {
+        self.shutdown.notify_one();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+    }
+}
+
 /// Moved from tests/security/test_hostile_input.py, which stalled 12 s of
 /// wall-clock time: a client that pipelines requests and never reads the
 /// answers fills its socket buffer, and the daemon gives up on it after
@@ -1199,15 +1234,8 @@ async fn client_that_never_reads_is_dropped_after_the_write_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     assert!(pctl_broker::server::WRITE_TIMEOUT < Duration::from_secs(12));
     let r = rig();
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("pctl.sock");
-    let listener = tokio::net::UnixListener::bind(&sock).unwrap();
-    let shutdown = Arc::new(tokio::sync::Notify::new());
-    let server = tokio::spawn(pctl_broker::server::serve(
-        r.broker.clone(),
-        listener,
-        shutdown.clone(),
-    ));
+    let server = Served::start(&r);
+    let sock = &server.sock;
     let body = serde_json::to_vec(&serde_json::json!({
         "version": pctl_protocol::VERSION,
         "request": {"kind": "status"},
@@ -1215,7 +1243,7 @@ async fn client_that_never_reads_is_dropped_after_the_write_timeout() {
     .unwrap();
     let mut one = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
     one.extend_from_slice(&body);
-    let mut s = tokio::net::UnixStream::connect(&sock).await.unwrap();
+    let mut s = tokio::net::UnixStream::connect(sock).await.unwrap();
     let mut sent = 0u64;
     for _ in 0..200_000 {
         match tokio::time::timeout(Duration::from_secs(1), s.write_all(&one)).await {
@@ -1255,16 +1283,15 @@ async fn client_that_never_reads_is_dropped_after_the_write_timeout() {
         "a client that never reads was not dropped: {answers} answers to {sent} requests, closed={closed}"
     );
     // and the daemon still serves others
-    let mut t = tokio::net::UnixStream::connect(&sock).await.unwrap();
+    let mut t = tokio::net::UnixStream::connect(sock).await.unwrap();
     t.write_all(&one).await.unwrap();
     let mut len = [0u8; 4];
     tokio::time::timeout(Duration::from_secs(10), t.read_exact(&mut len))
         .await
         .expect("the daemon stopped serving")
         .unwrap();
-    shutdown.notify_one();
     drop(t);
-    let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
+    server.stop().await;
 }
 
 /// Issue 15 §7: an identity removed from the config while unlocked is
@@ -1353,6 +1380,47 @@ async fn mfa_unlock_in_the_same_totp_step_waits_for_the_next_code() {
     assert_eq!(totp_step(read_at), first + 1);
 }
 
+/// While an unlock waits for the next TOTP step, `status` says what the
+/// identity waits for (so `pctl status` and the prompt explain an unlock
+/// that takes up to 30 s), and no code is read or sent before the step
+/// ends. tests/e2e/test_mfa.py reads this instead of waiting for the step.
+#[tokio::test(start_paused = true)]
+async fn status_says_an_unlock_waits_for_the_next_code() {
+    let mut s = source();
+    s.mfa = true;
+    let r = rig_with(&config_text("platform-admin", "platform", ""), s);
+    r.creds(true).await.unwrap();
+    r.broker.lock(LockReason::Manual);
+    let waiting = |r: &Rig| r.broker.status().identities[0].waiting.clone();
+    assert_eq!(waiting(&r), None);
+    let broker = r.broker.clone();
+    let unlock = tokio::spawn(async move {
+        broker
+            .unlock(None, &env(), None, &peer())
+            .await
+            .map_err(|f| f.0)
+    });
+    // Paused time stands still while this task is runnable: the unlock
+    // reaches its wait, and no further.
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        waiting(&r).as_deref(),
+        Some(pctl_broker::unlock::NEXT_CODE),
+        "status does not say the unlock waits for the next code"
+    );
+    assert_eq!(r.source.runs(), 1, "a code was read in the same step");
+    assert_eq!(
+        r.sts.calls("gst").len(),
+        1,
+        "a code was sent in the same step"
+    );
+    unlock.await.unwrap().unwrap();
+    assert_eq!(waiting(&r), None, "still waiting after the unlock");
+    assert_eq!(r.sts.calls("gst").len(), 2);
+}
+
 /// Issue 16 §2: a request looks at the config's files once (the server's
 /// time limit reads the config as last loaded; the broker passes the one
 /// `Arc<Config>` down). Before, a credentials request checked them three
@@ -1363,15 +1431,8 @@ async fn each_request_checks_the_config_files_once() {
     use pctl_protocol::{Connection, Envelope, Reply, Request, Response};
     let r = rig();
     r.broker.config().unwrap(); // as the daemon does when it starts
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("pctl.sock");
-    let listener = tokio::net::UnixListener::bind(&sock).unwrap();
-    let shutdown = Arc::new(tokio::sync::Notify::new());
-    let server = tokio::spawn(pctl_broker::server::serve(
-        r.broker.clone(),
-        listener,
-        shutdown.clone(),
-    ));
+    let server = Served::start(&r);
+    let sock = &server.sock;
     let requests = [
         Request::Credentials {
             role: "admin".into(),
@@ -1397,7 +1458,7 @@ async fn each_request_checks_the_config_files_once() {
     for request in requests {
         let before = r.broker.config_checks();
         let what = format!("{request:?}");
-        let mut c = Connection::new(tokio::net::UnixStream::connect(&sock).await.unwrap());
+        let mut c = Connection::new(tokio::net::UnixStream::connect(sock).await.unwrap());
         c.send_async(&Envelope {
             version: pctl_protocol::VERSION.into(),
             request,
@@ -1429,8 +1490,7 @@ async fn each_request_checks_the_config_files_once() {
         ),
         "{a:?}"
     );
-    shutdown.notify_one();
-    let _ = server.await;
+    server.stop().await;
 }
 
 /// Review finding (issue 16 §2): `Sts` had `assume_role` and

@@ -814,8 +814,8 @@ pub struct IdentityStatus {
     /// Why the last unlock attempt failed, if none succeeded since.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_unlock_failure: Option<String>,
-    /// What the identity waits for from the user now (a 1Password approval,
-    /// a pinentry window), if anything.
+    /// What the identity waits for now (a 1Password approval, a pinentry
+    /// window, the next one-time password after a relock), if anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
     /// An IAM Identity Center identity's sign-in (`source = "sso"`).

@@ -392,3 +392,88 @@ fn portal_error<E: ProvideErrorMetadata + std::error::Error>(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_smithy_runtime_api::client::http::{
+        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    /// An HTTP client that answers every request with one rest-json error,
+    /// as IAM Identity Center (and tests/fixtures/sso_server.py) sends it.
+    #[derive(Debug, Clone)]
+    struct Answers(&'static str, &'static str);
+
+    impl HttpConnector for Answers {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            let body = format!(
+                "{{\"error\": \"{}\", \"error_description\": \"test\"}}",
+                self.1
+            );
+            let mut r = Response::new(StatusCode::try_from(400).unwrap(), SdkBody::from(body));
+            r.headers_mut().insert("content-type", "application/json");
+            r.headers_mut().insert("x-amzn-errortype", self.0);
+            HttpConnectorFuture::ready(Ok(r))
+        }
+    }
+
+    impl HttpClient for Answers {
+        fn http_connector(
+            &self,
+            _settings: &HttpConnectorSettings,
+            _components: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(self.clone())
+        }
+    }
+
+    /// The CreateToken answers of a device authorization, through the SDK's
+    /// own parsing: `slow_down` (the e2e test that waited 6 s for the
+    /// slowed-down poll checked this end to end; the interval arithmetic is
+    /// proven on paused time in source/sso), `authorization_pending`,
+    /// `expired_token`, `access_denied`, `invalid_grant`.
+    #[tokio::test]
+    async fn create_token_errors_are_read_from_the_wire() {
+        for (shape, oauth, want) in [
+            ("SlowDownException", "slow_down", TokenError::SlowDown),
+            (
+                "AuthorizationPendingException",
+                "authorization_pending",
+                TokenError::Pending,
+            ),
+            (
+                "ExpiredTokenException",
+                "expired_token",
+                TokenError::Expired,
+            ),
+            ("AccessDeniedException", "access_denied", TokenError::Denied),
+            (
+                "InvalidGrantException",
+                "invalid_grant",
+                TokenError::Invalid("InvalidGrantException".into()),
+            ),
+        ] {
+            let conf = aws_sdk_ssooidc::Config::builder()
+                .behavior_version(aws_sdk_ssooidc::config::BehaviorVersion::latest())
+                .region(aws_sdk_ssooidc::config::Region::new("us-east-1"))
+                .retry_config(aws_sdk_ssooidc::config::retry::RetryConfig::disabled())
+                .http_client(Answers(shape, oauth))
+                .build();
+            let r = aws_sdk_ssooidc::Client::from_conf(conf)
+                .create_token()
+                .client_id("client")
+                .client_secret("secret")
+                .grant_type(DEVICE_GRANT)
+                .device_code("device")
+                .send()
+                .await;
+            assert_eq!(tokens_from(r).err(), Some(want), "{shape}");
+        }
+    }
+}

@@ -161,6 +161,9 @@ static WAITING: Mutex<BTreeMap<String, (String, usize)>> = Mutex::new(BTreeMap::
 /// While alive, `status` says the identity waits for `what`.
 pub struct Waiting {
     identity: String,
+    /// What the identity waited for before this wait (said again when
+    /// this one ends inside an outer one).
+    before: String,
 }
 
 /// Marks `identity` as waiting for the user (`what`: "1Password approval",
@@ -170,10 +173,11 @@ pub fn waiting(identity: &str, what: &str) -> Waiting {
     let e = map
         .entry(identity.to_string())
         .or_insert_with(|| (String::new(), 0));
-    e.0 = what.to_string();
+    let before = std::mem::replace(&mut e.0, what.to_string());
     e.1 += 1;
     Waiting {
         identity: identity.to_string(),
+        before,
     }
 }
 
@@ -184,6 +188,8 @@ impl Drop for Waiting {
             e.1 -= 1;
             if e.1 == 0 {
                 map.remove(&self.identity);
+            } else if !self.before.is_empty() {
+                e.0 = std::mem::take(&mut self.before);
             }
         }
     }
@@ -209,7 +215,11 @@ mod tests {
             Some("an MFA code in pinentry")
         );
         drop(b);
-        assert!(super::waiting_for("w-test").is_some());
+        // the outer wait is said again when the inner one ends
+        assert_eq!(
+            super::waiting_for("w-test").as_deref(),
+            Some("1Password approval")
+        );
         drop(a);
         assert_eq!(super::waiting_for("w-test"), None);
     }

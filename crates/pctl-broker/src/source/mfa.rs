@@ -38,7 +38,8 @@ const MAX_OUTPUT: u64 = 64 * 1024;
 /// found like `op` ([`pctl_protocol::op_path::resolve_program`]: a bare
 /// name on the client's PATH, links resolved, refused when others could
 /// replace it) and runs with a minimal environment
-/// ([`pctl_protocol::mfa_env_name`]: no `OP_*`). Killed after `timeout`.
+/// ([`pctl_protocol::mfa_env_name`]: no `OP_*`). Killed after `timeout`,
+/// with all it started ([`crate::platform::GroupChild`]).
 /// Errors never contain the output.
 pub async fn run_command(
     argv: &[String],
@@ -63,18 +64,18 @@ pub async fn run_command(
              can write"
         ),
     })?;
-    let mut child = tokio::process::Command::new(&exe)
-        .args(&argv[1..])
-        .env_clear()
-        .envs(env.0.iter().filter(|(k, _)| pctl_protocol::mfa_env_name(k)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            format!("mfa_command: cannot run \"{program}\": {e}: fix mfa_command in the config")
-        })?;
+    let mut child = crate::platform::GroupChild::spawn(
+        tokio::process::Command::new(&exe)
+            .args(&argv[1..])
+            .env_clear()
+            .envs(env.0.iter().filter(|(k, _)| pctl_protocol::mfa_env_name(k)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .map_err(|e| {
+        format!("mfa_command: cannot run \"{program}\": {e}: fix mfa_command in the config")
+    })?;
     let mut out = Zeroizing::new(Vec::new());
     let mut stdout = child.stdout.take().ok_or("mfa_command: no stdout")?;
     let run = async {
@@ -224,6 +225,28 @@ mod tests {
         .err()
         .unwrap();
         assert!(!e.contains("424242"), "{e}");
+    }
+
+    /// Like `op` (source::onepassword): the timeout kills what the code
+    /// command started too, not only the command.
+    #[tokio::test]
+    async fn a_timed_out_command_takes_what_it_started_with_it() {
+        use crate::platform::group_testing::{child_of_a_timed_out_run, ends, script_with_a_child};
+        let dir = tempfile::tempdir().unwrap();
+        let (script, pidfile) = script_with_a_child(dir.path());
+        let argv = vec![script.display().to_string()];
+        let pid = child_of_a_timed_out_run(&pidfile, |timeout| {
+            let argv = argv.clone();
+            async move {
+                let e = run_command(&argv, &env(), timeout).await.err().unwrap();
+                assert!(e.contains("within"), "{e}");
+            }
+        })
+        .await;
+        assert!(
+            ends(pid),
+            "a program mfa_command started outlived its timeout"
+        );
     }
 
     /// Issue 15 §7: the command gets PATH, HOME, locale, terminal and

@@ -2,9 +2,10 @@
 //! 1Password with a single `op item get --format json` call.
 //!
 //! `op` runs with an argv list (no shell), stdin from /dev/null, only the
-//! requesting client's forwarded environment, and a timeout. Its stdout is
-//! read into a buffer that is wiped after parsing; its errors are classified
-//! into actionable messages and never echoed raw.
+//! requesting client's forwarded environment, in a process group of its own
+//! (killed whole), and a timeout. Its stdout is read into a buffer that is
+//! wiped after parsing; its errors are classified into actionable messages
+//! and never echoed raw.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use zeroize::Zeroizing;
 
 use super::{BoxFuture, CredentialSource, ItemSecrets, Mfa, SourceError, SourceRead};
 use crate::config::{Config, IdentityConfig, OnePasswordConfig};
+use crate::platform::GroupChild;
 use crate::secret::LockedString;
 
 /// Why 1Password could not be read. Messages are safe to show and log.
@@ -189,7 +191,8 @@ pub(crate) enum RunFailure {
 /// The one `op` runner of the daemon (unlock, rotation, doctor): the
 /// process of [`op::command`] (argv, no shell, only the forwarded
 /// environment, stdin from /dev/null unless `stdin` is given, then written
-/// and closed), killed after `timeout` or when the future is dropped.
+/// and closed) in a process group of its own, killed with everything it
+/// started ([`GroupChild`]) after `timeout` or when the future is dropped.
 /// Stdout is read up to `max_out` bytes, stderr up to 64 KiB.
 pub(crate) async fn spawn_op(
     op: &Path,
@@ -199,10 +202,13 @@ pub(crate) async fn spawn_op(
     timeout: Duration,
     max_out: u64,
 ) -> Result<OpOutput, RunFailure> {
-    let mut child = tokio::process::Command::from(op::command(op, args, env, stdin.is_some()))
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(RunFailure::Spawn)?;
+    let mut child = GroupChild::spawn(&mut tokio::process::Command::from(op::command(
+        op,
+        args,
+        env,
+        stdin.is_some(),
+    )))
+    .map_err(RunFailure::Spawn)?;
     let mut input = child.stdin.take();
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
@@ -228,10 +234,8 @@ pub(crate) async fn spawn_op(
         child.wait().await
     };
     match tokio::time::timeout(timeout, run).await {
-        Err(_) => {
-            let _ = child.start_kill();
-            Err(RunFailure::Timeout)
-        }
+        // `child` is dropped on return: its group is killed
+        Err(_) => Err(RunFailure::Timeout),
         Ok(Err(e)) => Err(RunFailure::Io(e)),
         Ok(Ok(status)) => Ok(OpOutput {
             success: status.success(),
@@ -611,6 +615,25 @@ mod tests {
     fn env_path(dirs: &[&Path]) -> BTreeMap<String, String> {
         let joined = std::env::join_paths(dirs).unwrap();
         BTreeMap::from([("PATH".to_string(), joined.into_string().unwrap())])
+    }
+
+    /// Review finding (issue 16 §2): the timeout killed only `op`, and a
+    /// program `op` started (the desktop app's integration helper) lived on.
+    /// `op` now leads a process group of its own, killed whole.
+    #[tokio::test]
+    async fn a_timed_out_op_takes_what_it_started_with_it() {
+        use crate::platform::group_testing::{child_of_a_timed_out_run, ends, script_with_a_child};
+        let dir = tempfile::tempdir().unwrap();
+        let (op, pidfile) = script_with_a_child(dir.path());
+        let pid = child_of_a_timed_out_run(&pidfile, |timeout| {
+            let op = op.clone();
+            async move {
+                let r = spawn_op(&op, &[], None, &BTreeMap::new(), timeout, 1024).await;
+                assert!(matches!(r, Err(RunFailure::Timeout)), "{:?}", r.err());
+            }
+        })
+        .await;
+        assert!(ends(pid), "a program op started outlived op's timeout");
     }
 
     #[test]

@@ -293,37 +293,28 @@ impl Job {
     }
 
     async fn run(self, reg: Registration, dev: DeviceAuth) -> Result<(), Failure> {
-        let deadline = tokio::time::Instant::now() + dev.expires_in;
-        let mut interval = dev.interval.max(Duration::from_secs(1));
-        let mut tokens = None;
-        for _ in 0..MAX_POLLS {
-            tokio::time::sleep(interval).await;
-            if tokio::time::Instant::now() >= deadline {
-                break;
+        let polled = poll_for_tokens(dev.interval, dev.expires_in, || {
+            self.api.poll_device(&self.region, &reg, &dev)
+        })
+        .await;
+        let tokens = match polled {
+            Ok(tokens) => tokens,
+            Err(TokenError::Denied) => {
+                tracing::warn!("identity {}: sign-in denied", self.identity);
+                return Err(self.ended("was denied"));
             }
-            match self.api.poll_device(&self.region, &reg, &dev).await {
-                Ok(t) => {
-                    tokens = Some(t);
-                    break;
-                }
-                Err(TokenError::Pending) => {}
-                Err(TokenError::SlowDown) => interval += SLOW_DOWN_STEP,
-                Err(TokenError::Expired) => break,
-                Err(TokenError::Denied) => {
-                    tracing::warn!("identity {}: sign-in denied", self.identity);
-                    return Err(self.ended("was denied"));
-                }
-                Err(TokenError::Invalid(code)) => {
-                    return Err(self.ended(&format!("was refused ({code})")))
-                }
-                Err(TokenError::Other(m)) => {
-                    return Err(Failure(
-                        ErrorKind::Aws,
-                        format!("identity {}: {m}", self.identity),
-                    ))
-                }
+            Err(TokenError::Invalid(code)) => {
+                return Err(self.ended(&format!("was refused ({code})")))
             }
-        }
+            Err(TokenError::Other(m)) => {
+                return Err(Failure(
+                    ErrorKind::Aws,
+                    format!("identity {}: {m}", self.identity),
+                ))
+            }
+            // poll_for_tokens ends these itself
+            Err(TokenError::Pending | TokenError::SlowDown | TokenError::Expired) => None,
+        };
         drop(dev);
         let Some(tokens) = tokens else {
             tracing::warn!("identity {}: sign-in expired", self.identity);
@@ -373,9 +364,42 @@ impl Job {
     }
 }
 
+/// RFC 8628 §3.4–3.5: polls the token endpoint (`poll`, one CreateToken)
+/// every `interval` (at least a second), five seconds slower after each
+/// `slow_down`, until it answers something other than
+/// `authorization_pending` or `slow_down`, or `expires_in` has passed.
+/// `Ok(None)`: the device code expired before the user approved.
+async fn poll_for_tokens<T, F, Fut>(
+    interval: Duration,
+    expires_in: Duration,
+    mut poll: F,
+) -> Result<Option<T>, TokenError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, TokenError>>,
+{
+    let deadline = tokio::time::Instant::now() + expires_in;
+    let mut interval = interval.max(Duration::from_secs(1));
+    for _ in 0..MAX_POLLS {
+        tokio::time::sleep(interval).await;
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        match poll().await {
+            Ok(t) => return Ok(Some(t)),
+            Err(TokenError::Pending) => {}
+            Err(TokenError::SlowDown) => interval += SLOW_DOWN_STEP,
+            Err(TokenError::Expired) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::time::Duration;
 
     use crate::config::Config;
 
@@ -437,5 +461,71 @@ sso_region = "eu-west-1"
         let op = "region = \"us-east-1\"\n[onepassword]\nitem = \"i\"\nvault = \"v\"\n\
                   [roles.a]\naccount_id = \"123456789012\"\nrole_name = \"Dev\"\n";
         assert!(parse(op).unwrap_err().contains("reads 1Password"));
+    }
+
+    /// Moved from tests/e2e/test_sso.py (test_slow_down_adds_five_seconds,
+    /// which waited 6 s of wall-clock time for the slowed-down poll): each
+    /// `slow_down` adds 5 s to the interval, and no poll comes sooner than
+    /// the interval in force (the stand-in counted those as `too_early`).
+    /// Paused time: the instants are exact.
+    #[tokio::test(start_paused = true)]
+    async fn slow_down_adds_five_seconds_to_the_interval() {
+        use super::TokenError::{Pending, SlowDown};
+        let start = tokio::time::Instant::now();
+        let answers = std::sync::Mutex::new(
+            vec![Pending, SlowDown, Pending, SlowDown]
+                .into_iter()
+                .map(Err)
+                .chain([Ok("tokens")])
+                .collect::<std::collections::VecDeque<_>>(),
+        );
+        let at = std::sync::Mutex::new(Vec::new());
+        let got = super::poll_for_tokens(Duration::from_secs(1), Duration::from_secs(600), || {
+            at.lock().unwrap().push(start.elapsed().as_secs_f64());
+            let answer = answers.lock().unwrap().pop_front().unwrap();
+            async move { answer }
+        })
+        .await;
+        assert_eq!(got, Ok(Some("tokens")));
+        // 1 s, 1 s, then slow_down: 6 s, 6 s, slow_down again: 11 s
+        assert_eq!(*at.lock().unwrap(), [1.0, 2.0, 8.0, 14.0, 25.0]);
+    }
+
+    /// An interval of 0 is polled every second; polling stops at the device
+    /// code's expiry (no poll after it) and at the first refusal.
+    #[tokio::test(start_paused = true)]
+    async fn polls_at_least_a_second_apart_until_expiry_or_refusal() {
+        use super::TokenError;
+        let start = tokio::time::Instant::now();
+        let at = std::sync::Mutex::new(Vec::new());
+        let got: Result<Option<()>, _> =
+            super::poll_for_tokens(Duration::ZERO, Duration::from_millis(4500), || {
+                at.lock().unwrap().push(start.elapsed().as_secs_f64());
+                async { Err(TokenError::Pending) }
+            })
+            .await;
+        assert_eq!(got, Ok(None));
+        assert_eq!(*at.lock().unwrap(), [1.0, 2.0, 3.0, 4.0]);
+        for end in [
+            TokenError::Denied,
+            TokenError::Invalid("InvalidGrantException".into()),
+        ] {
+            let polls = std::sync::atomic::AtomicUsize::new(0);
+            let got: Result<Option<()>, _> =
+                super::poll_for_tokens(Duration::from_secs(1), Duration::from_secs(600), || {
+                    polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let e = end.clone();
+                    async move { Err(e) }
+                })
+                .await;
+            assert_eq!(got, Err(end));
+            assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        }
+        let got: Result<Option<()>, _> =
+            super::poll_for_tokens(Duration::from_secs(1), Duration::from_secs(600), || async {
+                Err(TokenError::Expired)
+            })
+            .await;
+        assert_eq!(got, Ok(None));
     }
 }
