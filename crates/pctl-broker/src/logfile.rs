@@ -14,6 +14,27 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+/// The daemon's log filter: `PCTL_LOG` (error, warn, info, debug, trace;
+/// anything else is info) sets the level of pctl's own messages only; every
+/// dependency stays at `warn`, so no HTTP wire trace (which could carry a
+/// session token) is ever written. A list of target prefixes
+/// (`tracing_subscriber`'s `Targets`), not an `EnvFilter`: the same filtering
+/// without a regex engine in the build.
+pub fn filter(pctl_log: &str) -> tracing_subscriber::filter::Targets {
+    use tracing::level_filters::LevelFilter;
+    let level = match pctl_log {
+        "error" => LevelFilter::ERROR,
+        "warn" => LevelFilter::WARN,
+        "debug" => LevelFilter::DEBUG,
+        "trace" => LevelFilter::TRACE,
+        _ => LevelFilter::INFO,
+    };
+    tracing_subscriber::filter::Targets::new()
+        .with_default(LevelFilter::WARN)
+        .with_target("pctl_daemon", level)
+        .with_target("pctl_broker", level)
+}
+
 /// The size at which the log is rotated.
 pub const MAX_BYTES: u64 = 10 * 1024 * 1024;
 
@@ -88,6 +109,31 @@ impl Write for RotatingFile {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pctl_log_sets_only_pctls_own_level() {
+        use tracing::Level;
+        let trace = super::filter("trace");
+        assert!(trace.would_enable("pctl_broker::server", &Level::TRACE));
+        assert!(trace.would_enable("pctl_daemon", &Level::TRACE));
+        // Dependencies (the HTTP stack above all) stay at warn.
+        for dep in [
+            "hyper::proto::h1",
+            "aws_smithy_runtime::client",
+            "rustls",
+            "h2",
+        ] {
+            assert!(!trace.would_enable(dep, &Level::INFO), "{dep}");
+            assert!(trace.would_enable(dep, &Level::WARN), "{dep}");
+        }
+        let default = super::filter("");
+        assert!(default.would_enable("pctl_broker::issue", &Level::INFO));
+        assert!(!default.would_enable("pctl_broker::issue", &Level::DEBUG));
+        assert!(!super::filter("loud").would_enable("pctl_daemon", &Level::DEBUG));
+        let error = super::filter("error");
+        assert!(!error.would_enable("pctl_broker::issue", &Level::WARN));
+        assert!(error.would_enable("pctl_broker::issue", &Level::ERROR));
+    }
+
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 

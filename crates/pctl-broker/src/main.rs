@@ -39,12 +39,10 @@ fn main() -> ExitCode {
 /// `warn` so no HTTP wire trace (which could carry a session token) is ever
 /// written.
 fn init_logging(file: Option<&std::path::Path>) -> std::io::Result<()> {
-    use tracing_subscriber::EnvFilter;
-    let level = match std::env::var("PCTL_LOG").unwrap_or_default().as_str() {
-        l @ ("error" | "warn" | "info" | "debug" | "trace") => l.to_string(),
-        _ => "info".into(),
-    };
-    let filter = EnvFilter::new(format!("warn,pctl_daemon={level},pctl_broker={level}"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = pctl_broker::logfile::filter(&std::env::var("PCTL_LOG").unwrap_or_default());
+    let fmt = tracing_subscriber::fmt::layer();
     match file {
         Some(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -58,15 +56,14 @@ fn init_logging(file: Option<&std::path::Path>) -> std::io::Result<()> {
                         format!("cannot open the log file {}: {e}", path.display()),
                     )
                 })?;
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(f))
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(fmt.with_ansi(false).with_writer(std::sync::Mutex::new(f)))
                 .init();
         }
-        None => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(fmt.with_writer(std::io::stderr))
             .init(),
     }
     Ok(())
