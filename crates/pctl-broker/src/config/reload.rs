@@ -29,15 +29,20 @@ fn stamp_of(p: &Path) -> Stamp {
     ))
 }
 
-/// The stamps of the config, each include, and the directories holding them.
-fn stamps(config: &Path, includes: &[PathBuf]) -> Vec<Stamp> {
+/// The stamps of the config, each include, and the directories holding them
+/// (each directory once when files beside each other follow one another),
+/// one `stat` per item, taken as the iterator is walked: the check at every
+/// request compares them in turn with the cached ones and builds no `Vec`.
+fn stamps<'a>(config: &'a Path, includes: &'a [PathBuf]) -> impl Iterator<Item = Stamp> + 'a {
     use std::os::unix::fs::MetadataExt;
-    let mut files = vec![config];
-    files.extend(includes.iter().map(PathBuf::as_path));
-    let mut out: Vec<Stamp> = files.iter().map(|p| stamp_of(p)).collect();
-    let mut dirs: Vec<&Path> = files.iter().filter_map(|p| p.parent()).collect();
-    dirs.dedup();
-    out.extend(dirs.iter().map(|d| {
+    let files = std::iter::once(config).chain(includes.iter().map(PathBuf::as_path));
+    let mut last: Option<&Path> = None;
+    let dirs = files.clone().filter_map(Path::parent).filter(move |d| {
+        let new = last != Some(*d);
+        last = Some(d);
+        new
+    });
+    files.map(stamp_of).chain(dirs.map(|d| {
         let m = std::fs::metadata(d).ok()?;
         Some((
             SystemTime::UNIX_EPOCH,
@@ -47,8 +52,7 @@ fn stamps(config: &Path, includes: &[PathBuf]) -> Vec<Stamp> {
             m.dev(),
             m.ino(),
         ))
-    }));
-    out
+    }))
 }
 
 struct Cached {
@@ -87,15 +91,17 @@ impl ConfigCache {
             Ok(c) => c.includes.as_slice(),
             Err(_) => &[],
         };
-        let mut stamp = stamps(path, includes);
+        // Stops at the first stamp that differs: the config is re-read
+        // then, and all its stamps taken again below.
         let stale = cache.loaded.is_err()
             || cache.stamp.first().is_none_or(Option::is_none)
-            || cache.stamp != stamp;
+            || !cache.stamp.iter().copied().eq(stamps(path, includes));
         if stale {
             let before = cache.loaded.as_ref().err().cloned();
+            let mut stamp: Vec<Stamp> = stamps(path, includes).collect();
             cache.loaded = Config::load(path).map(Arc::new);
             if let Ok(c) = &cache.loaded {
-                stamp = stamps(path, &c.includes);
+                stamp = stamps(path, &c.includes).collect();
             }
             cache.stamp = stamp;
             match &cache.loaded {
