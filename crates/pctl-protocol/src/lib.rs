@@ -23,6 +23,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 pub use connection::{
     encode, frame_len, read_body, read_frame, write_frame, Connection, FrameError, MAX_FRAME,
+    READ_AHEAD,
 };
 pub use kind::{RequestKind, TimeLimit};
 pub use reply::UnexpectedReply;
