@@ -272,10 +272,14 @@ async fn handle(
             .as_ref()
             .and_then(|s| daemon_setup(&broker).differences(s));
         let kind = env.request.kind();
+        // The client's last request here: closed right after its answer,
+        // without a read that would only find the client's close.
+        let last = env.last;
         if let Some(why) = differs.as_ref().filter(|_| kind.depends_on_setup()) {
             if write_response(&mut conn, &error(ErrorKind::Config, why.clone()))
                 .await
                 .is_err()
+                || last
             {
                 return;
             }
@@ -331,7 +335,7 @@ async fn handle(
             shutdown.notify_one();
             return;
         }
-        if !ok {
+        if !ok || last {
             return;
         }
     }
@@ -631,6 +635,7 @@ mod tests {
                             request: Request::Ping,
                             setup: None,
                             caller: None,
+                            last: false,
                         })
                         .map_err(|e| e.to_string())?;
                         match c.recv::<Response>().map_err(|e| e.to_string())? {
@@ -654,6 +659,65 @@ mod tests {
             errors.len(),
             &errors[..errors.len().min(3)]
         );
+    }
+
+    /// `last`: the daemon closes the connection right after the answer,
+    /// while the client still holds its end open; without it the
+    /// connection stays open for the next request (here two pipelined in
+    /// one write, both answered from the one read).
+    #[tokio::test]
+    async fn a_last_request_is_closed_right_after_its_answer() {
+        use tokio::io::AsyncWriteExt;
+        let (broker, dir) = broker_with("20s");
+        let broker = Arc::new(broker);
+        let ping = |last| pctl_protocol::Envelope {
+            version: pctl_protocol::VERSION.into(),
+            request: Request::Ping,
+            setup: None,
+            caller: None,
+            last,
+        };
+        let pong = |body: &[u8]| {
+            matches!(
+                serde_json::from_slice::<Response>(body).unwrap(),
+                Response::Ok(Reply::Pong { .. })
+            )
+        };
+        for last in [false, true] {
+            let (a, b) = UnixStream::pair().unwrap();
+            let task = tokio::spawn(handle(
+                broker.clone(),
+                Connection::new(a),
+                Peer::default(),
+                Arc::new(Notify::new()),
+            ));
+            let mut client = Connection::new(b);
+            let two = [
+                &pctl_protocol::encode(&ping(false)).unwrap()[..],
+                &pctl_protocol::encode(&ping(last)).unwrap()[..],
+            ]
+            .concat();
+            client.get_mut().write_all(&two).await.unwrap();
+            for _ in 0..2 {
+                assert!(pong(&client.read_body_async().await.unwrap()));
+            }
+            let next =
+                tokio::time::timeout(Duration::from_millis(300), client.read_body_async()).await;
+            if last {
+                assert!(
+                    matches!(next, Ok(Err(FrameError::Closed))),
+                    "not closed after the last answer: {next:?}"
+                );
+                // done while the client still holds its end
+                task.await.unwrap();
+                drop(client);
+            } else {
+                assert!(next.is_err(), "closed without `last`: {next:?}");
+                drop(client);
+                task.await.unwrap();
+            }
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     /// A connection's task is moved several times as tokio spawns and

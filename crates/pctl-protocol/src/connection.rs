@@ -191,6 +191,12 @@ impl<S> Connection<S> {
     pub fn get_ref(&self) -> &S {
         &self.stream
     }
+
+    /// The stream, to write around the framing (tests). Reading from it
+    /// would miss what the connection has already read ahead.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
 }
 
 impl<S: Read + Write> Connection<S> {
