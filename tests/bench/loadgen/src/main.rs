@@ -39,6 +39,10 @@ struct Args {
     /// the side-by-side run of tests/bench/load-vs-base.sh) requires it.
     #[arg(long)]
     with_env: bool,
+    /// Never mark a request `last` (the daemon then reads again after each
+    /// answer and closes on the client's close, as before `last` existed).
+    #[arg(long)]
+    no_last: bool,
 }
 
 /// PATH, HOME and OP_* of this process, as the client forwards them.
@@ -195,7 +199,7 @@ fn main() {
     raise_nofile();
     let socket = args.socket.unwrap_or_else(dirs::socket_path);
     let env = args.with_env.then(client_env);
-    let last = accepts_last(&socket);
+    let last = !args.no_last && accepts_last(&socket);
     let mut failed = false;
     for &c in &args.concurrency {
         let l = run_level(
