@@ -1199,7 +1199,7 @@ impl Served {
     fn start(r: &Rig) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("pctl.sock");
-        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        let listener = pctl_broker::server::bind(&sock).unwrap();
         let shutdown = Arc::new(tokio::sync::Notify::new());
         let task = tokio::spawn(pctl_broker::server::serve(
             r.broker.clone(),
