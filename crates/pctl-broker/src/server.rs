@@ -235,6 +235,8 @@ pub async fn serve(broker: Arc<Broker>, listener: Listener, shutdown: Arc<Notify
             .await;
             drop(permit);
         }));
+        // The new connection's request first, then the next accept.
+        tokio::task::yield_now().await;
     }
 }
 
