@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -135,6 +136,9 @@ def test_audit_survives_log_rotation(auth_env, how):
         os.rename(path, path + ".1")
     else:
         os.remove(path)
+    # The daemon looks at the path again at most once a second (audit.rs
+    # RECHECK): the last record was written less than that ago.
+    time.sleep(1.0)
     pid, _ = _run_recorded(env, "credential-process", "--role", "admin")
     lines = rig.read_jsonl(path)
     assert [(x["issued"], x["pid"]) for x in lines] == [("credentials", pid)], (

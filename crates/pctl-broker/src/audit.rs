@@ -6,10 +6,19 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use pctl_protocol::AuditRecord;
 
 const RECENT: usize = 50;
+
+/// How often, at most, the log's path is looked at again to notice that
+/// the open file was rotated or deleted (one `stat`): not at every record,
+/// which is every answer, cached tokens included. Records in the interval
+/// after a rotation still land in the rotated file.
+pub const RECHECK: Duration = Duration::from_secs(1);
 
 /// Appends audit records to a file and keeps the last few in memory.
 pub struct Audit {
@@ -24,23 +33,36 @@ pub struct Audit {
 struct OpenLog {
     file: std::fs::File,
     id: Option<(u64, u64)>,
+    /// When the path was last seen to name this file (or it was opened).
+    checked: Instant,
 }
 
 impl OpenLog {
     fn new(file: std::fs::File) -> Self {
         use std::os::unix::fs::MetadataExt;
         let id = file.metadata().ok().map(|m| (m.dev(), m.ino()));
-        OpenLog { file, id }
+        OpenLog {
+            file,
+            id,
+            checked: Instant::now(),
+        }
     }
 
-    /// Whether this is still the file at `path` (one `stat` of the path, no
+    /// Whether this is still the file at `path`: taken as so within
+    /// [`RECHECK`] of the last look, else one `stat` of the path (no
     /// `open`).
-    fn is_at(&self, path: &std::path::Path) -> bool {
+    fn is_at(&mut self, path: &std::path::Path) -> bool {
         use std::os::unix::fs::MetadataExt;
-        match (self.id, std::fs::metadata(path)) {
+        let now = Instant::now();
+        if now.duration_since(self.checked) < RECHECK {
+            return true;
+        }
+        let same = match (self.id, std::fs::metadata(path)) {
             (Some(id), Ok(m)) => id == (m.dev(), m.ino()),
             _ => false,
-        }
+        };
+        self.checked = now;
+        same
     }
 }
 
@@ -79,7 +101,7 @@ impl Audit {
             .unwrap_or_default();
             line.push(b'\n');
             let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-            if file.as_ref().is_some_and(|f| !f.is_at(path)) {
+            if file.as_mut().is_some_and(|f| !f.is_at(path)) {
                 // Rotated or deleted since we opened it: records must land in the
                 // file at `path`, not in one nobody can find any more.
                 *file = None;
@@ -138,16 +160,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn follows_rotation_and_deletion() {
+    #[tokio::test(start_paused = true)]
+    async fn follows_rotation_and_deletion() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         let audit = Audit::new(Some(path.clone()));
         audit.record(rec("one"));
         std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
+        tokio::time::advance(RECHECK).await;
         audit.record(rec("two"));
         assert!(std::fs::read_to_string(&path).unwrap().contains("\"two\""));
         std::fs::remove_file(&path).unwrap();
+        tokio::time::advance(RECHECK).await;
         audit.record(rec("three"));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
@@ -155,6 +179,47 @@ mod tests {
             "{text}"
         );
         assert_eq!(audit.recent().len(), 3);
+    }
+
+    /// The path is looked at again at most once per [`RECHECK`]: a record
+    /// within it of the last look goes to the open file, the first one after
+    /// it finds the rotation and opens a new log.
+    #[tokio::test(start_paused = true)]
+    async fn looks_for_a_new_log_at_most_once_per_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let rotated = dir.path().join("audit.log.1");
+        let audit = Audit::new(Some(path.clone()));
+        let issued = |p: &std::path::Path| -> Vec<String> {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["issued"].to_string()
+                })
+                .collect()
+        };
+        audit.record(rec("one"));
+        tokio::time::advance(RECHECK / 2).await;
+        std::fs::rename(&path, &rotated).unwrap();
+        audit.record(rec("two"));
+        tokio::time::advance(RECHECK / 2 - Duration::from_millis(1)).await;
+        audit.record(rec("three"));
+        assert!(!path.exists(), "looked at the path within the interval");
+        assert_eq!(issued(&rotated), [r#""one""#, r#""two""#, r#""three""#]);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        audit.record(rec("four"));
+        audit.record(rec("five"));
+        assert_eq!(issued(&path), [r#""four""#, r#""five""#]);
+        assert_eq!(issued(&rotated).len(), 3);
+        // the new log's interval starts when it was opened
+        std::fs::remove_file(&path).unwrap();
+        tokio::time::advance(RECHECK - Duration::from_millis(1)).await;
+        audit.record(rec("six"));
+        assert!(!path.exists());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        audit.record(rec("seven"));
+        assert_eq!(issued(&path), [r#""seven""#]);
     }
 
     /// Lines carry the record's fields in its order, time first, with

@@ -39,6 +39,7 @@ pub mod secret;
 pub mod server;
 pub mod source;
 pub mod status;
+pub mod stream;
 pub mod text;
 pub mod unlock;
 pub mod vault;

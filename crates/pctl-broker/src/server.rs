@@ -5,6 +5,11 @@
 //! calls `accept`, so at most [`MAX_CONNECTIONS`] connections are served at
 //! once and any more wait in the kernel's listen queue (sized to the
 //! system's maximum) until a slot frees; none is refused for load.
+//!
+//! A connection is accepted non-blocking and registered with the runtime's
+//! reactor only when a read or write on it would block ([`Stream`]): a
+//! client whose request is there when it is accepted, and which marks it
+//! `last`, is served without the two `epoll_ctl` calls of a registration.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -17,12 +22,16 @@ use pctl_protocol::{
 };
 use pctl_protocol::{ClusterNames, RoleArns};
 use pctl_protocol::{RequestKind, TimeLimit};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::broker::{Broker, LockReason};
 use crate::peer::Peer;
 use crate::platform;
+use crate::stream::Stream;
+
+/// The daemon's listening socket, registered with the reactor.
+pub type Listener = AsyncFd<std::os::unix::net::UnixListener>;
 
 /// Most connections served at once; more wait in the listen queue.
 pub const MAX_CONNECTIONS: usize = 512;
@@ -94,7 +103,7 @@ pub fn lock_socket(socket: &Path) -> Result<SocketLock, ServeError> {
 
 /// Binds the socket (0600) with the largest listen queue the system allows,
 /// replacing a stale one. Call with the lock held.
-pub fn bind(socket: &Path) -> Result<UnixListener, ServeError> {
+pub fn bind(socket: &Path) -> Result<Listener, ServeError> {
     use nix::sys::socket::{self as sock, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
     use std::os::unix::fs::PermissionsExt;
     let err = |what: &str, e: nix::errno::Errno| {
@@ -121,12 +130,52 @@ pub fn bind(socket: &Path) -> Result<UnixListener, ServeError> {
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| ServeError::Io(format!("cannot chmod {}", socket.display()), e))?;
     sock::listen(&fd, Backlog::MAXCONN).map_err(|e| err("listen on", e))?;
-    UnixListener::from_std(std::os::unix::net::UnixListener::from(fd))
-        .map_err(|e| ServeError::Io(format!("cannot listen on {}", socket.display()), e))
+    // SAFETY: the listener owns its descriptor, which stays open and the
+    // same for as long as the AsyncFd holds the listener.
+    unsafe { AsyncFd::register(std::os::unix::net::UnixListener::from(fd)) }.map_err(|e| {
+        ServeError::Io(
+            format!("cannot listen on {}", socket.display()),
+            std::io::Error::from(e),
+        )
+    })
 }
 
 /// Serves until `shutdown` is notified.
-pub async fn serve(broker: Arc<Broker>, listener: UnixListener, shutdown: Arc<Notify>) {
+/// Accepts one connection: a bare non-blocking socket, not registered with
+/// the reactor.
+async fn accept(listener: &Listener) -> std::io::Result<std::os::unix::net::UnixStream> {
+    loop {
+        let mut ready = listener.readable().await?;
+        if let Ok(r) = ready.try_io(|l| accept_nonblocking(l.get_ref())) {
+            return r;
+        }
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn accept_nonblocking(
+    l: &std::os::unix::net::UnixListener,
+) -> std::io::Result<std::os::unix::net::UnixStream> {
+    use nix::sys::socket::{accept4, SockFlag};
+    use std::os::fd::FromRawFd;
+    let fd = accept4(
+        l.as_raw_fd(),
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+    )?;
+    // SAFETY: accept4 returned this descriptor, open and owned by no one else.
+    Ok(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) })
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn accept_nonblocking(
+    l: &std::os::unix::net::UnixListener,
+) -> std::io::Result<std::os::unix::net::UnixStream> {
+    let (s, _) = l.accept()?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+pub async fn serve(broker: Arc<Broker>, listener: Listener, shutdown: Arc<Notify>) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let my_uid = peer::euid();
     loop {
@@ -140,8 +189,8 @@ pub async fn serve(broker: Arc<Broker>, listener: UnixListener, shutdown: Arc<No
         };
         let stream = tokio::select! {
             _ = shutdown.notified() => break,
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
+            r = accept(&listener) => match r {
+                Ok(s) => s,
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -177,31 +226,36 @@ pub async fn serve(broker: Arc<Broker>, listener: UnixListener, shutdown: Arc<No
         // rather than the connection's whole state (counted per request in
         // tests/bench/daemon-counts.sh).
         tokio::spawn(Box::pin(async move {
-            handle(broker, Connection::new(stream), peer, shutdown).await;
+            handle(
+                broker,
+                Connection::new(Stream::bare(stream)),
+                peer,
+                shutdown,
+            )
+            .await;
             drop(permit);
         }));
+        // The new connection's request first, then the next accept.
+        tokio::task::yield_now().await;
     }
 }
 
 /// Tells a refused client why, without waiting for it: one non-blocking
 /// write of an error frame, then the connection is dropped.
-fn refuse(stream: &UnixStream, message: String) {
+fn refuse(stream: &std::os::unix::net::UnixStream, message: String) {
     let resp = Response::Error(ErrorReply {
         kind: ErrorKind::Unavailable,
         message,
         identity: None,
     });
     if let Ok(buf) = pctl_protocol::encode(&resp) {
-        let _ = stream.try_write(&buf);
+        let _ = std::io::Write::write(&mut &*stream, &buf);
     }
 }
 
 /// Writes one answer; a client that does not read it within [`WRITE_TIMEOUT`]
 /// loses the connection instead of pinning a slot forever.
-async fn write_response(
-    conn: &mut Connection<UnixStream>,
-    resp: &Response,
-) -> Result<(), FrameError> {
+async fn write_response(conn: &mut Connection<Stream>, resp: &Response) -> Result<(), FrameError> {
     let r = match tokio::time::timeout(WRITE_TIMEOUT, conn.send_async(resp)).await {
         Ok(r) => r,
         Err(_) => Err(FrameError::Io(std::io::Error::new(
@@ -229,7 +283,7 @@ fn error(kind: ErrorKind, message: String) -> Response {
 
 async fn handle(
     broker: Arc<Broker>,
-    mut conn: Connection<UnixStream>,
+    mut conn: Connection<Stream>,
     peer: Peer,
     shutdown: Arc<Notify>,
 ) {
@@ -272,10 +326,14 @@ async fn handle(
             .as_ref()
             .and_then(|s| daemon_setup(&broker).differences(s));
         let kind = env.request.kind();
+        // The client's last request here: closed right after its answer,
+        // without a read that would only find the client's close.
+        let last = env.last;
         if let Some(why) = differs.as_ref().filter(|_| kind.depends_on_setup()) {
             if write_response(&mut conn, &error(ErrorKind::Config, why.clone()))
                 .await
                 .is_err()
+                || last
             {
                 return;
             }
@@ -331,7 +389,7 @@ async fn handle(
             shutdown.notify_one();
             return;
         }
-        if !ok {
+        if !ok || last {
             return;
         }
     }
@@ -506,7 +564,7 @@ async fn dispatch(
 /// client to close (or send anything), and drops the endpoint.
 async fn hold_credential_server(
     broker: Arc<Broker>,
-    mut conn: Connection<UnixStream>,
+    mut conn: Connection<Stream>,
     peer: Peer,
     role: String,
     port: Option<u16>,
@@ -631,6 +689,7 @@ mod tests {
                             request: Request::Ping,
                             setup: None,
                             caller: None,
+                            last: false,
                         })
                         .map_err(|e| e.to_string())?;
                         match c.recv::<Response>().map_err(|e| e.to_string())? {
@@ -656,6 +715,71 @@ mod tests {
         );
     }
 
+    /// `last`: the daemon closes the connection right after the answer,
+    /// while the client still holds its end open; without it the
+    /// connection stays open for the next request (here two pipelined in
+    /// one write, both answered from the one read).
+    #[tokio::test]
+    async fn a_last_request_is_closed_right_after_its_answer() {
+        use tokio::io::AsyncWriteExt;
+        use tokio::net::UnixStream;
+        // its own directory: broker_with's is named after the op_timeout
+        let (broker, dir) = broker_with("21s");
+        let broker = Arc::new(broker);
+        let ping = |last| pctl_protocol::Envelope {
+            version: pctl_protocol::VERSION.into(),
+            request: Request::Ping,
+            setup: None,
+            caller: None,
+            last,
+        };
+        let pong = |body: &[u8]| {
+            matches!(
+                serde_json::from_slice::<Response>(body).unwrap(),
+                Response::Ok(Reply::Pong { .. })
+            )
+        };
+        for last in [false, true] {
+            // as accepted: the daemon's end bare and non-blocking
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            b.set_nonblocking(true).unwrap();
+            let b = UnixStream::from_std(b).unwrap();
+            let task = tokio::spawn(handle(
+                broker.clone(),
+                Connection::new(Stream::bare(a)),
+                Peer::default(),
+                Arc::new(Notify::new()),
+            ));
+            let mut client = Connection::new(b);
+            let two = [
+                &pctl_protocol::encode(&ping(false)).unwrap()[..],
+                &pctl_protocol::encode(&ping(last)).unwrap()[..],
+            ]
+            .concat();
+            client.get_mut().write_all(&two).await.unwrap();
+            for _ in 0..2 {
+                assert!(pong(&client.read_body_async().await.unwrap()));
+            }
+            let next =
+                tokio::time::timeout(Duration::from_millis(300), client.read_body_async()).await;
+            if last {
+                assert!(
+                    matches!(next, Ok(Err(FrameError::Closed))),
+                    "not closed after the last answer: {next:?}"
+                );
+                // done while the client still holds its end
+                task.await.unwrap();
+                drop(client);
+            } else {
+                assert!(next.is_err(), "closed without `last`: {next:?}");
+                drop(client);
+                task.await.unwrap();
+            }
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     /// A connection's task is moved several times as tokio spawns and
     /// finishes it, and a request's future once into its box: the rare
     /// requests' big futures (rotate, doctor: ~13 KB each) are boxed on
@@ -666,11 +790,11 @@ mod tests {
     async fn a_connections_task_and_a_requests_future_stay_small() {
         let (broker, dir) = broker_with("20s");
         let broker = Arc::new(broker);
-        let (a, _b) = UnixStream::pair().unwrap();
+        let (a, _b) = tokio::net::UnixStream::pair().unwrap();
         let peer = Peer::default();
         let task = handle(
             broker.clone(),
-            Connection::new(a),
+            Connection::new(Stream::from(a)),
             peer.clone(),
             Arc::new(Notify::new()),
         );

@@ -1199,7 +1199,7 @@ impl Served {
     fn start(r: &Rig) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("pctl.sock");
-        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        let listener = pctl_broker::server::bind(&sock).unwrap();
         let shutdown = Arc::new(tokio::sync::Notify::new());
         let task = tokio::spawn(pctl_broker::server::serve(
             r.broker.clone(),
@@ -1464,6 +1464,7 @@ async fn each_request_checks_the_config_files_once() {
             request,
             setup: None,
             caller: None,
+            last: false,
         })
         .await
         .unwrap();

@@ -8,6 +8,13 @@
 //!
 //! [`Connection`] wraps a stream: blocking methods for the client (no async
 //! runtime in `pctl`), `_async` methods for the daemon (feature `tokio`).
+//! It reads ahead: a frame's first read asks for up to [`READ_AHEAD`] bytes,
+//! so a small frame (prefix and body) costs one `read`, and whatever came
+//! after it stays buffered for the next frame (pipelining). A body longer
+//! than what came with its prefix is read to its end straight into the
+//! body, never past it; an oversize prefix is refused with nothing read
+//! past what that first read brought (at most [`READ_AHEAD`] bytes, into the
+//! fixed buffer).
 //! [`Connection::connect`] is how a client reaches the daemon: it writes
 //! nothing until the socket's directory, the socket file and the peer's UID
 //! all say the daemon is its own user's (see [`crate::dirs`], [`crate::peer`]).
@@ -91,18 +98,104 @@ pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameErr
     Ok(serde_json::from_slice(&body)?)
 }
 
+/// How many bytes a [`Connection`] asks for when it reads a frame's start.
+pub const READ_AHEAD: usize = 4096;
+
+/// A [`Connection`]'s read-ahead buffer: bytes read but not yet taken as a
+/// frame are `buf[start..end]`; every other byte of `buf` is zero (taken
+/// bytes are wiped as they are taken, the rest when it is dropped). The
+/// buffer is allocated at the first read.
+#[derive(Default)]
+struct ReadAhead {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadAhead {
+    /// Whether a frame's whole length prefix is buffered.
+    fn has_prefix(&self) -> bool {
+        self.end - self.start >= 4
+    }
+
+    /// Where the next read goes: the free space after the buffered bytes,
+    /// which are first moved to the front. Called only while fewer than the
+    /// prefix's 4 bytes are buffered, so it is never empty.
+    fn spare(&mut self) -> &mut [u8] {
+        use zeroize::Zeroize;
+        if self.buf.is_empty() {
+            self.buf = vec![0; READ_AHEAD];
+        }
+        if self.start > 0 {
+            let n = self.end - self.start;
+            self.buf.copy_within(self.start..self.end, 0);
+            // what the move did not overwrite
+            self.buf[n.max(self.start)..self.end].zeroize();
+            (self.start, self.end) = (0, n);
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// `n` more bytes were read into [`Self::spare`].
+    fn filled(&mut self, n: usize) {
+        self.end += n;
+    }
+
+    /// Takes the buffered frame (whose prefix is buffered): its body, and
+    /// how many of the body's bytes were buffered (the rest is to be read).
+    /// An oversize prefix is refused before any allocation.
+    fn take(&mut self) -> Result<(Zeroizing<Vec<u8>>, usize), FrameError> {
+        use zeroize::Zeroize;
+        let s = self.start;
+        let len = frame_len([
+            self.buf[s],
+            self.buf[s + 1],
+            self.buf[s + 2],
+            self.buf[s + 3],
+        ])?;
+        let have = len.min(self.end - s - 4);
+        let mut body = Zeroizing::new(vec![0u8; len]);
+        body[..have].copy_from_slice(&self.buf[s + 4..s + 4 + have]);
+        self.buf[s..s + 4 + have].zeroize();
+        self.start += 4 + have;
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        }
+        Ok((body, have))
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        if let Some(left) = self.buf.get_mut(self.start..self.end) {
+            left.zeroize();
+        }
+    }
+}
+
 /// One side of a pctl connection.
 pub struct Connection<S> {
     stream: S,
+    ahead: ReadAhead,
 }
 
 impl<S> Connection<S> {
     pub fn new(stream: S) -> Self {
-        Connection { stream }
+        Connection {
+            stream,
+            ahead: ReadAhead::default(),
+        }
     }
 
     pub fn get_ref(&self) -> &S {
         &self.stream
+    }
+
+    /// The stream, to write around the framing (tests). Reading from it
+    /// would miss what the connection has already read ahead.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
     }
 }
 
@@ -112,9 +205,33 @@ impl<S: Read + Write> Connection<S> {
         write_frame(&mut self.stream, msg)
     }
 
+    /// Reads one frame's body: one `read` for a frame of up to
+    /// [`READ_AHEAD`] bytes that arrives whole, none when it came with the
+    /// one before. Same errors and limits as [`read_body`].
+    pub fn read_body(&mut self) -> Result<Zeroizing<Vec<u8>>, FrameError> {
+        while !self.ahead.has_prefix() {
+            let n = loop {
+                match self.stream.read(self.ahead.spare()) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    r => break r?,
+                }
+            };
+            if n == 0 {
+                return Err(FrameError::Closed);
+            }
+            self.ahead.filled(n);
+        }
+        let (mut body, have) = self.ahead.take()?;
+        if have < body.len() {
+            self.stream.read_exact(&mut body[have..])?;
+        }
+        Ok(body)
+    }
+
     /// Receives one message.
     pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T, FrameError> {
-        read_frame(&mut self.stream)
+        let body = self.read_body()?;
+        Ok(serde_json::from_slice(&body)?)
     }
 }
 
@@ -189,16 +306,22 @@ mod nonblocking {
             Ok(())
         }
 
-        /// Reads one frame's body. Nothing past the prefix is read when the
-        /// prefix exceeds [`MAX_FRAME`].
+        /// Reads one frame's body, as [`Connection::read_body`] does: one
+        /// `read` for a small frame that arrives whole, the rest of a longer
+        /// one straight into its body, nothing more once the prefix exceeds
+        /// [`MAX_FRAME`].
         pub async fn read_body_async(&mut self) -> Result<Zeroizing<Vec<u8>>, FrameError> {
-            let mut header = [0u8; 4];
-            self.stream
-                .read_exact(&mut header)
-                .await
-                .map_err(eof_is_closed)?;
-            let mut body = Zeroizing::new(vec![0u8; frame_len(header)?]);
-            self.stream.read_exact(&mut body).await?;
+            while !self.ahead.has_prefix() {
+                let n = self.stream.read(self.ahead.spare()).await?;
+                if n == 0 {
+                    return Err(FrameError::Closed);
+                }
+                self.ahead.filled(n);
+            }
+            let (mut body, have) = self.ahead.take()?;
+            if have < body.len() {
+                self.stream.read_exact(&mut body[have..]).await?;
+            }
             Ok(body)
         }
     }
@@ -216,6 +339,170 @@ mod tests {
         let err = read_body(&mut r).unwrap_err();
         assert!(matches!(err, FrameError::TooLarge(100_000_000)), "{err}");
         assert_eq!(r.len(), 1000, "read past the refused prefix");
+    }
+
+    /// A stream of fixed bytes handed out at most `piece` bytes per `read`,
+    /// counting the reads (writes go nowhere).
+    struct Counted<'a> {
+        data: &'a [u8],
+        piece: usize,
+        reads: usize,
+    }
+
+    impl Read for Counted<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.reads += 1;
+            let n = buf.len().min(self.piece).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    impl Write for Counted<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    }
+
+    #[test]
+    fn a_small_frame_is_read_in_one_read() {
+        let one = encode(&"a small request").unwrap();
+        let mut c = Connection::new(Counted {
+            data: &one,
+            piece: usize::MAX,
+            reads: 0,
+        });
+        assert_eq!(c.recv::<String>().unwrap(), "a small request");
+        assert_eq!(c.get_ref().reads, 1, "reads for one small frame");
+
+        // Pipelined: three frames in one read, each taken in turn; then the
+        // end of the stream is one more read.
+        let three = [
+            &encode(&"one").unwrap()[..],
+            &encode(&"two").unwrap()[..],
+            &encode(&"three").unwrap()[..],
+        ]
+        .concat();
+        let mut c = Connection::new(Counted {
+            data: &three,
+            piece: usize::MAX,
+            reads: 0,
+        });
+        for want in ["one", "two", "three"] {
+            assert_eq!(c.recv::<String>().unwrap(), want);
+        }
+        assert_eq!(c.get_ref().reads, 1, "reads for three pipelined frames");
+        assert!(matches!(c.recv::<String>(), Err(FrameError::Closed)));
+        assert_eq!(c.get_ref().reads, 2);
+    }
+
+    #[test]
+    fn a_frame_in_pieces_or_too_big_is_handled_as_before() {
+        // What the unbuffered reader (`read_body`, the reader before
+        // read-ahead) makes of a stream, frame by frame until an error.
+        fn before(data: &[u8]) -> (Vec<Vec<u8>>, String) {
+            let mut r = data;
+            let mut got = Vec::new();
+            loop {
+                match read_body(&mut r) {
+                    Ok(b) => got.push(b.to_vec()),
+                    Err(e) => return (got, e.to_string()),
+                }
+            }
+        }
+        fn now(data: &[u8], piece: usize) -> (Vec<Vec<u8>>, String, usize) {
+            let mut c = Connection::new(Counted {
+                data,
+                piece,
+                reads: 0,
+            });
+            let mut got = Vec::new();
+            loop {
+                match c.read_body() {
+                    Ok(b) => got.push(b.to_vec()),
+                    Err(e) => return (got, e.to_string(), data.len() - c.get_ref().data.len()),
+                }
+            }
+        }
+        let big = vec![b'x'; MAX_FRAME];
+        let mid = vec![b'y'; READ_AHEAD + 10];
+        let small = frame(b"\"hello\"");
+        let streams: Vec<(&str, Vec<u8>)> = vec![
+            ("small", small.clone()),
+            ("empty body", frame(b"")),
+            ("at the limit", frame(&big)),
+            ("past the read-ahead", [frame(&mid), small.clone()].concat()),
+            (
+                "small then big",
+                [small.clone(), frame(&big), small.clone()].concat(),
+            ),
+            (
+                "read-ahead boundary",
+                [frame(&vec![b'z'; READ_AHEAD - 6]), small.clone()].concat(),
+            ),
+            ("cut in the prefix", [small.clone(), vec![0, 0]].concat()),
+            ("cut in the body", small[..small.len() - 2].to_vec()),
+            (
+                "oversize",
+                [
+                    small.clone(),
+                    ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec(),
+                    big.clone(),
+                ]
+                .concat(),
+            ),
+            ("nothing", Vec::new()),
+        ];
+        for (name, data) in &streams {
+            let (want, want_err) = before(data);
+            for piece in [1, 2, 3, 5, 7, 4096, usize::MAX] {
+                let (got, err, taken) = now(data, piece);
+                assert!(got == want, "{name}, {piece}-byte pieces: other frames");
+                assert_eq!(err, want_err, "{name}, {piece}-byte pieces");
+                if *name == "oversize" {
+                    // refused from the prefix: nothing read past the first
+                    // read that brought it
+                    assert!(
+                        taken <= small.len() + READ_AHEAD,
+                        "{name}, {piece}-byte pieces: read {taken} bytes"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            now(&streams[0].1, usize::MAX).1,
+            FrameError::Closed.to_string()
+        );
+    }
+
+    #[test]
+    fn read_ahead_wipes_what_it_handed_out() {
+        let two = [&encode(&"secret-one").unwrap()[..], &[0, 0][..]].concat();
+        let mut c = Connection::new(Counted {
+            data: &two,
+            piece: usize::MAX,
+            reads: 0,
+        });
+        assert_eq!(c.recv::<String>().unwrap(), "secret-one");
+        let a = &c.ahead;
+        assert_eq!((a.start, a.end), (two.len() - 2, two.len()));
+        assert!(a.buf[..a.start].iter().all(|&b| b == 0), "taken bytes kept");
+        assert!(a.buf[a.end..].iter().all(|&b| b == 0));
+        // the two bytes left are moved to the front for the next read
+        assert!(matches!(c.recv::<String>(), Err(FrameError::Closed)));
+        let a = &c.ahead;
+        assert_eq!((a.start, a.end), (0, 2));
+        assert!(a.buf[2..].iter().all(|&b| b == 0), "moved bytes kept");
     }
 
     #[test]

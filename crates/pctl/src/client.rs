@@ -97,6 +97,7 @@ impl Client {
             request: Request::Status,
             setup: None,
             caller: None,
+            last: false,
         };
         match exchange(&mut conn, &env)? {
             Response::Ok(r) => Ok(Some(typed(RequestKind::Status, r)?)),
@@ -213,6 +214,7 @@ impl Client {
             request,
             setup: Some(setup()),
             caller: Some(crate::caller::current()),
+            last: false,
         };
         let mut sign_ins = 0;
         for attempt in 0..8 {
@@ -347,6 +349,7 @@ impl Client {
                 },
                 setup: Some(setup()),
                 caller: Some(crate::caller::current()),
+                last: false,
             };
             let mut conn = self.connect_or_start()?;
             match exchange(&mut conn, &env)? {
@@ -435,6 +438,7 @@ impl Client {
                 request: Request::Stop,
                 setup: None,
                 caller: None,
+                last: false,
             };
             let _ = exchange(&mut conn, &stop);
         }

@@ -2,7 +2,9 @@
 //! processes do — each request on a fresh connection (verified like the
 //! real client: socket directory, socket file, peer UID), `eks_token` for a
 //! configured cluster — and reports throughput and latency percentiles per
-//! concurrency level, one JSON object per line.
+//! concurrency level, one JSON object per line. Each request says it is the
+//! connection's `last` when the daemon accepts that (a first ping tells):
+//! the daemon then closes right after the answer.
 //!
 //! ```text
 //! pctl-loadgen --cluster platform --concurrency 1,16,128,1024 --requests 50000
@@ -37,6 +39,10 @@ struct Args {
     /// the side-by-side run of tests/bench/load-vs-base.sh) requires it.
     #[arg(long)]
     with_env: bool,
+    /// Never mark a request `last` (the daemon then reads again after each
+    /// answer and closes on the client's close, as before `last` existed).
+    #[arg(long)]
+    no_last: bool,
 }
 
 /// PATH, HOME and OP_* of this process, as the client forwards them.
@@ -67,10 +73,33 @@ fn one_request(socket: &std::path::Path, req: &Envelope) -> Result<(), String> {
     }
 }
 
+/// Whether the daemon accepts `last` on a request (the daemon then closes
+/// the connection right after its answer): a ping that carries it is
+/// answered. A daemon older than `last` refuses such a request as malformed
+/// (unknown field), and is then sent requests without it.
+fn accepts_last(socket: &std::path::Path) -> bool {
+    let ping = Envelope {
+        version: VERSION.into(),
+        request: Request::Ping,
+        setup: None,
+        caller: None,
+        last: true,
+    };
+    let Ok(mut conn) = Connection::connect(socket) else {
+        return false;
+    };
+    conn.send(&ping).is_ok()
+        && matches!(
+            conn.recv::<Response>(),
+            Ok(Response::Ok(Reply::Pong { .. }))
+        )
+}
+
 fn run_level(
     socket: &std::path::Path,
     cluster: &str,
     env: Option<&pctl_protocol::ClientEnv>,
+    last: bool,
     concurrency: usize,
     requests: u64,
 ) -> Level {
@@ -84,6 +113,7 @@ fn run_level(
         },
         setup: None,
         caller: None,
+        last,
     });
     let tickets = Arc::new(AtomicU64::new(requests));
     let errors = Arc::new(AtomicU64::new(0));
@@ -169,12 +199,14 @@ fn main() {
     raise_nofile();
     let socket = args.socket.unwrap_or_else(dirs::socket_path);
     let env = args.with_env.then(client_env);
+    let last = !args.no_last && accepts_last(&socket);
     let mut failed = false;
     for &c in &args.concurrency {
         let l = run_level(
             &socket,
             &args.cluster,
             env.as_ref(),
+            last,
             c.max(1),
             args.requests,
         );
@@ -186,6 +218,7 @@ fn main() {
             "first_error": l.first_error,
             "seconds": l.elapsed.as_secs_f64(),
             "rps": ok / l.elapsed.as_secs_f64(),
+            "last": last,
             "p50_us": percentile_us(&l.latencies_ns, 50.0),
             "p99_us": percentile_us(&l.latencies_ns, 99.0),
             "p999_us": percentile_us(&l.latencies_ns, 99.9),
