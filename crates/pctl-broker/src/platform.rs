@@ -214,6 +214,35 @@ impl Drop for GroupChild {
     }
 }
 
+/// Accepts a connection on `listener` as a non-blocking, close-on-exec
+/// socket ([`crate::server`] registers it with the reactor only when it
+/// would block).
+///
+/// Linux: one `accept4` with both flags. macOS (no `accept4`): `accept`,
+/// then `O_NONBLOCK` and `FD_CLOEXEC` set on the new socket (std's
+/// `accept` sets close-on-exec; `set_nonblocking` the other).
+pub fn accept_nonblocking(
+    listener: &std::os::unix::net::UnixListener,
+) -> std::io::Result<std::os::unix::net::UnixStream> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        use nix::sys::socket::{accept4, SockFlag};
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let fd = accept4(
+            listener.as_raw_fd(),
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        )?;
+        // SAFETY: accept4 returned this descriptor, open and owned by no one else.
+        Ok(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) })
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        let (s, _) = listener.accept()?;
+        s.set_nonblocking(true)?;
+        Ok(s)
+    }
+}
+
 /// The executable of another process, for the audit log.
 pub fn exe_of(pid: i32) -> Option<PathBuf> {
     #[cfg(target_os = "linux")]

@@ -140,41 +140,18 @@ pub fn bind(socket: &Path) -> Result<Listener, ServeError> {
     })
 }
 
-/// Serves until `shutdown` is notified.
 /// Accepts one connection: a bare non-blocking socket, not registered with
 /// the reactor.
 async fn accept(listener: &Listener) -> std::io::Result<std::os::unix::net::UnixStream> {
     loop {
         let mut ready = listener.readable().await?;
-        if let Ok(r) = ready.try_io(|l| accept_nonblocking(l.get_ref())) {
+        if let Ok(r) = ready.try_io(|l| platform::accept_nonblocking(l.get_ref())) {
             return r;
         }
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-fn accept_nonblocking(
-    l: &std::os::unix::net::UnixListener,
-) -> std::io::Result<std::os::unix::net::UnixStream> {
-    use nix::sys::socket::{accept4, SockFlag};
-    use std::os::fd::FromRawFd;
-    let fd = accept4(
-        l.as_raw_fd(),
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-    )?;
-    // SAFETY: accept4 returned this descriptor, open and owned by no one else.
-    Ok(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) })
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-fn accept_nonblocking(
-    l: &std::os::unix::net::UnixListener,
-) -> std::io::Result<std::os::unix::net::UnixStream> {
-    let (s, _) = l.accept()?;
-    s.set_nonblocking(true)?;
-    Ok(s)
-}
-
+/// Serves until `shutdown` is notified.
 pub async fn serve(broker: Arc<Broker>, listener: Listener, shutdown: Arc<Notify>) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let my_uid = peer::euid();
