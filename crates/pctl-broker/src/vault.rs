@@ -119,8 +119,11 @@ impl Unlocked {
 struct State {
     unlocked: Option<Arc<Unlocked>>,
     reason: LockReason,
-    /// Boot-clock time of the last request.
+    /// Boot-clock time of the last request (its start, or its end once
+    /// no request holds the vault in use).
     last_use: Duration,
+    /// Requests running now ([`InUse`]): the idle limit waits for them.
+    in_use: u32,
     epoch: u64,
     /// Unlocks installed so far.
     unlocks: u64,
@@ -146,6 +149,20 @@ pub struct Snapshot {
     pub last_failure: Option<String>,
 }
 
+/// A request holding its identity's vault in use ([`Vault::in_use`]).
+pub struct InUse {
+    vault: Arc<Vault>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        let mut st = self.vault.state();
+        st.in_use = st.in_use.saturating_sub(1);
+        st.last_use = self.clock.boot();
+    }
+}
+
 /// The locked/unlocked state machine.
 pub struct Vault {
     state: Mutex<State>,
@@ -158,6 +175,7 @@ impl Vault {
                 unlocked: None,
                 reason: LockReason::Never,
                 last_use: clock.boot(),
+                in_use: 0,
                 epoch: 0,
                 unlocks: 0,
                 origin: None,
@@ -196,6 +214,20 @@ impl Vault {
         }
     }
 
+    /// Marks a request as running until the returned guard drops: the
+    /// idle limit does not lock under it (a slow STS call or a break-glass
+    /// confirmation is use, not idleness), and its idle time counts from
+    /// the request's end. The lifetime and MFA-session limits still apply.
+    pub fn in_use(self: &Arc<Self>, clock: Arc<dyn Clock>) -> InUse {
+        let mut st = self.state();
+        st.in_use += 1;
+        st.last_use = clock.boot();
+        InUse {
+            vault: self.clone(),
+            clock,
+        }
+    }
+
     /// Which limit has passed at the clock's time, if any.
     pub fn expired(&self, clock: &dyn Clock) -> Option<LockReason> {
         let st = self.state();
@@ -203,7 +235,7 @@ impl Vault {
         let now = clock.boot();
         if now.saturating_sub(u.at_boot) >= u.lifetime() {
             Some(u.limit_reason())
-        } else if now.saturating_sub(st.last_use) >= u.idle_lock {
+        } else if st.in_use == 0 && now.saturating_sub(st.last_use) >= u.idle_lock {
             Some(LockReason::Idle)
         } else {
             None
@@ -252,7 +284,10 @@ impl Vault {
         let st = self.state();
         let left = st.unlocked.as_ref().map(|u| {
             let now = clock.boot();
-            let idle = u.idle_lock.saturating_sub(now.saturating_sub(st.last_use));
+            let idle = match st.in_use {
+                0 => u.idle_lock.saturating_sub(now.saturating_sub(st.last_use)),
+                _ => u.idle_lock,
+            };
             let life = u.lifetime().saturating_sub(now.saturating_sub(u.at_boot));
             idle.min(life)
         });

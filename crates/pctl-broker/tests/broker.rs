@@ -1159,6 +1159,50 @@ async fn requests_keep_the_daemon_unlocked() {
     assert_eq!(r.source.runs(), 1);
 }
 
+/// A request in progress is use: an AssumeRole slower than the idle limit
+/// is not cut short by the idle timer, and the idle time counts from the
+/// request's end (a request could fail "locked while this request ran"
+/// when STS was slow under load).
+#[tokio::test(start_paused = true)]
+async fn a_request_in_progress_holds_off_the_idle_lock() {
+    let r = rig_with(
+        &config_text("platform-admin", "platform", "")
+            .replace("idle_lock = \"1h\"", "idle_lock = \"2s\""),
+        source(),
+    );
+    r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *r.sts.gate.lock().unwrap() = Some(gate.clone());
+    let b = r.broker.clone();
+    let req = tokio::spawn(async move { b.credentials("admin", None, &peer()).await });
+    r.sts.entered.notified().await;
+    for _ in 0..5 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        r.broker.enforce_limits();
+    }
+    let st = r.broker.status();
+    assert!(
+        !st.locked,
+        "idle-locked under a request in progress: {st:?}"
+    );
+    gate.add_permits(1);
+    req.await.unwrap().expect("the slow request is answered");
+    tokio::time::advance(Duration::from_millis(1500)).await;
+    r.broker.enforce_limits();
+    assert!(
+        !r.broker.status().locked,
+        "the idle time counted from the request's start, not its end"
+    );
+    tokio::time::advance(Duration::from_millis(1000)).await;
+    r.broker.enforce_limits();
+    let st = r.broker.status();
+    assert!(
+        st.locked,
+        "not idle-locked 2.5 s after the request ended: {st:?}"
+    );
+    assert_eq!(st.lock_reason.as_deref(), Some("idle"));
+}
+
 /// max_unlock applies whatever happens: requests every quarter second keep
 /// the idle timer away, yet the timer locks three seconds after the unlock.
 #[tokio::test(start_paused = true)]

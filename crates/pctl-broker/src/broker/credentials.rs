@@ -32,7 +32,7 @@ impl Broker {
         let cfg = self.config()?;
         let role = cfg.role(Some(role))?;
         crate::guard::check_program(&cfg, role, peer)?;
-        let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
+        let (id, u, _in_use) = self.unlocked(&cfg, role, env, peer).await?;
         let (spec, note) = Self::role_spec(&cfg, role, &u).with_overrides(o)?;
         let margin = spec.credentials_margin();
         let _turn = self

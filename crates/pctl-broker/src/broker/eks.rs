@@ -63,7 +63,7 @@ impl Broker {
         peer: &Peer,
     ) -> Result<EksToken, Failure> {
         crate::guard::check_program(cfg, role, peer)?;
-        let (id, u) = self.unlocked(cfg, role, env, peer).await?;
+        let (id, u, _in_use) = self.unlocked(cfg, role, env, peer).await?;
         let spec = Self::role_spec(cfg, role, &u);
         let cluster = ClusterSpec {
             key: c.key.clone(),
@@ -108,7 +108,7 @@ impl Broker {
         let cfg = self.config()?;
         let (c, role) = cfg.cluster_and_role(cluster, role)?;
         crate::guard::check_program(&cfg, role, peer)?;
-        let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
+        let (id, u, _in_use) = self.unlocked(&cfg, role, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
         let margin = spec.credentials_margin();
         let _turn = self
@@ -155,7 +155,7 @@ impl Broker {
         pctl_protocol::names::check_region(region)
             .map_err(|w| Failure(pctl_protocol::ErrorKind::BadRequest, w.to_string()))?;
         let role = cfg.role(Some(role))?;
-        let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
+        let (id, u, _in_use) = self.unlocked(&cfg, role, env, peer).await?;
         let spec = Self::role_spec(&cfg, role, &u);
         let (rs, _) = id
             .issuer

@@ -22,7 +22,7 @@ impl Broker {
         let cfg = self.config()?;
         let role = cfg.role(Some(req.role))?;
         crate::guard::check_program(&cfg, role, peer)?;
-        let (id, u) = self.unlocked(&cfg, role, env, peer).await?;
+        let (id, u, _in_use) = self.unlocked(&cfg, role, env, peer).await?;
         let o = crate::issue::Overrides {
             duration: req.duration,
             region: None,

@@ -48,7 +48,7 @@ use crate::source::onepassword::OnePassword;
 use crate::source::CredentialSource;
 use crate::status::Stats;
 use crate::unlock::OnUnlock;
-use crate::vault::Unlocked;
+use crate::vault::{InUse, Unlocked};
 
 pub use crate::failure::Failure;
 pub use crate::issue::TOKEN_SESSION_MIN;
@@ -189,16 +189,18 @@ impl Broker {
     }
 
     /// The unlocked state of the identity `role` is assumed from,
-    /// unlocking it on demand unless locked by `pctl lock`.
+    /// unlocking it on demand unless locked by `pctl lock`, and the guard
+    /// that keeps the idle limit off it until the request ends.
     async fn unlocked(
         &self,
         cfg: &Arc<Config>,
         role: &crate::config::RoleConfig,
         env: Option<&ClientEnv>,
         peer: &Peer,
-    ) -> Result<(Arc<Identity>, Arc<Unlocked>), Failure> {
+    ) -> Result<(Arc<Identity>, Arc<Unlocked>, InUse), Failure> {
         self.enforce_limits();
         let id = self.identities.get(&role.identity);
+        let in_use = id.vault.in_use(self.clock.clone());
         let on_fresh = || self.on_unlock(&id, peer);
         let unlocked = matches!(id.vault.current(self.clock.as_ref()), Ok(Some(_)));
         let (ask, _waiting) = match unlocked {
@@ -228,7 +230,7 @@ impl Broker {
                 }
             })?;
         self.sso_audit(&id, &u, peer);
-        Ok((id, u))
+        Ok((id, u, in_use))
     }
 
     /// Audits what an `sso` identity did since the last request: a
