@@ -8,8 +8,9 @@
 //!
 //! A connection is accepted non-blocking and registered with the runtime's
 //! reactor only when a read or write on it would block ([`Stream`]): a
-//! client whose request is there when it is accepted, and which marks it
-//! `last`, is served without the two `epoll_ctl` calls of a registration.
+//! client whose request is there when it is accepted, and which then shuts
+//! its sending side (as `pctl` does), is served and closed without a
+//! registration.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -303,14 +304,10 @@ async fn handle(
             .as_ref()
             .and_then(|s| daemon_setup(&broker).differences(s));
         let kind = env.request.kind();
-        // The client's last request here: closed right after its answer,
-        // without a read that would only find the client's close.
-        let last = env.last;
         if let Some(why) = differs.as_ref().filter(|_| kind.depends_on_setup()) {
             if write_response(&mut conn, &error(ErrorKind::Config, why.clone()))
                 .await
                 .is_err()
-                || last
             {
                 return;
             }
@@ -366,7 +363,7 @@ async fn handle(
             shutdown.notify_one();
             return;
         }
-        if !ok || last {
+        if !ok {
             return;
         }
     }
@@ -666,7 +663,6 @@ mod tests {
                             request: Request::Ping,
                             setup: None,
                             caller: None,
-                            last: false,
                         })
                         .map_err(|e| e.to_string())?;
                         match c.recv::<Response>().map_err(|e| e.to_string())? {
@@ -692,31 +688,31 @@ mod tests {
         );
     }
 
-    /// `last`: the daemon closes the connection right after the answer,
-    /// while the client still holds its end open; without it the
-    /// connection stays open for the next request (here two pipelined in
-    /// one write, both answered from the one read).
+    /// A client that shuts its sending side after its requests (as `pctl`
+    /// does) has its connection closed right after the last answer, still
+    /// on the bare socket; one that does not keeps it open for its next
+    /// request. Two pipelined requests in one write are both answered.
     #[tokio::test]
-    async fn a_last_request_is_closed_right_after_its_answer() {
+    async fn a_client_done_sending_is_closed_right_after_its_answer() {
         use tokio::io::AsyncWriteExt;
         use tokio::net::UnixStream;
         // its own directory: broker_with's is named after the op_timeout
         let (broker, dir) = broker_with("21s");
         let broker = Arc::new(broker);
-        let ping = |last| pctl_protocol::Envelope {
+        let ping = pctl_protocol::encode(&pctl_protocol::Envelope {
             version: pctl_protocol::VERSION.into(),
             request: Request::Ping,
             setup: None,
             caller: None,
-            last,
-        };
+        })
+        .unwrap();
         let pong = |body: &[u8]| {
             matches!(
                 serde_json::from_slice::<Response>(body).unwrap(),
                 Response::Ok(Reply::Pong { .. })
             )
         };
-        for last in [false, true] {
+        for done_sending in [false, true] {
             // as accepted: the daemon's end bare and non-blocking
             let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
             a.set_nonblocking(true).unwrap();
@@ -729,18 +725,20 @@ mod tests {
                 Arc::new(Notify::new()),
             ));
             let mut client = Connection::new(b);
-            let two = [
-                &pctl_protocol::encode(&ping(false)).unwrap()[..],
-                &pctl_protocol::encode(&ping(last)).unwrap()[..],
-            ]
-            .concat();
-            client.get_mut().write_all(&two).await.unwrap();
+            client
+                .get_mut()
+                .write_all(&[&ping[..], &ping[..]].concat())
+                .await
+                .unwrap();
+            if done_sending {
+                client.get_mut().shutdown().await.unwrap();
+            }
             for _ in 0..2 {
                 assert!(pong(&client.read_body_async().await.unwrap()));
             }
             let next =
                 tokio::time::timeout(Duration::from_millis(300), client.read_body_async()).await;
-            if last {
+            if done_sending {
                 assert!(
                     matches!(next, Ok(Err(FrameError::Closed))),
                     "not closed after the last answer: {next:?}"
@@ -749,7 +747,10 @@ mod tests {
                 task.await.unwrap();
                 drop(client);
             } else {
-                assert!(next.is_err(), "closed without `last`: {next:?}");
+                assert!(
+                    next.is_err(),
+                    "closed while the client may send more: {next:?}"
+                );
                 drop(client);
                 task.await.unwrap();
             }

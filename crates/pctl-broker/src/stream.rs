@@ -2,12 +2,14 @@
 //! reactor (epoll) only once a read or a write on it would block.
 //!
 //! Most clients have sent their whole request by the time the daemon accepts
-//! them, read the answer at once and, with `last`, need no further read: such
-//! a connection is served with one `read` and one `write` on the bare
-//! non-blocking socket, and never costs the two `epoll_ctl` calls (add,
-//! delete) of a registration. The first `read` is tried directly once; any
-//! later read, and any read or write that would block, registers the socket
-//! and goes through tokio as before (same readiness, same timeouts).
+//! them, and then shut their sending side (the `pctl` client does; `last`
+//! says the same inside the request): such a connection is served on the
+//! bare non-blocking socket with a `read` for the request, a `write` for the
+//! answer and a `read` that finds the client's end at once, and never costs
+//! the `epoll_ctl` and `epoll_wait` of a registration. While the socket is
+//! bare every read and write is tried directly; the first that would block
+//! registers the socket, and from then on everything goes through tokio as
+//! before (same readiness, same timeouts).
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream as Bare;
@@ -21,11 +23,8 @@ use tokio::net::UnixStream;
 pub struct Stream(Inner);
 
 enum Inner {
-    /// Not registered; non-blocking. `read`: the one direct read was made.
-    Bare {
-        sock: Bare,
-        read: bool,
-    },
+    /// Not registered; non-blocking.
+    Bare(Bare),
     Registered(UnixStream),
     /// Registration failed: the socket is closed.
     Lost,
@@ -34,7 +33,7 @@ enum Inner {
 impl Stream {
     /// A freshly accepted socket, which must be in non-blocking mode.
     pub fn bare(sock: Bare) -> Self {
-        Stream(Inner::Bare { sock, read: false })
+        Stream(Inner::Bare(sock))
     }
 
     /// Whether the socket is registered with the reactor.
@@ -45,8 +44,8 @@ impl Stream {
 
     /// Registers a bare socket (must run inside the runtime).
     fn registered(&mut self) -> io::Result<&mut UnixStream> {
-        if let Inner::Bare { .. } = self.0 {
-            let Inner::Bare { sock, .. } = std::mem::replace(&mut self.0, Inner::Lost) else {
+        if let Inner::Bare(_) = self.0 {
+            let Inner::Bare(sock) = std::mem::replace(&mut self.0, Inner::Lost) else {
                 unreachable!()
             };
             self.0 = Inner::Registered(UnixStream::from_std(sock)?);
@@ -78,17 +77,14 @@ impl AsyncRead for Stream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Inner::Bare { sock, read } = &mut this.0 {
-            if !*read {
-                *read = true;
-                match sock.read(buf.initialize_unfilled()) {
-                    Ok(n) => {
-                        buf.advance(n);
-                        return Poll::Ready(Ok(()));
-                    }
-                    Err(e) if would_block(&e) => {}
-                    Err(e) => return Poll::Ready(Err(e)),
+        if let Inner::Bare(sock) = &mut this.0 {
+            match sock.read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
                 }
+                Err(e) if would_block(&e) => {}
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
         match this.registered() {
@@ -105,7 +101,7 @@ impl AsyncWrite for Stream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if let Inner::Bare { sock, .. } = &mut this.0 {
+        if let Inner::Bare(sock) = &mut this.0 {
             match sock.write(buf) {
                 Ok(n) => return Poll::Ready(Ok(n)),
                 Err(e) if would_block(&e) => {}
@@ -127,7 +123,7 @@ impl AsyncWrite for Stream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().0 {
-            Inner::Bare { sock, .. } => Poll::Ready(sock.shutdown(std::net::Shutdown::Write)),
+            Inner::Bare(sock) => Poll::Ready(sock.shutdown(std::net::Shutdown::Write)),
             Inner::Registered(s) => Pin::new(s).poll_shutdown(cx),
             Inner::Lost => Poll::Ready(Ok(())),
         }
@@ -164,6 +160,26 @@ mod tests {
         let (registered, data) = later.await.unwrap();
         assert!(registered);
         assert_eq!(data, b"more");
+    }
+
+    /// A client that shut its sending side after its request (as `pctl`
+    /// does): request, answer and the client's end, all on the bare socket.
+    #[tokio::test]
+    async fn a_client_that_is_done_sending_never_costs_a_registration() {
+        let (a, mut b) = Bare::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.write_all(b"request").unwrap();
+        b.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut s = Stream::bare(a);
+        let mut buf = [0u8; 64];
+        assert_eq!(s.read(&mut buf).await.unwrap(), 7);
+        s.write_all(b"answer").await.unwrap();
+        assert_eq!(s.read(&mut buf).await.unwrap(), 0, "the client's end");
+        assert!(!s.is_registered());
+        let mut got = Vec::new();
+        drop(s);
+        b.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"answer");
     }
 
     /// An answer larger than the socket's buffer: written in part on the

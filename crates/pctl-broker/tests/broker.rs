@@ -1508,7 +1508,6 @@ async fn each_request_checks_the_config_files_once() {
             request,
             setup: None,
             caller: None,
-            last: false,
         })
         .await
         .unwrap();

@@ -135,6 +135,15 @@ impl RequestKind {
         )
     }
 
+    /// Whether the request lives as long as its connection after the answer
+    /// (a credential endpoint stops when its client's connection closes).
+    /// For every other request the client shuts its sending side once the
+    /// request is sent: the daemon then finds the client's end right after
+    /// its answer, with no wait for the close.
+    pub fn holds_connection(self) -> bool {
+        self == RequestKind::CredentialServer
+    }
+
     /// Whether the answer comes from the daemon's config file and endpoint
     /// settings ([`crate::Setup`]): a daemon refuses it to a client whose
     /// setup differs, as it would answer from the wrong file or account.

@@ -85,18 +85,6 @@ pub struct Envelope {
     /// what it already asked ([`Caller`]); `None`: an older client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<Caller>,
-    /// This is the client's last request on this connection: the daemon
-    /// closes it right after the answer instead of waiting for the client
-    /// to close (one read and one wake-up less per request). Not sent when
-    /// false, so a request without it is written as before; a daemon older
-    /// than this field refuses a request that carries it (unknown field), so
-    /// a client sends it only to a daemon it has seen accept it.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub last: bool,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 /// The client's side of prompts and break-glass roles.
@@ -961,7 +949,6 @@ pub fn decode_request(body: &[u8]) -> Result<Envelope, RequestError> {
                 request,
                 setup: None,
                 caller: None,
-                last: false,
             });
         }
     }
@@ -1028,7 +1015,6 @@ mod tests {
                 env: Some(ClientEnv::default()),
                 get_token: None,
             },
-            last: false,
         };
         let frame = encode(&env).unwrap();
         let back: Envelope = read_frame(&mut &frame[..]).unwrap();
@@ -1069,38 +1055,6 @@ mod tests {
             "{text}"
         );
         assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), adhoc);
-    }
-
-    #[test]
-    fn last_is_optional_on_the_wire() {
-        let mut env = Envelope {
-            version: VERSION.into(),
-            request: Request::Ping,
-            setup: None,
-            caller: None,
-            last: false,
-        };
-        // absent when false: written exactly as before the field existed
-        let old = format!(r#"{{"version":"{VERSION}","request":{{"kind":"ping"}}}}"#);
-        assert_eq!(serde_json::to_string(&env).unwrap(), old);
-        // an older client's request (no `last`) still parses, as not last
-        assert_eq!(decode_request(old.as_bytes()).unwrap(), env);
-        // present when true, and parsed
-        env.last = true;
-        let text = serde_json::to_string(&env).unwrap();
-        assert_eq!(
-            text,
-            format!(r#"{{"version":"{VERSION}","request":{{"kind":"ping"}},"last":true}}"#)
-        );
-        assert_eq!(decode_request(text.as_bytes()).unwrap(), env);
-        let explicit =
-            format!(r#"{{"version":"{VERSION}","request":{{"kind":"ping"}},"last":false}}"#);
-        assert!(!decode_request(explicit.as_bytes()).unwrap().last);
-        let wrong = format!(r#"{{"version":"{VERSION}","request":{{"kind":"ping"}},"last":1}}"#);
-        assert!(matches!(
-            decode_request(wrong.as_bytes()),
-            Err(RequestError::Malformed(_))
-        ));
     }
 
     #[test]
@@ -1178,7 +1132,7 @@ mod tests {
 
         #[test]
         fn decoder_round_trips_any_role(role in ".{0,200}", cluster in "[a-z0-9-]{1,40}") {
-            let env = Envelope { version: VERSION.into(), setup: None, caller: None, last: false, request: Request::EksToken {
+            let env = Envelope { version: VERSION.into(), setup: None, caller: None, request: Request::EksToken {
                 cluster, role: Some(role), env: Some(ClientEnv::default()), get_token: None } };
             let frame = encode(&env).unwrap();
             let back: Envelope = read_frame(&mut &frame[..]).unwrap();

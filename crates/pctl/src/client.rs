@@ -97,7 +97,6 @@ impl Client {
             request: Request::Status,
             setup: None,
             caller: None,
-            last: false,
         };
         match exchange(&mut conn, &env)? {
             Response::Ok(r) => Ok(Some(typed(RequestKind::Status, r)?)),
@@ -214,7 +213,6 @@ impl Client {
             request,
             setup: Some(setup()),
             caller: Some(crate::caller::current()),
-            last: false,
         };
         let mut sign_ins = 0;
         for attempt in 0..8 {
@@ -349,7 +347,6 @@ impl Client {
                 },
                 setup: Some(setup()),
                 caller: Some(crate::caller::current()),
-                last: false,
             };
             let mut conn = self.connect_or_start()?;
             match exchange(&mut conn, &env)? {
@@ -438,7 +435,6 @@ impl Client {
                 request: Request::Stop,
                 setup: None,
                 caller: None,
-                last: false,
             };
             let _ = exchange(&mut conn, &stop);
         }
@@ -652,6 +648,11 @@ fn exchange(conn: &mut Connection<UnixStream>, env: &Envelope) -> Result<Respons
             .recv()
             .map_err(|_| anyhow!("cannot talk to the pctl daemon: {e}"));
     }
+    if !env.request.kind().holds_connection() {
+        // Nothing more goes this way: the daemon closes right after its
+        // answer. A failure here costs nothing (the answer still comes).
+        let _ = conn.get_ref().shutdown(std::net::Shutdown::Write);
+    }
     conn.recv().map_err(|e| match e {
         FrameError::Closed => anyhow!(
             "the pctl daemon closed the connection (see {})",
@@ -676,4 +677,49 @@ pub fn daemon_exe() -> Result<PathBuf> {
         .chain(on_path)
         .find(|p| p.is_file())
         .ok_or_else(|| anyhow!("pctl-daemon not found next to pctl or on PATH: install it (cargo install --path crates/pctl-broker)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// What the daemon's end sees after the client's request: `true` when
+    /// the client shut its sending side (a read finds its end), `false`
+    /// when it is still open (the read times out). It answers either way.
+    fn daemon_sees_end(request: Request) -> bool {
+        let (client, daemon) = UnixStream::pair().unwrap();
+        let daemon = std::thread::spawn(move || {
+            let mut d = Connection::new(daemon);
+            let _: Envelope = d.recv().unwrap();
+            d.get_ref()
+                .set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let ended = matches!(d.get_mut().read(&mut [0u8; 16]), Ok(0));
+            d.send(&Response::Ok(Reply::Done)).unwrap();
+            ended
+        });
+        let env = Envelope {
+            version: VERSION.into(),
+            request,
+            setup: None,
+            caller: None,
+        };
+        let answer = exchange(&mut Connection::new(client), &env).unwrap();
+        assert!(matches!(answer, Response::Ok(Reply::Done)), "{answer:?}");
+        daemon.join().unwrap()
+    }
+
+    #[test]
+    fn the_client_shuts_its_side_after_a_request_unless_it_holds_the_connection() {
+        assert!(daemon_sees_end(Request::Status));
+        assert!(daemon_sees_end(Request::Ping));
+        assert!(!daemon_sees_end(Request::CredentialServer {
+            role: "admin".into(),
+            port: None,
+            env: None,
+            duration: None,
+            region: None,
+        }));
+    }
 }

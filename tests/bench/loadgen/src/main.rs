@@ -2,9 +2,10 @@
 //! processes do — each request on a fresh connection (verified like the
 //! real client: socket directory, socket file, peer UID), `eks_token` for a
 //! configured cluster — and reports throughput and latency percentiles per
-//! concurrency level, one JSON object per line. Each request says it is the
-//! connection's `last` when the daemon accepts that (a first ping tells):
-//! the daemon then closes right after the answer.
+//! concurrency level, one JSON object per line. Like `pctl`, each client
+//! shuts its sending side once the request is sent, so the daemon closes
+//! right after its answer (`--keep-open`: the client's end stays open until
+//! it has read the answer, as clients before that did).
 //!
 //! ```text
 //! pctl-loadgen --cluster platform --concurrency 1,16,128,1024 --requests 50000
@@ -39,10 +40,10 @@ struct Args {
     /// the side-by-side run of tests/bench/load-vs-base.sh) requires it.
     #[arg(long)]
     with_env: bool,
-    /// Never mark a request `last` (the daemon then reads again after each
-    /// answer and closes on the client's close, as before `last` existed).
+    /// Keep the sending side open until the answer is read (the daemon then
+    /// reads again after its answer and closes on the client's close).
     #[arg(long)]
-    no_last: bool,
+    keep_open: bool,
 }
 
 /// PATH, HOME and OP_* of this process, as the client forwards them.
@@ -63,9 +64,14 @@ struct Level {
     first_error: Option<String>,
 }
 
-fn one_request(socket: &std::path::Path, req: &Envelope) -> Result<(), String> {
+fn one_request(socket: &std::path::Path, req: &Envelope, keep_open: bool) -> Result<(), String> {
     let mut conn = Connection::connect(socket).map_err(|e| e.to_string())?;
     conn.send(req).map_err(|e| format!("send: {e}"))?;
+    if !keep_open {
+        conn.get_ref()
+            .shutdown(std::net::Shutdown::Write)
+            .map_err(|e| format!("shutdown: {e}"))?;
+    }
     match conn.recv::<Response>().map_err(|e| format!("recv: {e}"))? {
         Response::Ok(Reply::EksToken(_)) => Ok(()),
         Response::Ok(other) => Err(format!("unexpected answer {other:?}")),
@@ -73,33 +79,11 @@ fn one_request(socket: &std::path::Path, req: &Envelope) -> Result<(), String> {
     }
 }
 
-/// Whether the daemon accepts `last` on a request (the daemon then closes
-/// the connection right after its answer): a ping that carries it is
-/// answered. A daemon older than `last` refuses such a request as malformed
-/// (unknown field), and is then sent requests without it.
-fn accepts_last(socket: &std::path::Path) -> bool {
-    let ping = Envelope {
-        version: VERSION.into(),
-        request: Request::Ping,
-        setup: None,
-        caller: None,
-        last: true,
-    };
-    let Ok(mut conn) = Connection::connect(socket) else {
-        return false;
-    };
-    conn.send(&ping).is_ok()
-        && matches!(
-            conn.recv::<Response>(),
-            Ok(Response::Ok(Reply::Pong { .. }))
-        )
-}
-
 fn run_level(
     socket: &std::path::Path,
     cluster: &str,
     env: Option<&pctl_protocol::ClientEnv>,
-    last: bool,
+    keep_open: bool,
     concurrency: usize,
     requests: u64,
 ) -> Level {
@@ -113,7 +97,6 @@ fn run_level(
         },
         setup: None,
         caller: None,
-        last,
     });
     let tickets = Arc::new(AtomicU64::new(requests));
     let errors = Arc::new(AtomicU64::new(0));
@@ -139,7 +122,7 @@ fn run_level(
                         .is_ok()
                     {
                         let t0 = Instant::now();
-                        match one_request(&socket, &req) {
+                        match one_request(&socket, &req, keep_open) {
                             Ok(()) => lat.push(t0.elapsed().as_nanos() as u64),
                             Err(e) => {
                                 errors.fetch_add(1, Ordering::Relaxed);
@@ -199,14 +182,13 @@ fn main() {
     raise_nofile();
     let socket = args.socket.unwrap_or_else(dirs::socket_path);
     let env = args.with_env.then(client_env);
-    let last = !args.no_last && accepts_last(&socket);
     let mut failed = false;
     for &c in &args.concurrency {
         let l = run_level(
             &socket,
             &args.cluster,
             env.as_ref(),
-            last,
+            args.keep_open,
             c.max(1),
             args.requests,
         );
@@ -218,7 +200,7 @@ fn main() {
             "first_error": l.first_error,
             "seconds": l.elapsed.as_secs_f64(),
             "rps": ok / l.elapsed.as_secs_f64(),
-            "last": last,
+            "keep_open": args.keep_open,
             "p50_us": percentile_us(&l.latencies_ns, 50.0),
             "p99_us": percentile_us(&l.latencies_ns, 99.0),
             "p999_us": percentile_us(&l.latencies_ns, 99.9),
