@@ -1108,17 +1108,9 @@ async fn included_roles_are_served_and_reloaded() {
 // lock stays there). `enforce_limits` is what the daemon's one-second timer
 // calls (daemon.rs); the fake clock follows tokio's paused clock.
 
-/// The idle timer drops the secrets and every session; a lock by the idle
-/// timer (unlike `pctl lock`) unlocks again on the next request that brings
-/// an environment, with a fresh 1Password read and a new session.
-#[tokio::test(start_paused = true)]
-async fn idle_lock_by_the_timer_then_unlock_on_demand() {
-    let r = rig_with(
-        &config_text("platform-admin", "platform", "")
-            .replace("idle_lock = \"1h\"", "idle_lock = \"2s\""),
-        source(),
-    );
-    let k1 = r.creds(true).await.unwrap().access_key_id.clone();
+/// With `idle_lock = "2s"`: still unlocked 1.5 s after the last use,
+/// idle-locked 2.5 s after it (the daemon's timer calls `enforce_limits`).
+async fn idle_locks_between_1_5_and_2_5_s(r: &Rig) -> pctl_protocol::Status {
     tokio::time::advance(Duration::from_millis(1500)).await;
     r.broker.enforce_limits();
     assert!(!r.broker.status().locked, "locked before the idle limit");
@@ -1130,6 +1122,21 @@ async fn idle_lock_by_the_timer_then_unlock_on_demand() {
         "idle_lock=2s: still unlocked after 2.5 s idle: {st:?}"
     );
     assert_eq!(st.lock_reason.as_deref(), Some("idle"));
+    st
+}
+
+/// The idle timer drops the secrets and every session; a lock by the idle
+/// timer (unlike `pctl lock`) unlocks again on the next request that brings
+/// an environment, with a fresh 1Password read and a new session.
+#[tokio::test(start_paused = true)]
+async fn idle_lock_by_the_timer_then_unlock_on_demand() {
+    let r = rig_with(
+        &config_text("platform-admin", "platform", "")
+            .replace("idle_lock = \"1h\"", "idle_lock = \"2s\""),
+        source(),
+    );
+    let k1 = r.creds(true).await.unwrap().access_key_id.clone();
+    let st = idle_locks_between_1_5_and_2_5_s(&r).await;
     assert!(
         st.roles.is_empty(),
         "sessions kept after the idle lock: {st:?}"
@@ -1187,20 +1194,8 @@ async fn a_request_in_progress_holds_off_the_idle_lock() {
     );
     gate.add_permits(1);
     req.await.unwrap().expect("the slow request is answered");
-    tokio::time::advance(Duration::from_millis(1500)).await;
-    r.broker.enforce_limits();
-    assert!(
-        !r.broker.status().locked,
-        "the idle time counted from the request's start, not its end"
-    );
-    tokio::time::advance(Duration::from_millis(1000)).await;
-    r.broker.enforce_limits();
-    let st = r.broker.status();
-    assert!(
-        st.locked,
-        "not idle-locked 2.5 s after the request ended: {st:?}"
-    );
-    assert_eq!(st.lock_reason.as_deref(), Some("idle"));
+    // the idle time counts from the request's end, not its start
+    idle_locks_between_1_5_and_2_5_s(&r).await;
 }
 
 /// max_unlock applies whatever happens: requests every quarter second keep
