@@ -301,6 +301,14 @@ fn source() -> FakeSource {
     }
 }
 
+/// The standard rig with one edit of its config text.
+fn rig_edited(from: &str, to: &str) -> Rig {
+    rig_with(
+        &config_text("platform-admin", "platform", "").replace(from, to),
+        source(),
+    )
+}
+
 fn rig() -> Rig {
     rig_with(&config_text("platform-admin", "platform", ""), source())
 }
@@ -412,11 +420,7 @@ async fn suspend_past_idle_lock_locks_at_the_next_request() {
 /// max_unlock counts suspended time too, even while the daemon is in use.
 #[tokio::test(start_paused = true)]
 async fn suspend_past_max_unlock_locks_while_in_use() {
-    let r = rig_with(
-        &config_text("platform-admin", "platform", "")
-            .replace("max_unlock = \"12h\"", "max_unlock = \"2h\""),
-        source(),
-    );
+    let r = rig_edited("max_unlock = \"12h\"", "max_unlock = \"2h\"");
     r.creds(true).await.unwrap();
     let mut last = Ok(());
     for _ in 0..3 {
@@ -1130,11 +1134,7 @@ async fn idle_locks_between_1_5_and_2_5_s(r: &Rig) -> pctl_protocol::Status {
 /// an environment, with a fresh 1Password read and a new session.
 #[tokio::test(start_paused = true)]
 async fn idle_lock_by_the_timer_then_unlock_on_demand() {
-    let r = rig_with(
-        &config_text("platform-admin", "platform", "")
-            .replace("idle_lock = \"1h\"", "idle_lock = \"2s\""),
-        source(),
-    );
+    let r = rig_edited("idle_lock = \"1h\"", "idle_lock = \"2s\"");
     let k1 = r.creds(true).await.unwrap().access_key_id.clone();
     let st = idle_locks_between_1_5_and_2_5_s(&r).await;
     assert!(
@@ -1151,11 +1151,7 @@ async fn idle_lock_by_the_timer_then_unlock_on_demand() {
 /// three-second idle limit read 1Password once.
 #[tokio::test(start_paused = true)]
 async fn requests_keep_the_daemon_unlocked() {
-    let r = rig_with(
-        &config_text("platform-admin", "platform", "")
-            .replace("idle_lock = \"1h\"", "idle_lock = \"3s\""),
-        source(),
-    );
+    let r = rig_edited("idle_lock = \"1h\"", "idle_lock = \"3s\"");
     r.creds(true).await.unwrap();
     for _ in 0..6 {
         tokio::time::advance(Duration::from_secs(1)).await;
@@ -1172,11 +1168,7 @@ async fn requests_keep_the_daemon_unlocked() {
 /// when STS was slow under load).
 #[tokio::test(start_paused = true)]
 async fn a_request_in_progress_holds_off_the_idle_lock() {
-    let r = rig_with(
-        &config_text("platform-admin", "platform", "")
-            .replace("idle_lock = \"1h\"", "idle_lock = \"2s\""),
-        source(),
-    );
+    let r = rig_edited("idle_lock = \"1h\"", "idle_lock = \"2s\"");
     r.broker.unlock(None, &env(), None, &peer()).await.unwrap();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     *r.sts.gate.lock().unwrap() = Some(gate.clone());
@@ -1202,11 +1194,7 @@ async fn a_request_in_progress_holds_off_the_idle_lock() {
 /// the idle timer away, yet the timer locks three seconds after the unlock.
 #[tokio::test(start_paused = true)]
 async fn max_unlock_locks_while_in_use() {
-    let r = rig_with(
-        &config_text("platform-admin", "platform", "")
-            .replace("max_unlock = \"12h\"", "max_unlock = \"3s\""),
-        source(),
-    );
+    let r = rig_edited("max_unlock = \"12h\"", "max_unlock = \"3s\"");
     r.creds(true).await.unwrap();
     let start = tokio::time::Instant::now();
     let mut first_refusal = None;
