@@ -8,8 +8,9 @@
 # accept). Each daemon is unlocked and warmed first; then ROUNDS rounds, each
 # measuring both at 1 and 8 clients (base first in odd rounds, new first in
 # even ones); then 1024 clients once each, for the errors. Prints a Markdown
-# table (figures per round, the mean, new/base, and each daemon's CPU time
-# per request at that level, from /proc/PID/stat).
+# table (figures per round, the mean, new/base, the median of the rounds' p50
+# latencies, and each daemon's CPU time per request at that level, from
+# /proc/PID/stat).
 #
 #   BASE_DAEMON=/path/to/pctl-daemon NEW_DAEMON=target/release/pctl-daemon \
 #   LOADGEN=target/release/pctl-loadgen tests/bench/load-vs-base.sh
@@ -78,8 +79,8 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 print(f"\nMachine: {os.cpu_count()} cores, {cpu}, Linux {platform.release()}\n")
 print("| clients | base req/s (per round) | new req/s (per round) | base mean | new mean | new/base "
-      "| daemon CPU µs per request (user + system), base / new |")
-print("|---|---|---|---|---|---|---|")
+      "| p50 µs, median of the rounds, base / new | daemon CPU µs per request (user + system), base / new |")
+print("|---|---|---|---|---|---|---|---|")
 tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
 for c in (1, 8):
     level = lambda d: [r for r in rows if r["daemon"] == d and r["concurrency"] == c and r["round"]]
@@ -88,8 +89,10 @@ for c in (1, 8):
     cpu = lambda d: f"{per(d, 'user_ticks'):.1f} + {per(d, 'sys_ticks'):.1f}"
     fmt = lambda v: ", ".join(f"{x:,.0f}" for x in v)
     bm, nm = statistics.mean(b), statistics.mean(n)
+    # a round the machine stalled moves the mean; the median p50 hardly
+    p50 = lambda d: statistics.median(r["p50_us"] for r in level(d))
     print(f"| {c} | {fmt(b)} | {fmt(n)} | {bm:,.0f} | {nm:,.0f} | {nm / bm:.2f}x "
-          f"| {cpu('base')} / {cpu('new')} |")
+          f"| {p50('base'):.0f} / {p50('new'):.0f} | {cpu('base')} / {cpu('new')} |")
 for r in rows:
     if r["concurrency"] == 1024:
         print(f"\n- {r['daemon']} at 1024 clients: {r['requests']:,} requests, {r['errors']} errors, "
