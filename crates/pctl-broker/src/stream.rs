@@ -2,8 +2,8 @@
 //! reactor (epoll) only once a read or a write on it would block.
 //!
 //! Most clients have sent their whole request by the time the daemon accepts
-//! them, and then shut their sending side (the `pctl` client does; `last`
-//! says the same inside the request): such a connection is served on the
+//! them, and then shut their sending side (the `pctl` client does, see
+//! `RequestKind::holds_connection`): such a connection is served on the
 //! bare non-blocking socket with a `read` for the request, a `write` for the
 //! answer and a `read` that finds the client's end at once, and never costs
 //! the `epoll_ctl` and `epoll_wait` of a registration. While the socket is
